@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/internal/server"
+)
+
+type serverFlags struct {
+	dataDir, listen, region, account string
+	etcd                             []string
+	accessKeys                       []string
+	leaseTTL                         time.Duration
+}
+
+func (f *serverFlags) register(cmd *cobra.Command) {
+	home, _ := os.UserHomeDir()
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", filepath.Join(home, ".berth"), "where Berth keeps its state (embedded etcd)")
+	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:7440", "address of the API (ECS, agents, /metrics)")
+	cmd.Flags().StringSliceVar(&f.etcd, "etcd-endpoints", nil, "use this etcd cluster instead of an embedded member")
+	cmd.Flags().StringVar(&f.region, "region", "us-east-1", "AWS region named in ARNs")
+	cmd.Flags().StringVar(&f.account, "account", "000000000000", "AWS account id named in ARNs")
+	cmd.Flags().StringSliceVar(&f.accessKeys, "access-key", nil, "ACCESS_KEY_ID:SECRET accepted for SigV4-signed requests (repeatable; also $BERTH_ACCESS_KEYS, comma-separated)")
+	cmd.Flags().DurationVar(&f.leaseTTL, "agent-lease-ttl", 30*time.Second, "an agent silent for this long is shown as agentConnected=false")
+}
+
+func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error) {
+	creds := map[string]string{}
+	keys := f.accessKeys
+	if env := os.Getenv("BERTH_ACCESS_KEYS"); env != "" {
+		keys = append(keys, strings.Split(env, ",")...)
+	}
+	for _, k := range keys {
+		id, secret, ok := strings.Cut(strings.TrimSpace(k), ":")
+		if !ok || id == "" || secret == "" {
+			return server.Config{}, fmt.Errorf("--access-key wants ACCESS_KEY_ID:SECRET, got %q", k)
+		}
+		creds[id] = secret
+	}
+	loopback := isLoopback(f.listen)
+	if requireAuthOffLoopback && !loopback && len(creds) == 0 {
+		return server.Config{}, fmt.Errorf("listening on %s (not loopback) needs at least one --access-key: anything reachable from the network authenticates", f.listen)
+	}
+	return server.Config{
+		DataDir: f.dataDir, Listen: f.listen, EtcdEndpoints: f.etcd, Region: f.region, Account: f.account,
+		LeaseTTL: f.leaseTTL, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
+	}, nil
+}
+
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func serverCmd() *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (ECS API over etcd)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(true)
+			if err != nil {
+				return err
+			}
+			s, err := server.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			cfg.Log.Info("berth server ready", "endpoint", s.Endpoint(), "auth", cfg.RequireAuth)
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}

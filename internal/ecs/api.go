@@ -1,0 +1,223 @@
+// Package ecs is the ECS API edge: awsJson1.1 decoding, request validation,
+// the operations, and translation of errors into ECS exceptions. Placement
+// goes through package placement; storage through package state. Nothing
+// here is written before a request has been fully validated.
+package ecs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// TargetPrefix is the X-Amz-Target prefix of ECS operations.
+const TargetPrefix = "AmazonEC2ContainerServiceV20141113."
+
+// API serves the ECS operations.
+type API struct {
+	Store    *state.Store
+	Cache    *state.Cache
+	Applier  *placement.Applier
+	Region   string
+	Account  string
+	LeaseTTL int64 // seconds an agent stays connected without a heartbeat
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	ops map[string]opFunc
+}
+
+type opFunc func(ctx context.Context, body []byte) (any, error)
+
+func op[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) opFunc {
+	return func(ctx context.Context, body []byte) (any, error) {
+		req := new(Req)
+		if err := Decode(body, req); err != nil {
+			return nil, err
+		}
+		return f(ctx, req)
+	}
+}
+
+// Decode parses an awsJson1.1 request body. An empty body is an empty
+// object; malformed JSON or a wrongly typed field is a SerializationException.
+func Decode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return &spec.Error{Code: "SerializationException", Message: "Unable to parse request body: " + err.Error()}
+	}
+	if dec.More() {
+		return &spec.Error{Code: "SerializationException", Message: "Unable to parse request body: trailing data after the JSON object"}
+	}
+	return nil
+}
+
+// New wires the operation table.
+func New(a *API) *API {
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	a.ops = map[string]opFunc{
+		"CreateCluster":                 op(a.CreateCluster),
+		"DescribeClusters":              op(a.DescribeClusters),
+		"ListClusters":                  op(a.ListClusters),
+		"UpdateCluster":                 op(a.UpdateCluster),
+		"DeleteCluster":                 op(a.DeleteCluster),
+		"RegisterTaskDefinition":        op(a.RegisterTaskDefinition),
+		"DescribeTaskDefinition":        op(a.DescribeTaskDefinition),
+		"ListTaskDefinitions":           op(a.ListTaskDefinitions),
+		"ListTaskDefinitionFamilies":    op(a.ListTaskDefinitionFamilies),
+		"DeregisterTaskDefinition":      op(a.DeregisterTaskDefinition),
+		"DeleteTaskDefinitions":         op(a.DeleteTaskDefinitions),
+		"RegisterContainerInstance":     op(a.RegisterContainerInstance),
+		"DeregisterContainerInstance":   op(a.DeregisterContainerInstance),
+		"DescribeContainerInstances":    op(a.DescribeContainerInstances),
+		"ListContainerInstances":        op(a.ListContainerInstances),
+		"UpdateContainerInstancesState": op(a.UpdateContainerInstancesState),
+		"RunTask":                       op(a.RunTask),
+		"StartTask":                     op(a.StartTask),
+		"StopTask":                      op(a.StopTask),
+		"DescribeTasks":                 op(a.DescribeTasks),
+		"ListTasks":                     op(a.ListTasks),
+		"SubmitTaskStateChange":         op(a.SubmitTaskStateChange),
+		"PutAttributes":                 op(a.PutAttributes),
+		"DeleteAttributes":              op(a.DeleteAttributes),
+		"ListAttributes":                op(a.ListAttributes),
+		"TagResource":                   op(a.TagResource),
+		"UntagResource":                 op(a.UntagResource),
+		"ListTagsForResource":           op(a.ListTagsForResource),
+	}
+	return a
+}
+
+// Operation returns the handler for an operation name, for tests and fuzzing.
+func (a *API) Operation(name string) (func(context.Context, []byte) (any, error), bool) {
+	f, ok := a.ops[name]
+	return f, ok
+}
+
+// ServeHTTP handles POST / with an X-Amz-Target header.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	name, ok := strings.CutPrefix(target, TargetPrefix)
+	if r.Method != http.MethodPost || !ok {
+		WriteError(w, &spec.Error{Code: "UnknownOperationException", Message: "Unknown operation " + target})
+		return
+	}
+	f, ok := a.ops[name]
+	if !ok {
+		WriteError(w, &spec.Error{Code: "UnknownOperationException", Message: "Unknown operation " + name})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to read request body"})
+		return
+	}
+	resp, err := f(r.Context(), body)
+	if err != nil {
+		var se *spec.Error
+		if !errors.As(err, &se) {
+			a.Log.Error("ecs operation failed", "op", name, "err", err)
+			se = &spec.Error{Code: "ServerException", Message: "Internal server error."}
+		}
+		WriteError(w, se)
+		return
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		WriteError(w, &spec.Error{Code: "ServerException", Message: "Internal server error."})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Requestid", newID())
+	w.Write(b)
+}
+
+// WriteError writes an awsJson1.1 error.
+func WriteError(w http.ResponseWriter, e *spec.Error) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Requestid", newID())
+	w.Header().Set("X-Amzn-Errortype", e.Code)
+	w.WriteHeader(e.Status())
+	json.NewEncoder(w).Encode(map[string]string{"__type": e.Code, "message": e.Message})
+}
+
+// newID returns 32 random hex digits, the form of ECS task and instance ids.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ARNs.
+func (a *API) arn(resource string) string {
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:%s", a.Region, a.Account, resource)
+}
+func (a *API) clusterARN(name string) string { return a.arn("cluster/" + name) }
+func (a *API) taskDefARN(family string, rev int) string {
+	return a.arn(fmt.Sprintf("task-definition/%s:%d", family, rev))
+}
+func (a *API) instanceARN(cluster, id string) string {
+	return a.arn("container-instance/" + cluster + "/" + id)
+}
+func (a *API) taskARN(cluster, id string) string { return a.arn("task/" + cluster + "/" + id) }
+
+// resourceOf splits an ECS ARN into its resource type and path.
+func (a *API) resourceOf(arn string) (kind, path string, ok bool) {
+	prefix := fmt.Sprintf("arn:aws:ecs:%s:%s:", a.Region, a.Account)
+	rest, ok := strings.CutPrefix(arn, prefix)
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, "/")
+}
+
+// Pagination tokens are opaque to clients: the last key returned, encoded.
+func encodeToken(lastKey string) *string {
+	if lastKey == "" {
+		return nil
+	}
+	s := base64.RawURLEncoding.EncodeToString([]byte(lastKey))
+	return &s
+}
+
+func decodeToken(tok *string, prefix string) (string, error) {
+	if tok == nil || *tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(*tok)
+	if err != nil || !strings.HasPrefix(string(b), prefix) {
+		return "", spec.InvalidParam("Invalid nextToken.")
+	}
+	return string(b), nil
+}
+
+func pageSize(max *int32, limit int32) (int, error) {
+	if max == nil {
+		return int(limit), nil
+	}
+	if *max < 1 || *max > limit {
+		return 0, spec.InvalidParam("maxResults must be between 1 and %d.", limit)
+	}
+	return int(*max), nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, state.ErrNotFound) }

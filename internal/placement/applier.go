@@ -1,0 +1,273 @@
+// Package placement commits the scheduler's plans. It is the only writer of
+// placements and of instance reservations: a plan becomes real in one etcd
+// transaction that re-checks every instance it touches (mod revision equal
+// to the snapshot's) and every data claim (still unclaimed), so two servers
+// or two concurrent calls can never over-commit an instance or split one
+// volume's data across two instances. A lost race re-plans on fresh state.
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/scheduler"
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// Applier plans against the cache and commits through etcd.
+type Applier struct {
+	Store *state.Store
+	Cache *state.Cache
+
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+// New returns an Applier; seed feeds the scheduler's randomness.
+func New(store *state.Store, cache *state.Cache, seed int64) *Applier {
+	return &Applier{Store: store, Cache: cache, rng: rand.New(rand.NewSource(seed))}
+}
+
+// Job is one RunTask/StartTask call to place.
+type Job struct {
+	Cluster    string
+	ClusterRev int64 // create revision of the cluster key: guards against a deleted cluster
+	Request    *scheduler.Request
+	// Token, when set, records the placed task ids under the RunTask
+	// clientToken in the same transaction.
+	Token string
+	// NewTask builds the record of the n-th task placed on inst.
+	NewTask func(n int, inst *state.InstanceRecord) *state.TaskRecord
+}
+
+// ErrClusterGone means the cluster was deleted while placing.
+var ErrClusterGone = errors.New("cluster deleted")
+
+const maxAttempts = 30
+
+// Run places the job and returns the committed tasks and the failures.
+func (a *Applier) Run(ctx context.Context, job *Job) ([]*state.TaskRecord, []scheduler.Failure, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		snap := a.Cache.Snapshot(job.Cluster)
+		a.mu.Lock()
+		rng := rand.New(rand.NewSource(a.rng.Int63()))
+		a.mu.Unlock()
+		plan := scheduler.Place(snap, job.Request, rng)
+		if len(plan.Placements) == 0 {
+			return nil, plan.Failures, nil
+		}
+		tasks, rev, ok, err := a.commit(ctx, job, snap, plan)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			a.Cache.WaitRev(rev, 2*time.Second)
+			return tasks, plan.Failures, nil
+		}
+		// Lost a race: let the cache catch up with the winner, then re-plan.
+		a.Cache.WaitRev(rev, 2*time.Second)
+		if exists, err := a.Store.Exists(ctx, state.ClusterKey(job.Cluster)); err != nil {
+			return nil, nil, err
+		} else if !exists {
+			return nil, nil, ErrClusterGone
+		}
+		time.Sleep(time.Duration(rng.Intn(1+attempt)) * time.Millisecond)
+	}
+	return nil, nil, fmt.Errorf("placement: %w after %d attempts", state.ErrConflict, maxAttempts)
+}
+
+func (a *Applier) commit(ctx context.Context, job *Job, snap *scheduler.Snapshot, plan *scheduler.Plan) ([]*state.TaskRecord, int64, bool, error) {
+	revs := map[string]int64{}
+	for _, in := range snap.Instances {
+		revs[in.ID] = in.Rev
+	}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(state.ClusterKey(job.Cluster)), "=", job.ClusterRev)}
+	var ops []clientv3.Op
+	records := map[string]*state.InstanceRecord{}
+	var order []string
+	var tasks []*state.TaskRecord
+	for n, id := range plan.Placements {
+		rec, ok := records[id]
+		if !ok {
+			ci, found := a.Cache.Instance(job.Cluster, id)
+			if !found || ci.Rev != revs[id] {
+				return nil, 0, false, nil // cache moved under us; re-plan
+			}
+			rec = cloneInstance(ci.Record)
+			records[id] = rec
+			order = append(order, id)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(state.InstanceKey(job.Cluster, id)), "=", ci.Rev))
+		}
+		t := job.NewTask(n, rec)
+		Reserve(rec, t)
+		tasks = append(tasks, t)
+		ops = append(ops, clientv3.OpPut(state.TaskKey(job.Cluster, t.ID), state.Marshal(t)))
+	}
+	for _, id := range order {
+		ops = append(ops, clientv3.OpPut(state.InstanceKey(job.Cluster, id), state.Marshal(records[id])))
+	}
+	keys := make([]string, 0, len(plan.Claims))
+	for k := range plan.Claims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		rk := state.ResidencyKey(job.Cluster, k)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(rk), "=", 0))
+		ops = append(ops, clientv3.OpPut(rk, plan.Claims[k]))
+	}
+	for _, d := range job.Request.Data {
+		if holder, ok := snap.Residency[d.Key]; ok {
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(state.ResidencyKey(job.Cluster, d.Key)), "=", holder))
+		}
+	}
+	if job.Token != "" {
+		ids := make([]string, len(tasks))
+		for i, t := range tasks {
+			ids[i] = t.ID
+		}
+		tk := state.TokenKey(job.Cluster, job.Token)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(tk), "=", 0))
+		ops = append(ops, clientv3.OpPut(tk, state.Marshal(ids)))
+	}
+	resp, err := a.Store.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("commit placement: %w", err)
+	}
+	return tasks, resp.Header.Revision, resp.Succeeded, nil
+}
+
+func cloneInstance(r *state.InstanceRecord) *state.InstanceRecord {
+	c := *r
+	c.UsedPorts = append([]string(nil), r.UsedPorts...)
+	c.Groups = make(map[string]int, len(r.Groups)+1)
+	for k, v := range r.Groups {
+		c.Groups[k] = v
+	}
+	c.RemainingResources = nil
+	return &c
+}
+
+// Reserve charges t's reservation to rec (in memory).
+func Reserve(rec *state.InstanceRecord, t *state.TaskRecord) {
+	rec.CPU -= t.Reserved.CPU
+	rec.Memory -= t.Reserved.Memory
+	rec.UsedPorts = append(rec.UsedPorts, t.Reserved.Ports...)
+	sort.Strings(rec.UsedPorts)
+	if rec.Groups == nil {
+		rec.Groups = map[string]int{}
+	}
+	rec.Groups[spec.Val(t.Group)]++
+	rec.PendingTasksCount = spec.I32(spec.Val(rec.PendingTasksCount) + 1)
+	SyncResources(rec)
+}
+
+// release returns t's reservation to rec (in memory).
+func release(rec *state.InstanceRecord, t *state.TaskRecord, wasRunning bool) {
+	rec.CPU += t.Reserved.CPU
+	rec.Memory += t.Reserved.Memory
+	for _, p := range t.Reserved.Ports {
+		for i, u := range rec.UsedPorts {
+			if u == p {
+				rec.UsedPorts = append(rec.UsedPorts[:i], rec.UsedPorts[i+1:]...)
+				break
+			}
+		}
+	}
+	g := spec.Val(t.Group)
+	if rec.Groups[g]--; rec.Groups[g] <= 0 {
+		delete(rec.Groups, g)
+	}
+	if wasRunning {
+		rec.RunningTasksCount = spec.I32(max(0, spec.Val(rec.RunningTasksCount)-1))
+	} else {
+		rec.PendingTasksCount = spec.I32(max(0, spec.Val(rec.PendingTasksCount)-1))
+	}
+	SyncResources(rec)
+}
+
+// SyncResources rewrites rec.RemainingResources from its counters.
+func SyncResources(rec *state.InstanceRecord) {
+	tcp, udp := []string{}, []string{}
+	for _, p := range rec.UsedPorts {
+		port, proto, _ := strings.Cut(p, "/")
+		if proto == "udp" {
+			udp = append(udp, port)
+		} else {
+			tcp = append(tcp, port)
+		}
+	}
+	rec.RemainingResources = []spec.Resource{
+		{Name: spec.Str("CPU"), Type: spec.Str("INTEGER"), IntegerValue: spec.I32(int32(rec.CPU))},
+		{Name: spec.Str("MEMORY"), Type: spec.Str("INTEGER"), IntegerValue: spec.I32(int32(rec.Memory))},
+		{Name: spec.Str("PORTS"), Type: spec.Str("STRINGSET"), StringSetValue: tcp},
+		{Name: spec.Str("PORTS_UDP"), Type: spec.Str("STRINGSET"), StringSetValue: udp},
+	}
+}
+
+// Transition changes a task under a guard on both the task and its instance,
+// releasing the reservation when the task reaches STOPPED. mutate returns
+// false to abort without writing. It returns the task as written.
+func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate func(t *state.TaskRecord) (bool, error)) (*state.TaskRecord, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		t := &state.TaskRecord{}
+		trev, err := a.Store.Get(ctx, state.TaskKey(cluster, taskID), t)
+		if err != nil {
+			return nil, err
+		}
+		wasRunning := spec.Val(t.LastStatus) == "RUNNING"
+		ok, err := mutate(t)
+		if err != nil || !ok {
+			return t, err
+		}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.TaskKey(cluster, taskID)), "=", trev)}
+		ops := []clientv3.Op{}
+		if !t.Released && t.InstanceID != "" {
+			rec := &state.InstanceRecord{}
+			ikey := state.InstanceKey(cluster, t.InstanceID)
+			irev, err := a.Store.Get(ctx, ikey, rec)
+			switch {
+			case errors.Is(err, state.ErrNotFound):
+				if spec.Val(t.LastStatus) == "STOPPED" {
+					t.Released = true
+				}
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(ikey), "=", 0))
+			case err != nil:
+				return nil, err
+			default:
+				changed := false
+				if spec.Val(t.LastStatus) == "STOPPED" {
+					release(rec, t, wasRunning)
+					t.Released = true
+					changed = true
+				} else if !wasRunning && spec.Val(t.LastStatus) == "RUNNING" {
+					rec.PendingTasksCount = spec.I32(max(0, spec.Val(rec.PendingTasksCount)-1))
+					rec.RunningTasksCount = spec.I32(spec.Val(rec.RunningTasksCount) + 1)
+					changed = true
+				}
+				if changed {
+					cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey), "=", irev))
+					ops = append(ops, clientv3.OpPut(ikey, state.Marshal(rec)))
+				}
+			}
+		}
+		ops = append(ops, clientv3.OpPut(state.TaskKey(cluster, taskID), state.Marshal(t)))
+		resp, err := a.Store.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("commit task transition: %w", err)
+		}
+		if resp.Succeeded {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("task transition: %w", state.ErrConflict)
+}

@@ -1,0 +1,383 @@
+// Package scheduler places tasks on container instances. It is a pure
+// function over a Snapshot: no I/O, and randomness comes in through the
+// caller's *rand.Rand. The plan it returns is committed (or retried) by the
+// plan applier in package server; the scheduler never writes anything.
+//
+// Placement runs in two steps for each task: feasibility (a list of filters,
+// each able to reject an instance with an ECS failure reason) and ranking
+// (the request's strategies, in order, as tie-breakers). Instance-local data
+// is one filter among the others: a DataRequirement pins a task to the
+// instance (and later the zone) that holds the data it needs.
+package scheduler
+
+import (
+	"math/rand"
+	"sort"
+	"time"
+
+	"github.com/berth-project/berth/internal/cql"
+)
+
+// Failure reasons, as ECS reports them in RunTask's failures[].
+const (
+	ReasonCPU       = "RESOURCE:CPU"
+	ReasonMemory    = "RESOURCE:MEMORY"
+	ReasonPorts     = "RESOURCE:PORTS"
+	ReasonAttribute = "ATTRIBUTE"
+	ReasonAgent     = "AGENT"
+	ReasonMissing   = "MISSING"
+	ReasonInactive  = "INACTIVE"
+)
+
+// Instance is a container instance as the scheduler sees it. Treat it as
+// immutable: Place copies what it changes.
+type Instance struct {
+	ID             string // container instance id
+	ARN            string
+	EC2InstanceID  string
+	Status         string // ACTIVE, DRAINING, ...
+	AgentConnected bool
+	AgentVersion   string
+	RegisteredAt   time.Time
+	Attributes     map[string]string
+	CPU            int             // remaining CPU units
+	Memory         int             // remaining MiB
+	UsedPorts      map[string]bool // "80/tcp" already reserved
+	RunningTasks   int             // tasks placed and not stopped
+	Groups         map[string]int  // task group -> tasks on the instance
+	Rev            int64           // opaque version for the plan applier
+}
+
+// Snapshot is the cluster state a placement is computed against.
+type Snapshot struct {
+	Instances []*Instance
+	// Residency maps a data key to the id of the instance holding that data.
+	Residency map[string]string
+}
+
+// Constraint is a placement constraint: distinctInstance or memberOf.
+type Constraint struct {
+	Type string // "distinctInstance" or "memberOf"
+	Expr *cql.Expr
+}
+
+// Strategy is a placement strategy: spread, binpack or random.
+type Strategy struct {
+	Type  string // "spread", "binpack", "random"
+	Field string // instanceId, host, attribute:NAME, cpu, memory
+}
+
+// DataRequirement is instance-local data a task must run next to.
+type DataRequirement struct {
+	Key    string // residency key, e.g. "docker-volume/db"
+	Volume string // task-definition volume name, for failure details
+}
+
+// Request asks for Count tasks of one shape.
+type Request struct {
+	Count       int
+	Group       string
+	CPU, Memory int
+	Ports       []string
+	// RequiredAttributes must exist on the instance; a non-empty value must match.
+	RequiredAttributes map[string]string
+	Constraints        []Constraint
+	Strategies         []Strategy
+	Data               []DataRequirement
+	// Candidates, when set, limits placement to these instance ids in this
+	// order (StartTask): each task goes to the next candidate.
+	Candidates []string
+}
+
+// Failure explains why an instance could not take a task.
+type Failure struct {
+	InstanceID  string
+	InstanceARN string
+	Reason      string
+	Detail      string
+}
+
+// Plan is the scheduler's proposal: one instance id per placed task, the
+// data keys newly claimed by this plan, and failures for tasks not placed.
+type Plan struct {
+	Placements []string
+	Claims     map[string]string
+	Failures   []Failure
+}
+
+type cand struct {
+	in        *Instance
+	cpu, mem  int
+	used      map[string]bool // ports added by this plan
+	groups    int             // tasks of the request's group (incl. this plan)
+	running   int
+	static    Failure // zero Reason when statically feasible
+	attrValue []string
+}
+
+// Place computes a plan for r against s. It never mutates s.
+func Place(s *Snapshot, r *Request, rng *rand.Rand) *Plan {
+	plan := &Plan{Claims: map[string]string{}}
+	byID := make(map[string]*cand, len(s.Instances))
+	cands := make([]*cand, 0, len(s.Instances))
+	for _, in := range s.Instances {
+		c := &cand{in: in, cpu: in.CPU, mem: in.Memory, groups: in.Groups[r.Group], running: in.RunningTasks}
+		c.static = staticCheck(s, r, in)
+		cands = append(cands, c)
+		byID[in.ID] = c
+	}
+	// Spread-by-attribute counts tasks of the group per attribute value,
+	// over every instance, feasible or not.
+	spread := make([]map[string]int, len(r.Strategies))
+	for i, st := range r.Strategies {
+		if st.Type == "spread" && isAttr(st.Field) {
+			spread[i] = map[string]int{}
+			name := st.Field[len("attribute:"):]
+			for _, c := range cands {
+				v := c.in.Attributes[name]
+				c.attrValue = append(c.attrValue, v)
+				spread[i][v] += c.groups
+			}
+		} else {
+			for _, c := range cands {
+				c.attrValue = append(c.attrValue, "")
+			}
+		}
+	}
+	dynamic := needsDynamicCheck(r)
+	keys := make([]float64, len(r.Strategies)+1)
+	best := make([]float64, len(r.Strategies)+1)
+	for t := 0; t < r.Count; t++ {
+		var pick *cand
+		var pool []*cand
+		if len(r.Candidates) > 0 {
+			if t >= len(r.Candidates) {
+				break
+			}
+			c, ok := byID[r.Candidates[t]]
+			if !ok {
+				plan.Failures = append(plan.Failures, Failure{InstanceID: r.Candidates[t], Reason: ReasonMissing})
+				continue
+			}
+			pool = []*cand{c}
+		} else {
+			pool = cands
+		}
+		for _, c := range pool {
+			if c.static.Reason != "" {
+				continue
+			}
+			if f := dynamicCheck(r, c, plan, dynamic); f.Reason != "" {
+				continue
+			}
+			for i, st := range r.Strategies {
+				keys[i] = score(st, c, spread[i], i, rng)
+			}
+			keys[len(r.Strategies)] = 0
+			if len(r.Strategies) == 0 {
+				keys[0] = rng.Float64()
+			}
+			if pick == nil || less(keys, best) {
+				pick = c
+				copy(best, keys)
+			}
+		}
+		if pick == nil {
+			plan.Failures = append(plan.Failures, explain(r, pool, plan, dynamic)...)
+			if len(r.Candidates) == 0 {
+				break // nothing changes for the remaining tasks
+			}
+			continue
+		}
+		pick.cpu -= r.CPU
+		pick.mem -= r.Memory
+		for _, p := range r.Ports {
+			if pick.used == nil {
+				pick.used = map[string]bool{}
+			}
+			pick.used[p] = true
+		}
+		pick.groups++
+		pick.running++
+		for i := range r.Strategies {
+			if spread[i] != nil {
+				spread[i][pick.attrValue[i]]++
+			}
+		}
+		for _, d := range r.Data {
+			if _, ok := s.Residency[d.Key]; !ok {
+				plan.Claims[d.Key] = pick.in.ID
+			}
+		}
+		plan.Placements = append(plan.Placements, pick.in.ID)
+	}
+	plan.Failures = dedupe(plan.Failures)
+	return plan
+}
+
+func isAttr(f string) bool {
+	return len(f) > len("attribute:") && f[:len("attribute:")] == "attribute:"
+}
+
+func less(a, b []float64) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// score returns the strategy's key for placing on c: lower is better.
+func score(st Strategy, c *cand, counts map[string]int, i int, rng *rand.Rand) float64 {
+	switch st.Type {
+	case "binpack":
+		if st.Field == "cpu" {
+			return float64(c.cpu)
+		}
+		return float64(c.mem)
+	case "spread":
+		if counts != nil {
+			return float64(counts[c.attrValue[i]])
+		}
+		return float64(c.groups)
+	}
+	return rng.Float64()
+}
+
+// staticCheck applies the filters whose answer does not change as this
+// plan places tasks.
+func staticCheck(s *Snapshot, r *Request, in *Instance) Failure {
+	f := Failure{InstanceID: in.ID, InstanceARN: in.ARN}
+	if in.Status != "ACTIVE" {
+		f.Reason = ReasonInactive
+		if in.Status == "DRAINING" {
+			f.Detail = "container instance is DRAINING"
+		}
+		return f
+	}
+	if !in.AgentConnected {
+		f.Reason = ReasonAgent
+		return f
+	}
+	for name, want := range r.RequiredAttributes {
+		got, ok := in.Attributes[name]
+		if !ok || (want != "" && got != want) {
+			f.Reason, f.Detail = ReasonAttribute, "missing attribute "+name
+			return f
+		}
+	}
+	for _, d := range r.Data {
+		if holder, ok := s.Residency[d.Key]; ok && holder != in.ID {
+			f.Reason = ReasonAttribute
+			f.Detail = "volume '" + d.Volume + "' has its data on container instance " + holder
+			return f
+		}
+	}
+	env := (*cql.Env)(nil)
+	for _, c := range r.Constraints {
+		if c.Type == "memberOf" && !c.Expr.UsesTasks {
+			if env == nil {
+				env = envOf(in, in.RunningTasks, in.Groups)
+			}
+			if !c.Expr.Match(env) {
+				f.Reason, f.Detail = ReasonAttribute, "memberOf("+c.Expr.String()+") not satisfied"
+				return f
+			}
+		}
+	}
+	return Failure{}
+}
+
+func needsDynamicCheck(r *Request) bool {
+	for _, c := range r.Constraints {
+		if c.Type == "distinctInstance" || c.Expr.UsesTasks {
+			return true
+		}
+	}
+	return false
+}
+
+// dynamicCheck applies the filters that depend on what this plan placed.
+func dynamicCheck(r *Request, c *cand, plan *Plan, constraints bool) Failure {
+	f := Failure{InstanceID: c.in.ID, InstanceARN: c.in.ARN}
+	if c.cpu < r.CPU {
+		f.Reason = ReasonCPU
+		return f
+	}
+	if c.mem < r.Memory {
+		f.Reason = ReasonMemory
+		return f
+	}
+	for _, p := range r.Ports {
+		if c.in.UsedPorts[p] || c.used[p] {
+			f.Reason, f.Detail = ReasonPorts, "host port "+p+" in use"
+			return f
+		}
+	}
+	for _, d := range r.Data {
+		if holder, ok := plan.Claims[d.Key]; ok && holder != c.in.ID {
+			f.Reason = ReasonAttribute
+			f.Detail = "volume '" + d.Volume + "' has its data on container instance " + holder
+			return f
+		}
+	}
+	if constraints {
+		for _, con := range r.Constraints {
+			switch {
+			case con.Type == "distinctInstance":
+				if c.groups > 0 {
+					f.Reason, f.Detail = ReasonAttribute, "distinctInstance: a task of group '"+r.Group+"' already runs here"
+					return f
+				}
+			case con.Expr.UsesTasks:
+				groups := c.in.Groups
+				if c.groups != c.in.Groups[r.Group] {
+					groups = make(map[string]int, len(c.in.Groups)+1)
+					for k, v := range c.in.Groups {
+						groups[k] = v
+					}
+					groups[r.Group] = c.groups
+				}
+				if !con.Expr.Match(envOf(c.in, c.running, groups)) {
+					f.Reason, f.Detail = ReasonAttribute, "memberOf("+con.Expr.String()+") not satisfied"
+					return f
+				}
+			}
+		}
+	}
+	return Failure{}
+}
+
+func envOf(in *Instance, running int, groups map[string]int) *cql.Env {
+	return &cql.Env{
+		Attributes: in.Attributes, EC2InstanceID: in.EC2InstanceID, AgentConnected: in.AgentConnected,
+		AgentVersion: in.AgentVersion, RegisteredAt: in.RegisteredAt, RunningTasksCount: running, TaskGroups: groups,
+	}
+}
+
+func explain(r *Request, pool []*cand, plan *Plan, dynamic bool) []Failure {
+	out := make([]Failure, 0, len(pool))
+	for _, c := range pool {
+		if c.static.Reason != "" {
+			out = append(out, c.static)
+		} else if f := dynamicCheck(r, c, plan, dynamic); f.Reason != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func dedupe(fs []Failure) []Failure {
+	seen := map[[3]string]bool{}
+	out := fs[:0]
+	for _, f := range fs {
+		k := [3]string{f.InstanceID, f.Reason, f.Detail}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, f)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].InstanceID < out[j].InstanceID })
+	return out
+}

@@ -1,0 +1,266 @@
+// Package server wires the control plane: etcd (embedded or external), the
+// state cache, the plan applier and the HTTP listener that serves the ECS
+// API, Berth's agent endpoint and /metrics. It holds no state of its own:
+// everything lives in etcd, so a restarted server loses nothing.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// Config is the control plane's configuration.
+type Config struct {
+	DataDir       string
+	Listen        string   // host:port; default 127.0.0.1:7440
+	EtcdEndpoints []string // empty: run an embedded member under DataDir
+	Region        string
+	Account       string
+	LeaseTTL      time.Duration // agent lease; agentConnected turns false after it
+	// Credentials maps access key ids to secret keys. Requests must be
+	// SigV4-signed with one of them when RequireAuth is set.
+	Credentials map[string]string
+	RequireAuth bool
+	Log         *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg    Config
+	etcd   *embed.Etcd
+	client *clientv3.Client
+	API    *ecs.API
+	http   *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start brings up etcd, the cache and the listener. It returns once the
+// server accepts requests.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7440"
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Account == "" {
+		cfg.Account = "000000000000"
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	endpoints := cfg.EtcdEndpoints
+	if len(endpoints) == 0 {
+		e, ep, err := startEmbedded(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.etcd = e
+		endpoints = []string{ep}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: quietZap()})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	s.client = cli
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := cli.Get(sctx, "health-check"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("etcd at %v: %w", endpoints, err)
+	}
+	store := state.New(cli)
+	cache := state.NewCache(cli, cfg.Log)
+	if err := cache.Load(sctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	s.cancel = rcancel
+	go func() { cache.Run(rctx); close(s.done) }()
+	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
+		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go s.http.Serve(ln)
+	return s, nil
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Endpoint is the API's base URL.
+func (s *Server) Endpoint() string { return "http://" + s.Addr() }
+
+// Client is the server's etcd client.
+func (s *Server) Client() *clientv3.Client { return s.client }
+
+// Close stops the listener, the cache and etcd.
+func (s *Server) Close() error {
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	if s.client != nil {
+		s.client.Close()
+	}
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
+	return nil
+}
+
+var requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "berth_api_requests_total", Help: "API requests by operation and outcome.",
+}, []string{"operation", "code"})
+
+func init() { prometheus.MustRegister(requests) }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(c int) { r.code = c; r.ResponseWriter.WriteHeader(c) }
+
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("POST /berth/v1/agent/heartbeat", s.auth(http.HandlerFunc(s.heartbeat)))
+	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: 200}
+		s.API.ServeHTTP(rec, r)
+		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), ecs.TargetPrefix)
+		if _, ok := s.API.Operation(op); !ok {
+			op = "unknown"
+		}
+		requests.WithLabelValues(op, fmt.Sprint(rec.code)).Inc()
+	})))
+	return mux
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Cluster           string `json:"cluster"`
+		ContainerInstance string `json:"containerInstance"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		ecs.WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to parse request body"})
+		return
+	}
+	if err := s.API.Heartbeat(r.Context(), req.Cluster, req.ContainerInstance); err != nil {
+		var se *spec.Error
+		if !errors.As(err, &se) {
+			se = &spec.Error{Code: "ServerException", Message: "Internal server error."}
+		}
+		ecs.WriteError(w, se)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"acknowledgment":"ACK"}`))
+}
+
+// startEmbedded runs a single-member etcd under dir/etcd, on loopback
+// ports remembered in dir/etcd-ports.json so a restart reuses them.
+func startEmbedded(dir string) (*embed.Etcd, string, error) {
+	if dir == "" {
+		return nil, "", errors.New("data dir is required for embedded etcd")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	ports := struct{ Client, Peer int }{}
+	pf := filepath.Join(dir, "etcd-ports.json")
+	if b, err := os.ReadFile(pf); err == nil {
+		json.Unmarshal(b, &ports)
+	}
+	if ports.Client == 0 || !free(ports.Client) || !free(ports.Peer) {
+		ports.Client, ports.Peer = freePort(), freePort()
+		b, _ := json.Marshal(ports)
+		if err := os.WriteFile(pf, b, 0o600); err != nil {
+			return nil, "", err
+		}
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(dir, "etcd")
+	cfg.Name = "berth"
+	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Client))
+	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Peer))
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "error"
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("start embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, "", errors.New("embedded etcd did not become ready")
+	case err := <-e.Err():
+		e.Close()
+		return nil, "", fmt.Errorf("embedded etcd: %w", err)
+	}
+	return e, cu.String(), nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func free(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
