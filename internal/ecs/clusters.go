@@ -157,6 +157,9 @@ func validateSettings(s []spec.ClusterSetting) error {
 func (a *API) DescribeClusters(ctx context.Context, r *spec.DescribeClustersRequest) (*spec.DescribeClustersResponse, error) {
 	refs := r.Clusters
 	if len(refs) == 0 {
+		if _, err := a.cluster(ctx, nil); err != nil {
+			return nil, err
+		}
 		refs = []string{defaultCluster}
 	}
 	if len(refs) > 100 {
