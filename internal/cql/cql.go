@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -88,6 +89,7 @@ type cmpNode struct {
 	negate bool
 	args   []string
 	re     *regexp.Regexp
+	memo   sync.Map // value -> bool: regexp results, since instances share few distinct values
 }
 
 func (n *cmpNode) values(e *Env) []string {
@@ -164,7 +166,12 @@ func (n *cmpNode) match(v string) bool {
 		}
 		return false
 	case "=~":
-		return n.re.MatchString(v)
+		if r, ok := n.memo.Load(v); ok {
+			return r.(bool)
+		}
+		r := n.re.MatchString(v)
+		n.memo.Store(v, r)
+		return r
 	}
 	c := n.compare(v, n.args[0])
 	switch n.op {

@@ -105,89 +105,110 @@ type Plan struct {
 	Failures   []Failure
 }
 
+// maxStrategies is ECS's limit of placement strategies per call.
+const maxStrategies = 5
+
 type cand struct {
-	in        *Instance
-	cpu, mem  int
-	used      map[string]bool // ports added by this plan
-	groups    int             // tasks of the request's group (incl. this plan)
-	running   int
-	static    Failure // zero Reason when statically feasible
-	attrValue []string
+	in       *Instance
+	cpu, mem int
+	used     map[string]bool // ports added by this plan
+	groups   int             // tasks of the request's group (incl. this plan)
+	running  int
+	static   Failure              // zero Reason when statically feasible
+	attr     [maxStrategies]int32 // per spread-by-attribute strategy: index of the value
 }
 
 // Place computes a plan for r against s. It never mutates s.
 func Place(s *Snapshot, r *Request, rng *rand.Rand) *Plan {
 	plan := &Plan{Claims: map[string]string{}}
-	byID := make(map[string]*cand, len(s.Instances))
-	cands := make([]*cand, 0, len(s.Instances))
-	for _, in := range s.Instances {
-		c := &cand{in: in, cpu: in.CPU, mem: in.Memory, groups: in.Groups[r.Group], running: in.RunningTasks}
-		c.static = staticCheck(s, r, in)
-		cands = append(cands, c)
-		byID[in.ID] = c
+	strategies := r.Strategies
+	if len(strategies) > maxStrategies {
+		strategies = strategies[:maxStrategies]
+	}
+	cands := make([]cand, len(s.Instances))
+	var feasible []*cand
+	env := &cql.Env{}
+	for i, in := range s.Instances {
+		c := &cands[i]
+		*c = cand{in: in, cpu: in.CPU, mem: in.Memory, groups: in.Groups[r.Group], running: in.RunningTasks}
+		c.static = staticCheck(s, r, in, env)
+		if c.static.Reason == "" {
+			feasible = append(feasible, c)
+		}
 	}
 	// Spread-by-attribute counts tasks of the group per attribute value,
 	// over every instance, feasible or not.
-	spread := make([]map[string]int, len(r.Strategies))
-	for i, st := range r.Strategies {
-		if st.Type == "spread" && isAttr(st.Field) {
-			spread[i] = map[string]int{}
-			name := st.Field[len("attribute:"):]
-			for _, c := range cands {
-				v := c.in.Attributes[name]
-				c.attrValue = append(c.attrValue, v)
-				spread[i][v] += c.groups
+	var spread [maxStrategies][]int
+	for i, st := range strategies {
+		if st.Type != "spread" || !isAttr(st.Field) {
+			continue
+		}
+		name := st.Field[len("attribute:"):]
+		index := map[string]int32{}
+		for j := range cands {
+			c := &cands[j]
+			v := c.in.Attributes[name]
+			idx, ok := index[v]
+			if !ok {
+				idx = int32(len(index))
+				index[v] = idx
+				spread[i] = append(spread[i], 0)
 			}
-		} else {
-			for _, c := range cands {
-				c.attrValue = append(c.attrValue, "")
-			}
+			c.attr[i] = idx
+			spread[i][idx] += c.groups
 		}
 	}
+	byID := func(id string) *cand {
+		for j := range cands {
+			if cands[j].in.ID == id {
+				return &cands[j]
+			}
+		}
+		return nil
+	}
 	dynamic := needsDynamicCheck(r)
-	keys := make([]float64, len(r.Strategies)+1)
-	best := make([]float64, len(r.Strategies)+1)
+	var keys, best [maxStrategies + 1]float64
+	nkeys := max(len(strategies), 1)
 	for t := 0; t < r.Count; t++ {
 		var pick *cand
-		var pool []*cand
+		pool := feasible
 		if len(r.Candidates) > 0 {
 			if t >= len(r.Candidates) {
 				break
 			}
-			c, ok := byID[r.Candidates[t]]
-			if !ok {
+			c := byID(r.Candidates[t])
+			if c == nil {
 				plan.Failures = append(plan.Failures, Failure{InstanceID: r.Candidates[t], Reason: ReasonMissing})
 				continue
 			}
-			pool = []*cand{c}
-		} else {
-			pool = cands
-		}
-		for _, c := range pool {
 			if c.static.Reason != "" {
+				plan.Failures = append(plan.Failures, c.static)
 				continue
 			}
+			pool = []*cand{c}
+		}
+		for _, c := range pool {
 			if f := dynamicCheck(r, c, plan, dynamic); f.Reason != "" {
 				continue
 			}
-			for i, st := range r.Strategies {
+			for i, st := range strategies {
 				keys[i] = score(st, c, spread[i], i, rng)
 			}
-			keys[len(r.Strategies)] = 0
-			if len(r.Strategies) == 0 {
+			if len(strategies) == 0 {
 				keys[0] = rng.Float64()
 			}
-			if pick == nil || less(keys, best) {
+			if pick == nil || less(keys[:nkeys], best[:nkeys]) {
 				pick = c
-				copy(best, keys)
+				best = keys
 			}
 		}
 		if pick == nil {
-			plan.Failures = append(plan.Failures, explain(r, pool, plan, dynamic)...)
-			if len(r.Candidates) == 0 {
-				break // nothing changes for the remaining tasks
+			if len(r.Candidates) > 0 {
+				plan.Failures = append(plan.Failures, dynamicCheck(r, pool[0], plan, dynamic))
+				continue
 			}
-			continue
+			plan.Failures = append(plan.Failures, explain(r, cands, plan, dynamic)...)
+			break // nothing changes for the remaining tasks
 		}
 		pick.cpu -= r.CPU
 		pick.mem -= r.Memory
@@ -199,9 +220,9 @@ func Place(s *Snapshot, r *Request, rng *rand.Rand) *Plan {
 		}
 		pick.groups++
 		pick.running++
-		for i := range r.Strategies {
+		for i := range strategies {
 			if spread[i] != nil {
-				spread[i][pick.attrValue[i]]++
+				spread[i][pick.attr[i]]++
 			}
 		}
 		for _, d := range r.Data {
@@ -229,7 +250,7 @@ func less(a, b []float64) bool {
 }
 
 // score returns the strategy's key for placing on c: lower is better.
-func score(st Strategy, c *cand, counts map[string]int, i int, rng *rand.Rand) float64 {
+func score(st Strategy, c *cand, counts []int, i int, rng *rand.Rand) float64 {
 	switch st.Type {
 	case "binpack":
 		if st.Field == "cpu" {
@@ -238,7 +259,7 @@ func score(st Strategy, c *cand, counts map[string]int, i int, rng *rand.Rand) f
 		return float64(c.mem)
 	case "spread":
 		if counts != nil {
-			return float64(counts[c.attrValue[i]])
+			return float64(counts[c.attr[i]])
 		}
 		return float64(c.groups)
 	}
@@ -247,7 +268,7 @@ func score(st Strategy, c *cand, counts map[string]int, i int, rng *rand.Rand) f
 
 // staticCheck applies the filters whose answer does not change as this
 // plan places tasks.
-func staticCheck(s *Snapshot, r *Request, in *Instance) Failure {
+func staticCheck(s *Snapshot, r *Request, in *Instance, env *cql.Env) Failure {
 	f := Failure{InstanceID: in.ID, InstanceARN: in.ARN}
 	if in.Status != "ACTIVE" {
 		f.Reason = ReasonInactive
@@ -274,11 +295,12 @@ func staticCheck(s *Snapshot, r *Request, in *Instance) Failure {
 			return f
 		}
 	}
-	env := (*cql.Env)(nil)
+	filled := false
 	for _, c := range r.Constraints {
 		if c.Type == "memberOf" && !c.Expr.UsesTasks {
-			if env == nil {
-				env = envOf(in, in.RunningTasks, in.Groups)
+			if !filled {
+				*env = *envOf(in, in.RunningTasks, in.Groups)
+				filled = true
 			}
 			if !c.Expr.Match(env) {
 				f.Reason, f.Detail = ReasonAttribute, "memberOf("+c.Expr.String()+") not satisfied"
@@ -356,9 +378,10 @@ func envOf(in *Instance, running int, groups map[string]int) *cql.Env {
 	}
 }
 
-func explain(r *Request, pool []*cand, plan *Plan, dynamic bool) []Failure {
-	out := make([]Failure, 0, len(pool))
-	for _, c := range pool {
+func explain(r *Request, cands []cand, plan *Plan, dynamic bool) []Failure {
+	out := make([]Failure, 0, len(cands))
+	for i := range cands {
+		c := &cands[i]
 		if c.static.Reason != "" {
 			out = append(out, c.static)
 		} else if f := dynamicCheck(r, c, plan, dynamic); f.Reason != "" {
