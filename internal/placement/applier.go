@@ -28,8 +28,9 @@ type Applier struct {
 	Store *state.Store
 	Cache *state.Cache
 
-	mu  sync.Mutex
-	rng *rand.Rand
+	mu    sync.Mutex
+	rng   *rand.Rand
+	locks sync.Map // cluster -> *sync.Mutex
 }
 
 // New returns an Applier; seed feeds the scheduler's randomness.
@@ -55,7 +56,15 @@ var ErrClusterGone = errors.New("cluster deleted")
 const maxAttempts = 30
 
 // Run places the job and returns the committed tasks and the failures.
+//
+// Plans for one cluster are made and committed one at a time on this server
+// (as Nomad's plan queue does), so concurrent calls do not all race for the
+// instance a binpack strategy prefers; other servers are kept out by the
+// transaction's guards.
 func (a *Applier) Run(ctx context.Context, job *Job) ([]*state.TaskRecord, []scheduler.Failure, error) {
+	l, _ := a.locks.LoadOrStore(job.Cluster, &sync.Mutex{})
+	l.(*sync.Mutex).Lock()
+	defer l.(*sync.Mutex).Unlock()
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		snap := a.Cache.Snapshot(job.Cluster)
 		a.mu.Lock()
