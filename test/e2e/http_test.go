@@ -7,8 +7,14 @@ import (
 )
 
 func httpPost(endpoint, op, body string) (string, error) {
-	req, _ := http.NewRequest("POST", endpoint+"/", strings.NewReader(body))
-	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113."+op)
+	url := endpoint
+	if !strings.Contains(endpoint, "/berth/") {
+		url += "/"
+	}
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	if op != "" {
+		req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113."+op)
+	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
