@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -197,7 +198,7 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 		a.Store.Client.Revoke(context.WithoutCancel(ctx), lease.ID)
 		return nil, spec.Exception("ServerException", "The container instance changed during registration; try again.")
 	}
-	a.Cache.WaitRev(resp.Header.Revision, 0)
+	a.Cache.WaitRev(resp.Header.Revision, 2*time.Second)
 	ci := a.instanceView(rec, true, []string{"TAGS"})
 	return &spec.RegisterContainerInstanceResponse{ContainerInstance: &ci}, nil
 }
@@ -585,7 +586,7 @@ func (a *API) changeAttributes(ctx context.Context, clusterRef *string, attrs []
 			return err
 		}
 		if resp.Succeeded {
-			a.Cache.WaitRev(resp.Header.Revision, 0)
+			a.Cache.WaitRev(resp.Header.Revision, 2*time.Second)
 			return nil
 		}
 	}
