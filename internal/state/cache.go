@@ -51,19 +51,29 @@ func (c *Cache) reset() {
 	c.residency = map[string]map[string]string{}
 }
 
-// Load reads the current state; call before serving, then Run.
+// Load reads the current state; call before serving, then Run. It reads
+// only what it mirrors, all at one revision.
 func (c *Cache) Load(ctx context.Context) error {
-	resp, err := c.cli.Get(ctx, Prefix, clientv3.WithPrefix())
+	first, err := c.cli.Get(ctx, Prefix+"instances/", clientv3.WithPrefix())
 	if err != nil {
 		return err
+	}
+	rev := first.Header.Revision
+	kvs := first.Kvs
+	for _, p := range []string{"conn/", "residency/"} {
+		resp, err := c.cli.Get(ctx, Prefix+p, clientv3.WithPrefix(), clientv3.WithRev(rev))
+		if err != nil {
+			return err
+		}
+		kvs = append(kvs, resp.Kvs...)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reset()
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		c.apply(string(kv.Key), kv.Value, kv.ModRevision, false)
 	}
-	c.rev = resp.Header.Revision
+	c.rev = rev
 	c.cond.Broadcast()
 	return nil
 }

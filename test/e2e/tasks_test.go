@@ -36,6 +36,16 @@ func TestClusterLifecycle(t *testing.T) {
 	if code, msg := apiCode(err); code != "ClusterNotFoundException" || msg != "Cluster not found." {
 		t.Fatalf("delete missing: %s %s", code, msg)
 	}
+	up, err := e.ecs.UpdateCluster(e.ctx, &ecs.UpdateClusterInput{Cluster: aws.String("c3"),
+		Settings: []types.ClusterSetting{{Name: types.ClusterSettingNameContainerInsights, Value: aws.String("enabled")}}})
+	if err != nil || len(up.Cluster.Settings) != 1 || aws.ToString(up.Cluster.Settings[0].Value) != "enabled" {
+		t.Fatalf("update cluster: %v %+v", err, up)
+	}
+	_, err = e.ecs.UpdateCluster(e.ctx, &ecs.UpdateClusterInput{Cluster: aws.String("c3"),
+		Settings: []types.ClusterSetting{{Name: types.ClusterSettingNameContainerInsights, Value: aws.String("sometimes")}}})
+	if code, _ := apiCode(err); code != "InvalidParameterException" {
+		t.Fatalf("bad setting: %v", err)
+	}
 	inst := e.registerInstance("c2", "z1", 1024, 1024)
 	_, err = e.ecs.DeleteCluster(e.ctx, &ecs.DeleteClusterInput{Cluster: aws.String("c2")})
 	if code, _ := apiCode(err); code != "ClusterContainsContainerInstancesException" {
