@@ -614,12 +614,22 @@ func (a *API) ListTasks(ctx context.Context, r *spec.ListTasksRequest) (*spec.Li
 	return out, err
 }
 
+// TaskStateChange is SubmitTaskStateChange's request with Berth's agent
+// extensions: health, which ECS agents report on another channel, and the
+// stop code of a task that failed to start.
+type TaskStateChange struct {
+	spec.SubmitTaskStateChangeRequest
+	Health          *string           `json:"berthHealthStatus,omitempty"`
+	ContainerHealth map[string]string `json:"berthContainerHealth,omitempty"`
+	StopCode        *string           `json:"berthStopCode,omitempty"`
+}
+
 var taskStatusOrder = map[string]int{"PROVISIONING": 0, "PENDING": 1, "ACTIVATING": 2, "RUNNING": 3, "DEACTIVATING": 4, "STOPPING": 5, "DEPROVISIONING": 6, "STOPPED": 7}
 
 // SubmitTaskStateChange is how agents report task progress. Status only
 // moves forward; STOPPED releases the task's reservation in the same
 // transaction.
-func (a *API) SubmitTaskStateChange(ctx context.Context, r *spec.SubmitTaskStateChangeRequest) (*spec.SubmitTaskStateChangeResponse, error) {
+func (a *API) SubmitTaskStateChange(ctx context.Context, r *TaskStateChange) (*spec.SubmitTaskStateChangeResponse, error) {
 	cl, err := a.cluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
@@ -647,7 +657,11 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *spec.SubmitTaskState
 				t.ConnectivityAt = spec.TS(now)
 			case "STOPPED":
 				if spec.Val(t.DesiredStatus) != "STOPPED" {
-					stopTask(t, now, "EssentialContainerExited", spec.Val(r.Reason))
+					code := spec.Val(r.StopCode)
+					if code == "" {
+						code = "EssentialContainerExited"
+					}
+					stopTask(t, now, code, spec.Val(r.Reason))
 				}
 				markStopped(t, now)
 			}
@@ -663,6 +677,9 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *spec.SubmitTaskState
 		}
 		if r.ExecutionStoppedAt != nil {
 			t.ExecutionStoppedAt, changed = r.ExecutionStoppedAt, true
+		}
+		if r.Health != nil && spec.Val(t.HealthStatus) != *r.Health {
+			t.HealthStatus, changed = r.Health, true
 		}
 		for _, cs := range r.Containers {
 			for i := range t.Containers {
@@ -687,6 +704,9 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *spec.SubmitTaskState
 				}
 				if cs.NetworkBindings != nil {
 					c.NetworkBindings = cs.NetworkBindings
+				}
+				if h, ok := r.ContainerHealth[spec.Val(c.Name)]; ok {
+					c.HealthStatus = spec.Str(h)
 				}
 				changed = true
 			}

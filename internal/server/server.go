@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -167,6 +168,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("POST /berth/v1/agent/heartbeat", s.auth(http.HandlerFunc(s.heartbeat)))
+	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.API.AgentTasks)))
+	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.API.ReportResidency)))
 	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: 200}
 		s.API.ServeHTTP(rec, r)
@@ -177,6 +180,28 @@ func (s *Server) handler() http.Handler {
 		requests.WithLabelValues(op, fmt.Sprint(rec.code)).Inc()
 	})))
 	return mux
+}
+
+// jsonHandler serves one of Berth's own JSON endpoints.
+func jsonHandler[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := new(Req)
+		if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(req); err != nil {
+			ecs.WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to parse request body"})
+			return
+		}
+		resp, err := f(r.Context(), req)
+		if err != nil {
+			var se *spec.Error
+			if !errors.As(err, &se) {
+				se = &spec.Error{Code: "ServerException", Message: "Internal server error."}
+			}
+			ecs.WriteError(w, se)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+	})
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,366 @@
+// Package agent is a Berth container instance: it registers with the
+// server, keeps its lease, long-polls the tasks placed on it, runs them on
+// the Docker Engine with their volumes, and reports their state back. It
+// talks only to the server, never to etcd. All it needs to survive a
+// restart is its instance ARN on disk and the labels on its containers.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/spec"
+)
+
+// Version is the agent version reported to the server.
+const Version = "1.0.0"
+
+// Labels Berth puts on containers and volumes (the com.amazonaws.ecs ones as the ECS agent does).
+const (
+	LabelTaskARN       = "com.amazonaws.ecs.task-arn"
+	LabelContainerName = "com.amazonaws.ecs.container-name"
+	LabelCluster       = "com.amazonaws.ecs.cluster"
+	LabelFamily        = "com.amazonaws.ecs.task-definition-family"
+	LabelRevision      = "com.amazonaws.ecs.task-definition-version"
+	LabelInstance      = "com.berth.container-instance"
+	LabelTaskVolume    = "com.berth.task-volume"
+)
+
+// Config configures an agent.
+type Config struct {
+	Server      string // server URL
+	Cluster     string
+	Zone        string
+	DataDir     string
+	DockerHost  string // empty: the environment's (DOCKER_HOST or the default socket)
+	CPU, Memory int    // CPU units and MiB; 0 means the machine's
+	Credentials *Client
+	// AllowedHostPaths limits host.sourcePath to these prefixes; empty allows all.
+	AllowedHostPaths []string
+	// CleanupWait is how long a stopped task's containers and task volumes stay.
+	CleanupWait       time.Duration
+	HeartbeatInterval time.Duration
+	Log               *slog.Logger
+}
+
+// Agent is a running container instance.
+type Agent struct {
+	cfg    Config
+	api    *Client
+	docker *client.Client
+	arn    string
+	id     string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	runners map[string]*runner // task ARN -> runner
+	ready   chan struct{}
+}
+
+type savedState struct {
+	ContainerInstanceArn string `json:"containerInstanceArn"`
+	Cluster              string `json:"cluster"`
+}
+
+// New prepares an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Cluster == "" {
+		cfg.Cluster = "default"
+	}
+	if cfg.Zone == "" {
+		cfg.Zone = "local-a"
+	}
+	if cfg.CleanupWait == 0 {
+		cfg.CleanupWait = 3 * time.Hour
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.DockerHost != "" {
+		opts = append(opts, client.WithHost(cfg.DockerHost))
+	}
+	dc, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	api := cfg.Credentials
+	if api == nil {
+		api = &Client{}
+	}
+	api.Endpoint = strings.TrimSuffix(cfg.Server, "/")
+	return &Agent{cfg: cfg, api: api, docker: dc, log: cfg.Log, runners: map[string]*runner{}, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the agent is registered and has adopted its containers.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// ContainerInstanceArn is the agent's instance ARN once registered.
+func (a *Agent) ContainerInstanceArn() string { return a.arn }
+
+// Run registers and serves until ctx ends. Containers keep running when it
+// returns; the next Run adopts them.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	ping, err := a.docker.Ping(ctx)
+	if err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	a.docker.NegotiateAPIVersionPing(ping)
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.log.Info("agent registered", "containerInstance", a.arn, "zone", a.cfg.Zone)
+	if err := a.reportOwnVolumes(ctx); err != nil {
+		a.log.Warn("report volumes", "err", err)
+	}
+	go a.heartbeats(ctx)
+	var rev int64
+	first := true
+	for ctx.Err() == nil {
+		var out ecs.AgentTasksResponse
+		err := a.api.Post(ctx, "/berth/v1/agent/tasks", &ecs.AgentTasksRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, AfterRevision: rev, WaitSeconds: 20}, &out)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			a.log.Warn("poll tasks", "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		rev = out.Revision
+		a.reconcile(ctx, out.Tasks)
+		if first {
+			first = false
+			close(a.ready)
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.runners {
+		r.detach()
+	}
+	return nil
+}
+
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "agent.json") }
+
+func (a *Agent) register(ctx context.Context) error {
+	cpu, mem := a.cfg.CPU, a.cfg.Memory
+	if cpu == 0 {
+		cpu = runtime.NumCPU() * 1024
+	}
+	if mem == 0 {
+		mem = machineMemoryMiB()
+	}
+	var saved savedState
+	if b, err := os.ReadFile(a.statePath()); err == nil {
+		json.Unmarshal(b, &saved)
+	}
+	info, _ := a.docker.ServerVersion(ctx)
+	host, _ := os.Hostname()
+	doc, _ := json.Marshal(map[string]string{"availabilityZone": a.cfg.Zone, "instanceType": "berth.local", "region": "us-east-1"})
+	req := &spec.RegisterContainerInstanceRequest{
+		Cluster:                  spec.Str(a.cfg.Cluster),
+		InstanceIdentityDocument: spec.Str(string(doc)),
+		TotalResources: []spec.Resource{
+			{Name: spec.Str("CPU"), Type: spec.Str("INTEGER"), IntegerValue: spec.I32(int32(cpu))},
+			{Name: spec.Str("MEMORY"), Type: spec.Str("INTEGER"), IntegerValue: spec.I32(int32(mem))},
+		},
+		VersionInfo: &spec.VersionInfo{AgentVersion: spec.Str(Version), AgentHash: spec.Str("berth"), DockerVersion: spec.Str("DockerVersion: " + info.Version)},
+		Attributes:  capabilities(),
+		Tags:        []spec.Tag{{Key: spec.Str("berth:host"), Value: spec.Str(host)}},
+	}
+	if saved.ContainerInstanceArn != "" && saved.Cluster == a.cfg.Cluster {
+		req.ContainerInstanceArn = spec.Str(saved.ContainerInstanceArn)
+	}
+	var out spec.RegisterContainerInstanceResponse
+	err := a.api.Call(ctx, "RegisterContainerInstance", req, &out)
+	var se *spec.Error
+	if err != nil && req.ContainerInstanceArn != nil && errors.As(err, &se) && se.Code == "InvalidParameterException" {
+		// Deregistered while we were away: start over as a new instance.
+		req.ContainerInstanceArn = nil
+		err = a.api.Call(ctx, "RegisterContainerInstance", req, &out)
+	}
+	if err != nil {
+		return fmt.Errorf("register container instance: %w", err)
+	}
+	a.arn = spec.Val(out.ContainerInstance.ContainerInstanceArn)
+	a.id = a.arn[strings.LastIndex(a.arn, "/")+1:]
+	b, _ := json.Marshal(savedState{ContainerInstanceArn: a.arn, Cluster: a.cfg.Cluster})
+	tmp := a.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.statePath())
+}
+
+// capabilities are the attributes the agent advertises, named as ECS agents name them.
+func capabilities() []spec.Attribute {
+	var out []spec.Attribute
+	for _, n := range []string{
+		"com.amazonaws.ecs.capability.docker-remote-api.1.17", "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+		"com.amazonaws.ecs.capability.docker-remote-api.1.19", "com.amazonaws.ecs.capability.docker-remote-api.1.21",
+		"com.amazonaws.ecs.capability.docker-remote-api.1.22", "com.amazonaws.ecs.capability.docker-remote-api.1.23",
+		"com.amazonaws.ecs.capability.docker-remote-api.1.24", "com.amazonaws.ecs.capability.docker-remote-api.1.25",
+		"com.amazonaws.ecs.capability.logging-driver.json-file", "com.amazonaws.ecs.capability.logging-driver.none",
+		"com.amazonaws.ecs.capability.privileged-container", "ecs.capability.docker-plugin.local",
+		"ecs.capability.container-health-check", "ecs.capability.container-ordering", "ecs.capability.task-cpu-mem-limit",
+	} {
+		out = append(out, spec.Attribute{Name: spec.Str(n)})
+	}
+	return out
+}
+
+func machineMemoryMiB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 1024
+	}
+	var kb int
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "MemTotal:") {
+			fmt.Sscanf(strings.TrimPrefix(line, "MemTotal:"), "%d", &kb)
+		}
+	}
+	return kb / 1024
+}
+
+func (a *Agent) heartbeats(ctx context.Context) {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		err := a.api.Post(ctx, "/berth/v1/agent/heartbeat", map[string]string{"cluster": a.cfg.Cluster, "containerInstance": a.arn}, nil)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reportOwnVolumes tells the server which shared volumes this instance holds.
+func (a *Agent) reportOwnVolumes(ctx context.Context) error {
+	vols, err := a.docker.VolumeList(ctx, volumeListOptions(filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))))
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for _, v := range vols.Volumes {
+		if v.Labels[LabelTaskVolume] == "" {
+			keys = append(keys, "docker-volume/"+v.Name)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return a.api.Post(ctx, "/berth/v1/agent/residency", &ecs.ResidencyRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, Keys: keys}, nil)
+}
+
+// reconcile starts runners for new tasks, passes desired status to existing
+// ones, and stops containers of tasks the server no longer runs here.
+func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	live := map[string]bool{}
+	for _, t := range tasks {
+		arn := spec.Val(t.Task.TaskArn)
+		live[arn] = true
+		r, ok := a.runners[arn]
+		if !ok {
+			r = newRunner(a, t)
+			a.runners[arn] = r
+			go r.run(ctx)
+		}
+		r.setDesired(spec.Val(t.Task.DesiredStatus))
+	}
+	for arn, r := range a.runners {
+		if !live[arn] && r.finished() {
+			delete(a.runners, arn)
+		}
+	}
+	// Containers of tasks that are STOPPED on the server (replaced while
+	// this agent was away) are stopped; cleanup removes them later.
+	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))})
+	if err != nil {
+		a.log.Warn("list containers", "err", err)
+		return
+	}
+	for _, c := range list {
+		arn := c.Labels[LabelTaskARN]
+		if live[arn] || a.runners[arn] != nil {
+			continue
+		}
+		if c.State == "running" {
+			a.log.Info("stopping container of a task stopped elsewhere", "task", arn, "container", c.Names)
+			timeout := 10
+			go a.docker.ContainerStop(context.WithoutCancel(ctx), c.ID, container.StopOptions{Timeout: &timeout})
+		}
+		a.scheduleCleanup(ctx, arn, c.Created)
+	}
+}
+
+// scheduleCleanup removes a stopped task's containers and task volumes once
+// CleanupWait has passed since it stopped (approximated by creation time for
+// orphans found at startup).
+func (a *Agent) scheduleCleanup(ctx context.Context, taskARN string, created int64) {
+	go func() {
+		wait := a.cfg.CleanupWait
+		if created > 0 {
+			wait -= time.Since(time.Unix(created, 0))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, 0)):
+		}
+		a.cleanupTask(context.WithoutCancel(ctx), taskARN)
+	}()
+}
+
+func (a *Agent) cleanupTask(ctx context.Context, taskARN string) {
+	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelInstance+"="+a.id), filters.Arg("label", LabelTaskARN+"="+taskARN))})
+	if err != nil {
+		return
+	}
+	for _, c := range list {
+		if c.State == "running" {
+			continue // not ours to remove yet
+		}
+		a.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{})
+	}
+	vols, err := a.docker.VolumeList(ctx, volumeListOptions(filters.NewArgs(filters.Arg("label", LabelTaskVolume+"="+taskARN))))
+	if err == nil {
+		for _, v := range vols.Volumes {
+			a.docker.VolumeRemove(ctx, v.Name, false)
+		}
+	}
+	a.mu.Lock()
+	if r := a.runners[taskARN]; r != nil && r.finished() {
+		delete(a.runners, taskARN)
+	}
+	a.mu.Unlock()
+}

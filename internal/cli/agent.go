@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/internal/agent"
+)
+
+type agentFlags struct {
+	server, cluster, zone, dataDir, dockerHost, accessKey string
+	cpu, memory                                            int
+	allow                                                  []string
+	cleanup, heartbeat                                     time.Duration
+}
+
+func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
+	home, _ := os.UserHomeDir()
+	if withServer {
+		cmd.Flags().StringVar(&f.server, "server", "http://127.0.0.1:7440", "URL of the Berth server")
+		cmd.Flags().StringVar(&f.cluster, "cluster", "default", "cluster to join")
+		cmd.Flags().StringVar(&f.dataDir, "data-dir", filepath.Join(home, ".berth-agent"), "where the agent keeps its identity")
+		cmd.Flags().StringVar(&f.accessKey, "access-key", os.Getenv("BERTH_ACCESS_KEY"), "ACCESS_KEY_ID:SECRET to sign requests with (also $BERTH_ACCESS_KEY)")
+		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of this instance (ecs.availability-zone)")
+	} else {
+		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of the local agent")
+	}
+	cmd.Flags().StringVar(&f.dockerHost, "docker-host", "", "Docker Engine address (default: $DOCKER_HOST or the local socket)")
+	cmd.Flags().IntVar(&f.cpu, "cpu", 0, "CPU units to offer (default: 1024 per core)")
+	cmd.Flags().IntVar(&f.memory, "memory", 0, "MiB of memory to offer (default: the machine's)")
+	cmd.Flags().StringSliceVar(&f.allow, "allow-host-path", nil, "limit host.sourcePath to these directories (default: any)")
+	cmd.Flags().DurationVar(&f.cleanup, "task-cleanup-wait", 3*time.Hour, "how long a stopped task's containers and task volumes are kept (as ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION)")
+	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", 5*time.Second, "how often the agent renews its lease")
+}
+
+func (f *agentFlags) config() agent.Config {
+	cfg := agent.Config{Server: f.server, Cluster: f.cluster, Zone: f.zone, DataDir: f.dataDir, DockerHost: f.dockerHost,
+		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Log: logger()}
+	if id, secret, ok := strings.Cut(f.accessKey, ":"); ok {
+		cfg.Credentials = &agent.Client{Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
+	}
+	return cfg
+}
+
+func agentCmd() *cobra.Command {
+	f := &agentFlags{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a container instance: run the tasks placed on this machine on Docker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := agent.New(f.config())
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}

@@ -1,0 +1,142 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// AgentTasksRequest asks for the tasks placed on one instance.
+type AgentTasksRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
+	// AfterRevision, when set, makes the call wait (up to WaitSeconds) until
+	// a task of this instance changes after that revision.
+	AfterRevision int64 `json:"afterRevision,omitempty"`
+	WaitSeconds   int   `json:"waitSeconds,omitempty"`
+}
+
+// AgentTask is one task with the definition it runs.
+type AgentTask struct {
+	Task           spec.Task           `json:"task"`
+	TaskDefinition spec.TaskDefinition `json:"taskDefinition"`
+}
+
+// AgentTasksResponse lists the instance's tasks that are not yet STOPPED,
+// as of Revision.
+type AgentTasksResponse struct {
+	Revision int64       `json:"revision"`
+	Tasks    []AgentTask `json:"tasks"`
+}
+
+// AgentTasks is Berth's agent endpoint: the desired state of one instance,
+// long-polled.
+func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasksResponse, error) {
+	cl, err := a.cluster(ctx, &r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	id, err := a.instanceID(cluster, r.ContainerInstance)
+	if err != nil {
+		return nil, err
+	}
+	if r.AfterRevision > 0 {
+		wait := time.Duration(min(max(r.WaitSeconds, 0), 60)) * time.Second
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		ch := a.Store.Client.Watch(clientv3.WithRequireLeader(wctx), state.TaskPrefix(cluster), clientv3.WithPrefix(), clientv3.WithRev(r.AfterRevision+1))
+	wait:
+		for resp := range ch {
+			if resp.Err() != nil {
+				break
+			}
+			for _, ev := range resp.Events {
+				var t struct {
+					InstanceID string `json:"berthInstanceId"`
+				}
+				if ev.Kv.Value == nil || json.Unmarshal(ev.Kv.Value, &t) != nil || t.InstanceID == id {
+					break wait
+				}
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	out := &AgentTasksResponse{Tasks: []AgentTask{}}
+	defs := map[string]*spec.TaskDefinition{}
+	resp, err := a.Store.Client.Get(ctx, state.TaskPrefix(cluster), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out.Revision = resp.Header.Revision
+	for _, kv := range resp.Kvs {
+		t := &state.TaskRecord{}
+		if err := json.Unmarshal(kv.Value, t); err != nil {
+			return nil, err
+		}
+		if t.InstanceID != id || spec.Val(t.LastStatus) == "STOPPED" {
+			continue
+		}
+		arn := spec.Val(t.TaskDefinitionArn)
+		td, ok := defs[arn]
+		if !ok {
+			rec, _, err := a.loadTaskDef(ctx, arn)
+			if err != nil {
+				return nil, err
+			}
+			td = &rec.TaskDefinition
+			defs[arn] = td
+		}
+		out.Tasks = append(out.Tasks, AgentTask{Task: t.Task, TaskDefinition: *td})
+	}
+	return out, nil
+}
+
+// ResidencyRequest reports instance-local data an agent holds.
+type ResidencyRequest struct {
+	Cluster           string   `json:"cluster"`
+	ContainerInstance string   `json:"containerInstance"`
+	Keys              []string `json:"keys"`
+}
+
+// ResidencyResponse says, for each key, which instance holds it now.
+type ResidencyResponse struct {
+	Holders map[string]string `json:"holders"`
+}
+
+// ReportResidency records that this instance holds the data keys not yet
+// claimed by another; a key claimed elsewhere is left as it is and its
+// holder returned, so the agent can tell.
+func (a *API) ReportResidency(ctx context.Context, r *ResidencyRequest) (*ResidencyResponse, error) {
+	cl, err := a.cluster(ctx, &r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	id, err := a.instanceID(cluster, r.ContainerInstance)
+	if err != nil {
+		return nil, err
+	}
+	out := &ResidencyResponse{Holders: map[string]string{}}
+	for _, k := range r.Keys {
+		key := state.ResidencyKey(cluster, k)
+		resp, err := a.Store.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, id)).Else(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			out.Holders[k] = id
+		} else if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+			out.Holders[k] = string(kvs[0].Value)
+		}
+	}
+	return out, nil
+}
