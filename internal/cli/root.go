@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,11 +22,15 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), upCmd(), agentCmd())
+	root.AddCommand(serverCmd(), upCmd(), agentCmd(), runCmd(), psCmd(), stopCmd(), logsCmd(), instancesCmd())
 	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		fmt.Fprintln(os.Stderr, "berth:", err)
 		return 1
 	}

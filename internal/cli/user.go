@@ -1,0 +1,384 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/internal/agent"
+)
+
+// exitError makes the CLI exit with a given code.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func runCmd() *cobra.Command {
+	f := &userFlags{}
+	var wait, detach bool
+	cmd := &cobra.Command{
+		Use:   "run FILE.json",
+		Short: "Register a task definition from a file and run it, following it to RUNNING (or STOPPED with --wait)",
+		Long: `Register the task definition in FILE.json (the RegisterTaskDefinition input,
+as for aws ecs register-task-definition --cli-input-json) and run one task.
+berth run follows the task until it is RUNNING; with --wait, until it stops,
+and then exits with the exit code of its essential container.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var in ecs.RegisterTaskDefinitionInput
+			if err := json.Unmarshal(b, &in); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			ctx := cmd.Context()
+			c := f.client()
+			reg, err := c.RegisterTaskDefinition(ctx, &in)
+			if err != nil {
+				return friendly(err)
+			}
+			td := aws.ToString(reg.TaskDefinition.TaskDefinitionArn)
+			out, err := c.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(f.cluster), TaskDefinition: aws.String(td), StartedBy: aws.String("berth-cli")})
+			if err != nil {
+				return friendly(err)
+			}
+			if len(out.Tasks) == 0 {
+				for _, fl := range out.Failures {
+					fmt.Fprintf(os.Stderr, "cannot place: %s %s %s\n", aws.ToString(fl.Reason), aws.ToString(fl.Detail), aws.ToString(fl.Arn))
+				}
+				return &exitError{1}
+			}
+			task := out.Tasks[0]
+			w := cmd.OutOrStdout()
+			if !f.json() {
+				fmt.Fprintf(w, "task %s (%s) placed on %s\n", shortID(aws.ToString(task.TaskArn)), shortID(td), shortID(aws.ToString(task.ContainerInstanceArn)))
+			}
+			if detach {
+				if f.json() {
+					return printJSON(w, task)
+				}
+				return nil
+			}
+			last := ""
+			for {
+				d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(f.cluster), Tasks: []string{aws.ToString(task.TaskArn)}})
+				if err != nil {
+					return friendly(err)
+				}
+				task = d.Tasks[0]
+				status := aws.ToString(task.LastStatus)
+				if status != last && !f.json() {
+					fmt.Fprintf(w, "%s  %s\n", time.Now().Format("15:04:05"), status)
+				}
+				last = status
+				if status == "STOPPED" {
+					if f.json() {
+						printJSON(w, task)
+					} else {
+						fmt.Fprintf(w, "stopped: %s (%s)\n", aws.ToString(task.StoppedReason), task.StopCode)
+						for _, ct := range task.Containers {
+							fmt.Fprintf(w, "  %s exit %s %s\n", aws.ToString(ct.Name), exitStr(ct.ExitCode), aws.ToString(ct.Reason))
+						}
+					}
+					return essentialExit(task, reg.TaskDefinition)
+				}
+				if status == "RUNNING" && !wait {
+					if f.json() {
+						return printJSON(w, task)
+					}
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(300 * time.Millisecond):
+				}
+			}
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the task until it stops and exit with its essential container's exit code")
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return as soon as the task is placed")
+	return cmd
+}
+
+func exitStr(p *int32) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+// essentialExit is the exit code of the first essential container, 1 when
+// the task failed before any ran.
+func essentialExit(t types.Task, td *types.TaskDefinition) error {
+	for _, cd := range td.ContainerDefinitions {
+		if cd.Essential != nil && !*cd.Essential {
+			continue
+		}
+		for _, ct := range t.Containers {
+			if aws.ToString(ct.Name) == aws.ToString(cd.Name) && ct.ExitCode != nil {
+				if *ct.ExitCode == 0 {
+					return nil
+				}
+				return &exitError{int(*ct.ExitCode)}
+			}
+		}
+	}
+	return &exitError{1}
+}
+
+func psCmd() *cobra.Command {
+	f := &userFlags{}
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List tasks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c := f.client()
+			statuses := []types.DesiredStatus{types.DesiredStatusRunning}
+			if all {
+				statuses = append(statuses, types.DesiredStatusStopped)
+			}
+			var arns []string
+			for _, st := range statuses {
+				p := ecs.NewListTasksPaginator(c, &ecs.ListTasksInput{Cluster: aws.String(f.cluster), DesiredStatus: st})
+				for p.HasMorePages() {
+					page, err := p.NextPage(ctx)
+					if err != nil {
+						return friendly(err)
+					}
+					arns = append(arns, page.TaskArns...)
+				}
+			}
+			var tasks []types.Task
+			for i := 0; i < len(arns); i += 100 {
+				d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(f.cluster), Tasks: arns[i:min(i+100, len(arns))]})
+				if err != nil {
+					return friendly(err)
+				}
+				tasks = append(tasks, d.Tasks...)
+			}
+			sort.Slice(tasks, func(i, j int) bool { return aws.ToTime(tasks[i].CreatedAt).Before(aws.ToTime(tasks[j].CreatedAt)) })
+			if f.json() {
+				return printJSON(cmd.OutOrStdout(), tasks)
+			}
+			defs := map[string]*types.TaskDefinition{}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TASK\tDEFINITION\tSTATUS\tHEALTH\tINSTANCE\tZONE\tVOLUMES\tAGE")
+			for _, t := range tasks {
+				arn := aws.ToString(t.TaskDefinitionArn)
+				if _, ok := defs[arn]; !ok {
+					if d, err := c.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err == nil {
+						defs[arn] = d.TaskDefinition
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(aws.ToString(t.TaskArn)), shortID(arn), aws.ToString(t.LastStatus),
+					string(t.HealthStatus), shortID(aws.ToString(t.ContainerInstanceArn)), aws.ToString(t.AvailabilityZone),
+					volumeSummary(defs[arn]), time.Since(aws.ToTime(t.CreatedAt)).Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include stopped tasks")
+	return cmd
+}
+
+func volumeSummary(td *types.TaskDefinition) string {
+	if td == nil || len(td.Volumes) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, v := range td.Volumes {
+		kind := "?"
+		switch {
+		case v.Host != nil && aws.ToString(v.Host.SourcePath) != "":
+			kind = "bind:" + aws.ToString(v.Host.SourcePath)
+		case v.Host != nil:
+			kind = "task"
+		case v.DockerVolumeConfiguration != nil:
+			kind = "docker-" + string(v.DockerVolumeConfiguration.Scope)
+		case v.EfsVolumeConfiguration != nil:
+			kind = "efs:" + aws.ToString(v.EfsVolumeConfiguration.FileSystemId)
+		case v.FsxWindowsFileServerVolumeConfiguration != nil:
+			kind = "fsx"
+		case aws.ToBool(v.ConfiguredAtLaunch):
+			kind = "ebs"
+		}
+		parts = append(parts, aws.ToString(v.Name)+"("+kind+")")
+	}
+	return strings.Join(parts, ",")
+}
+
+func stopCmd() *cobra.Command {
+	f := &userFlags{}
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "stop TASK...",
+		Short: "Stop tasks",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := f.client()
+			for _, id := range args {
+				in := &ecs.StopTaskInput{Cluster: aws.String(f.cluster), Task: aws.String(id)}
+				if reason != "" {
+					in.Reason = aws.String(reason)
+				}
+				out, err := c.StopTask(cmd.Context(), in)
+				if err != nil {
+					return friendly(err)
+				}
+				if f.json() {
+					printJSON(cmd.OutOrStdout(), out.Task)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s stopping\n", shortID(aws.ToString(out.Task.TaskArn)))
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "reason shown as stoppedReason")
+	return cmd
+}
+
+func logsCmd() *cobra.Command {
+	f := &userFlags{}
+	var follow bool
+	var dockerHost string
+	cmd := &cobra.Command{
+		Use:   "logs TASK [CONTAINER]",
+		Short: "Print a task's container logs (for tasks on this machine's Docker Engine)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c := f.client()
+			d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(f.cluster), Tasks: []string{args[0]}})
+			if err != nil {
+				return friendly(err)
+			}
+			if len(d.Tasks) == 0 {
+				return fmt.Errorf("task %s not found in cluster %s", args[0], f.cluster)
+			}
+			task := d.Tasks[0]
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			} else if len(task.Containers) > 0 {
+				name = aws.ToString(task.Containers[0].Name)
+			}
+			return dockerLogs(ctx, dockerHost, aws.ToString(task.TaskArn), name, follow, cmd)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log")
+	cmd.Flags().StringVar(&dockerHost, "docker-host", "", "Docker Engine address (default: $DOCKER_HOST or the local socket)")
+	return cmd
+}
+
+func dockerLogs(ctx context.Context, host, taskARN, name string, follow bool, cmd *cobra.Command) error {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	dc, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return err
+	}
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", agent.LabelTaskARN+"="+taskARN), filters.Arg("label", agent.LabelContainerName+"="+name))})
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("no container %q of task %s on this machine's Docker Engine (logs are kept on the instance that ran the task)", name, shortID(taskARN))
+	}
+	rc, err := dc.ContainerLogs(ctx, list[0].ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = stdcopy.StdCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), rc)
+	return err
+}
+
+func instancesCmd() *cobra.Command {
+	f := &userFlags{}
+	cmd := &cobra.Command{
+		Use:   "instances",
+		Short: "List container instances",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c := f.client()
+			var arns []string
+			p := ecs.NewListContainerInstancesPaginator(c, &ecs.ListContainerInstancesInput{Cluster: aws.String(f.cluster)})
+			for p.HasMorePages() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					return friendly(err)
+				}
+				arns = append(arns, page.ContainerInstanceArns...)
+			}
+			var insts []types.ContainerInstance
+			for i := 0; i < len(arns); i += 100 {
+				d, err := c.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{Cluster: aws.String(f.cluster), ContainerInstances: arns[i:min(i+100, len(arns))]})
+				if err != nil {
+					return friendly(err)
+				}
+				insts = append(insts, d.ContainerInstances...)
+			}
+			if f.json() {
+				return printJSON(cmd.OutOrStdout(), insts)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INSTANCE\tZONE\tSTATUS\tAGENT\tCPU FREE\tMEMORY FREE\tTASKS")
+			for _, in := range insts {
+				zone := ""
+				for _, a := range in.Attributes {
+					if aws.ToString(a.Name) == "ecs.availability-zone" {
+						zone = aws.ToString(a.Value)
+					}
+				}
+				agentState := "connected"
+				if !in.AgentConnected {
+					agentState = "disconnected"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%d/%d MiB\t%d\n", shortID(aws.ToString(in.ContainerInstanceArn)), zone, aws.ToString(in.Status), agentState,
+					res(in.RemainingResources, "CPU"), res(in.RegisteredResources, "CPU"), res(in.RemainingResources, "MEMORY"), res(in.RegisteredResources, "MEMORY"),
+					in.RunningTasksCount+in.PendingTasksCount)
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func res(rs []types.Resource, name string) int32 {
+	for _, r := range rs {
+		if aws.ToString(r.Name) == name {
+			return r.IntegerValue
+		}
+	}
+	return 0
+}

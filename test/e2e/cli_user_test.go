@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestUserCommands drives berth run, ps, logs, stop and instances against a
+// server with a local agent, using the examples.
+func TestUserCommands(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("local-a", "")
+	if out, err := exec.Command("docker", "tag", testImage, "berth/busybox:local").CombinedOutput(); err != nil {
+		t.Fatalf("tag: %v %s", err, out)
+	}
+	bin := buildBerth(t)
+	berth := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "BERTH_ENDPOINT="+c.srv.Endpoint())
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	vol := exec.Command("docker", "volume", "rm", "-f", "counter-data")
+	vol.Run()
+	t.Cleanup(func() { exec.Command("docker", "volume", "rm", "-f", "counter-data").Run() })
+	taskID := regexp.MustCompile(`task ([0-9a-f]{32})`)
+	var last string
+	for i := 1; i <= 2; i++ {
+		out, code := berth("run", "--wait", "../../examples/counter.json")
+		if code != 0 || !strings.Contains(out, "STOPPED") {
+			t.Fatalf("berth run (%d): exit %d\n%s", i, code, out)
+		}
+		m := taskID.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no task id in %s", out)
+		}
+		last = m[1]
+	}
+	if out, _ := berth("logs", last); !strings.Contains(out, "run number 2") {
+		t.Fatalf("the counter's data did not persist across tasks: %s", out)
+	}
+	out, code := berth("run", "--wait", "../../examples/writer-reader.json")
+	if code != 0 || !strings.Contains(out, "reader exit 0") {
+		t.Fatalf("writer-reader: exit %d\n%s", code, out)
+	}
+	// A failing essential container's exit code becomes berth run's.
+	fail := t.TempDir() + "/fail.json"
+	os.WriteFile(fail, []byte(`{"family":"fail","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"command":["sh","-c","exit 4"]}]}`), 0o644)
+	if out, code := berth("run", "--wait", fail); code != 4 {
+		t.Fatalf("exit code %d, want 4\n%s", code, out)
+	}
+	out, code = berth("run", "-d", "--output", "json", fail)
+	if code != 0 || !strings.Contains(out, `"TaskArn"`) {
+		t.Fatalf("run -d json: %d %s", code, out)
+	}
+	if out, _ := berth("ps", "--all"); !strings.Contains(out, "counter:1") || !strings.Contains(out, "counter-data(docker-shared)") {
+		t.Fatalf("ps: %s", out)
+	}
+	if out, _ := berth("instances"); !strings.Contains(out, "local-a") || !strings.Contains(out, "connected") {
+		t.Fatalf("instances: %s", out)
+	}
+	if out, code := berth("stop", "0123456789abcdef0123456789abcdef"); code == 0 || !strings.Contains(out, "InvalidParameterException") {
+		t.Fatalf("stop unknown: %d %s", code, out)
+	}
+}
