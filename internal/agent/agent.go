@@ -69,6 +69,10 @@ type Agent struct {
 	mu      sync.Mutex
 	runners map[string]*runner // task ARN -> runner
 	ready   chan struct{}
+	// found holds, per task, the containers found at startup: only tasks
+	// known before this process started can have containers to adopt.
+	found     map[string]map[string]string // task ARN -> container name -> id
+	lastSweep time.Time
 }
 
 type savedState struct {
@@ -134,6 +138,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("report volumes", "err", err)
 	}
 	go a.heartbeats(ctx)
+	if err := a.scanContainers(ctx); err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
 	var rev int64
 	first := true
 	for ctx.Err() == nil {
@@ -279,6 +286,23 @@ func (a *Agent) reportOwnVolumes(ctx context.Context) error {
 	return a.api.Post(ctx, "/berth/v1/agent/residency", &ecs.ResidencyRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, Keys: keys}, nil)
 }
 
+// scanContainers records the containers this instance left behind.
+func (a *Agent) scanContainers(ctx context.Context) error {
+	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))})
+	if err != nil {
+		return err
+	}
+	a.found = map[string]map[string]string{}
+	for _, c := range list {
+		arn := c.Labels[LabelTaskARN]
+		if a.found[arn] == nil {
+			a.found[arn] = map[string]string{}
+		}
+		a.found[arn][c.Labels[LabelContainerName]] = c.ID
+	}
+	return nil
+}
+
 // reconcile starts runners for new tasks, passes desired status to existing
 // ones, and stops containers of tasks the server no longer runs here.
 func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
@@ -302,7 +326,12 @@ func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
 		}
 	}
 	// Containers of tasks that are STOPPED on the server (replaced while
-	// this agent was away) are stopped; cleanup removes them later.
+	// this agent was away) are stopped; cleanup removes them later. The
+	// sweep runs at startup and then every half minute.
+	if time.Since(a.lastSweep) < 30*time.Second {
+		return
+	}
+	a.lastSweep = time.Now()
 	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))})
 	if err != nil {
 		a.log.Warn("list containers", "err", err)

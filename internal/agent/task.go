@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/errdefs"
@@ -86,14 +85,12 @@ func (r *runner) containerName(c string) string {
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
 	log := r.a.log.With("task", r.arn)
-	existing, err := r.a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelInstance+"="+r.a.id), filters.Arg("label", LabelTaskARN+"="+r.arn))})
-	if err != nil {
-		log.Warn("list task containers", "err", err)
-		return
-	}
-	for _, c := range existing {
-		r.ids[c.Labels[LabelContainerName]] = c.ID
+	r.a.mu.Lock()
+	existing := r.a.found[r.arn]
+	delete(r.a.found, r.arn)
+	r.a.mu.Unlock()
+	for name, id := range existing {
+		r.ids[name] = id
 	}
 	for _, c := range r.def.ContainerDefinitions {
 		r.order = append(r.order, spec.Val(c.Name))
@@ -139,7 +136,9 @@ func (r *runner) start(ctx context.Context) error {
 			r.a.api.Post(ctx, "/berth/v1/agent/residency", &ecs.ResidencyRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Keys: []string{"docker-volume/" + spec.Val(v.Name)}}, nil)
 		}
 	}
-	r.report(ctx, "PENDING", nil)
+	// PENDING goes out while the containers are created; the server
+	// ignores it if RUNNING arrives first.
+	go r.report(ctx, "PENDING", nil)
 	pullStart := time.Now()
 	for _, c := range r.def.ContainerDefinitions {
 		if err := r.a.ensureImage(ctx, spec.Val(c.Image)); err != nil {
@@ -155,8 +154,9 @@ func (r *runner) start(ctx context.Context) error {
 		}
 		r.ids[spec.Val(c.Name)] = resp.ID
 	}
-	_ = pullStart
+	r.a.log.Debug("task containers created", "task", r.arn, "took", time.Since(pullStart))
 	started := map[string]bool{}
+	startedAt := time.Now()
 	deadline := time.Now().Add(10 * time.Minute)
 	for len(started) < len(r.def.ContainerDefinitions) {
 		progress := false
@@ -190,6 +190,7 @@ func (r *runner) start(ctx context.Context) error {
 			}
 		}
 	}
+	r.a.log.Debug("task containers started", "task", r.arn, "took", time.Since(startedAt))
 	r.report(ctx, "RUNNING", r.containerStates(ctx))
 	return nil
 }

@@ -14,9 +14,9 @@ import (
 
 type agentFlags struct {
 	server, cluster, zone, dataDir, dockerHost, accessKey string
-	cpu, memory                                            int
-	allow                                                  []string
-	cleanup, heartbeat                                     time.Duration
+	cpu, memory                                           int
+	allow                                                 []string
+	cleanup, heartbeat                                    time.Duration
 }
 
 func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
