@@ -314,6 +314,9 @@ func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
 		live[arn] = true
 		r, ok := a.runners[arn]
 		if !ok {
+			if t.Task.CreatedAt != nil {
+				a.log.Debug("task received", "task", arn, "sinceCreated", time.Since(t.Task.CreatedAt.Time))
+			}
 			r = newRunner(a, t)
 			a.runners[arn] = r
 			go r.run(ctx)

@@ -46,16 +46,23 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 	if err != nil {
 		return nil, err
 	}
-	if r.AfterRevision > 0 {
+	resp, changed, err := a.instanceTasks(ctx, cluster, id, r.AfterRevision)
+	if err != nil {
+		return nil, err
+	}
+	if r.AfterRevision > 0 && !changed {
+		// Watch from the revision just read: a watch that starts at the
+		// current revision is delivered at once, where one that starts in
+		// the past waits for etcd's catch-up loop.
 		wait := time.Duration(min(max(r.WaitSeconds, 0), 60)) * time.Second
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		ch := a.Store.Client.Watch(clientv3.WithRequireLeader(wctx), state.TaskPrefix(cluster), clientv3.WithPrefix(), clientv3.WithRev(r.AfterRevision+1))
+		ch := a.Store.Client.Watch(clientv3.WithRequireLeader(wctx), state.TaskPrefix(cluster), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	wait:
-		for resp := range ch {
-			if resp.Err() != nil {
+		for wr := range ch {
+			if wr.Err() != nil {
 				break
 			}
-			for _, ev := range resp.Events {
+			for _, ev := range wr.Events {
 				var t struct {
 					InstanceID string `json:"berthInstanceId"`
 				}
@@ -68,13 +75,12 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if resp, _, err = a.instanceTasks(ctx, cluster, id, 0); err != nil {
+			return nil, err
+		}
 	}
 	out := &AgentTasksResponse{Tasks: []AgentTask{}}
 	defs := map[string]*spec.TaskDefinition{}
-	resp, err := a.Store.Client.Get(ctx, state.TaskPrefix(cluster), clientv3.WithPrefix())
-	if err != nil {
-		return nil, err
-	}
 	out.Revision = resp.Header.Revision
 	for _, kv := range resp.Kvs {
 		t := &state.TaskRecord{}
@@ -97,6 +103,29 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 		out.Tasks = append(out.Tasks, AgentTask{Task: t.Task, TaskDefinition: *td})
 	}
 	return out, nil
+}
+
+// instanceTasks reads the cluster's tasks and reports whether any task of
+// the instance changed after rev.
+func (a *API) instanceTasks(ctx context.Context, cluster, id string, rev int64) (*clientv3.GetResponse, bool, error) {
+	resp, err := a.Store.Client.Get(ctx, state.TaskPrefix(cluster), clientv3.WithPrefix())
+	if err != nil {
+		return nil, false, err
+	}
+	changed := false
+	for _, kv := range resp.Kvs {
+		if kv.ModRevision <= rev {
+			continue
+		}
+		var t struct {
+			InstanceID string `json:"berthInstanceId"`
+		}
+		if json.Unmarshal(kv.Value, &t) == nil && t.InstanceID == id {
+			changed = true
+			break
+		}
+	}
+	return resp, changed, nil
 }
 
 // ResidencyRequest reports instance-local data an agent holds.
