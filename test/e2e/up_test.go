@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+func startUp(t *testing.T, bin, dir, addr string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "up", "--data-dir", dir, "--listen", addr, "--zone", "local-a")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "Berth is up") {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return cmd
+		}
+	}
+	cmd.Process.Kill()
+	t.Fatal("berth up did not come up")
+	return nil
+}
+
+// TestUpRestartKeepsContainers runs `berth up`, starts a task, stops berth
+// with Ctrl-C (SIGINT), checks the container kept running, and starts berth
+// up again: the same task is RUNNING on the same container.
+func TestUpRestartKeepsContainers(t *testing.T) {
+	ensureTestImage(t)
+	bin := buildBerth(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	up := startUp(t, bin, dir, addr)
+	defer func() { up.Process.Kill(); up.Wait() }()
+	c := &cluster{env: &env{t: t, ecs: client("http://"+addr, "k", "s"), ctx: t.Context()}}
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("up"), ContainerDefinitions: []types.ContainerDefinition{
+		{Name: aws.String("app"), Command: sh("sleep 3600")}}})
+	task := c.run(td)
+	c.wait(task.TaskArn, "RUNNING")
+	t.Cleanup(func() { removeTaskContainers(aws.ToString(task.ContainerInstanceArn)) })
+	before := taskContainers(t, aws.ToString(task.TaskArn))
+
+	up.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- up.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("berth up did not exit cleanly on Ctrl-C: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("berth up did not exit on Ctrl-C")
+	}
+	if out, _ := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", before[0]).Output(); strings.TrimSpace(string(out)) != "true" {
+		t.Fatal("the task's container stopped with berth")
+	}
+	up = startUp(t, bin, dir, addr)
+	running := c.wait(task.TaskArn, "RUNNING")
+	if aws.ToString(running.ContainerInstanceArn) != aws.ToString(task.ContainerInstanceArn) {
+		t.Fatal("berth up came back as another instance")
+	}
+	time.Sleep(time.Second)
+	if after := taskContainers(t, aws.ToString(task.TaskArn)); len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("containers %v -> %v", before, after)
+	}
+	c.stop(task.TaskArn)
+}
