@@ -140,10 +140,23 @@ func (r *runner) start(ctx context.Context) error {
 	// ignores it if RUNNING arrives first.
 	go r.report(ctx, "PENDING", nil)
 	pullStart := time.Now()
+	var missing []string
 	for _, c := range r.def.ContainerDefinitions {
-		if err := r.a.ensureImage(ctx, spec.Val(c.Image)); err != nil {
-			return err
+		if _, err := r.a.docker.ImageInspect(ctx, spec.Val(c.Image)); err != nil {
+			missing = append(missing, spec.Val(c.Image))
 		}
+	}
+	if len(missing) > 0 {
+		// pullStartedAt without pullStoppedAt tells clients a pull is under way.
+		r.send(ctx, &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStartedAt: spec.TS(time.Now())}})
+		for _, img := range missing {
+			if err := r.a.ensureImage(ctx, img); err != nil {
+				return err
+			}
+		}
+		r.send(ctx, &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStoppedAt: spec.TS(time.Now())}})
 	}
 	for i := range r.def.ContainerDefinitions {
 		c := &r.def.ContainerDefinitions[i]
@@ -341,6 +354,9 @@ func (r *runner) taskHealth() string {
 // after the container's stopTimeout (30 s by default).
 func (r *runner) stopAll(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
+	if len(r.ids) > 0 {
+		go r.report(ctx, "STOPPING", nil)
+	}
 	for i := len(r.def.ContainerDefinitions) - 1; i >= 0; i-- {
 		c := &r.def.ContainerDefinitions[i]
 		id, ok := r.ids[spec.Val(c.Name)]
@@ -361,7 +377,9 @@ func (r *runner) finish(ctx context.Context, code, reason string) { r.finishWith
 // schedules cleanup.
 func (r *runner) finishWith(ctx context.Context, code, reason string) {
 	ctx = context.WithoutCancel(ctx)
-	r.reportStop(ctx, code, reason, r.containerStates(ctx))
+	states := r.containerStates(ctx)
+	r.report(ctx, "DEPROVISIONING", nil)
+	r.reportStop(ctx, code, reason, states)
 	r.a.scheduleCleanup(ctx, r.arn, 0)
 }
 

@@ -75,7 +75,7 @@ and then exits with the exit code of its essential container.`,
 				}
 				return nil
 			}
-			last := ""
+			last, pulling := "", false
 			for {
 				d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(f.cluster), Tasks: []string{aws.ToString(task.TaskArn)}})
 				if err != nil {
@@ -87,6 +87,14 @@ and then exits with the exit code of its essential container.`,
 					fmt.Fprintf(w, "%s  %s\n", time.Now().Format("15:04:05"), status)
 				}
 				last = status
+				if task.PullStartedAt != nil && task.PullStoppedAt == nil && !pulling && !f.json() {
+					pulling = true
+					fmt.Fprintf(w, "%s  pulling image(s)...\n", time.Now().Format("15:04:05"))
+				}
+				if pulling && task.PullStoppedAt != nil && !f.json() {
+					pulling = false
+					fmt.Fprintf(w, "%s  pulled in %s\n", time.Now().Format("15:04:05"), task.PullStoppedAt.Sub(*task.PullStartedAt).Round(time.Millisecond))
+				}
 				if status == "STOPPED" {
 					if f.json() {
 						printJSON(w, task)

@@ -129,3 +129,23 @@ func TestStartFailures(t *testing.T) {
 		t.Fatalf("mismatch reason %q", r)
 	}
 }
+
+func TestNetworkModes(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("local-a", "")
+	for _, tc := range []struct {
+		mode   types.NetworkMode
+		script string
+	}{
+		{types.NetworkModeNone, `test "$(ls /sys/class/net)" = lo`},
+		{types.NetworkModeHost, `test "$(ls /sys/class/net | wc -l)" -gt 1 && ls /sys/class/net | grep -q docker0`},
+		{types.NetworkModeBridge, `test "$(ls /sys/class/net | wc -l)" -eq 2`},
+	} {
+		td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("net-" + string(tc.mode)), NetworkMode: tc.mode,
+			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Command: sh(tc.script)}}})
+		done := c.wait(c.run(td).TaskArn, "STOPPED")
+		if exitCode(done, "app") != 0 {
+			t.Errorf("network mode %s: %s", tc.mode, describeContainers(done))
+		}
+	}
+}
