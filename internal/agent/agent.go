@@ -73,6 +73,7 @@ type Agent struct {
 	// known before this process started can have containers to adopt.
 	found     map[string]map[string]string // task ARN -> container name -> id
 	lastSweep time.Time
+	work      volumeWork
 }
 
 type savedState struct {
@@ -156,6 +157,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		rev = out.Revision
 		a.reconcile(ctx, out.Tasks)
+		a.volumeOps(ctx, &out)
 		if first {
 			first = false
 			close(a.ready)
@@ -232,6 +234,7 @@ func capabilities() []spec.Attribute {
 		"com.amazonaws.ecs.capability.logging-driver.json-file", "com.amazonaws.ecs.capability.logging-driver.none",
 		"com.amazonaws.ecs.capability.privileged-container", "ecs.capability.docker-plugin.local",
 		"ecs.capability.container-health-check", "ecs.capability.container-ordering", "ecs.capability.task-cpu-mem-limit",
+		"ecs.capability.ebs-task-attach",
 	} {
 		out = append(out, spec.Attribute{Name: spec.Str(n)})
 	}

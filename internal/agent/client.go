@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -86,4 +87,81 @@ func (c *Client) post(ctx context.Context, path string, headers map[string]strin
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+// Blobs is the server's chunk store seen from an agent.
+type Blobs struct{ C *Client }
+
+func (b Blobs) do(ctx context.Context, method, key string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, b.C.Endpoint+"/berth/v1/blobs/"+key, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if b.C.Credentials != nil {
+		sum := sha256.Sum256(body)
+		region := b.C.Region
+		if region == "" {
+			region = "us-east-1"
+		}
+		if err := v4.NewSigner().SignHTTP(ctx, *b.C.Credentials, req, hex.EncodeToString(sum[:]), "ecs", region, time.Now()); err != nil {
+			return 0, nil, err
+		}
+	}
+	hc := b.C.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+func (b Blobs) Has(ctx context.Context, key string) (bool, error) {
+	code, _, err := b.do(ctx, http.MethodHead, key, nil)
+	if err != nil {
+		return false, err
+	}
+	switch code {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("blob %s: HTTP %d", key, code)
+}
+
+func (b Blobs) Get(ctx context.Context, key string) ([]byte, error) {
+	code, data, err := b.do(ctx, http.MethodGet, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code == http.StatusNotFound {
+		return nil, blob.ErrNotFound
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("blob %s: HTTP %d: %s", key, code, data)
+	}
+	if blob.Key(data) != key {
+		return nil, fmt.Errorf("blob %s: content does not match its key", key)
+	}
+	return data, nil
+}
+
+func (b Blobs) Put(ctx context.Context, key string, data []byte) error {
+	code, msg, err := b.do(ctx, http.MethodPut, key, data)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusNoContent && code != http.StatusOK {
+		return fmt.Errorf("put blob %s: HTTP %d: %s", key, code, msg)
+	}
+	return nil
+}
+
+func (b Blobs) Delete(ctx context.Context, key string) error {
+	return fmt.Errorf("agents do not delete blobs")
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
 )
 
 // runner drives one task through its life on this instance.
@@ -38,13 +39,17 @@ type runner struct {
 	reasons  map[string]string
 	health   map[string]string
 	sentTask string // last task health reported
+
+	blockVols []state.TaskBlockVolume
+	volumes   []state.VolumeRecord
 }
 
 func newRunner(a *Agent, t ecs.AgentTask) *runner {
 	arn := spec.Val(t.Task.TaskArn)
 	return &runner{a: a, arn: arn, id: arn[strings.LastIndex(arn, "/")+1:], task: t.Task, def: t.TaskDefinition,
 		desired: make(chan string, 1), done: make(chan struct{}), detached: make(chan struct{}),
-		ids: map[string]string{}, exits: map[string]int{}, reasons: map[string]string{}, health: map[string]string{}}
+		ids: map[string]string{}, exits: map[string]int{}, reasons: map[string]string{}, health: map[string]string{},
+		blockVols: t.BlockVolumes, volumes: t.Volumes}
 }
 
 func (r *runner) setDesired(s string) {
@@ -129,6 +134,9 @@ func (r *runner) run(ctx context.Context) {
 func (r *runner) start(ctx context.Context) error {
 	mounts, err := r.prepareVolumes(ctx)
 	if err != nil {
+		return err
+	}
+	if err := r.attachBlockVolumes(ctx, mounts); err != nil {
 		return err
 	}
 	for _, v := range r.def.Volumes {
@@ -378,6 +386,7 @@ func (r *runner) finish(ctx context.Context, code, reason string) { r.finishWith
 func (r *runner) finishWith(ctx context.Context, code, reason string) {
 	ctx = context.WithoutCancel(ctx)
 	states := r.containerStates(ctx)
+	r.detachBlockVolumes()
 	r.report(ctx, "DEPROVISIONING", nil)
 	r.reportStop(ctx, code, reason, states)
 	r.a.scheduleCleanup(ctx, r.arn, 0)

@@ -33,6 +33,9 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 	out := map[string]mount.Mount{}
 	for _, v := range td.Volumes {
 		name := spec.Val(v.Name)
+		if spec.Val(v.ConfiguredAtLaunch) {
+			continue // block volumes: attachBlockVolumes
+		}
 		switch {
 		case v.Host != nil && spec.Val(v.Host.SourcePath) != "":
 			p := filepath.Clean(*v.Host.SourcePath)
@@ -63,7 +66,7 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 				return nil, err
 			}
 			out[name] = mount.Mount{Type: mount.TypeVolume, Source: name}
-		case v.EfsVolumeConfiguration != nil, v.FsxWindowsFileServerVolumeConfiguration != nil, spec.Val(v.ConfiguredAtLaunch):
+		case v.EfsVolumeConfiguration != nil, v.FsxWindowsFileServerVolumeConfiguration != nil:
 			return nil, volumeError("volume '%s' needs a capability this instance does not have", name)
 		default:
 			return nil, volumeError("volume '%s' has no configuration", name)

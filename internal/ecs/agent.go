@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,17 +22,22 @@ type AgentTasksRequest struct {
 	WaitSeconds   int   `json:"waitSeconds,omitempty"`
 }
 
-// AgentTask is one task with the definition it runs.
+// AgentTask is one task with the definition it runs and its block volumes.
 type AgentTask struct {
-	Task           spec.Task           `json:"task"`
-	TaskDefinition spec.TaskDefinition `json:"taskDefinition"`
+	Task           spec.Task               `json:"task"`
+	TaskDefinition spec.TaskDefinition     `json:"taskDefinition"`
+	BlockVolumes   []state.TaskBlockVolume `json:"blockVolumes,omitempty"`
+	Volumes        []state.VolumeRecord    `json:"volumes,omitempty"`
 }
 
-// AgentTasksResponse lists the instance's tasks that are not yet STOPPED,
-// as of Revision.
+// AgentTasksResponse lists, as of Revision, the instance's tasks that are
+// not yet STOPPED, the block volumes it must create or delete, and the
+// snapshots it must take.
 type AgentTasksResponse struct {
-	Revision int64       `json:"revision"`
-	Tasks    []AgentTask `json:"tasks"`
+	Revision  int64                  `json:"revision"`
+	Tasks     []AgentTask            `json:"tasks"`
+	Volumes   []state.VolumeRecord   `json:"volumes,omitempty"`
+	Snapshots []state.SnapshotRecord `json:"snapshots,omitempty"`
 }
 
 // AgentTasks is Berth's agent endpoint: the desired state of one instance,
@@ -56,17 +62,14 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 		// the past waits for etcd's catch-up loop.
 		wait := time.Duration(min(max(r.WaitSeconds, 0), 60)) * time.Second
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		ch := a.Store.Client.Watch(clientv3.WithRequireLeader(wctx), state.TaskPrefix(cluster), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		ch := a.Store.Client.Watch(clientv3.WithRequireLeader(wctx), state.Prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	wait:
 		for wr := range ch {
 			if wr.Err() != nil {
 				break
 			}
 			for _, ev := range wr.Events {
-				var t struct {
-					InstanceID string `json:"berthInstanceId"`
-				}
-				if ev.Kv.Value == nil || json.Unmarshal(ev.Kv.Value, &t) != nil || t.InstanceID == id {
+				if concernsInstance(cluster, id, string(ev.Kv.Key), ev.Kv.Value) {
 					break wait
 				}
 			}
@@ -82,7 +85,29 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 	out := &AgentTasksResponse{Tasks: []AgentTask{}}
 	defs := map[string]*spec.TaskDefinition{}
 	out.Revision = resp.Header.Revision
+	vols := map[string]state.VolumeRecord{}
 	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		switch {
+		case strings.HasPrefix(key, state.VolumePrefix(cluster)):
+			v := state.VolumeRecord{}
+			if json.Unmarshal(kv.Value, &v) == nil && v.InstanceID == id {
+				vols[v.VolumeID] = v
+				if (v.State == "creating" && v.Attachment == nil) || v.State == "deleting" {
+					out.Volumes = append(out.Volumes, v)
+				}
+			}
+		case strings.HasPrefix(key, state.SnapshotPrefix(cluster)):
+			sn := state.SnapshotRecord{}
+			if json.Unmarshal(kv.Value, &sn) == nil && sn.InstanceID == id && sn.State == "pending" {
+				out.Snapshots = append(out.Snapshots, sn)
+			}
+		}
+	}
+	for _, kv := range resp.Kvs {
+		if !strings.HasPrefix(string(kv.Key), state.TaskPrefix(cluster)) {
+			continue
+		}
 		t := &state.TaskRecord{}
 		if err := json.Unmarshal(kv.Value, t); err != nil {
 			return nil, err
@@ -100,32 +125,57 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 			td = &rec.TaskDefinition
 			defs[arn] = td
 		}
-		out.Tasks = append(out.Tasks, AgentTask{Task: t.Task, TaskDefinition: *td})
+		at := AgentTask{Task: t.Task, TaskDefinition: *td, BlockVolumes: t.BlockVolumes}
+		for _, bv := range t.BlockVolumes {
+			if v, ok := vols[bv.VolumeID]; ok {
+				at.Volumes = append(at.Volumes, v)
+			}
+		}
+		out.Tasks = append(out.Tasks, at)
 	}
 	return out, nil
 }
 
-// instanceTasks reads the cluster's tasks and reports whether any task of
-// the instance changed after rev.
+// instanceTasks reads the cluster's tasks, volumes and snapshots at one
+// revision and reports whether any of the instance's changed after rev.
 func (a *API) instanceTasks(ctx context.Context, cluster, id string, rev int64) (*clientv3.GetResponse, bool, error) {
 	resp, err := a.Store.Client.Get(ctx, state.TaskPrefix(cluster), clientv3.WithPrefix())
 	if err != nil {
 		return nil, false, err
 	}
+	for _, p := range []string{state.VolumePrefix(cluster), state.SnapshotPrefix(cluster)} {
+		more, err := a.Store.Client.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+		if err != nil {
+			return nil, false, err
+		}
+		resp.Kvs = append(resp.Kvs, more.Kvs...)
+	}
 	changed := false
 	for _, kv := range resp.Kvs {
-		if kv.ModRevision <= rev {
-			continue
-		}
-		var t struct {
-			InstanceID string `json:"berthInstanceId"`
-		}
-		if json.Unmarshal(kv.Value, &t) == nil && t.InstanceID == id {
+		if kv.ModRevision > rev && concernsInstance(cluster, id, string(kv.Key), kv.Value) {
 			changed = true
 			break
 		}
 	}
 	return resp, changed, nil
+}
+
+// concernsInstance reports whether a key's change matters to an instance's agent.
+func concernsInstance(cluster, id, key string, val []byte) bool {
+	var rec struct {
+		Task     string `json:"berthInstanceId"`
+		Volume   string `json:"containerInstanceId"`
+		Attached *struct {
+			InstanceID string `json:"instanceId"`
+		} `json:"attachment"`
+	}
+	switch {
+	case strings.HasPrefix(key, state.TaskPrefix(cluster)):
+		return val == nil || (json.Unmarshal(val, &rec) == nil && rec.Task == id)
+	case strings.HasPrefix(key, state.VolumePrefix(cluster)), strings.HasPrefix(key, state.SnapshotPrefix(cluster)):
+		return val == nil || (json.Unmarshal(val, &rec) == nil && rec.Volume == id)
+	}
+	return false
 }
 
 // ResidencyRequest reports instance-local data an agent holds.

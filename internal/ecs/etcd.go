@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"errors"
+	"strconv"
 
 	"encoding/json"
 	"github.com/berth-project/berth/internal/spec"
@@ -27,3 +28,7 @@ func deletePrefixOp(prefix string) clientv3.Op {
 }
 
 func asSpecErr(err error, target **spec.Error) bool { return errors.As(err, target) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func boolStr(b bool) string { return strconv.FormatBool(b) }

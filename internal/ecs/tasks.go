@@ -27,6 +27,16 @@ type launchSpec struct {
 	overrides  *spec.TaskOverride
 	tags       []spec.Tag
 	request    *scheduler.Request
+	block      []blockPlan
+}
+
+// blockPlan is one configuredAtLaunch volume of a launch: a new managed
+// volume, or an existing volume to attach.
+type blockPlan struct {
+	name     string
+	managed  *spec.ManagedVolume
+	existing *state.VolumeRecord
+	rev      int64
 }
 
 type launchInput struct {
@@ -89,13 +99,9 @@ func (a *API) prepare(ctx context.Context, in *launchInput) (*launchSpec, error)
 	if !containsStr(def.Compatibilities, lt) {
 		return nil, spec.InvalidParam("Task definition does not support launch_type %s.", lt)
 	}
-	for _, v := range def.Volumes {
-		if spec.Val(v.ConfiguredAtLaunch) {
-			return nil, spec.InvalidParam("Volume '%s' is configured at launch: managed EBS volumes (volumeConfigurations) are not supported by this Berth release.", spec.Val(v.Name))
-		}
-	}
-	if len(in.VolumeConfigurations) > 0 {
-		return nil, spec.InvalidParam("volumeConfigurations are not supported by this Berth release.")
+	block, err := a.planBlockVolumes(ctx, spec.Val(cl.ClusterName), def, in)
+	if err != nil {
+		return nil, err
 	}
 	eff, err := applyOverrides(def, in.Overrides)
 	if err != nil {
@@ -164,12 +170,17 @@ func (a *API) prepare(ctx context.Context, in *launchInput) (*launchSpec, error)
 	for _, k := range spec.DataKeys(def, td.Tags) {
 		req.Data = append(req.Data, scheduler.DataRequirement{Key: k.Key, Volume: k.Volume})
 	}
+	for _, b := range block {
+		if b.existing != nil {
+			req.Data = append(req.Data, scheduler.DataRequirement{Key: "block-volume/" + b.existing.VolumeID, Volume: b.existing.VolumeID})
+		}
+	}
 	tags := in.Tags
 	if spec.Val(in.PropagateTags) == "TASK_DEFINITION" {
 		tags = append(append([]spec.Tag(nil), td.Tags...), tags...)
 	}
 	return &launchSpec{cluster: cl, td: td, effective: eff, group: group, launchType: lt, startedBy: in.StartedBy,
-		overrides: in.Overrides, tags: tags, request: req}, nil
+		overrides: in.Overrides, tags: tags, request: req, block: block}, nil
 }
 
 // applyOverrides returns a copy of def with the cpu/memory overrides applied.
@@ -352,7 +363,8 @@ func (a *API) RunTask(ctx context.Context, r *spec.RunTaskRequest) (*spec.RunTas
 	}
 	now := a.Now()
 	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request, Token: token,
-		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) }})
+		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
+		Extra:   a.blockExtra(ls, now)})
 	if errors.Is(err, placement.ErrClusterGone) {
 		return nil, spec.ErrClusterNotFound()
 	}
@@ -411,7 +423,8 @@ func (a *API) StartTask(ctx context.Context, r *spec.StartTaskRequest) (*spec.St
 	}
 	now := a.Now()
 	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request,
-		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) }})
+		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
+		Extra:   a.blockExtra(ls, now)})
 	if errors.Is(err, placement.ErrClusterGone) {
 		return nil, spec.ErrClusterNotFound()
 	} else if err != nil {

@@ -48,6 +48,10 @@ type Job struct {
 	Token string
 	// NewTask builds the record of the n-th task placed on inst.
 	NewTask func(n int, inst *state.InstanceRecord) *state.TaskRecord
+	// Extra, when set, adds guarded writes of other records to the
+	// placement's transaction (block volumes created or attached for the
+	// tasks); it may complete the task records.
+	Extra func(tasks []*state.TaskRecord, instances map[string]*state.InstanceRecord) ([]clientv3.Cmp, []clientv3.Op, error)
 }
 
 // ErrClusterGone means the cluster was deleted while placing.
@@ -119,6 +123,15 @@ func (a *Applier) commit(ctx context.Context, job *Job, snap *scheduler.Snapshot
 		t := job.NewTask(n, rec)
 		Reserve(rec, t)
 		tasks = append(tasks, t)
+	}
+	if job.Extra != nil {
+		c, o, err := job.Extra(tasks, records)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		cmps, ops = append(cmps, c...), append(ops, o...)
+	}
+	for _, t := range tasks {
 		ops = append(ops, clientv3.OpPut(state.TaskKey(job.Cluster, t.ID), state.Marshal(t)))
 	}
 	for _, id := range order {
@@ -269,6 +282,13 @@ func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate
 				}
 			}
 		}
+		if spec.Val(t.LastStatus) == "STOPPED" {
+			c, o, err := a.detachVolumes(ctx, cluster, t)
+			if err != nil {
+				return nil, err
+			}
+			cmps, ops = append(cmps, c...), append(ops, o...)
+		}
 		ops = append(ops, clientv3.OpPut(state.TaskKey(cluster, taskID), state.Marshal(t)))
 		resp, err := a.Store.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
@@ -279,4 +299,38 @@ func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate
 		}
 	}
 	return nil, fmt.Errorf("task transition: %w", state.ErrConflict)
+}
+
+// detachVolumes releases the block volumes a stopping task holds: the
+// attachment goes, and the volume becomes available again or, with
+// deleteOnTermination, is deleted by its instance's agent.
+func (a *Applier) detachVolumes(ctx context.Context, cluster string, t *state.TaskRecord) ([]clientv3.Cmp, []clientv3.Op, error) {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for _, bv := range t.BlockVolumes {
+		key := state.VolumeKey(cluster, bv.VolumeID)
+		v := &state.VolumeRecord{}
+		rev, err := a.Store.Get(ctx, key, v)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, nil, err
+		}
+		if v.Attachment == nil || v.Attachment.TaskArn != spec.Val(t.TaskArn) || v.Attachment.Epoch != bv.Epoch {
+			continue // already detached, or attached again since (a newer epoch)
+		}
+		v.Attachment = nil
+		v.State = "available"
+		if v.DeleteOnTermination {
+			v.State = "deleting"
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+		ops = append(ops, clientv3.OpPut(key, state.Marshal(v)))
+		for i := range t.Attachments {
+			if spec.Val(t.Attachments[i].Type) == "AmazonElasticBlockStorage" {
+				t.Attachments[i].Status = spec.Str("DETACHED")
+			}
+		}
+	}
+	return cmps, ops, nil
 }

@@ -26,7 +26,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		if err != nil {
 			ecs.WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to read request body"})
 			return
@@ -39,6 +39,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// maxBody bounds a request body (a snapshot manifest of a large volume is the biggest).
+const maxBody = 64 << 20
 
 type sigParts struct {
 	accessKey, date, region, service string

@@ -25,6 +25,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
+	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
@@ -170,6 +171,15 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/agent/heartbeat", s.auth(http.HandlerFunc(s.heartbeat)))
 	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.API.AgentTasks)))
 	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.API.ReportResidency)))
+	mux.Handle("POST /berth/v1/agent/volume-event", s.auth(jsonHandler(s.API.VolumeEvent)))
+	mux.Handle("POST /berth/v1/agent/snapshot-done", s.auth(jsonHandler(s.API.SnapshotDone)))
+	mux.Handle("POST /berth/v1/volumes/create", s.auth(jsonHandler(s.API.CreateVolume)))
+	mux.Handle("POST /berth/v1/volumes/describe", s.auth(jsonHandler(s.API.DescribeVolumes)))
+	mux.Handle("POST /berth/v1/volumes/delete", s.auth(jsonHandler(s.API.DeleteVolume)))
+	mux.Handle("POST /berth/v1/snapshots/create", s.auth(jsonHandler(s.API.CreateSnapshot)))
+	mux.Handle("POST /berth/v1/snapshots/describe", s.auth(jsonHandler(s.API.DescribeSnapshots)))
+	mux.Handle("POST /berth/v1/snapshots/delete", s.auth(jsonHandler(s.API.DeleteSnapshot)))
+	mux.Handle("/berth/v1/blobs/{key}", s.auth(http.HandlerFunc(s.blobs)))
 	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: 200}
 		s.API.ServeHTTP(rec, r)
@@ -204,6 +214,55 @@ func jsonHandler[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) ht
 	})
 }
 
+// blobs serves the chunk store to agents: HEAD, GET and PUT of
+// content-addressed chunks.
+func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.DataDir == "" {
+		http.Error(w, "this server has no blob store (no --data-dir)", http.StatusServiceUnavailable)
+		return
+	}
+	store := blob.Dir{Path: filepath.Join(s.cfg.DataDir, "blobs")}
+	key := r.PathValue("key")
+	if !blob.ValidKey(key) {
+		http.Error(w, "invalid blob key", http.StatusBadRequest)
+		return
+	}
+	switch r.Method {
+	case http.MethodHead:
+		ok, err := store.Has(r.Context(), key)
+		switch {
+		case err != nil:
+			w.WriteHeader(http.StatusInternalServerError)
+		case !ok:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	case http.MethodGet:
+		b, err := store.Get(r.Context(), key)
+		if errors.Is(err, blob.ErrNotFound) {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		} else if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(b)
+	case http.MethodPut:
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := store.Put(r.Context(), key, b); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Cluster           string `json:"cluster"`
@@ -222,7 +281,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write([]byte(`{"acknowledgment":"ACK"}`))
+	fmt.Fprintf(w, `{"acknowledgment":"ACK","leaseTtlSeconds":%d}`, int(s.cfg.LeaseTTL/time.Second))
 }
 
 // startEmbedded runs a single-member etcd under dir/etcd, on loopback

@@ -13,6 +13,8 @@
 //	tasks/CLUSTER/ID                TaskRecord
 //	residency/CLUSTER/KEY           instance id holding instance-local data
 //	tokens/CLUSTER/TOKEN            RunTask clientToken -> task ids
+//	volumes/CLUSTER/ID              VolumeRecord (block volume, its attachment and epoch)
+//	snapshots/CLUSTER/ID            SnapshotRecord
 package state
 
 import (
@@ -52,6 +54,10 @@ func TaskKey(cluster, id string) string       { return TaskPrefix(cluster) + id 
 func ResidencyPrefix(cluster string) string   { return Prefix + "residency/" + cluster + "/" }
 func ResidencyKey(cluster, key string) string { return ResidencyPrefix(cluster) + key }
 func TokenKey(cluster, token string) string   { return Prefix + "tokens/" + cluster + "/" + token }
+func VolumePrefix(cluster string) string      { return Prefix + "volumes/" + cluster + "/" }
+func VolumeKey(cluster, id string) string     { return VolumePrefix(cluster) + id }
+func SnapshotPrefix(cluster string) string    { return Prefix + "snapshots/" + cluster + "/" }
+func SnapshotKey(cluster, id string) string   { return SnapshotPrefix(cluster) + id }
 
 // Store is typed access to Berth's keys. New does no I/O.
 type Store struct {

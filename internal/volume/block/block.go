@@ -17,7 +17,7 @@ import (
 
 // Volume is one volume's files on this machine.
 type Volume struct {
-	Image string // sparse image file
+	Image      string // sparse image file
 	MountPoint string // mount point
 }
 

@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/mount"
+
+	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/volume/block"
+)
+
+// volumeWork tracks block-volume operations in progress, so a poll that
+// repeats them does not start them twice.
+type volumeWork struct {
+	mu   sync.Mutex
+	busy map[string]bool
+}
+
+func (w *volumeWork) start(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy == nil {
+		w.busy = map[string]bool{}
+	}
+	if w.busy[id] {
+		return false
+	}
+	w.busy[id] = true
+	return true
+}
+
+func (w *volumeWork) done(id string) {
+	w.mu.Lock()
+	delete(w.busy, id)
+	w.mu.Unlock()
+}
+
+func (a *Agent) volumePaths(id string) block.Volume { return block.Paths(a.cfg.DataDir, id) }
+
+// ensureVolume creates the volume's image on first use: empty and formatted,
+// or restored from its snapshot.
+func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
+	p := a.volumePaths(v.VolumeID)
+	if p.Exists() {
+		return nil
+	}
+	if v.Initialized {
+		return fmt.Errorf("volume %s should hold data on this instance, but its image %s is missing", v.VolumeID, p.Image)
+	}
+	size := int64(v.SizeInGiB) << 30
+	if v.SnapshotID != "" {
+		var out ecs.SnapshotsResponse
+		if err := a.api.Post(ctx, "/berth/v1/snapshots/describe", &ecs.SnapshotsRequest{Cluster: a.cfg.Cluster, SnapshotIDs: []string{v.SnapshotID}}, &out); err != nil {
+			return fmt.Errorf("snapshot %s: %w", v.SnapshotID, err)
+		}
+		start := time.Now()
+		last := time.Now()
+		st, err := block.Restore(ctx, Blobs{a.api}, out.Snapshots[0].Manifest, p.Image, size, func(done, total int) {
+			if time.Since(last) > 2*time.Second {
+				last = time.Now()
+				a.log.Info("restoring volume", "volume", v.VolumeID, "snapshot", v.SnapshotID, "progress", fmt.Sprintf("%d/%d chunks", done, total))
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("restore %s from %s: %w", v.VolumeID, v.SnapshotID, err)
+		}
+		a.log.Info("volume restored", "volume", v.VolumeID, "snapshot", v.SnapshotID, "chunks", st.Chunks, "took", time.Since(start))
+		return nil
+	}
+	if err := p.Create(size); err != nil {
+		return err
+	}
+	if err := p.Format(v.FilesystemType); err != nil {
+		p.Remove()
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) volumeEvent(ctx context.Context, v *state.VolumeRecord, event, reason string, epoch int64) error {
+	return a.api.Post(ctx, "/berth/v1/agent/volume-event", &ecs.VolumeEventRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn,
+		VolumeID: v.VolumeID, Event: event, Reason: reason, Epoch: epoch}, nil)
+}
+
+// attachBlockVolumes prepares and mounts the task's block volumes, checking
+// that each attachment is the task's and current (fencing).
+func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount.Mount) error {
+	for _, bv := range r.blockVols {
+		var v *state.VolumeRecord
+		for i := range r.volumes {
+			if r.volumes[i].VolumeID == bv.VolumeID {
+				v = &r.volumes[i]
+			}
+		}
+		if v == nil || v.Attachment == nil || v.Attachment.TaskArn != r.arn || v.Attachment.Epoch != bv.Epoch {
+			return &taskFailure{code: "TaskFailedToStart", reason: fmt.Sprintf("CannotAttachVolumeError: volume %s is not attached to this task (stale attachment epoch %d)", bv.VolumeID, bv.Epoch)}
+		}
+		if err := r.a.ensureVolume(ctx, v); err != nil {
+			r.a.volumeEvent(ctx, v, "error", err.Error(), bv.Epoch)
+			return &taskFailure{code: "TaskFailedToStart", reason: "CannotCreateVolumeError: " + err.Error()}
+		}
+		p := r.a.volumePaths(v.VolumeID)
+		if _, err := p.Mount(v.FilesystemType); err != nil {
+			return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: " + err.Error()}
+		}
+		if err := r.a.volumeEvent(ctx, v, "created", "", bv.Epoch); err != nil {
+			p.Unmount()
+			return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: " + err.Error()}
+		}
+		mounts[bv.Name] = mount.Mount{Type: mount.TypeBind, Source: p.MountPoint}
+	}
+	return nil
+}
+
+// detachBlockVolumes unmounts the task's block volumes (idempotent).
+func (r *runner) detachBlockVolumes() {
+	for _, bv := range r.blockVols {
+		if err := r.a.volumePaths(bv.VolumeID).Unmount(); err != nil {
+			r.a.log.Warn("unmount block volume", "volume", bv.VolumeID, "err", err)
+		}
+	}
+}
+
+// volumeOps creates and deletes the block volumes this instance holds that
+// no task is using, and takes pending snapshots.
+func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
+	for _, v := range out.Volumes {
+		v := v
+		if !a.work.start(v.VolumeID) {
+			continue
+		}
+		go func() {
+			defer a.work.done(v.VolumeID)
+			switch v.State {
+			case "creating":
+				if err := a.ensureVolume(ctx, &v); err != nil {
+					a.volumeEvent(ctx, &v, "error", err.Error(), 0)
+					return
+				}
+				a.volumeEvent(ctx, &v, "created", "", 0)
+			case "deleting":
+				if err := a.volumePaths(v.VolumeID).Remove(); err != nil {
+					a.log.Warn("delete volume", "volume", v.VolumeID, "err", err)
+					return
+				}
+				a.volumeEvent(ctx, &v, "deleted", "", 0)
+			}
+		}()
+	}
+	for _, sn := range out.Snapshots {
+		sn := sn
+		if !a.work.start(sn.SnapshotID) {
+			continue
+		}
+		go func() {
+			defer a.work.done(sn.SnapshotID)
+			req := &ecs.SnapshotDoneRequest{Cluster: a.cfg.Cluster, SnapshotID: sn.SnapshotID}
+			p := a.volumePaths(sn.VolumeID)
+			if !p.Exists() {
+				req.Error = "the volume has no data on its instance yet"
+			} else {
+				// Crash-consistent: writes are suspended while the image is read.
+				if err := p.Freeze(); err != nil {
+					req.Error = err.Error()
+				} else {
+					start := time.Now()
+					key, st, err := block.Snapshot(ctx, p.Image, Blobs{a.api})
+					p.Thaw()
+					if err != nil {
+						req.Error = err.Error()
+					} else {
+						req.Manifest, req.UploadedBytes = key, st.UploadedBytes
+						a.log.Info("snapshot taken", "snapshot", sn.SnapshotID, "volume", sn.VolumeID, "uploadedMiB", st.UploadedBytes>>20, "took", time.Since(start))
+					}
+				}
+			}
+			a.api.Post(ctx, "/berth/v1/agent/snapshot-done", req, nil)
+		}()
+	}
+}

@@ -1,0 +1,373 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// Berth's own block-volume API (AWS's EC2 API is out of scope): JSON
+// requests on /berth/v1/volumes/* and /berth/v1/snapshots/*.
+
+// CreateVolumeRequest creates a block volume in a zone.
+type CreateVolumeRequest struct {
+	Cluster        string     `json:"cluster"`
+	Zone           string     `json:"availabilityZone"`
+	SizeInGiB      *int32     `json:"sizeInGiB"`
+	VolumeType     string     `json:"volumeType"`
+	Iops           *int32     `json:"iops"`
+	Throughput     *int32     `json:"throughput"`
+	FilesystemType string     `json:"filesystemType"`
+	SnapshotID     string     `json:"snapshotId"`
+	Tags           []spec.Tag `json:"tags"`
+}
+
+// VolumesRequest names volumes (all when empty).
+type VolumesRequest struct {
+	Cluster   string   `json:"cluster"`
+	VolumeIDs []string `json:"volumeIds"`
+}
+
+// VolumesResponse lists volumes.
+type VolumesResponse struct {
+	Volumes []state.VolumeRecord `json:"volumes"`
+}
+
+// SnapshotsRequest names snapshots (all when empty), or the volume to snapshot.
+type SnapshotsRequest struct {
+	Cluster     string   `json:"cluster"`
+	VolumeID    string   `json:"volumeId,omitempty"`
+	SnapshotIDs []string `json:"snapshotIds,omitempty"`
+}
+
+// SnapshotsResponse lists snapshots.
+type SnapshotsResponse struct {
+	Snapshots []state.SnapshotRecord `json:"snapshots"`
+}
+
+func (a *API) clusterOf(ctx context.Context, name string) (string, error) {
+	cl, err := a.cluster(ctx, &name)
+	if err != nil {
+		return "", err
+	}
+	return spec.Val(cl.ClusterName), nil
+}
+
+// CreateVolume validates fully, chooses an instance in the zone to hold the
+// data, and records the volume; that instance's agent creates it.
+func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*VolumesResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if r.Zone == "" {
+		return nil, spec.InvalidParam("availabilityZone is required.")
+	}
+	var snap *spec.SnapshotInfo
+	if r.SnapshotID != "" {
+		rec := &state.SnapshotRecord{}
+		if _, err := a.Store.Get(ctx, state.SnapshotKey(cluster, r.SnapshotID), rec); err == nil && rec.State == "completed" {
+			snap = &spec.SnapshotInfo{SizeInGiB: rec.SizeInGiB, FilesystemType: rec.FilesystemType}
+		} else if err != nil && !isNotFound(err) {
+			return nil, err
+		}
+	}
+	cfg := &spec.TaskManagedEBSVolumeConfiguration{SizeInGiB: r.SizeInGiB, VolumeType: strPtr(r.VolumeType), Iops: r.Iops, Throughput: r.Throughput,
+		FilesystemType: strPtr(r.FilesystemType), SnapshotId: strPtr(r.SnapshotID), RoleArn: spec.Str("berth"),
+		TerminationPolicy: &spec.TaskManagedEBSVolumeTerminationPolicy{DeleteOnTermination: spec.Bool(false)}}
+	if len(r.Tags) > 0 {
+		cfg.TagSpecifications = []spec.EBSTagSpecification{{ResourceType: spec.Str("volume"), Tags: r.Tags}}
+	}
+	m, verr := spec.ValidateManagedEBS("volume", cfg, snap)
+	if verr != nil {
+		return nil, verr
+	}
+	// The instance in the zone holding the fewest volumes keeps the data.
+	count := map[string]int{}
+	err = a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		v := state.VolumeRecord{}
+		if json.Unmarshal(val, &v) == nil {
+			count[v.InstanceID]++
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ci := range a.Cache.Instances(cluster) {
+		if spec.Val(ci.Record.Status) != "ACTIVE" || !a.Cache.Connected(cluster, ci.Record.ID) {
+			continue
+		}
+		for _, at := range ci.Record.Attributes {
+			if spec.Val(at.Name) == "ecs.availability-zone" && spec.Val(at.Value) == r.Zone {
+				ids = append(ids, ci.Record.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, spec.InvalidParam("There are no connected container instances in availability zone '%s'.", r.Zone)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		return count[ids[i]] < count[ids[j]] || (count[ids[i]] == count[ids[j]] && ids[i] < ids[j])
+	})
+	v := &state.VolumeRecord{VolumeID: spec.VolumeID(newID()), Cluster: cluster, Zone: r.Zone, SizeInGiB: m.SizeInGiB, VolumeType: m.VolumeType,
+		Iops: m.Iops, Throughput: m.Throughput, FilesystemType: m.FilesystemType, State: "creating", InstanceID: ids[0],
+		SnapshotID: m.SnapshotID, Tags: m.Tags, CreatedAt: spec.TS(a.Now())}
+	key := state.VolumeKey(cluster, v.VolumeID)
+	resp, err := a.Store.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(
+		clientv3.OpPut(key, state.Marshal(v)),
+		clientv3.OpPut(state.ResidencyKey(cluster, "block-volume/"+v.VolumeID), v.InstanceID),
+	).Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return nil, spec.Exception("ServerException", "Volume id collision; try again.")
+	}
+	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// DescribeVolumes lists volumes.
+func (a *API) DescribeVolumes(ctx context.Context, r *VolumesRequest) (*VolumesResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	out := &VolumesResponse{Volumes: []state.VolumeRecord{}}
+	if len(r.VolumeIDs) > 0 {
+		for _, id := range r.VolumeIDs {
+			v := state.VolumeRecord{}
+			if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, id), &v); isNotFound(err) {
+				return nil, spec.InvalidParam("The volume '%s' does not exist.", id)
+			} else if err != nil {
+				return nil, err
+			}
+			out.Volumes = append(out.Volumes, v)
+		}
+		return out, nil
+	}
+	err = a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		v := state.VolumeRecord{}
+		if err := json.Unmarshal(val, &v); err != nil {
+			return false, err
+		}
+		out.Volumes = append(out.Volumes, v)
+		return true, nil
+	})
+	return out, err
+}
+
+// DeleteVolume deletes a detached volume (its agent removes the data).
+func (a *API) DeleteVolume(ctx context.Context, r *VolumesRequest) (*VolumesResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.VolumeIDs) != 1 {
+		return nil, spec.InvalidParam("Name exactly one volume to delete.")
+	}
+	v, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, r.VolumeIDs[0]), func(v *state.VolumeRecord) error {
+		if v.Attachment != nil {
+			return spec.Exception("VolumeInUse", "The volume '%s' is attached to task %s.", v.VolumeID, v.Attachment.TaskArn)
+		}
+		v.State = "deleting"
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeIDs[0])
+	} else if err != nil {
+		return nil, err
+	}
+	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
+}
+
+// CreateSnapshot asks the agent holding a volume to snapshot it.
+func (a *API) CreateSnapshot(ctx context.Context, r *SnapshotsRequest) (*SnapshotsResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	v := state.VolumeRecord{}
+	if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, r.VolumeID), &v); isNotFound(err) {
+		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeID)
+	} else if err != nil {
+		return nil, err
+	}
+	if v.State == "deleting" || v.State == "error" {
+		return nil, spec.InvalidParam("The volume '%s' is %s.", v.VolumeID, v.State)
+	}
+	sn := &state.SnapshotRecord{SnapshotID: spec.SnapshotID(newID()), Cluster: cluster, VolumeID: v.VolumeID, InstanceID: v.InstanceID,
+		SizeInGiB: v.SizeInGiB, FilesystemType: v.FilesystemType, State: "pending", CreatedAt: spec.TS(a.Now())}
+	if err := a.Store.Create(ctx, state.SnapshotKey(cluster, sn.SnapshotID), sn); err != nil {
+		return nil, err
+	}
+	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{*sn}}, nil
+}
+
+// DescribeSnapshots lists snapshots.
+func (a *API) DescribeSnapshots(ctx context.Context, r *SnapshotsRequest) (*SnapshotsResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	out := &SnapshotsResponse{Snapshots: []state.SnapshotRecord{}}
+	want := map[string]bool{}
+	for _, id := range r.SnapshotIDs {
+		want[id] = true
+	}
+	err = a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		sn := state.SnapshotRecord{}
+		if err := json.Unmarshal(val, &sn); err != nil {
+			return false, err
+		}
+		if len(want) == 0 || want[sn.SnapshotID] {
+			out.Snapshots = append(out.Snapshots, sn)
+		}
+		return true, nil
+	})
+	if err == nil && len(want) > 0 && len(out.Snapshots) != len(want) {
+		return nil, spec.InvalidParam("A snapshot named does not exist.")
+	}
+	return out, err
+}
+
+// DeleteSnapshot forgets a snapshot; chunks stay for the snapshots that
+// share them (chunks no snapshot references are collected by fsck later).
+func (a *API) DeleteSnapshot(ctx context.Context, r *SnapshotsRequest) (*SnapshotsResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.SnapshotIDs) != 1 {
+		return nil, spec.InvalidParam("Name exactly one snapshot to delete.")
+	}
+	sn := state.SnapshotRecord{}
+	key := state.SnapshotKey(cluster, r.SnapshotIDs[0])
+	if _, err := a.Store.Get(ctx, key, &sn); isNotFound(err) {
+		return nil, spec.InvalidParam("The snapshot '%s' does not exist.", r.SnapshotIDs[0])
+	} else if err != nil {
+		return nil, err
+	}
+	if _, err := a.Store.Client.Delete(ctx, key); err != nil {
+		return nil, err
+	}
+	sn.State = "deleted"
+	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{sn}}, nil
+}
+
+// VolumeEventRequest is an agent's report about a volume it holds.
+type VolumeEventRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
+	VolumeID          string `json:"volumeId"`
+	Event             string `json:"event"` // created, deleted, error
+	Reason            string `json:"reason,omitempty"`
+	// Epoch, for an attached volume, is the attachment the agent acts on;
+	// a report with an older epoch than the volume's is refused.
+	Epoch int64 `json:"epoch,omitempty"`
+}
+
+// VolumeEvent records an agent's report about a volume.
+func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.instanceID(cluster, r.ContainerInstance)
+	if err != nil {
+		return nil, err
+	}
+	key := state.VolumeKey(cluster, r.VolumeID)
+	if r.Event == "deleted" {
+		v := state.VolumeRecord{}
+		rev, err := a.Store.Get(ctx, key, &v)
+		if isNotFound(err) {
+			return &VolumesResponse{}, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if v.InstanceID != id || v.State != "deleting" {
+			return nil, spec.InvalidParam("The volume '%s' is not being deleted on this instance.", r.VolumeID)
+		}
+		_, err = a.Store.Client.Txn(ctx).If(modRevIs(key, rev)).Then(clientv3.OpDelete(key),
+			clientv3.OpDelete(state.ResidencyKey(cluster, "block-volume/"+r.VolumeID))).Commit()
+		return &VolumesResponse{}, err
+	}
+	v, err := state.Update(ctx, a.Store, key, func(v *state.VolumeRecord) error {
+		if v.InstanceID != id {
+			return spec.InvalidParam("The volume '%s' is not held by this instance.", r.VolumeID)
+		}
+		if r.Epoch != 0 && r.Epoch != v.Epoch {
+			return spec.Exception("StaleAttachmentException", "Attachment epoch %d of volume '%s' is stale; the current epoch is %d.", r.Epoch, v.VolumeID, v.Epoch)
+		}
+		switch r.Event {
+		case "created":
+			v.Initialized = true
+			if v.State == "creating" {
+				v.State = "available"
+			}
+			if v.Attachment != nil {
+				v.State = "in-use"
+				v.Attachment.Status = "ATTACHED"
+			}
+		case "error":
+			v.State, v.StateReason = "error", r.Reason
+		default:
+			return spec.InvalidParam("Unknown volume event '%s'.", r.Event)
+		}
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeID)
+	} else if err != nil {
+		return nil, err
+	}
+	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
+}
+
+// SnapshotDoneRequest is an agent's report of a finished snapshot.
+type SnapshotDoneRequest struct {
+	Cluster       string `json:"cluster"`
+	SnapshotID    string `json:"snapshotId"`
+	Manifest      string `json:"manifest,omitempty"`
+	UploadedBytes int64  `json:"uploadedBytes"`
+	Error         string `json:"error,omitempty"`
+}
+
+// SnapshotDone completes (or fails) a pending snapshot.
+func (a *API) SnapshotDone(ctx context.Context, r *SnapshotDoneRequest) (*SnapshotsResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := state.Update(ctx, a.Store, state.SnapshotKey(cluster, r.SnapshotID), func(sn *state.SnapshotRecord) error {
+		if sn.State != "pending" {
+			return spec.InvalidParam("The snapshot '%s' is %s.", sn.SnapshotID, sn.State)
+		}
+		if r.Error != "" {
+			sn.State, sn.StateReason = "error", r.Error
+			return nil
+		}
+		sn.State, sn.Manifest, sn.UploadedBytes, sn.CompletedAt = "completed", r.Manifest, r.UploadedBytes, spec.TS(a.Now())
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, spec.InvalidParam("The snapshot '%s' does not exist.", r.SnapshotID)
+	} else if err != nil {
+		return nil, err
+	}
+	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{*sn}}, nil
+}
