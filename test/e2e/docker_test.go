@@ -71,6 +71,7 @@ type cluster struct {
 }
 
 type runningAgent struct {
+	dir    string
 	a      *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
@@ -96,7 +97,7 @@ func (c *cluster) addAgent(zone, dataDir string) *runningAgent {
 		c.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ra := &runningAgent{a: a, cancel: cancel, done: make(chan error, 1)}
+	ra := &runningAgent{dir: dataDir, a: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { ra.done <- a.Run(ctx) }()
 	select {
 	case <-a.Ready():
@@ -206,3 +207,11 @@ func (c *cluster) stop(arn *string) types.Task {
 	}
 	return c.wait(arn, "STOPPED")
 }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// agentDir is the data dir of an agent started by addAgent.
+func (c *cluster) agentDir(ra *runningAgent) string { return ra.dir }

@@ -209,3 +209,95 @@ func TestManagedVolumeValidation(t *testing.T) {
 		t.Fatalf("rejected calls created tasks: %v", list.TaskArns)
 	}
 }
+
+func (c *cluster) snapshot(vol string) state.SnapshotRecord {
+	c.t.Helper()
+	var out becs.SnapshotsResponse
+	if err := c.post("/berth/v1/snapshots/create", &becs.SnapshotsRequest{VolumeID: vol}, &out); err != nil {
+		c.t.Fatal(err)
+	}
+	id := out.Snapshots[0].SnapshotID
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		if err := c.post("/berth/v1/snapshots/describe", &becs.SnapshotsRequest{SnapshotIDs: []string{id}}, &out); err != nil {
+			c.t.Fatal(err)
+		}
+		switch sn := out.Snapshots[0]; sn.State {
+		case "completed":
+			return sn
+		case "error":
+			c.t.Fatalf("snapshot failed: %s", sn.StateReason)
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal("snapshot did not complete")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestSnapshotWhileRunningAndRestoreInAnotherZone snapshots a volume while
+// its task keeps writing, changes a little, snapshots again (incremental),
+// deletes the first snapshot and restores the second into a task in
+// another zone, comparing checksums.
+func TestSnapshotWhileRunningAndRestoreInAnotherZone(t *testing.T) {
+	c := newCluster(t)
+	a := c.addAgent("local-a", "")
+	c.addAgent("local-b", "")
+	// The writer fills 64 MiB, then keeps appending to a log while snapshots are taken.
+	writer := ebsDefinition(c, "snap-w", `head -c 67108864 /dev/urandom > /data/big && sum=$(md5sum /data/big | cut -c1-32) && echo $sum > /data/big.md5 && touch /data/ready && while true; do date >> /data/log; sleep 0.1; done`)
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(1, true),
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == local-a")}}})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	task := out.Tasks[0]
+	if aws.ToString(task.ContainerInstanceArn) != a.arn {
+		t.Fatal("memberOf ignored")
+	}
+	vol := volumeIDOf(task)
+	c.wait(task.TaskArn, "RUNNING")
+	deadline := time.Now().Add(60 * time.Second)
+	for !fileExists(fmt.Sprintf("%s/mounts/%s/ready", c.agentDir(a), vol)) {
+		if time.Now().After(deadline) {
+			t.Fatal("writer never finished its data")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	first := c.snapshot(vol)
+	second := c.snapshot(vol)
+	t.Logf("first snapshot uploaded %d MiB, second %d KiB", first.UploadedBytes>>20, second.UploadedBytes>>10)
+	if first.UploadedBytes < 64<<20 || second.UploadedBytes > 8<<20 {
+		t.Fatalf("snapshots not incremental: %d then %d bytes", first.UploadedBytes, second.UploadedBytes)
+	}
+	d, _ := c.ecs.DescribeTasks(c.ctx, &ecs.DescribeTasksInput{Tasks: []string{aws.ToString(task.TaskArn)}})
+	if aws.ToString(d.Tasks[0].LastStatus) != "RUNNING" {
+		t.Fatal("the task stopped during the snapshots")
+	}
+	var del becs.SnapshotsResponse
+	if err := c.post("/berth/v1/snapshots/delete", &becs.SnapshotsRequest{SnapshotIDs: []string{first.SnapshotID}}, &del); err != nil {
+		t.Fatal(err)
+	}
+	reader := ebsDefinition(c, "snap-r", `test "$(md5sum /data/big | cut -c1-32)" = "$(cat /data/big.md5)" && test -s /data/log`)
+	cfg := managed(2, false)
+	cfg[0].ManagedEBSVolume.SnapshotId = aws.String(second.SnapshotID)
+	cfg[0].ManagedEBSVolume.SizeInGiB = aws.Int32(2)
+	out, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader), VolumeConfigurations: cfg,
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == local-b")}}})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	if aws.ToString(out.Tasks[0].AvailabilityZone) != "local-b" {
+		t.Fatalf("restored in %s", aws.ToString(out.Tasks[0].AvailabilityZone))
+	}
+	done := c.wait(out.Tasks[0].TaskArn, "STOPPED")
+	if exitCode(done, "app") != 0 {
+		t.Fatalf("restored data differs: %s %s", aws.ToString(done.StoppedReason), describeContainers(done))
+	}
+	// The filesystem of a restore must match its snapshot's.
+	cfg[0].ManagedEBSVolume.FilesystemType = types.TaskFilesystemTypeExt4
+	_, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader), VolumeConfigurations: cfg})
+	if code, msg := apiCode(err); code != "InvalidParameterException" || !strings.Contains(msg, "does not match the file system of snapshot") {
+		t.Fatalf("fs mismatch: %s %q", code, msg)
+	}
+	c.stop(task.TaskArn)
+}
