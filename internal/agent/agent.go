@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -74,6 +75,12 @@ type Agent struct {
 	found     map[string]map[string]string // task ARN -> container name -> id
 	lastSweep time.Time
 	work      volumeWork
+
+	// lastHeartbeat is when the server last confirmed the lease (unix nanos);
+	// leaseTTL is the lease it reported.
+	lastHeartbeat atomic.Int64
+	leaseTTL      atomic.Int64
+	fenced        atomic.Bool
 }
 
 type savedState struct {
@@ -258,15 +265,66 @@ func machineMemoryMiB() int {
 func (a *Agent) heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
+	a.lastHeartbeat.Store(time.Now().UnixNano())
+	go a.fenceWatch(ctx)
 	for {
-		err := a.api.Post(ctx, "/berth/v1/agent/heartbeat", map[string]string{"cluster": a.cfg.Cluster, "containerInstance": a.arn}, nil)
+		var resp struct {
+			LeaseTTL int64 `json:"leaseTtlSeconds"`
+		}
+		sent := time.Now()
+		err := a.api.Post(ctx, "/berth/v1/agent/heartbeat", map[string]string{"cluster": a.cfg.Cluster, "containerInstance": a.arn}, &resp)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat", "err", err)
+		} else if err == nil {
+			a.lastHeartbeat.Store(sent.UnixNano())
+			if resp.LeaseTTL > 0 {
+				a.leaseTTL.Store(resp.LeaseTTL)
+			}
+			if a.fenced.Swap(false) {
+				a.log.Info("lease renewed; block volumes may be attached again")
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// fenceWatch stops the tasks that hold block volumes, and unmounts them,
+// once the lease may be about to expire without this agent having renewed
+// it: after 60 % of the lease since the last confirmed heartbeat. The
+// server gives a volume to another attachment only after the lease has
+// expired, so the old writer has stopped by then.
+func (a *Agent) fenceWatch(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ttl := time.Duration(a.leaseTTL.Load()) * time.Second
+		if ttl == 0 || a.fenced.Load() {
+			continue
+		}
+		if time.Since(time.Unix(0, a.lastHeartbeat.Load())) < ttl*6/10 {
+			continue
+		}
+		a.fenced.Store(true)
+		a.log.Warn("lease not renewed: fencing block volumes", "lease", ttl)
+		a.mu.Lock()
+		var rs []*runner
+		for _, r := range a.runners {
+			if len(r.blockVols) > 0 && !r.finished() {
+				rs = append(rs, r)
+			}
+		}
+		a.mu.Unlock()
+		for _, r := range rs {
+			r.fence(ctx)
 		}
 	}
 }

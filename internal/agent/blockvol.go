@@ -89,6 +89,9 @@ func (a *Agent) volumeEvent(ctx context.Context, v *state.VolumeRecord, event, r
 // attachBlockVolumes prepares and mounts the task's block volumes, checking
 // that each attachment is the task's and current (fencing).
 func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount.Mount) error {
+	if len(r.blockVols) > 0 && r.a.fenced.Load() {
+		return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: the container instance has not renewed its lease"}
+	}
 	for _, bv := range r.blockVols {
 		var v *state.VolumeRecord
 		for i := range r.volumes {

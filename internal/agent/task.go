@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -42,6 +43,19 @@ type runner struct {
 
 	blockVols []state.TaskBlockVolume
 	volumes   []state.VolumeRecord
+	fenced    atomic.Bool
+}
+
+// fence stops the task's containers at once and unmounts its block
+// volumes: the agent may have lost its lease.
+func (r *runner) fence(ctx context.Context) {
+	r.fenced.Store(true)
+	ctx = context.WithoutCancel(ctx)
+	for _, id := range r.ids {
+		timeout := 0
+		r.a.docker.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	}
+	r.detachBlockVolumes()
 }
 
 func newRunner(a *Agent, t ecs.AgentTask) *runner {
@@ -379,7 +393,12 @@ func (r *runner) stopAll(ctx context.Context) {
 	}
 }
 
-func (r *runner) finish(ctx context.Context, code, reason string) { r.finishWith(ctx, code, reason) }
+func (r *runner) finish(ctx context.Context, code, reason string) {
+	if r.fenced.Load() {
+		code, reason = "TerminationNotice", "The container instance lost contact with the control plane; the task was stopped to release its block volumes"
+	}
+	r.finishWith(ctx, code, reason)
+}
 
 // finishWith reports STOPPED with the containers' real exit codes and
 // schedules cleanup.

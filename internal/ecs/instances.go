@@ -318,8 +318,12 @@ func (a *API) DeregisterContainerInstance(ctx context.Context, r *spec.Deregiste
 			return nil, err
 		}
 	}
-	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), rec); err != nil && !isNotFound(err) {
-		return nil, err
+	if fresh := (&state.InstanceRecord{}); true {
+		if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), fresh); err == nil {
+			rec = fresh
+		} else if !isNotFound(err) {
+			return nil, err
+		}
 	}
 	if _, err := a.Store.Client.Txn(ctx).Then(
 		clientv3.OpDelete(state.InstanceKey(cluster, id)),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -370,4 +371,49 @@ func (a *API) SnapshotDone(ctx context.Context, r *SnapshotDoneRequest) (*Snapsh
 		return nil, err
 	}
 	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{*sn}}, nil
+}
+
+// DetachVolume releases a volume whose task's instance has lost its lease:
+// the task is marked STOPPED and the attachment goes. While the instance
+// still holds its lease the task must be stopped instead, so that its agent
+// unmounts first.
+func (a *API) DetachVolume(ctx context.Context, r *VolumesRequest) (*VolumesResponse, error) {
+	cluster, err := a.clusterOf(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.VolumeIDs) != 1 {
+		return nil, spec.InvalidParam("Name exactly one volume to detach.")
+	}
+	v := state.VolumeRecord{}
+	if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, r.VolumeIDs[0]), &v); isNotFound(err) {
+		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeIDs[0])
+	} else if err != nil {
+		return nil, err
+	}
+	if v.Attachment == nil {
+		return &VolumesResponse{Volumes: []state.VolumeRecord{v}}, nil
+	}
+	if connected, err := a.Store.Exists(ctx, state.ConnKey(cluster, v.Attachment.InstanceID)); err != nil {
+		return nil, err
+	} else if connected {
+		return nil, spec.Exception("VolumeInUse", "The volume '%s' is attached to task %s on a connected instance; stop the task to detach it.", v.VolumeID, v.Attachment.TaskArn)
+	}
+	taskID := v.Attachment.TaskArn[strings.LastIndex(v.Attachment.TaskArn, "/")+1:]
+	now := a.Now()
+	if _, err := a.Applier.Transition(ctx, cluster, taskID, func(t *state.TaskRecord) (bool, error) {
+		if spec.Val(t.LastStatus) == "STOPPED" {
+			return false, nil
+		}
+		stopTask(t, now, "TerminationNotice", "Block volume "+v.VolumeID+" was detached: the container instance lost its lease")
+		markStopped(t, now)
+		return true, nil
+	}); err != nil && !isNotFound(err) {
+		return nil, err
+	}
+	after := state.VolumeRecord{}
+	if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, v.VolumeID), &after); err != nil {
+		return nil, err
+	}
+	return &VolumesResponse{Volumes: []state.VolumeRecord{after}}, nil
 }

@@ -176,6 +176,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/volumes/create", s.auth(jsonHandler(s.API.CreateVolume)))
 	mux.Handle("POST /berth/v1/volumes/describe", s.auth(jsonHandler(s.API.DescribeVolumes)))
 	mux.Handle("POST /berth/v1/volumes/delete", s.auth(jsonHandler(s.API.DeleteVolume)))
+	mux.Handle("POST /berth/v1/volumes/detach", s.auth(jsonHandler(s.API.DetachVolume)))
 	mux.Handle("POST /berth/v1/snapshots/create", s.auth(jsonHandler(s.API.CreateSnapshot)))
 	mux.Handle("POST /berth/v1/snapshots/describe", s.auth(jsonHandler(s.API.DescribeSnapshots)))
 	mux.Handle("POST /berth/v1/snapshots/delete", s.auth(jsonHandler(s.API.DeleteSnapshot)))
