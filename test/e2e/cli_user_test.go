@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestUserCommands drives berth run, ps, logs, stop and instances against a
@@ -70,5 +71,56 @@ func TestUserCommands(t *testing.T) {
 	}
 	if out, code := berth("stop", "0123456789abcdef0123456789abcdef"); code == 0 || !strings.Contains(out, "InvalidParameterException") {
 		t.Fatalf("stop unknown: %d %s", code, out)
+	}
+}
+
+// TestVolumeCommands drives berth volume and berth snapshot.
+func TestVolumeCommands(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("local-a", "")
+	bin := buildBerth(t)
+	berth := func(args ...string) string {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "BERTH_ENDPOINT="+c.srv.Endpoint())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("berth %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	volRE := regexp.MustCompile(`vol-[0-9a-f]{17}`)
+	out := berth("volume", "create", "--zone", "local-a", "--size", "1", "--fs", "ext4")
+	vol := volRE.FindString(out)
+	if vol == "" || !strings.Contains(out, "ext4") {
+		t.Fatalf("create: %s", out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(berth("volume", "describe", vol), "available") {
+		if time.Now().After(deadline) {
+			t.Fatalf("volume never became available: %s", berth("volume", "ls"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out = berth("snapshot", "create", vol)
+	snap := regexp.MustCompile(`snap-[0-9a-f]{17}`).FindString(out)
+	if snap == "" || !strings.Contains(out, "completed") {
+		t.Fatalf("snapshot: %s", out)
+	}
+	out = berth("volume", "create", "--zone", "local-a", "--from-snapshot", snap)
+	restored := volRE.FindString(out)
+	if restored == "" || !strings.Contains(out, snap) || !strings.Contains(out, "1 GiB") {
+		t.Fatalf("restore: %s", out)
+	}
+	if out := berth("snapshot", "ls", "--output", "json"); !strings.Contains(out, snap) {
+		t.Fatalf("snapshot ls: %s", out)
+	}
+	berth("volume", "rm", vol)
+	if out := berth("volume", "ls"); !strings.Contains(out, restored) {
+		t.Fatalf("ls: %s", out)
+	}
+	cmd := exec.Command(bin, "volume", "create", "--zone", "local-a", "--size", "99999")
+	cmd.Env = append(os.Environ(), "BERTH_ENDPOINT="+c.srv.Endpoint())
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "InvalidParameterException: The sizeInGiB 99999 is not valid for volume type gp3") {
+		t.Fatalf("bad size: %v %s", err, out)
 	}
 }

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// post calls one of Berth's own JSON endpoints, signed like the SDK's calls.
+func (f *userFlags) post(ctx context.Context, path string, in, out any) error {
+	body, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if id != "" && secret != "" {
+		sum := sha256.Sum256(body)
+		v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now())
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return friendly(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Type != "" {
+			return &spec.Error{Code: e.Type, Message: e.Message}
+		}
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func volumeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "volume", Short: "Block volumes: create, ls, describe, rm, detach"}
+	f := &userFlags{}
+	var zone, fs, vtype, snap string
+	var size int32
+	create := &cobra.Command{
+		Use: "create", Short: "Create a block volume in a zone (optionally from a snapshot)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := &ecs.CreateVolumeRequest{Cluster: f.cluster, Zone: zone, VolumeType: vtype, FilesystemType: fs, SnapshotID: snap}
+			if size > 0 {
+				req.SizeInGiB = &size
+			}
+			var out ecs.VolumesResponse
+			if err := f.post(cmd.Context(), "/berth/v1/volumes/create", req, &out); err != nil {
+				return err
+			}
+			return f.printVolumes(cmd, out.Volumes)
+		},
+	}
+	f.register(create)
+	create.Flags().StringVar(&zone, "zone", "", "availability zone (required)")
+	create.Flags().Int32Var(&size, "size", 0, "size in GiB (default: the snapshot's)")
+	create.Flags().StringVar(&fs, "fs", "", "file system: xfs (default), ext4 or ext3")
+	create.Flags().StringVar(&vtype, "type", "", "volume type (default gp3)")
+	create.Flags().StringVar(&snap, "from-snapshot", "", "restore from this snapshot")
+
+	simple := func(use, short, path string, args cobra.PositionalArgs) *cobra.Command {
+		g := &userFlags{}
+		c := &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, a []string) error {
+			var out ecs.VolumesResponse
+			if err := g.post(cmd.Context(), path, &ecs.VolumesRequest{Cluster: g.cluster, VolumeIDs: a}, &out); err != nil {
+				return err
+			}
+			return g.printVolumes(cmd, out.Volumes)
+		}}
+		g.register(c)
+		return c
+	}
+	cmd.AddCommand(create,
+		simple("ls", "List block volumes", "/berth/v1/volumes/describe", cobra.NoArgs),
+		simple("describe VOLUME...", "Describe block volumes", "/berth/v1/volumes/describe", cobra.MinimumNArgs(1)),
+		simple("rm VOLUME", "Delete a detached block volume", "/berth/v1/volumes/delete", cobra.ExactArgs(1)),
+		simple("detach VOLUME", "Detach a volume whose instance lost its lease (its task is stopped)", "/berth/v1/volumes/detach", cobra.ExactArgs(1)),
+	)
+	return cmd
+}
+
+func (f *userFlags) printVolumes(cmd *cobra.Command, vs []state.VolumeRecord) error {
+	if f.json() {
+		return printJSON(cmd.OutOrStdout(), vs)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tZONE\tSIZE\tFS\tSTATE\tINSTANCE\tATTACHED TO\tSNAPSHOT")
+	for _, v := range vs {
+		att := "-"
+		if v.Attachment != nil {
+			att = shortID(v.Attachment.TaskArn)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d GiB\t%s\t%s\t%s\t%s\t%s\n", v.VolumeID, v.Zone, v.SizeInGiB, v.FilesystemType, v.State, v.InstanceID, att, dash(v.SnapshotID))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func snapshotCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "snapshot", Short: "Snapshots of block volumes: create, ls, rm"}
+	f := &userFlags{}
+	var wait bool
+	create := &cobra.Command{
+		Use: "create VOLUME", Short: "Snapshot a volume (incremental, crash-consistent; its task keeps running)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var out ecs.SnapshotsResponse
+			if err := f.post(cmd.Context(), "/berth/v1/snapshots/create", &ecs.SnapshotsRequest{Cluster: f.cluster, VolumeID: a[0]}, &out); err != nil {
+				return err
+			}
+			for wait && out.Snapshots[0].State == "pending" {
+				time.Sleep(300 * time.Millisecond)
+				id := out.Snapshots[0].SnapshotID
+				if err := f.post(cmd.Context(), "/berth/v1/snapshots/describe", &ecs.SnapshotsRequest{Cluster: f.cluster, SnapshotIDs: []string{id}}, &out); err != nil {
+					return err
+				}
+			}
+			return f.printSnapshots(cmd, out.Snapshots)
+		},
+	}
+	f.register(create)
+	create.Flags().BoolVar(&wait, "wait", true, "wait until the snapshot completes")
+	g := &userFlags{}
+	ls := &cobra.Command{Use: "ls", Short: "List snapshots", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		var out ecs.SnapshotsResponse
+		if err := g.post(cmd.Context(), "/berth/v1/snapshots/describe", &ecs.SnapshotsRequest{Cluster: g.cluster}, &out); err != nil {
+			return err
+		}
+		return g.printSnapshots(cmd, out.Snapshots)
+	}}
+	g.register(ls)
+	h := &userFlags{}
+	rm := &cobra.Command{Use: "rm SNAPSHOT", Short: "Delete a snapshot (chunks other snapshots share stay)", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+		var out ecs.SnapshotsResponse
+		if err := h.post(cmd.Context(), "/berth/v1/snapshots/delete", &ecs.SnapshotsRequest{Cluster: h.cluster, SnapshotIDs: a}, &out); err != nil {
+			return err
+		}
+		return h.printSnapshots(cmd, out.Snapshots)
+	}}
+	h.register(rm)
+	cmd.AddCommand(create, ls, rm)
+	return cmd
+}
+
+func (f *userFlags) printSnapshots(cmd *cobra.Command, ss []state.SnapshotRecord) error {
+	if f.json() {
+		return printJSON(cmd.OutOrStdout(), ss)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tFS\tSTATE\tUPLOADED\tCREATED")
+	for _, s := range ss {
+		state := s.State
+		if s.StateReason != "" {
+			state += " (" + s.StateReason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d GiB\t%s\t%s\t%d MiB\t%s\n", s.SnapshotID, s.VolumeID, s.SizeInGiB, s.FilesystemType, state, s.UploadedBytes>>20, s.CreatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
