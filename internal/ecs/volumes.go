@@ -156,6 +156,7 @@ func (a *API) DescribeVolumes(ctx context.Context, r *VolumesRequest) (*VolumesR
 			} else if err != nil {
 				return nil, err
 			}
+			a.markImpaired(ctx, cluster, &v)
 			out.Volumes = append(out.Volumes, v)
 		}
 		return out, nil
@@ -168,7 +169,24 @@ func (a *API) DescribeVolumes(ctx context.Context, r *VolumesRequest) (*VolumesR
 		out.Volumes = append(out.Volumes, v)
 		return true, nil
 	})
+	for i := range out.Volumes {
+		a.markImpaired(ctx, cluster, &out.Volumes[i])
+	}
 	return out, err
+}
+
+// markImpaired shows a volume whose data lives on an instance that is
+// gone or disconnected as impaired, with the reason; its data can be moved
+// only by restoring a snapshot elsewhere, explicitly.
+func (a *API) markImpaired(ctx context.Context, cluster string, v *state.VolumeRecord) {
+	if v.State != "available" && v.State != "in-use" && v.State != "creating" {
+		return
+	}
+	if _, ok := a.Cache.Instance(cluster, v.InstanceID); !ok {
+		v.State, v.StateReason = "impaired", "The container instance "+v.InstanceID+" that holds the volume's data is deregistered; restore a snapshot elsewhere."
+	} else if !a.Cache.Connected(cluster, v.InstanceID) {
+		v.State, v.StateReason = "impaired", "The container instance "+v.InstanceID+" that holds the volume's data is not connected."
+	}
 }
 
 // DeleteVolume deletes a detached volume (its agent removes the data).
@@ -335,6 +353,22 @@ func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesR
 		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeID)
 	} else if err != nil {
 		return nil, err
+	}
+	if r.Event == "created" && v.Attachment != nil {
+		taskID := v.Attachment.TaskArn[strings.LastIndex(v.Attachment.TaskArn, "/")+1:]
+		_, err := state.Update(ctx, a.Store, state.TaskKey(cluster, taskID), func(t *state.TaskRecord) error {
+			for i := range t.Attachments {
+				for _, d := range t.Attachments[i].Details {
+					if spec.Val(d.Name) == "volumeId" && spec.Val(d.Value) == v.VolumeID && spec.Val(t.Attachments[i].Status) == "ATTACHING" {
+						t.Attachments[i].Status = spec.Str("ATTACHED")
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil && !isNotFound(err) {
+			return nil, err
+		}
 	}
 	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
 }

@@ -89,6 +89,9 @@ func TestManagedBlockVolumeLifecycle(t *testing.T) {
 	if exitCode(done, "app") != 0 {
 		t.Fatalf("writer: %s %s", aws.ToString(done.StoppedReason), describeContainers(done))
 	}
+	if st := aws.ToString(done.Attachments[0].Status); st != "DETACHED" {
+		t.Fatalf("attachment after the task: %s", st)
+	}
 	if v := c.volume(vol); v.State != "available" || v.Attachment != nil || v.Zone != "local-a" || v.FilesystemType != "xfs" {
 		t.Fatalf("volume after the task: %+v", v)
 	}

@@ -89,6 +89,9 @@ func TestBlockVolumeFencing(t *testing.T) {
 			t.Fatal("lease never expired")
 		}
 	}
+	if v := c.volume(vol); v.State != "impaired" || !strings.Contains(v.StateReason, "not connected") {
+		t.Fatalf("volume of a lost instance: %s %q", v.State, v.StateReason)
+	}
 	if err := c.post("/berth/v1/volumes/detach", &becs.VolumesRequest{VolumeIDs: []string{vol}}, &vr); err != nil {
 		t.Fatalf("detach after lease expiry: %v", err)
 	}

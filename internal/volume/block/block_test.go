@@ -3,11 +3,13 @@ package block
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/berth-project/berth/internal/blob"
 )
@@ -119,4 +121,38 @@ func TestIncrementalSnapshotAndRestore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkSnapshotRestore measures a full snapshot of a 256 MiB image of
+// random data into a local chunk store, and its restore, in MiB/s.
+func BenchmarkSnapshotRestore(b *testing.B) {
+	dir := b.TempDir()
+	img := filepath.Join(dir, "img")
+	f, _ := os.Create(img)
+	r := rand.New(rand.NewSource(1))
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 256; i++ {
+		r.Read(buf)
+		f.Write(buf)
+	}
+	f.Sync()
+	f.Close()
+	ctx := context.Background()
+	var snapDur, restDur time.Duration
+	for i := 0; i < b.N; i++ {
+		store := blob.Dir{Path: filepath.Join(dir, fmt.Sprintf("blobs%d", i))}
+		start := time.Now()
+		key, _, err := Snapshot(ctx, img, store)
+		if err != nil {
+			b.Fatal(err)
+		}
+		snapDur += time.Since(start)
+		start = time.Now()
+		if _, err := Restore(ctx, store, key, filepath.Join(dir, fmt.Sprintf("restored%d", i)), 256<<20, nil); err != nil {
+			b.Fatal(err)
+		}
+		restDur += time.Since(start)
+	}
+	b.ReportMetric(float64(256*b.N)/snapDur.Seconds(), "snapshot-MiB/s")
+	b.ReportMetric(float64(256*b.N)/restDur.Seconds(), "restore-MiB/s")
 }
