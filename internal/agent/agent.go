@@ -396,6 +396,13 @@ func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
 		return
 	}
 	a.lastSweep = time.Now()
+	liveVolumes := map[string]bool{}
+	for _, t := range tasks {
+		for _, bv := range t.BlockVolumes {
+			liveVolumes[bv.VolumeID] = true
+		}
+	}
+	a.unmountStale(liveVolumes)
 	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))})
 	if err != nil {
 		a.log.Warn("list containers", "err", err)

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -33,6 +35,12 @@ func (w *volumeWork) start(id string) bool {
 	return true
 }
 
+func (w *volumeWork) busyWith(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.busy[id]
+}
+
 func (w *volumeWork) done(id string) {
 	w.mu.Lock()
 	delete(w.busy, id)
@@ -60,9 +68,11 @@ func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
 		start := time.Now()
 		last := time.Now()
 		st, err := block.Restore(ctx, Blobs{a.api}, out.Snapshots[0].Manifest, p.Image, size, func(done, total int) {
-			if time.Since(last) > 2*time.Second {
+			if time.Since(last) > time.Second {
 				last = time.Now()
-				a.log.Info("restoring volume", "volume", v.VolumeID, "snapshot", v.SnapshotID, "progress", fmt.Sprintf("%d/%d chunks", done, total))
+				progress := fmt.Sprintf("restoring from %s: %d%% (%d of %d chunks)", v.SnapshotID, 100*done/total, done, total)
+				a.log.Info("restoring volume", "volume", v.VolumeID, "progress", progress)
+				a.volumeEvent(ctx, v, "progress", progress, 0)
 			}
 		})
 		if err != nil {
@@ -117,6 +127,22 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 		mounts[bv.Name] = mount.Mount{Type: mount.TypeBind, Source: p.MountPoint}
 	}
 	return nil
+}
+
+// unmountStale unmounts block volumes that no live task of this agent uses
+// (their task was stopped while the agent was away).
+func (a *Agent) unmountStale(live map[string]bool) {
+	entries, _ := os.ReadDir(filepath.Join(a.cfg.DataDir, "mounts"))
+	for _, e := range entries {
+		id := e.Name()
+		if live[id] || !a.volumePaths(id).Mounted() || a.work.busyWith(id) {
+			continue
+		}
+		a.log.Info("unmounting a block volume no task uses", "volume", id)
+		if err := a.volumePaths(id).Unmount(); err != nil {
+			a.log.Warn("unmount stale volume", "volume", id, "err", err)
+		}
+	}
 }
 
 // detachBlockVolumes unmounts the task's block volumes (idempotent).

@@ -335,6 +335,7 @@ func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesR
 		switch r.Event {
 		case "created":
 			v.Initialized = true
+			v.StateReason = ""
 			if v.State == "creating" {
 				v.State = "available"
 			}
@@ -344,6 +345,10 @@ func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesR
 			}
 		case "error":
 			v.State, v.StateReason = "error", r.Reason
+		case "progress":
+			if v.State == "creating" || v.State == "in-use" {
+				v.StateReason = r.Reason
+			}
 		default:
 			return spec.InvalidParam("Unknown volume event '%s'.", r.Event)
 		}
