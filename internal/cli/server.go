@@ -17,7 +17,7 @@ type serverFlags struct {
 	dataDir, listen, region, account string
 	etcd                             []string
 	accessKeys                       []string
-	leaseTTL                         time.Duration
+	leaseTTL, retention              time.Duration
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -29,6 +29,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.account, "account", "000000000000", "AWS account id named in ARNs")
 	cmd.Flags().StringSliceVar(&f.accessKeys, "access-key", nil, "ACCESS_KEY_ID:SECRET accepted for SigV4-signed requests (repeatable; also $BERTH_ACCESS_KEYS, comma-separated)")
 	cmd.Flags().DurationVar(&f.leaseTTL, "agent-lease-ttl", 30*time.Second, "an agent silent for this long is shown as agentConnected=false")
+	cmd.Flags().DurationVar(&f.retention, "stopped-task-retention", 3*time.Hour, "how long stopped tasks stay describable")
 }
 
 func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error) {
@@ -50,7 +51,7 @@ func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error)
 	}
 	return server.Config{
 		DataDir: f.dataDir, Listen: f.listen, EtcdEndpoints: f.etcd, Region: f.region, Account: f.account,
-		LeaseTTL: f.leaseTTL, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
+		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
 	}, nil
 }
 

@@ -394,7 +394,9 @@ func (a *API) replay(ctx context.Context, cluster, token string) (*spec.RunTaskR
 	out := &spec.RunTaskResponse{Tasks: []spec.Task{}, Failures: []spec.Failure{}}
 	for _, id := range ids {
 		t := &state.TaskRecord{}
-		if _, err := a.Store.Get(ctx, state.TaskKey(cluster, id), t); err != nil {
+		if _, err := a.Store.Get(ctx, state.TaskKey(cluster, id), t); isNotFound(err) {
+			continue // stopped long ago and forgotten
+		} else if err != nil {
 			return nil, false, err
 		}
 		out.Tasks = append(out.Tasks, a.taskView(t, []string{"TAGS"}))

@@ -45,6 +45,8 @@ type Config struct {
 	Credentials map[string]string
 	RequireAuth bool
 	Log         *slog.Logger
+	// StoppedTaskRetention is how long a stopped task stays describable.
+	StoppedTaskRetention time.Duration
 }
 
 // Server is a running control plane.
@@ -77,6 +79,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.StoppedTaskRetention == 0 {
+		cfg.StoppedTaskRetention = 3 * time.Hour
+	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	endpoints := cfg.EtcdEndpoints
 	if len(endpoints) == 0 {
@@ -108,6 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.cancel = rcancel
 	go func() { cache.Run(rctx); close(s.done) }()
+	go s.gcLoop(rctx)
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
 
