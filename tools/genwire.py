@@ -17,7 +17,9 @@ RunTaskRequest RunTaskResponse StartTaskRequest StartTaskResponse StopTaskReques
 DescribeTasksRequest DescribeTasksResponse ListTasksRequest ListTasksResponse
 PutAttributesRequest PutAttributesResponse DeleteAttributesRequest DeleteAttributesResponse ListAttributesRequest ListAttributesResponse
 TagResourceRequest TagResourceResponse UntagResourceRequest UntagResourceResponse ListTagsForResourceRequest ListTagsForResourceResponse
-SubmitTaskStateChangeRequest SubmitTaskStateChangeResponse SubmitContainerStateChangeRequest SubmitContainerStateChangeResponse""".split()
+SubmitTaskStateChangeRequest SubmitTaskStateChangeResponse SubmitContainerStateChangeRequest SubmitContainerStateChangeResponse
+CreateServiceRequest CreateServiceResponse UpdateServiceRequest UpdateServiceResponse DeleteServiceRequest DeleteServiceResponse
+DescribeServicesRequest DescribeServicesResponse ListServicesRequest ListServicesResponse""".split()
 
 path = sys.argv[1] if len(sys.argv) > 1 else sorted(glob.glob(os.path.expanduser(
     "~/go/pkg/mod/github.com/aws/aws-sdk-go-v2/service/ecs@*/schemas/schemas.go")))[-1]

@@ -6,6 +6,13 @@ import "encoding/json"
 
 var _ json.RawMessage
 
+type AdvancedConfiguration struct {
+	AlternateTargetGroupArn *string `json:"alternateTargetGroupArn,omitempty"`
+	ProductionListenerRule  *string `json:"productionListenerRule,omitempty"`
+	TestListenerRule        *string `json:"testListenerRule,omitempty"`
+	RoleArn                 *string `json:"roleArn,omitempty"`
+}
+
 type Attachment struct {
 	Id      *string        `json:"id,omitempty"`
 	Type    *string        `json:"type,omitempty"`
@@ -29,6 +36,11 @@ type AwsVpcConfiguration struct {
 	Subnets        []string `json:"subnets,omitempty"`
 	SecurityGroups []string `json:"securityGroups,omitempty"`
 	AssignPublicIp *string  `json:"assignPublicIp,omitempty"`
+}
+
+type CanaryConfiguration struct {
+	CanaryPercent           *float64 `json:"canaryPercent,omitempty"`
+	CanaryBakeTimeInMinutes *int32   `json:"canaryBakeTimeInMinutes,omitempty"`
 }
 
 type CapacityProviderStrategyItem struct {
@@ -214,6 +226,41 @@ type CreateClusterResponse struct {
 	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
+type CreateServiceRequest struct {
+	Cluster                       *string                        `json:"cluster,omitempty"`
+	ServiceName                   *string                        `json:"serviceName,omitempty"`
+	TaskDefinition                *string                        `json:"taskDefinition,omitempty"`
+	AvailabilityZoneRebalancing   *string                        `json:"availabilityZoneRebalancing,omitempty"`
+	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	DesiredCount                  *int32                         `json:"desiredCount,omitempty"`
+	ClientToken                   *string                        `json:"clientToken,omitempty"`
+	LaunchType                    *string                        `json:"launchType,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	PlatformVersion               *string                        `json:"platformVersion,omitempty"`
+	Role                          *string                        `json:"role,omitempty"`
+	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitempty"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
+	HealthCheckGracePeriodSeconds *int32                         `json:"healthCheckGracePeriodSeconds,omitempty"`
+	SchedulingStrategy            *string                        `json:"schedulingStrategy,omitempty"`
+	DeploymentController          *DeploymentController          `json:"deploymentController,omitempty"`
+	Tags                          []Tag                          `json:"tags,omitempty"`
+	EnableECSManagedTags          *bool                          `json:"enableECSManagedTags,omitempty"`
+	PropagateTags                 *string                        `json:"propagateTags,omitempty"`
+	EnableExecuteCommand          *bool                          `json:"enableExecuteCommand,omitempty"`
+	ServiceConnectConfiguration   *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
+	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
+	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
+	GatewayConnectors             []GatewayConnector             `json:"gatewayConnectors,omitempty"`
+	Monitoring                    *MonitoringConfiguration       `json:"monitoring,omitempty"`
+}
+
+type CreateServiceResponse struct {
+	Service *Service `json:"service,omitempty"`
+}
+
 type DeleteAttributesRequest struct {
 	Cluster    *string     `json:"cluster,omitempty"`
 	Attributes []Attribute `json:"attributes,omitempty"`
@@ -231,6 +278,16 @@ type DeleteClusterResponse struct {
 	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
+type DeleteServiceRequest struct {
+	Cluster *string `json:"cluster,omitempty"`
+	Service *string `json:"service,omitempty"`
+	Force   *bool   `json:"force,omitempty"`
+}
+
+type DeleteServiceResponse struct {
+	Service *Service `json:"service,omitempty"`
+}
+
 type DeleteTaskDefinitionsRequest struct {
 	TaskDefinitions []string `json:"taskDefinitions,omitempty"`
 }
@@ -238,6 +295,84 @@ type DeleteTaskDefinitionsRequest struct {
 type DeleteTaskDefinitionsResponse struct {
 	TaskDefinitions []TaskDefinition `json:"taskDefinitions,omitempty"`
 	Failures        []Failure        `json:"failures,omitempty"`
+}
+
+type Deployment struct {
+	Id                          *string                         `json:"id,omitempty"`
+	Status                      *string                         `json:"status,omitempty"`
+	TaskDefinition              *string                         `json:"taskDefinition,omitempty"`
+	DesiredCount                *int32                          `json:"desiredCount,omitempty"`
+	PendingCount                *int32                          `json:"pendingCount,omitempty"`
+	RunningCount                *int32                          `json:"runningCount,omitempty"`
+	FailedTasks                 *int32                          `json:"failedTasks,omitempty"`
+	CreatedAt                   *Timestamp                      `json:"createdAt,omitempty"`
+	UpdatedAt                   *Timestamp                      `json:"updatedAt,omitempty"`
+	CapacityProviderStrategy    []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitempty"`
+	LaunchType                  *string                         `json:"launchType,omitempty"`
+	PlatformVersion             *string                         `json:"platformVersion,omitempty"`
+	PlatformFamily              *string                         `json:"platformFamily,omitempty"`
+	NetworkConfiguration        *NetworkConfiguration           `json:"networkConfiguration,omitempty"`
+	RolloutState                *string                         `json:"rolloutState,omitempty"`
+	RolloutStateReason          *string                         `json:"rolloutStateReason,omitempty"`
+	ServiceConnectConfiguration *ServiceConnectConfiguration    `json:"serviceConnectConfiguration,omitempty"`
+	ServiceConnectResources     []ServiceConnectServiceResource `json:"serviceConnectResources,omitempty"`
+	VolumeConfigurations        []ServiceVolumeConfiguration    `json:"volumeConfigurations,omitempty"`
+	FargateEphemeralStorage     *DeploymentEphemeralStorage     `json:"fargateEphemeralStorage,omitempty"`
+	VpcLatticeConfigurations    []VpcLatticeConfiguration       `json:"vpcLatticeConfigurations,omitempty"`
+}
+
+type DeploymentAlarms struct {
+	AlarmNames []string `json:"alarmNames,omitempty"`
+	Rollback   *bool    `json:"rollback,omitempty"`
+	Enable     *bool    `json:"enable,omitempty"`
+}
+
+type DeploymentCircuitBreaker struct {
+	Enable                 *bool                   `json:"enable,omitempty"`
+	Rollback               *bool                   `json:"rollback,omitempty"`
+	ResetOnHealthyTask     *bool                   `json:"resetOnHealthyTask,omitempty"`
+	ThresholdConfiguration *ThresholdConfiguration `json:"thresholdConfiguration,omitempty"`
+}
+
+type DeploymentConfiguration struct {
+	DeploymentCircuitBreaker *DeploymentCircuitBreaker       `json:"deploymentCircuitBreaker,omitempty"`
+	MaximumPercent           *int32                          `json:"maximumPercent,omitempty"`
+	MinimumHealthyPercent    *int32                          `json:"minimumHealthyPercent,omitempty"`
+	Alarms                   *DeploymentAlarms               `json:"alarms,omitempty"`
+	Strategy                 *string                         `json:"strategy,omitempty"`
+	BakeTimeInMinutes        *int32                          `json:"bakeTimeInMinutes,omitempty"`
+	LifecycleHooks           []DeploymentLifecycleHook       `json:"lifecycleHooks,omitempty"`
+	LinearConfiguration      *LinearConfiguration            `json:"linearConfiguration,omitempty"`
+	CanaryConfiguration      *CanaryConfiguration            `json:"canaryConfiguration,omitempty"`
+	EarlySuccessCriteria     *DeploymentEarlySuccessCriteria `json:"earlySuccessCriteria,omitempty"`
+}
+
+type DeploymentController struct {
+	Type *string `json:"type,omitempty"`
+}
+
+type DeploymentEarlySuccessCriteria struct {
+	Enable                       *bool   `json:"enable,omitempty"`
+	HealthyPercent               *int32  `json:"healthyPercent,omitempty"`
+	SourceServiceRevisionCleanup *string `json:"sourceServiceRevisionCleanup,omitempty"`
+}
+
+type DeploymentEphemeralStorage struct {
+	KmsKeyId *string `json:"kmsKeyId,omitempty"`
+}
+
+type DeploymentLifecycleHook struct {
+	TargetType           *string                                      `json:"targetType,omitempty"`
+	HookTargetArn        *string                                      `json:"hookTargetArn,omitempty"`
+	RoleArn              *string                                      `json:"roleArn,omitempty"`
+	LifecycleStages      []string                                     `json:"lifecycleStages,omitempty"`
+	HookDetails          json.RawMessage                              `json:"hookDetails,omitempty"`
+	TimeoutConfiguration *DeploymentLifecycleHookTimeoutConfiguration `json:"timeoutConfiguration,omitempty"`
+}
+
+type DeploymentLifecycleHookTimeoutConfiguration struct {
+	TimeoutInMinutes *int32  `json:"timeoutInMinutes,omitempty"`
+	Action           *string `json:"action,omitempty"`
 }
 
 type DeregisterContainerInstanceRequest struct {
@@ -277,6 +412,17 @@ type DescribeContainerInstancesRequest struct {
 type DescribeContainerInstancesResponse struct {
 	ContainerInstances []ContainerInstance `json:"containerInstances,omitempty"`
 	Failures           []Failure           `json:"failures,omitempty"`
+}
+
+type DescribeServicesRequest struct {
+	Cluster  *string  `json:"cluster,omitempty"`
+	Services []string `json:"services,omitempty"`
+	Include  []string `json:"include,omitempty"`
+}
+
+type DescribeServicesResponse struct {
+	Services []Service `json:"services,omitempty"`
+	Failures []Failure `json:"failures,omitempty"`
 }
 
 type DescribeTaskDefinitionRequest struct {
@@ -378,6 +524,32 @@ type FirelensConfiguration struct {
 	Options map[string]string `json:"options,omitempty"`
 }
 
+type GatewayConnector struct {
+	PortName    *string                      `json:"portName,omitempty"`
+	HealthCheck *GatewayConnectorHealthCheck `json:"healthCheck,omitempty"`
+	Filters     *GatewayConnectorFilters     `json:"filters,omitempty"`
+}
+
+type GatewayConnectorFilters struct {
+	AccessTypes []string `json:"accessTypes,omitempty"`
+}
+
+type GatewayConnectorHealthCheck struct {
+	HealthCheckProtocol        *string                             `json:"healthCheckProtocol,omitempty"`
+	HealthCheckPort            *int32                              `json:"healthCheckPort,omitempty"`
+	HealthCheckPath            *string                             `json:"healthCheckPath,omitempty"`
+	HealthCheckTimeoutSeconds  *int32                              `json:"healthCheckTimeoutSeconds,omitempty"`
+	HealthCheckIntervalSeconds *int32                              `json:"healthCheckIntervalSeconds,omitempty"`
+	HealthyThresholdCount      *int32                              `json:"healthyThresholdCount,omitempty"`
+	UnhealthyThresholdCount    *int32                              `json:"unhealthyThresholdCount,omitempty"`
+	Matcher                    *GatewayConnectorHealthCheckMatcher `json:"matcher,omitempty"`
+}
+
+type GatewayConnectorHealthCheckMatcher struct {
+	HttpCode *string `json:"httpCode,omitempty"`
+	GrpcCode *string `json:"grpcCode,omitempty"`
+}
+
 type GpuDevice struct {
 	GpuId                *string `json:"gpuId,omitempty"`
 	SharingMode          *string `json:"sharingMode,omitempty"`
@@ -431,6 +603,11 @@ type KeyValuePair struct {
 	Value *string `json:"value,omitempty"`
 }
 
+type LinearConfiguration struct {
+	StepPercent           *float64 `json:"stepPercent,omitempty"`
+	StepBakeTimeInMinutes *int32   `json:"stepBakeTimeInMinutes,omitempty"`
+}
+
 type LinuxParameters struct {
 	Capabilities       *KernelCapabilities `json:"capabilities,omitempty"`
 	Devices            []Device            `json:"devices,omitempty"`
@@ -476,6 +653,20 @@ type ListContainerInstancesRequest struct {
 type ListContainerInstancesResponse struct {
 	ContainerInstanceArns []string `json:"containerInstanceArns,omitempty"`
 	NextToken             *string  `json:"nextToken,omitempty"`
+}
+
+type ListServicesRequest struct {
+	Cluster                *string `json:"cluster,omitempty"`
+	NextToken              *string `json:"nextToken,omitempty"`
+	MaxResults             *int32  `json:"maxResults,omitempty"`
+	LaunchType             *string `json:"launchType,omitempty"`
+	SchedulingStrategy     *string `json:"schedulingStrategy,omitempty"`
+	ResourceManagementType *string `json:"resourceManagementType,omitempty"`
+}
+
+type ListServicesResponse struct {
+	ServiceArns []string `json:"serviceArns,omitempty"`
+	NextToken   *string  `json:"nextToken,omitempty"`
 }
 
 type ListTagsForResourceRequest struct {
@@ -529,6 +720,14 @@ type ListTasksResponse struct {
 	NextToken *string  `json:"nextToken,omitempty"`
 }
 
+type LoadBalancer struct {
+	TargetGroupArn        *string                `json:"targetGroupArn,omitempty"`
+	LoadBalancerName      *string                `json:"loadBalancerName,omitempty"`
+	ContainerName         *string                `json:"containerName,omitempty"`
+	ContainerPort         *int32                 `json:"containerPort,omitempty"`
+	AdvancedConfiguration *AdvancedConfiguration `json:"advancedConfiguration,omitempty"`
+}
+
 type LogConfiguration struct {
 	LogDriver     *string           `json:"logDriver,omitempty"`
 	Options       map[string]string `json:"options,omitempty"`
@@ -552,6 +751,15 @@ type ManagedAgentStateChange struct {
 type ManagedStorageConfiguration struct {
 	KmsKeyId                        *string `json:"kmsKeyId,omitempty"`
 	FargateEphemeralStorageKmsKeyId *string `json:"fargateEphemeralStorageKmsKeyId,omitempty"`
+}
+
+type MetricConfiguration struct {
+	MetricNames       []string `json:"metricNames,omitempty"`
+	ResolutionSeconds *int32   `json:"resolutionSeconds,omitempty"`
+}
+
+type MonitoringConfiguration struct {
+	MetricConfigurations []MetricConfiguration `json:"metricConfigurations,omitempty"`
 }
 
 type MountPoint struct {
@@ -724,9 +932,152 @@ type S3FilesVolumeConfiguration struct {
 	AccessPointArn        *string `json:"accessPointArn,omitempty"`
 }
 
+type Scale struct {
+	Value *float64 `json:"value,omitempty"`
+	Unit  *string  `json:"unit,omitempty"`
+}
+
 type Secret struct {
 	Name      *string `json:"name,omitempty"`
 	ValueFrom *string `json:"valueFrom,omitempty"`
+}
+
+type Service struct {
+	ServiceArn                    *string                         `json:"serviceArn,omitempty"`
+	ServiceName                   *string                         `json:"serviceName,omitempty"`
+	ClusterArn                    *string                         `json:"clusterArn,omitempty"`
+	LoadBalancers                 []LoadBalancer                  `json:"loadBalancers,omitempty"`
+	ServiceRegistries             []ServiceRegistry               `json:"serviceRegistries,omitempty"`
+	Status                        *string                         `json:"status,omitempty"`
+	DesiredCount                  *int32                          `json:"desiredCount,omitempty"`
+	RunningCount                  *int32                          `json:"runningCount,omitempty"`
+	PendingCount                  *int32                          `json:"pendingCount,omitempty"`
+	LaunchType                    *string                         `json:"launchType,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitempty"`
+	PlatformVersion               *string                         `json:"platformVersion,omitempty"`
+	PlatformFamily                *string                         `json:"platformFamily,omitempty"`
+	TaskDefinition                *string                         `json:"taskDefinition,omitempty"`
+	DeploymentConfiguration       *DeploymentConfiguration        `json:"deploymentConfiguration,omitempty"`
+	TaskSets                      []TaskSet                       `json:"taskSets,omitempty"`
+	Deployments                   []Deployment                    `json:"deployments,omitempty"`
+	RoleArn                       *string                         `json:"roleArn,omitempty"`
+	Events                        []ServiceEvent                  `json:"events,omitempty"`
+	CreatedAt                     *Timestamp                      `json:"createdAt,omitempty"`
+	CurrentServiceDeployment      *string                         `json:"currentServiceDeployment,omitempty"`
+	CurrentServiceRevisions       []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitempty"`
+	PlacementConstraints          []PlacementConstraint           `json:"placementConstraints,omitempty"`
+	PlacementStrategy             []PlacementStrategy             `json:"placementStrategy,omitempty"`
+	NetworkConfiguration          *NetworkConfiguration           `json:"networkConfiguration,omitempty"`
+	HealthCheckGracePeriodSeconds *int32                          `json:"healthCheckGracePeriodSeconds,omitempty"`
+	SchedulingStrategy            *string                         `json:"schedulingStrategy,omitempty"`
+	DeploymentController          *DeploymentController           `json:"deploymentController,omitempty"`
+	Tags                          []Tag                           `json:"tags,omitempty"`
+	CreatedBy                     *string                         `json:"createdBy,omitempty"`
+	EnableECSManagedTags          *bool                           `json:"enableECSManagedTags,omitempty"`
+	PropagateTags                 *string                         `json:"propagateTags,omitempty"`
+	EnableExecuteCommand          *bool                           `json:"enableExecuteCommand,omitempty"`
+	AvailabilityZoneRebalancing   *string                         `json:"availabilityZoneRebalancing,omitempty"`
+	ResourceManagementType        *string                         `json:"resourceManagementType,omitempty"`
+}
+
+type ServiceConnectAccessLogConfiguration struct {
+	Format                 *string `json:"format,omitempty"`
+	IncludeQueryParameters *string `json:"includeQueryParameters,omitempty"`
+}
+
+type ServiceConnectClientAlias struct {
+	Port             *int32                          `json:"port,omitempty"`
+	DnsName          *string                         `json:"dnsName,omitempty"`
+	TestTrafficRules *ServiceConnectTestTrafficRules `json:"testTrafficRules,omitempty"`
+}
+
+type ServiceConnectConfiguration struct {
+	Enabled                 *bool                                  `json:"enabled,omitempty"`
+	Namespace               *string                                `json:"namespace,omitempty"`
+	Services                []ServiceConnectService                `json:"services,omitempty"`
+	LogConfiguration        *LogConfiguration                      `json:"logConfiguration,omitempty"`
+	AccessLogConfiguration  *ServiceConnectAccessLogConfiguration  `json:"accessLogConfiguration,omitempty"`
+	ContainerConfigurations []ServiceConnectContainerConfiguration `json:"containerConfigurations,omitempty"`
+}
+
+type ServiceConnectContainerConfiguration struct {
+	LogLevel *string `json:"logLevel,omitempty"`
+}
+
+type ServiceConnectService struct {
+	PortName            *string                         `json:"portName,omitempty"`
+	DiscoveryName       *string                         `json:"discoveryName,omitempty"`
+	ClientAliases       []ServiceConnectClientAlias     `json:"clientAliases,omitempty"`
+	IngressPortOverride *int32                          `json:"ingressPortOverride,omitempty"`
+	Timeout             *TimeoutConfiguration           `json:"timeout,omitempty"`
+	Tls                 *ServiceConnectTlsConfiguration `json:"tls,omitempty"`
+}
+
+type ServiceConnectServiceResource struct {
+	DiscoveryName *string `json:"discoveryName,omitempty"`
+	DiscoveryArn  *string `json:"discoveryArn,omitempty"`
+}
+
+type ServiceConnectTestTrafficHeaderMatchRules struct {
+	Exact *string `json:"exact,omitempty"`
+}
+
+type ServiceConnectTestTrafficHeaderRules struct {
+	Name  *string                                    `json:"name,omitempty"`
+	Value *ServiceConnectTestTrafficHeaderMatchRules `json:"value,omitempty"`
+}
+
+type ServiceConnectTestTrafficRules struct {
+	Header *ServiceConnectTestTrafficHeaderRules `json:"header,omitempty"`
+}
+
+type ServiceConnectTlsCertificateAuthority struct {
+	AwsPcaAuthorityArn *string `json:"awsPcaAuthorityArn,omitempty"`
+}
+
+type ServiceConnectTlsConfiguration struct {
+	IssuerCertificateAuthority *ServiceConnectTlsCertificateAuthority `json:"issuerCertificateAuthority,omitempty"`
+	KmsKey                     *string                                `json:"kmsKey,omitempty"`
+	RoleArn                    *string                                `json:"roleArn,omitempty"`
+}
+
+type ServiceCurrentRevisionSummary struct {
+	Arn                *string `json:"arn,omitempty"`
+	RequestedTaskCount *int32  `json:"requestedTaskCount,omitempty"`
+	RunningTaskCount   *int32  `json:"runningTaskCount,omitempty"`
+	PendingTaskCount   *int32  `json:"pendingTaskCount,omitempty"`
+}
+
+type ServiceEvent struct {
+	Id        *string    `json:"id,omitempty"`
+	CreatedAt *Timestamp `json:"createdAt,omitempty"`
+	Message   *string    `json:"message,omitempty"`
+}
+
+type ServiceManagedEBSVolumeConfiguration struct {
+	Encrypted                *bool                 `json:"encrypted,omitempty"`
+	KmsKeyId                 *string               `json:"kmsKeyId,omitempty"`
+	VolumeType               *string               `json:"volumeType,omitempty"`
+	SizeInGiB                *int32                `json:"sizeInGiB,omitempty"`
+	SnapshotId               *string               `json:"snapshotId,omitempty"`
+	VolumeInitializationRate *int32                `json:"volumeInitializationRate,omitempty"`
+	Iops                     *int32                `json:"iops,omitempty"`
+	Throughput               *int32                `json:"throughput,omitempty"`
+	TagSpecifications        []EBSTagSpecification `json:"tagSpecifications,omitempty"`
+	RoleArn                  *string               `json:"roleArn,omitempty"`
+	FilesystemType           *string               `json:"filesystemType,omitempty"`
+}
+
+type ServiceRegistry struct {
+	RegistryArn   *string `json:"registryArn,omitempty"`
+	Port          *int32  `json:"port,omitempty"`
+	ContainerName *string `json:"containerName,omitempty"`
+	ContainerPort *int32  `json:"containerPort,omitempty"`
+}
+
+type ServiceVolumeConfiguration struct {
+	Name             *string                               `json:"name,omitempty"`
+	ManagedEBSVolume *ServiceManagedEBSVolumeConfiguration `json:"managedEBSVolume,omitempty"`
 }
 
 type SharingStrategy struct {
@@ -924,9 +1275,47 @@ type TaskOverride struct {
 	EphemeralStorage              *EphemeralStorage              `json:"ephemeralStorage,omitempty"`
 }
 
+type TaskSet struct {
+	Id                       *string                        `json:"id,omitempty"`
+	TaskSetArn               *string                        `json:"taskSetArn,omitempty"`
+	ServiceArn               *string                        `json:"serviceArn,omitempty"`
+	ClusterArn               *string                        `json:"clusterArn,omitempty"`
+	StartedBy                *string                        `json:"startedBy,omitempty"`
+	ExternalId               *string                        `json:"externalId,omitempty"`
+	Status                   *string                        `json:"status,omitempty"`
+	TaskDefinition           *string                        `json:"taskDefinition,omitempty"`
+	ComputedDesiredCount     *int32                         `json:"computedDesiredCount,omitempty"`
+	PendingCount             *int32                         `json:"pendingCount,omitempty"`
+	RunningCount             *int32                         `json:"runningCount,omitempty"`
+	CreatedAt                *Timestamp                     `json:"createdAt,omitempty"`
+	UpdatedAt                *Timestamp                     `json:"updatedAt,omitempty"`
+	LaunchType               *string                        `json:"launchType,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	PlatformVersion          *string                        `json:"platformVersion,omitempty"`
+	PlatformFamily           *string                        `json:"platformFamily,omitempty"`
+	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
+	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	Scale                    *Scale                         `json:"scale,omitempty"`
+	StabilityStatus          *string                        `json:"stabilityStatus,omitempty"`
+	StabilityStatusAt        *Timestamp                     `json:"stabilityStatusAt,omitempty"`
+	Tags                     []Tag                          `json:"tags,omitempty"`
+	FargateEphemeralStorage  *DeploymentEphemeralStorage    `json:"fargateEphemeralStorage,omitempty"`
+}
+
 type TaskVolumeConfiguration struct {
 	Name             *string                            `json:"name,omitempty"`
 	ManagedEBSVolume *TaskManagedEBSVolumeConfiguration `json:"managedEBSVolume,omitempty"`
+}
+
+type ThresholdConfiguration struct {
+	Type  *string `json:"type,omitempty"`
+	Value *int32  `json:"value,omitempty"`
+}
+
+type TimeoutConfiguration struct {
+	IdleTimeoutSeconds       *int32 `json:"idleTimeoutSeconds,omitempty"`
+	PerRequestTimeoutSeconds *int32 `json:"perRequestTimeoutSeconds,omitempty"`
 }
 
 type Tmpfs struct {
@@ -981,6 +1370,37 @@ type UpdateContainerInstancesStateResponse struct {
 	Failures           []Failure           `json:"failures,omitempty"`
 }
 
+type UpdateServiceRequest struct {
+	Cluster                       *string                        `json:"cluster,omitempty"`
+	Service                       *string                        `json:"service,omitempty"`
+	DesiredCount                  *int32                         `json:"desiredCount,omitempty"`
+	TaskDefinition                *string                        `json:"taskDefinition,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration,omitempty"`
+	AvailabilityZoneRebalancing   *string                        `json:"availabilityZoneRebalancing,omitempty"`
+	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitempty"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlatformVersion               *string                        `json:"platformVersion,omitempty"`
+	ForceNewDeployment            *bool                          `json:"forceNewDeployment,omitempty"`
+	HealthCheckGracePeriodSeconds *int32                         `json:"healthCheckGracePeriodSeconds,omitempty"`
+	DeploymentController          *DeploymentController          `json:"deploymentController,omitempty"`
+	EnableExecuteCommand          *bool                          `json:"enableExecuteCommand,omitempty"`
+	EnableECSManagedTags          *bool                          `json:"enableECSManagedTags,omitempty"`
+	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	PropagateTags                 *string                        `json:"propagateTags,omitempty"`
+	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	ServiceConnectConfiguration   *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
+	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
+	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
+	GatewayConnectors             []GatewayConnector             `json:"gatewayConnectors,omitempty"`
+	Monitoring                    *MonitoringConfiguration       `json:"monitoring,omitempty"`
+}
+
+type UpdateServiceResponse struct {
+	Service *Service `json:"service,omitempty"`
+}
+
 type VersionInfo struct {
 	AgentVersion  *string `json:"agentVersion,omitempty"`
 	AgentHash     *string `json:"agentHash,omitempty"`
@@ -1000,4 +1420,17 @@ type Volume struct {
 type VolumeFrom struct {
 	SourceContainer *string `json:"sourceContainer,omitempty"`
 	ReadOnly        *bool   `json:"readOnly,omitempty"`
+}
+
+type VpcLatticeAdvancedConfiguration struct {
+	AlternateTargetGroupArn *string `json:"alternateTargetGroupArn,omitempty"`
+	ProductionListenerRule  *string `json:"productionListenerRule,omitempty"`
+	TestListenerRule        *string `json:"testListenerRule,omitempty"`
+}
+
+type VpcLatticeConfiguration struct {
+	RoleArn               *string                          `json:"roleArn,omitempty"`
+	TargetGroupArn        *string                          `json:"targetGroupArn,omitempty"`
+	PortName              *string                          `json:"portName,omitempty"`
+	AdvancedConfiguration *VpcLatticeAdvancedConfiguration `json:"advancedConfiguration,omitempty"`
 }
