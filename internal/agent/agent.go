@@ -100,7 +100,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.CleanupWait = 3 * time.Hour
 	}
 	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = 5 * time.Second
+		cfg.HeartbeatInterval = 2 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

@@ -35,7 +35,7 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 	cmd.Flags().IntVar(&f.memory, "memory", 0, "MiB of memory to offer (default: the machine's)")
 	cmd.Flags().StringSliceVar(&f.allow, "allow-host-path", nil, "limit host.sourcePath to these directories (default: any)")
 	cmd.Flags().DurationVar(&f.cleanup, "task-cleanup-wait", 3*time.Hour, "how long a stopped task's containers and task volumes are kept (as ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION)")
-	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", 5*time.Second, "how often the agent renews its lease")
+	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", 2*time.Second, "how often the agent renews its lease")
 }
 
 func (f *agentFlags) config() agent.Config {

@@ -17,7 +17,7 @@ type serverFlags struct {
 	dataDir, listen, region, account string
 	etcd                             []string
 	accessKeys                       []string
-	leaseTTL, retention              time.Duration
+	leaseTTL, retention, lostGrace   time.Duration
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -28,8 +28,9 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.region, "region", "us-east-1", "AWS region named in ARNs")
 	cmd.Flags().StringVar(&f.account, "account", "000000000000", "AWS account id named in ARNs")
 	cmd.Flags().StringSliceVar(&f.accessKeys, "access-key", nil, "ACCESS_KEY_ID:SECRET accepted for SigV4-signed requests (repeatable; also $BERTH_ACCESS_KEYS, comma-separated)")
-	cmd.Flags().DurationVar(&f.leaseTTL, "agent-lease-ttl", 30*time.Second, "an agent silent for this long is shown as agentConnected=false")
+	cmd.Flags().DurationVar(&f.leaseTTL, "agent-lease-ttl", 10*time.Second, "an agent silent for this long is shown as agentConnected=false")
 	cmd.Flags().DurationVar(&f.retention, "stopped-task-retention", 3*time.Hour, "how long stopped tasks stay describable")
+	cmd.Flags().DurationVar(&f.lostGrace, "lost-instance-grace", 15*time.Second, "how long an instance may be without its agent before its service tasks are replaced elsewhere")
 }
 
 func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error) {
@@ -51,7 +52,7 @@ func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error)
 	}
 	return server.Config{
 		DataDir: f.dataDir, Listen: f.listen, EtcdEndpoints: f.etcd, Region: f.region, Account: f.account,
-		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
+		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
 	}, nil
 }
 

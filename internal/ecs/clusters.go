@@ -76,7 +76,15 @@ func (a *API) clusterView(ctx context.Context, rec *state.ClusterRecord, include
 	c.RegisteredContainerInstancesCount = spec.I32(int32(len(insts)))
 	c.RunningTasksCount = spec.I32(running)
 	c.PendingTasksCount = spec.I32(pending)
-	c.ActiveServicesCount = spec.I32(0)
+	services := int32(0)
+	a.Store.Range(ctx, state.ServicePrefix(name), "", func(_ string, val []byte, _ int64) (bool, error) {
+		sv := &state.ServiceRecord{}
+		if jsonUnmarshal(val, sv) == nil && spec.Val(sv.Status) == "ACTIVE" {
+			services++
+		}
+		return true, nil
+	})
+	c.ActiveServicesCount = spec.I32(services)
 	if !containsStr(include, "TAGS") {
 		c.Tags = nil
 	}
@@ -292,6 +300,23 @@ func (a *API) DeleteCluster(ctx context.Context, r *spec.DeleteClusterRequest) (
 	}
 	if active {
 		return nil, spec.Exception("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active.")
+	}
+	err = a.Store.Range(ctx, state.ServicePrefix(name), "", func(_ string, val []byte, _ int64) (bool, error) {
+		sv := &state.ServiceRecord{}
+		if err := jsonUnmarshal(val, sv); err != nil {
+			return false, err
+		}
+		if spec.Val(sv.Status) != "INACTIVE" {
+			active = true
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if active {
+		return nil, spec.Exception("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active.")
 	}
 	// Delete only if nothing registered in the meantime.
 	resp, err := a.Store.Client.Txn(ctx).If(

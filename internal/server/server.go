@@ -47,6 +47,9 @@ type Config struct {
 	Log         *slog.Logger
 	// StoppedTaskRetention is how long a stopped task stays describable.
 	StoppedTaskRetention time.Duration
+	// LostInstanceGrace is how long an instance may be without its agent
+	// before the service controller replaces its tasks elsewhere.
+	LostInstanceGrace time.Duration
 }
 
 // Server is a running control plane.
@@ -74,13 +77,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Account = "000000000000"
 	}
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = 30 * time.Second
+		cfg.LeaseTTL = 10 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
 	if cfg.StoppedTaskRetention == 0 {
 		cfg.StoppedTaskRetention = 3 * time.Hour
+	}
+	if cfg.LostInstanceGrace == 0 {
+		cfg.LostInstanceGrace = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	endpoints := cfg.EtcdEndpoints
@@ -125,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.ln = ln
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
+	go s.runController(rctx)
 	return s, nil
 }
 

@@ -105,3 +105,14 @@ type SnapshotRecord struct {
 	CreatedAt      *spec.Timestamp `json:"createdAt"`
 	CompletedAt    *spec.Timestamp `json:"completedAt,omitempty"`
 }
+
+// ServiceRecord is a stored service; runningCount and pendingCount are
+// computed on read.
+type ServiceRecord struct {
+	spec.Service
+	Cluster string `json:"berthCluster"`
+	// PreviousTaskDefinition is what a circuit-breaker rollback returns to.
+	PreviousTaskDefinition string `json:"berthPreviousTaskDefinition,omitempty"`
+	// SteadyReported avoids repeating the steady-state event.
+	SteadyReported bool `json:"berthSteadyReported,omitempty"`
+}

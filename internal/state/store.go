@@ -15,6 +15,7 @@
 //	tokens/CLUSTER/TOKEN            RunTask clientToken -> task ids
 //	volumes/CLUSTER/ID              VolumeRecord (block volume, its attachment and epoch)
 //	snapshots/CLUSTER/ID            SnapshotRecord
+//	services/CLUSTER/NAME           ServiceRecord
 package state
 
 import (
@@ -57,6 +58,8 @@ func TokenKey(cluster, token string) string   { return Prefix + "tokens/" + clus
 func VolumePrefix(cluster string) string      { return Prefix + "volumes/" + cluster + "/" }
 func VolumeKey(cluster, id string) string     { return VolumePrefix(cluster) + id }
 func SnapshotPrefix(cluster string) string    { return Prefix + "snapshots/" + cluster + "/" }
+func ServicePrefix(cluster string) string     { return Prefix + "services/" + cluster + "/" }
+func ServiceKey(cluster, name string) string  { return ServicePrefix(cluster) + name }
 func SnapshotKey(cluster, id string) string   { return SnapshotPrefix(cluster) + id }
 
 // Store is typed access to Berth's keys. New does no I/O.

@@ -215,3 +215,8 @@ func fileExists(p string) bool {
 
 // agentDir is the data dir of an agent started by addAgent.
 func (c *cluster) agentDir(ra *runningAgent) string { return ra.dir }
+
+func exec_(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,327 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/scheduler"
+	"github.com/berth-project/berth/internal/service"
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// Controller runs services: each pass computes a plan per service with the
+// pure service.Reconcile and carries it out through the same placement and
+// task transitions as the API. Only the elected leader runs passes.
+type Controller struct {
+	API *API
+	// LostGrace is how long an instance may be without its agent before its
+	// tasks are replaced elsewhere.
+	LostGrace time.Duration
+
+	mu   sync.Mutex
+	lost map[string]time.Time // cluster/instance -> first seen without agent
+}
+
+// Pass reconciles every service once.
+func (c *Controller) Pass(ctx context.Context) error {
+	a := c.API
+	var clusters []string
+	err := a.Store.Range(ctx, state.Prefix+"clusters/", "", func(key string, _ []byte, _ int64) (bool, error) {
+		clusters = append(clusters, strings.TrimPrefix(key, state.Prefix+"clusters/"))
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, cl := range clusters {
+		if err := c.cluster(ctx, cl); err != nil {
+			return fmt.Errorf("cluster %s: %w", cl, err)
+		}
+	}
+	return nil
+}
+
+// lostFor returns how long an instance has been without its agent.
+func (c *Controller) lostFor(cluster, id string, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lost == nil {
+		c.lost = map[string]time.Time{}
+	}
+	key := cluster + "/" + id
+	_, registered := c.API.Cache.Instance(cluster, id)
+	if registered && c.API.Cache.Connected(cluster, id) {
+		delete(c.lost, key)
+		return 0
+	}
+	first, ok := c.lost[key]
+	if !ok {
+		c.lost[key] = now
+		return time.Nanosecond
+	}
+	return max(now.Sub(first), time.Nanosecond)
+}
+
+func (c *Controller) cluster(ctx context.Context, cluster string) error {
+	a := c.API
+	var services []*state.ServiceRecord
+	err := a.Store.Range(ctx, state.ServicePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		s := &state.ServiceRecord{}
+		if err := json.Unmarshal(val, s); err != nil {
+			return false, err
+		}
+		if st := spec.Val(s.Status); st == "ACTIVE" || st == "DRAINING" {
+			services = append(services, s)
+		}
+		return true, nil
+	})
+	if err != nil || len(services) == 0 {
+		return err
+	}
+	byGroup := map[string][]*state.TaskRecord{}
+	err = a.Store.Range(ctx, state.TaskPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		t := &state.TaskRecord{}
+		if err := json.Unmarshal(val, t); err != nil {
+			return false, err
+		}
+		if g := spec.Val(t.Group); strings.HasPrefix(g, "service:") {
+			byGroup[g] = append(byGroup[g], t)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		if err := c.service(ctx, cluster, s, byGroup["service:"+spec.Val(s.ServiceName)]); err != nil {
+			a.Log.Warn("service controller", "service", spec.Val(s.ServiceArn), "err", err)
+		}
+	}
+	return nil
+}
+
+func (c *Controller) service(ctx context.Context, cluster string, s *state.ServiceRecord, tasks []*state.TaskRecord) error {
+	a := c.API
+	now := a.Now()
+	primary := s.Deployments[0]
+	dc := s.DeploymentConfiguration
+	in := service.Input{Desired: int(spec.Val(s.DesiredCount)), Primary: spec.Val(primary.TaskDefinition),
+		MaximumPercent: int(spec.Val(dc.MaximumPercent)), MinHealthyPercent: int(spec.Val(dc.MinimumHealthyPercent)),
+		LostGrace: c.LostGrace, Draining: spec.Val(s.Status) == "DRAINING"}
+	if cb := dc.DeploymentCircuitBreaker; cb != nil && spec.Val(cb.Enable) && spec.Val(primary.RolloutState) == "IN_PROGRESS" {
+		in.CircuitBreaker = true
+	}
+	byID := map[string]*state.TaskRecord{}
+	defs := map[string]*state.TaskDefRecord{}
+	for _, t := range tasks {
+		if spec.Val(t.LastStatus) == "STOPPED" {
+			if spec.Val(t.TaskDefinitionArn) == in.Primary && t.StartedAt == nil && primary.CreatedAt != nil && !t.CreatedAt.Before(primary.CreatedAt.Time) {
+				in.FailedPrimary++
+			}
+			continue
+		}
+		if spec.Val(t.DesiredStatus) != "RUNNING" {
+			continue
+		}
+		byID[t.ID] = t
+		running := spec.Val(t.LastStatus) == "RUNNING"
+		st := service.Task{ID: t.ID, TaskDefinition: spec.Val(t.TaskDefinitionArn), Running: running,
+			Healthy:   running && spec.Val(t.HealthStatus) != "UNHEALTHY" && (spec.Val(t.HealthStatus) != "UNKNOWN" || !hasHealthCheck(t)),
+			CreatedAt: t.CreatedAt.Time, LostFor: c.lostFor(cluster, t.InstanceID, now)}
+		arn := spec.Val(t.TaskDefinitionArn)
+		if _, ok := defs[arn]; !ok {
+			if rec, _, err := a.loadTaskDef(ctx, arn); err == nil {
+				defs[arn] = rec
+			}
+		}
+		if d := defs[arn]; len(t.BlockVolumes) > 0 || (d != nil && len(spec.DataKeys(&d.TaskDefinition, d.Tags)) > 0) {
+			st.DataPinned = true
+		}
+		in.Tasks = append(in.Tasks, st)
+	}
+	plan := service.Reconcile(in)
+	ts := spec.TS(now)
+	var events []string
+
+	if len(plan.Lost) > 0 {
+		for _, id := range plan.Lost {
+			t := byID[id]
+			a.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
+				if spec.Val(tr.LastStatus) == "STOPPED" {
+					return false, nil
+				}
+				stopTask(tr, now, "ServiceSchedulerInitiated", fmt.Sprintf("Task stopped: its container instance %s lost contact for more than %s", t.InstanceID, c.LostGrace))
+				markStopped(tr, now)
+				return true, nil
+			})
+		}
+		events = append(events, fmt.Sprintf("has stopped %d running tasks on lost container instances: %s.", len(plan.Lost), taskList(plan.Lost)))
+	}
+	for _, id := range plan.Waiting {
+		events = append(events, fmt.Sprintf("is waiting for container instance %s, which holds the data of (task %s); the task is not replaced elsewhere.", byID[id].InstanceID, id))
+	}
+	if len(plan.Stop) > 0 {
+		for _, id := range plan.Stop {
+			t := byID[id]
+			connected := a.Cache.Connected(cluster, t.InstanceID)
+			a.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
+				if spec.Val(tr.DesiredStatus) == "STOPPED" {
+					return false, nil
+				}
+				stopTask(tr, now, "ServiceSchedulerInitiated", "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
+				if !connected {
+					markStopped(tr, now)
+				}
+				return true, nil
+			})
+		}
+		events = append(events, fmt.Sprintf("has stopped %d running tasks: %s.", len(plan.Stop), taskList(plan.Stop)))
+	}
+	started, placeErr := 0, ""
+	for left := plan.Start; left > 0; {
+		n := min(left, 10)
+		vcs, _ := serviceVolumes(nil)
+		if len(primary.VolumeConfigurations) > 0 {
+			vcs, _ = serviceVolumes(primary.VolumeConfigurations)
+		}
+		ls, err := a.prepare(ctx, &launchInput{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + spec.Val(s.ServiceName)),
+			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy,
+			VolumeConfigurations: vcs, Count: n, Tags: propagated(s)})
+		if err != nil {
+			placeErr = err.Error()
+			break
+		}
+		placed, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request,
+			NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
+			Extra:   a.blockExtra(ls, now)})
+		if err != nil {
+			placeErr = err.Error()
+			break
+		}
+		var ids []string
+		for _, t := range placed {
+			ids = append(ids, t.ID)
+		}
+		if len(ids) > 0 {
+			events = append(events, fmt.Sprintf("has started %d tasks: %s.", len(ids), taskList(ids)))
+		}
+		started += len(placed)
+		left -= n
+		if len(placed) < n {
+			placeErr = "no container instance met all of its requirements." + failureSummary(fails)
+			break
+		}
+	}
+	if placeErr != "" {
+		events = append(events, "was unable to place a task because "+placeErr)
+	}
+	_, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, spec.Val(s.ServiceName)), func(rec *state.ServiceRecord) error {
+		for _, e := range events {
+			addEvent(rec, ts, "%s", e)
+		}
+		if len(rec.Deployments) == 0 || spec.Val(rec.Deployments[0].Id) != spec.Val(primary.Id) {
+			return nil // changed under us; the next pass sees it
+		}
+		d := &rec.Deployments[0]
+		d.FailedTasks = spec.I32(int32(in.FailedPrimary))
+		if plan.Tripped && spec.Val(d.RolloutState) == "IN_PROGRESS" {
+			d.RolloutState = spec.Str("FAILED")
+			d.RolloutStateReason = spec.Str("ECS deployment circuit breaker: tasks failed to start.")
+			d.UpdatedAt = ts
+			addEvent(rec, ts, "(deployment %s) deployment failed: tasks failed to start.", spec.Val(d.Id))
+			if cb := rec.DeploymentConfiguration.DeploymentCircuitBreaker; cb != nil && spec.Val(cb.Rollback) && rec.PreviousTaskDefinition != "" {
+				back := a.newDeployment(rec.PreviousTaskDefinition, spec.Val(rec.DesiredCount), ts, spec.Val(rec.LaunchType))
+				d.Status = spec.Str("ACTIVE")
+				rec.Deployments = append([]spec.Deployment{back}, rec.Deployments...)
+				rec.TaskDefinition = spec.Str(rec.PreviousTaskDefinition)
+				rec.PreviousTaskDefinition = ""
+				addEvent(rec, ts, "(deployment %s) rolling back to task definition %s.", spec.Val(back.Id), spec.Val(back.TaskDefinition))
+			}
+			return nil
+		}
+		healthy, others := 0, 0
+		for _, t := range in.Tasks {
+			if t.TaskDefinition == in.Primary && t.Healthy && t.LostFor == 0 {
+				healthy++
+			} else if t.TaskDefinition != in.Primary {
+				others++
+			}
+		}
+		if spec.Val(rec.Status) == "DRAINING" && len(in.Tasks) == len(plan.Stop)+len(plan.Lost) {
+			rec.Status = spec.Str("INACTIVE")
+			addEvent(rec, ts, "has been deleted.")
+			return nil
+		}
+		steady := healthy == in.Desired && others == 0 && plan.Start == 0 && len(plan.Stop) == 0 && len(plan.Lost) == 0 && len(plan.Waiting) == 0
+		if steady {
+			if spec.Val(d.RolloutState) == "IN_PROGRESS" {
+				d.RolloutState = spec.Str("COMPLETED")
+				d.RolloutStateReason = spec.Str("ECS deployment " + spec.Val(d.Id) + " completed.")
+				d.UpdatedAt = ts
+				if len(rec.Deployments) > 1 {
+					addEvent(rec, ts, "(deployment %s) deployment completed.", spec.Val(d.Id))
+				}
+			}
+			rec.Deployments = rec.Deployments[:1]
+			if !rec.SteadyReported {
+				rec.SteadyReported = true
+				addEvent(rec, ts, "has reached a steady state.")
+			}
+		} else {
+			rec.SteadyReported = false
+		}
+		return nil
+	})
+	return err
+}
+
+func hasHealthCheck(t *state.TaskRecord) bool {
+	for _, c := range t.Containers {
+		if c.HealthStatus != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func propagated(s *state.ServiceRecord) []spec.Tag {
+	if spec.Val(s.PropagateTags) == "SERVICE" {
+		return s.Tags
+	}
+	return nil
+}
+
+func taskList(ids []string) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = "(task " + id + ")"
+	}
+	return strings.Join(parts, " ")
+}
+
+func failureSummary(fs []scheduler.Failure) string {
+	count := map[string]int{}
+	for _, f := range fs {
+		count[f.Reason]++
+	}
+	var keys []string
+	for k := range count {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s on %d instances", k, count[k]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " Reasons: " + strings.Join(parts, ", ") + "."
+}

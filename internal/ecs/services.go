@@ -1,0 +1,389 @@
+package ecs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+func (a *API) serviceARN(cluster, name string) string {
+	return a.arn("service/" + cluster + "/" + name)
+}
+
+func (a *API) serviceName(cluster, ref string) (string, error) {
+	if strings.HasPrefix(ref, "arn:") {
+		kind, path, ok := a.resourceOf(ref)
+		c, name, ok2 := strings.Cut(path, "/")
+		if !ok || !ok2 || kind != "service" || c != cluster {
+			return "", spec.InvalidParam("Invalid service ARN '%s' for cluster '%s'.", ref, cluster)
+		}
+		return name, nil
+	}
+	if !spec.ValidName(ref) {
+		return "", spec.InvalidParam("Invalid service name '%s'. Up to 255 letters (uppercase and lowercase), numbers, underscores and hyphens are allowed.", ref)
+	}
+	return ref, nil
+}
+
+func defaultDeploymentConfig(d *spec.DeploymentConfiguration) (*spec.DeploymentConfiguration, error) {
+	out := &spec.DeploymentConfiguration{}
+	if d != nil {
+		*out = *d
+	}
+	if out.MaximumPercent == nil {
+		out.MaximumPercent = spec.I32(200)
+	}
+	if out.MinimumHealthyPercent == nil {
+		out.MinimumHealthyPercent = spec.I32(100)
+	}
+	if *out.MaximumPercent < 100 || *out.MaximumPercent > 200 && *out.MaximumPercent > 1000 {
+		return nil, spec.InvalidParam("maximumPercent must be at least 100.")
+	}
+	if *out.MinimumHealthyPercent < 0 || *out.MinimumHealthyPercent > 100 {
+		return nil, spec.InvalidParam("minimumHealthyPercent must be between 0 and 100.")
+	}
+	if out.DeploymentCircuitBreaker == nil {
+		out.DeploymentCircuitBreaker = &spec.DeploymentCircuitBreaker{Enable: spec.Bool(false), Rollback: spec.Bool(false)}
+	}
+	return out, nil
+}
+
+func (a *API) newDeployment(td string, desired int32, now *spec.Timestamp, lt string) spec.Deployment {
+	return spec.Deployment{Id: spec.Str("ecs-svc/" + newID()[:19]), Status: spec.Str("PRIMARY"), TaskDefinition: spec.Str(td),
+		DesiredCount: spec.I32(desired), PendingCount: spec.I32(0), RunningCount: spec.I32(0), FailedTasks: spec.I32(0),
+		CreatedAt: now, UpdatedAt: now, LaunchType: spec.Str(lt), RolloutState: spec.Str("IN_PROGRESS"),
+		RolloutStateReason: spec.Str("ECS deployment " + "in progress.")}
+}
+
+// CreateService creates a service; the controller starts its tasks.
+func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (*spec.CreateServiceResponse, error) {
+	name := spec.Val(r.ServiceName)
+	if name == "" {
+		return nil, spec.InvalidParam("serviceName is required.")
+	}
+	if !spec.ValidName(name) {
+		return nil, spec.InvalidParam("Invalid service name '%s'. Up to 255 letters (uppercase and lowercase), numbers, underscores and hyphens are allowed.", name)
+	}
+	strategy := spec.Val(r.SchedulingStrategy)
+	if strategy == "" {
+		strategy = "REPLICA"
+	}
+	if strategy != "REPLICA" && strategy != "DAEMON" {
+		return nil, spec.InvalidParam("Invalid schedulingStrategy '%s'. Valid values: REPLICA, DAEMON.", strategy)
+	}
+	if strategy == "REPLICA" && r.DesiredCount == nil {
+		return nil, spec.InvalidParam("desiredCount is required for a service with the REPLICA scheduling strategy.")
+	}
+	if strategy == "DAEMON" {
+		return nil, spec.InvalidParam("The DAEMON scheduling strategy is not supported by this Berth release.")
+	}
+	if spec.Val(r.DesiredCount) < 0 {
+		return nil, spec.InvalidParam("desiredCount must be 0 or more.")
+	}
+	dc, err := defaultDeploymentConfig(r.DeploymentConfiguration)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateTags(r.Tags); err != nil {
+		return nil, err
+	}
+	cl, err := a.cluster(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	strategies := r.PlacementStrategy
+	if len(strategies) == 0 {
+		strategies = []spec.PlacementStrategy{{Type: spec.Str("spread"), Field: spec.Str("attribute:ecs.availability-zone")}, {Type: spec.Str("spread"), Field: spec.Str("instanceId")}}
+	}
+	vcs, err := serviceVolumes(r.VolumeConfigurations)
+	if err != nil {
+		return nil, err
+	}
+	// Validate the launch as the controller will make it.
+	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: spec.Str("service:" + name),
+		LaunchType: r.LaunchType, Constraints: r.PlacementConstraints, Strategies: strategies, VolumeConfigurations: vcs, Count: 1})
+	if err != nil {
+		return nil, err
+	}
+	td := spec.Val(ls.td.TaskDefinition.TaskDefinitionArn)
+	now := spec.TS(a.Now())
+	svc := &state.ServiceRecord{Cluster: cluster}
+	svc.ServiceArn = spec.Str(a.serviceARN(cluster, name))
+	svc.ServiceName = spec.Str(name)
+	svc.ClusterArn = cl.ClusterArn
+	svc.Status = spec.Str("ACTIVE")
+	svc.DesiredCount = spec.I32(spec.Val(r.DesiredCount))
+	svc.LaunchType = spec.Str(ls.launchType)
+	svc.TaskDefinition = spec.Str(td)
+	svc.DeploymentConfiguration = dc
+	svc.PlacementConstraints = r.PlacementConstraints
+	svc.PlacementStrategy = strategies
+	svc.SchedulingStrategy = spec.Str(strategy)
+	svc.CreatedAt = now
+	svc.CreatedBy = spec.Str("arn:aws:iam::" + a.Account + ":root")
+	svc.Tags = r.Tags
+	svc.PropagateTags = r.PropagateTags
+	svc.DeploymentController = &spec.DeploymentController{Type: spec.Str("ECS")}
+	svc.Deployments = []spec.Deployment{a.newDeployment(td, spec.Val(r.DesiredCount), now, ls.launchType)}
+	svc.Deployments[0].VolumeConfigurations = r.VolumeConfigurations
+	svc.Events = []spec.ServiceEvent{}
+	key := state.ServiceKey(cluster, name)
+	old := &state.ServiceRecord{}
+	rev, err := a.Store.Get(ctx, key, old)
+	switch {
+	case isNotFound(err):
+		err = a.Store.Create(ctx, key, svc)
+	case err != nil:
+		return nil, err
+	case spec.Val(old.Status) != "INACTIVE":
+		return nil, spec.InvalidParam("Creation of service was not idempotent.")
+	default:
+		err = a.Store.Put(ctx, key, svc, rev)
+	}
+	if err == state.ErrExists || err == state.ErrConflict {
+		return nil, spec.InvalidParam("Creation of service was not idempotent.")
+	} else if err != nil {
+		return nil, err
+	}
+	v := a.serviceView(ctx, svc, []string{"TAGS"})
+	return &spec.CreateServiceResponse{Service: &v}, nil
+}
+
+// serviceVolumes turns a service's volumeConfigurations into the task form.
+func serviceVolumes(in []spec.ServiceVolumeConfiguration) ([]spec.TaskVolumeConfiguration, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	b, _ := json.Marshal(in)
+	var out []spec.TaskVolumeConfiguration
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// serviceView fills runningCount and pendingCount, per deployment too.
+func (a *API) serviceView(ctx context.Context, svc *state.ServiceRecord, include []string) spec.Service {
+	v := svc.Service
+	var running, pending int32
+	counts := map[string][2]int32{}
+	a.Store.Range(ctx, state.TaskPrefix(svc.Cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		t := &state.TaskRecord{}
+		if json.Unmarshal(val, t) != nil || spec.Val(t.Group) != "service:"+spec.Val(svc.ServiceName) || spec.Val(t.DesiredStatus) != "RUNNING" {
+			return true, nil
+		}
+		c := counts[spec.Val(t.TaskDefinitionArn)]
+		switch spec.Val(t.LastStatus) {
+		case "RUNNING":
+			running++
+			c[0]++
+		case "STOPPED":
+		default:
+			pending++
+			c[1]++
+		}
+		counts[spec.Val(t.TaskDefinitionArn)] = c
+		return true, nil
+	})
+	v.RunningCount, v.PendingCount = spec.I32(running), spec.I32(pending)
+	v.Deployments = append([]spec.Deployment(nil), svc.Deployments...)
+	for i := range v.Deployments {
+		c := counts[spec.Val(v.Deployments[i].TaskDefinition)]
+		v.Deployments[i].RunningCount, v.Deployments[i].PendingCount = spec.I32(c[0]), spec.I32(c[1])
+	}
+	if !containsStr(include, "TAGS") {
+		v.Tags = nil
+	}
+	return v
+}
+
+// DescribeServices describes services; unknown ones are MISSING.
+func (a *API) DescribeServices(ctx context.Context, r *spec.DescribeServicesRequest) (*spec.DescribeServicesResponse, error) {
+	if len(r.Services) == 0 || len(r.Services) > 10 {
+		return nil, spec.InvalidParam("services must have between 1 and 10 items.")
+	}
+	cl, err := a.cluster(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	out := &spec.DescribeServicesResponse{Services: []spec.Service{}, Failures: []spec.Failure{}}
+	for _, ref := range r.Services {
+		name, err := a.serviceName(cluster, ref)
+		if err != nil {
+			return nil, err
+		}
+		svc := &state.ServiceRecord{}
+		if _, err := a.Store.Get(ctx, state.ServiceKey(cluster, name), svc); isNotFound(err) {
+			out.Failures = append(out.Failures, spec.Failure{Arn: spec.Str(a.serviceARN(cluster, name)), Reason: spec.Str("MISSING")})
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out.Services = append(out.Services, a.serviceView(ctx, svc, r.Include))
+	}
+	return out, nil
+}
+
+// ListServices lists the ARNs of a cluster's services that are not INACTIVE.
+func (a *API) ListServices(ctx context.Context, r *spec.ListServicesRequest) (*spec.ListServicesResponse, error) {
+	limit, err := pageSize(r.MaxResults, 100)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := a.cluster(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	prefix := state.ServicePrefix(cluster)
+	after, err := decodeToken(r.NextToken, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := &spec.ListServicesResponse{ServiceArns: []string{}}
+	var last string
+	err = a.Store.Range(ctx, prefix, after, func(key string, val []byte, _ int64) (bool, error) {
+		svc := &state.ServiceRecord{}
+		if err := json.Unmarshal(val, svc); err != nil {
+			return false, err
+		}
+		if spec.Val(svc.Status) == "INACTIVE" || (r.LaunchType != nil && spec.Val(svc.LaunchType) != *r.LaunchType) ||
+			(r.SchedulingStrategy != nil && spec.Val(svc.SchedulingStrategy) != *r.SchedulingStrategy) {
+			return true, nil
+		}
+		if len(out.ServiceArns) == limit {
+			out.NextToken = encodeToken(last)
+			return false, nil
+		}
+		out.ServiceArns = append(out.ServiceArns, spec.Val(svc.ServiceArn))
+		last = key
+		return true, nil
+	})
+	return out, err
+}
+
+// UpdateService changes the desired count, task definition, deployment
+// configuration or placement; a new task definition starts a deployment.
+func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (*spec.UpdateServiceResponse, error) {
+	cl, err := a.cluster(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	name, err := a.serviceName(cluster, spec.Val(r.Service))
+	if err != nil {
+		return nil, err
+	}
+	if r.DesiredCount != nil && *r.DesiredCount < 0 {
+		return nil, spec.InvalidParam("desiredCount must be 0 or more.")
+	}
+	var newTD string
+	if r.TaskDefinition != nil {
+		rec, _, err := a.loadTaskDef(ctx, *r.TaskDefinition)
+		if err != nil {
+			return nil, spec.InvalidParam("Unable to find task definition '%s'.", *r.TaskDefinition)
+		}
+		newTD = spec.Val(rec.TaskDefinition.TaskDefinitionArn)
+	}
+	now := spec.TS(a.Now())
+	svc, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(s *state.ServiceRecord) error {
+		if spec.Val(s.Status) != "ACTIVE" {
+			return spec.Exception("ServiceNotActiveException", "Service was not ACTIVE.")
+		}
+		if r.DesiredCount != nil {
+			s.DesiredCount = r.DesiredCount
+			s.Deployments[0].DesiredCount = r.DesiredCount
+			s.SteadyReported = false
+		}
+		if r.DeploymentConfiguration != nil {
+			dc, err := defaultDeploymentConfig(r.DeploymentConfiguration)
+			if err != nil {
+				return err
+			}
+			s.DeploymentConfiguration = dc
+		}
+		if r.PlacementConstraints != nil {
+			s.PlacementConstraints = r.PlacementConstraints
+		}
+		if r.PlacementStrategy != nil {
+			s.PlacementStrategy = r.PlacementStrategy
+		}
+		if (newTD != "" && newTD != spec.Val(s.TaskDefinition)) || spec.Val(r.ForceNewDeployment) {
+			if newTD == "" {
+				newTD = spec.Val(s.TaskDefinition)
+			}
+			s.PreviousTaskDefinition = spec.Val(s.TaskDefinition)
+			s.TaskDefinition = spec.Str(newTD)
+			for i := range s.Deployments {
+				s.Deployments[i].Status = spec.Str("ACTIVE")
+			}
+			d := a.newDeployment(newTD, spec.Val(s.DesiredCount), now, spec.Val(s.LaunchType))
+			if r.VolumeConfigurations != nil {
+				d.VolumeConfigurations = r.VolumeConfigurations
+			} else if len(s.Deployments) > 0 {
+				d.VolumeConfigurations = s.Deployments[0].VolumeConfigurations
+			}
+			s.Deployments = append([]spec.Deployment{d}, s.Deployments...)
+			s.SteadyReported = false
+		}
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, spec.Exception("ServiceNotFoundException", "Service not found.")
+	} else if err != nil {
+		return nil, err
+	}
+	v := a.serviceView(ctx, svc, nil)
+	return &spec.UpdateServiceResponse{Service: &v}, nil
+}
+
+// DeleteService drains a service; with force it needs no scale-down first.
+func (a *API) DeleteService(ctx context.Context, r *spec.DeleteServiceRequest) (*spec.DeleteServiceResponse, error) {
+	cl, err := a.cluster(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	cluster := spec.Val(cl.ClusterName)
+	name, err := a.serviceName(cluster, spec.Val(r.Service))
+	if err != nil {
+		return nil, err
+	}
+	svc, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(s *state.ServiceRecord) error {
+		if spec.Val(s.Status) != "ACTIVE" {
+			return spec.Exception("ServiceNotActiveException", "Service was not ACTIVE.")
+		}
+		if spec.Val(s.DesiredCount) > 0 && !spec.Val(r.Force) {
+			return spec.InvalidParam("The service cannot be stopped while it is scaled above 0.")
+		}
+		s.Status = spec.Str("DRAINING")
+		s.DesiredCount = spec.I32(0)
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, spec.Exception("ServiceNotFoundException", "Service not found.")
+	} else if err != nil {
+		return nil, err
+	}
+	v := a.serviceView(ctx, svc, nil)
+	return &spec.DeleteServiceResponse{Service: &v}, nil
+}
+
+// addEvent records a service event, newest first, without repeating the
+// newest message, keeping the last 100.
+func addEvent(s *state.ServiceRecord, now *spec.Timestamp, format string, args ...any) bool {
+	msg := fmt.Sprintf("(service %s) ", spec.Val(s.ServiceName)) + fmt.Sprintf(format, args...)
+	if len(s.Events) > 0 && spec.Val(s.Events[0].Message) == msg {
+		return false
+	}
+	s.Events = append([]spec.ServiceEvent{{Id: spec.Str(newID()[:8] + "-" + newID()[:4]), CreatedAt: now, Message: spec.Str(msg)}}, s.Events...)
+	if len(s.Events) > 100 {
+		s.Events = s.Events[:100]
+	}
+	return true
+}

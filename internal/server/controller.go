@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// runController campaigns for leadership and, while leader, runs the
+// service controller every second. Several servers may run; one leads.
+func (s *Server) runController(ctx context.Context) {
+	c := &ecs.Controller{API: s.API, LostGrace: s.cfg.LostInstanceGrace}
+	for ctx.Err() == nil {
+		sess, err := concurrency.NewSession(s.client, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
+		e := concurrency.NewElection(sess, state.Prefix+"election/controller")
+		if err := e.Campaign(ctx, s.Addr()); err != nil {
+			sess.Close()
+			continue
+		}
+		t := time.NewTicker(time.Second)
+	lead:
+		for {
+			select {
+			case <-ctx.Done():
+				break lead
+			case <-sess.Done():
+				break lead // lost the session: campaign again
+			case <-t.C:
+				if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
+					s.cfg.Log.Warn("service controller", "err", err)
+				}
+			}
+		}
+		t.Stop()
+		e.Resign(context.WithoutCancel(ctx))
+		sess.Close()
+	}
+}
