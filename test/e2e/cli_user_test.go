@@ -124,3 +124,43 @@ func TestVolumeCommands(t *testing.T) {
 		t.Fatalf("bad size: %v %s", err, out)
 	}
 }
+
+// TestServiceCommands drives berth service.
+func TestServiceCommands(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("local-a", "")
+	exec.Command("docker", "tag", testImage, "berth/busybox:local").Run()
+	bin := buildBerth(t)
+	berth := func(args ...string) string {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "BERTH_ENDPOINT="+c.srv.Endpoint())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("berth %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	def := t.TempDir() + "/svc-td.json"
+	os.WriteFile(def, []byte(`{"family":"counter","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"command":["sh","-c","trap 'exit 0' TERM; sleep 3600 & wait"]}]}`), 0o644)
+	berth("run", "-d", def) // registers the family (and runs one task)
+	if out := berth("service", "create", "../../examples/counter-service.json"); !strings.Contains(out, "counter  ACTIVE  desired 1") {
+		t.Fatalf("create: %s", out)
+	}
+	berth("service", "scale", "counter", "2")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(berth("service", "ls"), "ACTIVE  2        2") {
+		if time.Now().After(deadline) {
+			t.Fatalf("scale: %s", berth("service", "ls"))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if out := berth("service", "events", "counter"); !strings.Contains(out, "(service counter) has started") {
+		t.Fatalf("events: %s", out)
+	}
+	if out := berth("service", "update", "counter", "--force-new-deployment"); !strings.Contains(out, "counter  ACTIVE") {
+		t.Fatalf("update: %s", out)
+	}
+	if out := berth("service", "rm", "counter"); !strings.Contains(out, "DRAINING") {
+		t.Fatalf("rm: %s", out)
+	}
+}
