@@ -108,6 +108,9 @@ func (c *Controller) cluster(ctx context.Context, cluster string) error {
 }
 
 func (c *Controller) service(ctx context.Context, cluster string, s *state.ServiceRecord, tasks []*state.TaskRecord) error {
+	if isStateful(s) {
+		return c.statefulService(ctx, cluster, s, tasks)
+	}
 	a := c.API
 	now := a.Now()
 	primary := s.Deployments[0]

@@ -104,6 +104,9 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	if err != nil {
 		return nil, err
 	}
+	if v, _ := tagValue(r.Tags, StatefulTag); v == "true" && len(vcs) == 0 {
+		return nil, spec.InvalidParam("A service tagged %s=true needs volumeConfigurations: each slot gets its own volume.", StatefulTag)
+	}
 	// Validate the launch as the controller will make it.
 	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: spec.Str("service:" + name),
 		LaunchType: r.LaunchType, Constraints: r.PlacementConstraints, Strategies: strategies, VolumeConfigurations: vcs, Count: 1})
