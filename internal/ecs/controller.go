@@ -25,8 +25,44 @@ type Controller struct {
 	// tasks are replaced elsewhere.
 	LostGrace time.Duration
 
-	mu   sync.Mutex
-	lost map[string]time.Time // cluster/instance -> first seen without agent
+	mu      sync.Mutex
+	lost    map[string]time.Time // cluster/instance -> first seen without agent
+	backoff map[string]*backoff  // service ARN -> start back-off
+}
+
+// backoff delays new tasks of a service whose tasks keep failing to start:
+// 1 s after the first failure, doubling to at most 5 minutes; a steady
+// state resets it.
+type backoff struct {
+	failed int
+	step   int
+	until  time.Time
+}
+
+func (c *Controller) startAllowed(arn string, failed int, steady bool, now time.Time) (allowed bool, wait time.Duration, began bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.backoff == nil {
+		c.backoff = map[string]*backoff{}
+	}
+	b := c.backoff[arn]
+	if b == nil {
+		b = &backoff{failed: failed}
+		c.backoff[arn] = b
+	}
+	if steady {
+		b.step = 0
+	}
+	if failed > b.failed {
+		b.failed = failed
+		b.step++
+		b.until = now.Add(min(time.Second<<(b.step-1), 5*time.Minute))
+		began = true
+	}
+	if now.Before(b.until) {
+		return false, b.until.Sub(now), began
+	}
+	return true, 0, began
 }
 
 // Pass reconciles every service once.
@@ -111,6 +147,9 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	if isStateful(s) {
 		return c.statefulService(ctx, cluster, s, tasks)
 	}
+	if spec.Val(s.SchedulingStrategy) == "DAEMON" {
+		return c.daemonService(ctx, cluster, s, tasks)
+	}
 	a := c.API
 	now := a.Now()
 	primary := s.Deployments[0]
@@ -152,6 +191,13 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	plan := service.Reconcile(in)
 	ts := spec.TS(now)
 	var events []string
+	ok, wait, began := c.startAllowed(spec.Val(s.ServiceArn), in.FailedPrimary, s.SteadyReported, now)
+	if began {
+		events = append(events, fmt.Sprintf("is backing off for %s after %d tasks failed to start.", wait.Round(time.Second), in.FailedPrimary))
+	}
+	if !ok {
+		plan.Start = 0
+	}
 
 	if len(plan.Lost) > 0 {
 		for _, id := range plan.Lost {

@@ -79,7 +79,15 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 		return nil, spec.InvalidParam("desiredCount is required for a service with the REPLICA scheduling strategy.")
 	}
 	if strategy == "DAEMON" {
-		return nil, spec.InvalidParam("The DAEMON scheduling strategy is not supported by this Berth release.")
+		if r.DesiredCount != nil {
+			return nil, spec.InvalidParam("The daemon scheduling strategy does not support a desired count for services.")
+		}
+		if len(r.PlacementStrategy) > 0 {
+			return nil, spec.InvalidParam("The daemon scheduling strategy does not support placement strategies.")
+		}
+		if len(r.VolumeConfigurations) > 0 {
+			return nil, spec.InvalidParam("The daemon scheduling strategy does not support volumeConfigurations.")
+		}
 	}
 	if spec.Val(r.DesiredCount) < 0 {
 		return nil, spec.InvalidParam("desiredCount must be 0 or more.")
@@ -97,7 +105,7 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	}
 	cluster := spec.Val(cl.ClusterName)
 	strategies := r.PlacementStrategy
-	if len(strategies) == 0 {
+	if len(strategies) == 0 && strategy == "REPLICA" {
 		strategies = []spec.PlacementStrategy{{Type: spec.Str("spread"), Field: spec.Str("attribute:ecs.availability-zone")}, {Type: spec.Str("spread"), Field: spec.Str("instanceId")}}
 	}
 	vcs, err := serviceVolumes(r.VolumeConfigurations)

@@ -181,4 +181,42 @@ func TestServiceRollingUpdateAndCircuitBreaker(t *testing.T) {
 	if !hasEvent(s, "rolling back to task definition "+v2) {
 		t.Fatalf("no rollback event: %+v", s.Events)
 	}
+	if !hasEvent(s, "is backing off for") {
+		var msgs []string
+		for _, e := range s.Events {
+			msgs = append(msgs, aws.ToString(e.Message))
+		}
+		t.Fatalf("failed starts were retried without back-off:\n%s", strings.Join(msgs, "\n"))
+	}
+}
+
+// TestDaemonService runs one task per instance, follows new instances, and
+// does not take a desired count.
+func TestDaemonService(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("zone-a", "")
+	c.addAgent("zone-b", "")
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("agentd"), ContainerDefinitions: []types.ContainerDefinition{
+		{Name: aws.String("app"), Command: sh("trap 'exit 0' TERM; sleep 3600 & wait")}}})
+	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("agentd"), TaskDefinition: aws.String(td),
+		SchedulingStrategy: types.SchedulingStrategyDaemon, DesiredCount: aws.Int32(2)})
+	if code, msg := apiCode(err); code != "InvalidParameterException" || !strings.Contains(msg, "does not support a desired count") {
+		t.Fatalf("daemon with desiredCount: %s %q", code, msg)
+	}
+	if _, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("agentd"), TaskDefinition: aws.String(td),
+		SchedulingStrategy: types.SchedulingStrategyDaemon}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitService("agentd", "one task per instance", func(s types.Service) bool { return s.RunningCount == 2 && s.DesiredCount == 2 })
+	c.addAgent("zone-c", "")
+	c.waitService("agentd", "a task on the new instance", func(s types.Service) bool { return s.RunningCount == 3 && s.DesiredCount == 3 })
+	list, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("agentd")})
+	d, _ := c.ecs.DescribeTasks(c.ctx, &ecs.DescribeTasksInput{Tasks: list.TaskArns})
+	seen := map[string]bool{}
+	for _, tk := range d.Tasks {
+		if seen[aws.ToString(tk.ContainerInstanceArn)] {
+			t.Fatal("two daemon tasks on one instance")
+		}
+		seen[aws.ToString(tk.ContainerInstanceArn)] = true
+	}
 }
