@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -43,72 +44,73 @@ func tagValue(tags []spec.Tag, key string) (string, bool) {
 	return "", false
 }
 
-// statefulService reconciles slot by slot.
+// statefulService reconciles slot by slot with the pure service.PlanSlots.
 func (c *Controller) statefulService(ctx context.Context, cluster string, s *state.ServiceRecord, tasks []*state.TaskRecord) error {
 	a := c.API
 	now := a.Now()
 	ts := spec.TS(now)
 	name := spec.Val(s.ServiceName)
 	primary := s.Deployments[0]
-	desired := int(spec.Val(s.DesiredCount))
+	in := service.SlotInput{Desired: int(spec.Val(s.DesiredCount)), Primary: spec.Val(primary.TaskDefinition), LostGrace: c.LostGrace}
 	if spec.Val(s.Status) == "DRAINING" {
-		desired = 0
+		in.Desired = 0
 	}
-	// The slots' volumes, by slot.
-	volumes := map[int]state.VolumeRecord{}
 	a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
 		v := state.VolumeRecord{}
-		if json.Unmarshal(val, &v) == nil {
-			if svc, _ := tagValue(v.Tags, ServiceTag); svc == name {
-				if n, err := strconv.Atoi(func() string { x, _ := tagValue(v.Tags, SlotTag); return x }()); err == nil && v.State != "deleting" {
-					volumes[n] = v
-				}
+		if json.Unmarshal(val, &v) != nil || v.State == "deleting" {
+			return true, nil
+		}
+		if svc, _ := tagValue(v.Tags, ServiceTag); svc == name {
+			slot, _ := tagValue(v.Tags, SlotTag)
+			if n, err := strconv.Atoi(slot); err == nil {
+				in.Volumes = append(in.Volumes, service.SlotVolume{ID: v.VolumeID, Slot: n, Attached: v.Attachment != nil})
 			}
 		}
 		return true, nil
 	})
-	active := map[int]*state.TaskRecord{}
-	var events []string
+	byID := map[string]*state.TaskRecord{}
 	for _, t := range tasks {
 		if spec.Val(t.LastStatus) == "STOPPED" || spec.Val(t.DesiredStatus) != "RUNNING" {
 			continue
 		}
-		n, err := strconv.Atoi(func() string { x, _ := tagValue(t.Tags, SlotTag); return x }())
+		slot, _ := tagValue(t.Tags, SlotTag)
+		n, err := strconv.Atoi(slot)
 		if err != nil {
-			continue
+			n = -1 // not a slot task: stopped
 		}
-		if c.lostFor(cluster, t.InstanceID, now) > c.LostGrace {
-			events = append(events, fmt.Sprintf("is waiting for container instance %s, which holds the volume of slot %s-%d; the slot is not moved elsewhere.", t.InstanceID, name, n))
-		}
-		if _, dup := active[n]; dup || n >= desired || spec.Val(t.TaskDefinitionArn) != spec.Val(primary.TaskDefinition) && allRunning(active, tasks, desired) {
-			c.stopTask(ctx, cluster, t, "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
-			events = append(events, fmt.Sprintf("has stopped 1 running tasks: (task %s) of slot %s-%d.", t.ID, name, n))
-			continue
-		}
-		active[n] = t
+		byID[t.ID] = t
+		in.Tasks = append(in.Tasks, service.SlotTask{ID: t.ID, Slot: n, TaskDefinition: spec.Val(t.TaskDefinitionArn),
+			Running: spec.Val(t.LastStatus) == "RUNNING", CreatedAt: t.CreatedAt.Time, LostFor: c.lostFor(cluster, t.InstanceID, now)})
 	}
-	for n := 0; n < desired; n++ {
-		if _, ok := active[n]; ok {
-			continue
+	plan := service.PlanSlots(in)
+	var events []string
+	for _, slot := range plan.Waiting {
+		for _, t := range in.Tasks {
+			if t.Slot == slot {
+				events = append(events, fmt.Sprintf("is waiting for container instance %s, which holds the volume of slot %s-%d; the slot is not moved elsewhere.", byID[t.ID].InstanceID, name, slot))
+			}
 		}
-		slot := fmt.Sprintf("%s-%d", name, n)
+	}
+	for _, id := range plan.Stop {
+		c.stopTask(ctx, cluster, byID[id], "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
+		events = append(events, fmt.Sprintf("has stopped 1 running tasks: (task %s).", id))
+	}
+	for _, st := range plan.Start {
+		slot := fmt.Sprintf("%s-%d", name, st.Slot)
 		in := &launchInput{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name), StartedBy: primary.Id,
 			LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy, Count: 1,
-			Tags: append(propagated(s), spec.Tag{Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(n))})}
+			Tags: append(propagated(s), spec.Tag{Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))})}
 		vcs, _ := serviceVolumes(primary.VolumeConfigurations)
-		if v, ok := volumes[n]; ok {
-			if v.Attachment != nil {
-				continue // still attached to a stopping task
-			}
+		if st.VolumeID != "" {
 			for _, vc := range vcs {
-				in.Tags = append(in.Tags, spec.Tag{Key: spec.Str(AttachVolumeTagPrefix + spec.Val(vc.Name)), Value: spec.Str(v.VolumeID)})
+				in.Tags = append(in.Tags, spec.Tag{Key: spec.Str(AttachVolumeTagPrefix + spec.Val(vc.Name)), Value: spec.Str(st.VolumeID)})
 			}
 		} else {
 			for i := range vcs {
 				if m := vcs[i].ManagedEBSVolume; m != nil {
 					m.TerminationPolicy = &spec.TaskManagedEBSVolumeTerminationPolicy{DeleteOnTermination: spec.Bool(false)}
 					m.TagSpecifications = append(m.TagSpecifications, spec.EBSTagSpecification{ResourceType: spec.Str("volume"), Tags: []spec.Tag{
-						{Key: spec.Str(ServiceTag), Value: spec.Str(name)}, {Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(n))}}})
+						{Key: spec.Str(ServiceTag), Value: spec.Str(name)}, {Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))}}})
 				}
 			}
 			in.VolumeConfigurations = vcs
@@ -131,22 +133,25 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 			events = append(events, fmt.Sprintf("has started 1 tasks: (task %s) for slot %s.", placed[0].ID, slot))
 		}
 	}
-	running := 0
-	for _, t := range active {
-		if spec.Val(t.LastStatus) == "RUNNING" {
-			running++
+	running, live := 0, 0
+	for _, t := range in.Tasks {
+		if t.Slot >= 0 && t.Slot < in.Desired {
+			live++
+			if t.Running && t.LostFor == 0 {
+				running++
+			}
 		}
 	}
 	_, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
 		for _, e := range events {
 			addEvent(rec, ts, "%s", e)
 		}
-		if spec.Val(rec.Status) == "DRAINING" && len(active) == 0 {
+		if spec.Val(rec.Status) == "DRAINING" && len(in.Tasks) == len(plan.Stop) {
 			rec.Status = spec.Str("INACTIVE")
 			addEvent(rec, ts, "has been deleted; the slots' volumes are kept.")
 			return nil
 		}
-		if running == desired && len(active) == desired && len(events) == 0 {
+		if running == in.Desired && live == in.Desired && len(events) == 0 {
 			rec.Deployments = rec.Deployments[:1]
 			rec.Deployments[0].RolloutState = spec.Str("COMPLETED")
 			if !rec.SteadyReported {
@@ -159,18 +164,6 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		return nil
 	})
 	return err
-}
-
-// allRunning reports whether every slot below desired has a running task,
-// so an outdated slot may be replaced (one at a time).
-func allRunning(active map[int]*state.TaskRecord, tasks []*state.TaskRecord, desired int) bool {
-	for n := 0; n < desired; n++ {
-		t, ok := active[n]
-		if !ok || spec.Val(t.LastStatus) != "RUNNING" {
-			return false
-		}
-	}
-	return true
 }
 
 // slotOverrides sets the slot identity in every container's environment.
