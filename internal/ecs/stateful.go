@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/service"
@@ -24,7 +25,83 @@ const (
 	ServiceTag  = "berth:service"
 	// SlotEnv is set in every container of a stateful service's task.
 	SlotEnv = "BERTH_SERVICE_SLOT"
+	// SnapshotIntervalTag (a duration, e.g. "1h") snapshots every slot's
+	// volume on that schedule.
+	SnapshotIntervalTag = "berth:snapshot-interval"
+	// RestoreLostSlotsTag ("true") lets a slot whose instance is lost be
+	// restored elsewhere from its latest snapshot instead of waiting.
+	RestoreLostSlotsTag = "berth:restore-lost-slots"
+	formerSlotTag       = "berth:former-slot"
 )
+
+// slotSnapshots takes scheduled snapshots of the slots' volumes and returns
+// each volume's latest completed snapshot.
+func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state.ServiceRecord, volumes []service.SlotVolume) map[string]state.SnapshotRecord {
+	a := c.API
+	latest := map[string]state.SnapshotRecord{}
+	pending := map[string]bool{}
+	ids := map[string]bool{}
+	for _, v := range volumes {
+		ids[v.ID] = true
+	}
+	a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		sn := state.SnapshotRecord{}
+		if json.Unmarshal(val, &sn) != nil || !ids[sn.VolumeID] {
+			return true, nil
+		}
+		switch sn.State {
+		case "pending":
+			pending[sn.VolumeID] = true
+		case "completed":
+			if l, ok := latest[sn.VolumeID]; !ok || sn.CreatedAt.After(l.CreatedAt.Time) {
+				latest[sn.VolumeID] = sn
+			}
+		}
+		return true, nil
+	})
+	every, _ := tagValue(s.Tags, SnapshotIntervalTag)
+	interval, err := time.ParseDuration(every)
+	if err != nil || interval <= 0 {
+		return latest
+	}
+	for _, v := range volumes {
+		l, ok := latest[v.ID]
+		if pending[v.ID] || (ok && a.Now().Sub(l.CreatedAt.Time) < interval) {
+			continue
+		}
+		if _, err := a.CreateSnapshot(ctx, &SnapshotsRequest{Cluster: cluster, VolumeID: v.ID}); err != nil {
+			a.Log.Warn("scheduled snapshot", "volume", v.ID, "err", err)
+		}
+	}
+	return latest
+}
+
+// restoreSlot moves a slot whose instance is lost: its task is stopped,
+// its volume retired from the slot (the data stays on the lost instance),
+// and the slot starts elsewhere on a volume restored from snapshot.
+func (c *Controller) restoreSlot(ctx context.Context, cluster string, t *state.TaskRecord, volumeID string, snap state.SnapshotRecord) (*service.SlotStart, error) {
+	a := c.API
+	now := a.Now()
+	if _, err := a.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
+		if spec.Val(tr.LastStatus) == "STOPPED" {
+			return false, nil
+		}
+		stopTask(tr, now, "ServiceSchedulerInitiated", "Task stopped: its container instance "+t.InstanceID+" was lost; its slot is restored elsewhere from snapshot "+snap.SnapshotID)
+		markStopped(tr, now)
+		return true, nil
+	}); err != nil {
+		return nil, err
+	}
+	_, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, volumeID), func(v *state.VolumeRecord) error {
+		for i := range v.Tags {
+			if spec.Val(v.Tags[i].Key) == SlotTag {
+				v.Tags[i].Key = spec.Str(formerSlotTag)
+			}
+		}
+		return nil
+	})
+	return &service.SlotStart{}, err
+}
 
 func isStateful(s *state.ServiceRecord) bool {
 	for _, t := range s.Tags {
@@ -83,12 +160,34 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 			Running: spec.Val(t.LastStatus) == "RUNNING", CreatedAt: t.CreatedAt.Time, LostFor: c.lostFor(cluster, t.InstanceID, now)})
 	}
 	plan := service.PlanSlots(in)
+	latest := c.slotSnapshots(ctx, cluster, s, in.Volumes)
+	restore, _ := tagValue(s.Tags, RestoreLostSlotsTag)
+	restoreFrom := map[int]state.SnapshotRecord{}
 	var events []string
 	for _, slot := range plan.Waiting {
 		for _, t := range in.Tasks {
-			if t.Slot == slot {
-				events = append(events, fmt.Sprintf("is waiting for container instance %s, which holds the volume of slot %s-%d; the slot is not moved elsewhere.", byID[t.ID].InstanceID, name, slot))
+			if t.Slot != slot {
+				continue
 			}
+			tr := byID[t.ID]
+			var vol string
+			for _, v := range in.Volumes {
+				if v.Slot == slot {
+					vol = v.ID
+				}
+			}
+			if snap, ok := latest[vol]; restore == "true" && ok {
+				if _, err := c.restoreSlot(ctx, cluster, tr, vol, snap); err != nil {
+					events = append(events, fmt.Sprintf("was unable to restore slot %s-%d: %v", name, slot, err))
+					continue
+				}
+				restoreFrom[slot] = snap
+				plan.Start = append(plan.Start, service.SlotStart{Slot: slot})
+				events = append(events, fmt.Sprintf("is restoring slot %s-%d elsewhere from snapshot %s (taken %s): container instance %s, which held volume %s, was lost.",
+					name, slot, snap.SnapshotID, snap.CreatedAt.Format(time.RFC3339), tr.InstanceID, vol))
+				continue
+			}
+			events = append(events, fmt.Sprintf("is waiting for container instance %s, which holds the volume of slot %s-%d; the slot is not moved elsewhere.", tr.InstanceID, name, slot))
 		}
 	}
 	for _, id := range plan.Stop {
@@ -108,6 +207,13 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		} else {
 			for i := range vcs {
 				if m := vcs[i].ManagedEBSVolume; m != nil {
+					if snap, ok := restoreFrom[st.Slot]; ok {
+						m.SnapshotId = spec.Str(snap.SnapshotID)
+						m.FilesystemType = spec.Str(snap.FilesystemType)
+						if spec.Val(m.SizeInGiB) < int32(snap.SizeInGiB) {
+							m.SizeInGiB = spec.I32(int32(snap.SizeInGiB))
+						}
+					}
 					m.TerminationPolicy = &spec.TaskManagedEBSVolumeTerminationPolicy{DeleteOnTermination: spec.Bool(false)}
 					m.TagSpecifications = append(m.TagSpecifications, spec.EBSTagSpecification{ResourceType: spec.Str("volume"), Tags: []spec.Tag{
 						{Key: spec.Str(ServiceTag), Value: spec.Str(name)}, {Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))}}})

@@ -92,7 +92,7 @@ func (c *cluster) addAgent(zone, dataDir string) *runningAgent {
 	}
 	a, err := agent.New(agent.Config{Server: c.srv.Endpoint(), Cluster: "default", Zone: zone, DataDir: dataDir,
 		CPU: 4096, Memory: 4096, CleanupWait: time.Second, HeartbeatInterval: 500 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: testLogger()})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -108,6 +108,7 @@ func (c *cluster) addAgent(zone, dataDir string) *runningAgent {
 	}
 	ra.arn = a.ContainerInstanceArn()
 	c.agents = append(c.agents, ra)
+	c.t.Cleanup(func() { unmountAll(dataDir) })
 	c.t.Cleanup(func() { c.stopAgent(ra) })
 	c.t.Cleanup(func() { removeTaskContainers(ra.arn) })
 	return ra
@@ -219,4 +220,28 @@ func (c *cluster) agentDir(ra *runningAgent) string { return ra.dir }
 func exec_(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// testLogger discards agent logs unless BERTH_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("BERTH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// unmountAll releases the block volumes an agent left mounted (a lost
+// instance's, in tests that lose one).
+func unmountAll(dataDir string) {
+	entries, _ := os.ReadDir(filepath.Join(dataDir, "mounts"))
+	for _, e := range entries {
+		exec.Command("umount", filepath.Join(dataDir, "mounts", e.Name())).Run()
+	}
+	images, _ := filepath.Glob(filepath.Join(dataDir, "volumes", "*.img"))
+	for _, img := range images {
+		out, _ := exec.Command("losetup", "-j", img, "-O", "NAME", "-n").Output()
+		for _, dev := range strings.Fields(string(out)) {
+			exec.Command("losetup", "-d", dev).Run()
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	becs "github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/server"
 )
 
 // TestStatefulServiceSlotsKeepTheirVolumes: a stateful service of 2 slots
@@ -109,5 +110,98 @@ func TestStatefulServiceSlotsKeepTheirVolumes(t *testing.T) {
 	}
 	if after := slots(); len(after) != 2 || after["1"] != first["1"] {
 		t.Fatalf("slot 1 volume changed: %v -> %v", first, after)
+	}
+}
+
+// TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost: with a
+// snapshot schedule and berth:restore-lost-slots, a slot whose instance is
+// lost starts elsewhere on a volume restored from its latest snapshot.
+func TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost(t *testing.T) {
+	c := newCluster(t, func(cfg *server.Config) { cfg.LeaseTTL = 2 * time.Second; cfg.LostInstanceGrace = 3 * time.Second })
+	a := c.addAgent("zone-a", "")
+	b := c.addAgent("zone-b", "")
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("kv"),
+		Volumes: []types.Volume{{Name: aws.String("data"), ConfiguredAtLaunch: aws.Bool(true)}},
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), MountPoints: []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/data")}},
+			Command: sh(`if [ -e /data/id ]; then test "$(cat /data/id)" = "$BERTH_SERVICE_SLOT" || echo "$BERTH_SERVICE_SLOT" >> /data/mismatch; else echo "$BERTH_SERVICE_SLOT" > /data/id; fi; echo start >> /data/starts; trap 'exit 0' TERM; sleep 3600 & wait`)}}})
+	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("kv"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
+		Tags: []types.Tag{{Key: aws.String(becs.StatefulTag), Value: aws.String("true")}, {Key: aws.String(becs.SnapshotIntervalTag), Value: aws.String("2s")},
+			{Key: aws.String(becs.RestoreLostSlotsTag), Value: aws.String("true")}},
+		VolumeConfigurations: []types.ServiceVolumeConfiguration{{Name: aws.String("data"), ManagedEBSVolume: &types.ServiceManagedEBSVolumeConfiguration{
+			RoleArn: aws.String("arn:aws:iam::000000000000:role/ecs"), SizeInGiB: aws.Int32(1)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitService("kv", "slot running", func(s types.Service) bool { return s.RunningCount == 1 })
+	var vol, home string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		var out becs.VolumesResponse
+		c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{}, &out)
+		if len(out.Volumes) == 1 && out.Volumes[0].Attachment != nil {
+			vol, home = out.Volumes[0].VolumeID, out.Volumes[0].InstanceID
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no slot volume")
+		}
+	}
+	holder, other := a, b
+	if !strings.HasSuffix(a.arn, home) {
+		holder, other = b, a
+	}
+	// Wait for a completed snapshot taken after the slot wrote its identity.
+	wrote := time.Now()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		var out becs.SnapshotsResponse
+		c.post("/berth/v1/snapshots/describe", &becs.SnapshotsRequest{}, &out)
+		done := false
+		for _, sn := range out.Snapshots {
+			if sn.VolumeID == vol && sn.State == "completed" && sn.CreatedAt.After(wrote.Add(time.Second)) {
+				done = true
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled snapshot of %s: %+v", vol, out.Snapshots)
+		}
+	}
+	c.stopAgent(holder)
+	s := c.waitService("kv", "slot restored elsewhere", func(s types.Service) bool {
+		return s.RunningCount == 1 && hasEvent(s, "is restoring slot kv-0 elsewhere from snapshot")
+	})
+	if !hasEvent(s, "was lost") {
+		t.Fatal("no event")
+	}
+	var out becs.VolumesResponse
+	c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{}, &out)
+	var restored string
+	for _, v := range out.Volumes {
+		for _, tg := range v.Tags {
+			if aws.ToString(tg.Key) == becs.SlotTag && v.VolumeID != vol {
+				restored = v.VolumeID
+				if !strings.HasSuffix(other.arn, v.InstanceID) || v.SnapshotID == "" {
+					t.Fatalf("restored volume %+v", v)
+				}
+			}
+		}
+	}
+	if restored == "" {
+		t.Fatalf("no restored volume: %+v", out.Volumes)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		data, _ := os.ReadFile(filepath.Join(other.dir, "mounts", restored, "starts"))
+		if strings.Count(string(data), "start") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ls, _ := exec_("sh", "-c", "ls -la "+filepath.Join(other.dir, "mounts", restored)+"; grep "+restored+" /proc/self/mountinfo; docker ps -a --format '{{.Names}} {{.Status}} {{.Mounts}}' | grep kv")
+			d, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("kv")})
+			t.Fatalf("restored slot did not start on its restored data: %q\n%s\n%v", data, ls, d.TaskArns)
+		}
+	}
+	if m, _ := os.ReadFile(filepath.Join(other.dir, "mounts", restored, "mismatch")); len(m) > 0 {
+		t.Fatalf("restored volume holds another slot's identity: %s", m)
 	}
 }
