@@ -58,53 +58,8 @@ func (r *runner) fence(ctx context.Context) {
 	r.detachBlockVolumes()
 }
 
-// applyOverrides applies a task's containerOverrides (command, environment,
-// cpu, memory) to its definition, as ECS does.
-func applyOverrides(def *spec.TaskDefinition, o *spec.TaskOverride) {
-	if o == nil {
-		return
-	}
-	def.ContainerDefinitions = append([]spec.ContainerDefinition(nil), def.ContainerDefinitions...)
-	for _, co := range o.ContainerOverrides {
-		for i := range def.ContainerDefinitions {
-			c := &def.ContainerDefinitions[i]
-			if spec.Val(c.Name) != spec.Val(co.Name) {
-				continue
-			}
-			if co.Command != nil {
-				c.Command = co.Command
-			}
-			if co.Cpu != nil {
-				c.Cpu = co.Cpu
-			}
-			if co.Memory != nil {
-				c.Memory = co.Memory
-			}
-			if co.MemoryReservation != nil {
-				c.MemoryReservation = co.MemoryReservation
-			}
-			if len(co.Environment) > 0 {
-				env := append([]spec.KeyValuePair(nil), c.Environment...)
-				for _, kv := range co.Environment {
-					replaced := false
-					for j := range env {
-						if spec.Val(env[j].Name) == spec.Val(kv.Name) {
-							env[j] = kv
-							replaced = true
-						}
-					}
-					if !replaced {
-						env = append(env, kv)
-					}
-				}
-				c.Environment = env
-			}
-		}
-	}
-}
-
 func newRunner(a *Agent, t ecs.AgentTask) *runner {
-	applyOverrides(&t.TaskDefinition, t.Task.Overrides)
+	spec.ApplyContainerOverrides(&t.TaskDefinition, t.Task.Overrides)
 	arn := spec.Val(t.Task.TaskArn)
 	return &runner{a: a, arn: arn, id: arn[strings.LastIndex(arn, "/")+1:], task: t.Task, def: t.TaskDefinition,
 		desired: make(chan string, 1), done: make(chan struct{}), detached: make(chan struct{}),

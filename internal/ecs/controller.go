@@ -218,18 +218,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	}
 	if len(plan.Stop) > 0 {
 		for _, id := range plan.Stop {
-			t := byID[id]
-			connected := a.Cache.Connected(cluster, t.InstanceID)
-			a.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
-				if spec.Val(tr.DesiredStatus) == "STOPPED" {
-					return false, nil
-				}
-				stopTask(tr, now, "ServiceSchedulerInitiated", "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
-				if !connected {
-					markStopped(tr, now)
-				}
-				return true, nil
-			})
+			c.stopTask(ctx, cluster, byID[id], "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
 		}
 		events = append(events, fmt.Sprintf("has stopped %d running tasks: %s.", len(plan.Stop), taskList(plan.Stop)))
 	}

@@ -201,29 +201,16 @@ func applyOverrides(def *spec.TaskDefinition, o *spec.TaskOverride) (*spec.TaskD
 		}
 		cp.Memory = o.Memory
 	}
-	cp.ContainerDefinitions = append([]spec.ContainerDefinition(nil), def.ContainerDefinitions...)
 	for _, co := range o.ContainerOverrides {
 		found := false
-		for i := range cp.ContainerDefinitions {
-			c := &cp.ContainerDefinitions[i]
-			if spec.Val(c.Name) != spec.Val(co.Name) {
-				continue
-			}
-			found = true
-			if co.Cpu != nil {
-				c.Cpu = co.Cpu
-			}
-			if co.Memory != nil {
-				c.Memory = co.Memory
-			}
-			if co.MemoryReservation != nil {
-				c.MemoryReservation = co.MemoryReservation
-			}
+		for _, c := range def.ContainerDefinitions {
+			found = found || spec.Val(c.Name) == spec.Val(co.Name)
 		}
 		if !found {
 			return nil, spec.InvalidParam("Override for container named %s is not a container in the TaskDefinition.", spec.Val(co.Name))
 		}
 	}
+	spec.ApplyContainerOverrides(&cp, o)
 	return &cp, nil
 }
 
