@@ -52,7 +52,8 @@ Point the AWS CLI at it:
   aws ecs list-container-instances --endpoint-url %[1]s
 
 Try:
-  berth run examples/counter.json
+  ./scripts/busybox-image     # once: the examples' image, from Debian's busybox-static
+  berth run --wait examples/counter.json
 `, s.Endpoint(), cfg.DataDir, cfg.Region)
 			<-cmd.Context().Done()
 			return <-errc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,7 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 func runCmd() *cobra.Command {
 	f := &userFlags{}
 	var wait, detach bool
+	var ebs []string
 	cmd := &cobra.Command{
 		Use:   "run FILE.json",
 		Short: "Register a task definition from a file and run it, following it to RUNNING (or STOPPED with --wait)",
@@ -54,7 +56,12 @@ and then exits with the exit code of its essential container.`,
 				return friendly(err)
 			}
 			td := aws.ToString(reg.TaskDefinition.TaskDefinitionArn)
-			out, err := c.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(f.cluster), TaskDefinition: aws.String(td), StartedBy: aws.String("berth-cli")})
+			vcs, err := ebsFlags(ebs)
+			if err != nil {
+				return err
+			}
+			out, err := c.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(f.cluster), TaskDefinition: aws.String(td), StartedBy: aws.String("berth-cli"),
+				VolumeConfigurations: vcs})
 			if err != nil {
 				return friendly(err)
 			}
@@ -123,7 +130,41 @@ and then exits with the exit code of its essential container.`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the task until it stops and exit with its essential container's exit code")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return as soon as the task is placed")
+	cmd.Flags().StringArrayVar(&ebs, "ebs", nil, "a block volume for a configuredAtLaunch volume: NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID] (repeatable)")
 	return cmd
+}
+
+// ebsFlags turns --ebs NAME=SIZE[,keep][,fs=..][,snapshot=..] into volumeConfigurations.
+func ebsFlags(specs []string) ([]types.TaskVolumeConfiguration, error) {
+	var out []types.TaskVolumeConfiguration
+	for _, s := range specs {
+		name, rest, ok := strings.Cut(s, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--ebs wants NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID], got %q", s)
+		}
+		m := &types.TaskManagedEBSVolumeConfiguration{RoleArn: aws.String("arn:aws:iam::000000000000:role/berth")}
+		for i, part := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(part, "=")
+			switch {
+			case i == 0 && k != "":
+				n, err := strconv.Atoi(k)
+				if err != nil {
+					return nil, fmt.Errorf("--ebs %s: size %q is not a number of GiB", name, k)
+				}
+				m.SizeInGiB = aws.Int32(int32(n))
+			case k == "keep":
+				m.TerminationPolicy = &types.TaskManagedEBSVolumeTerminationPolicy{DeleteOnTermination: aws.Bool(false)}
+			case k == "fs":
+				m.FilesystemType = types.TaskFilesystemType(v)
+			case k == "snapshot":
+				m.SnapshotId = aws.String(v)
+			case k != "":
+				return nil, fmt.Errorf("--ebs %s: unknown option %q", name, k)
+			}
+		}
+		out = append(out, types.TaskVolumeConfiguration{Name: aws.String(name), ManagedEBSVolume: m})
+	}
+	return out, nil
 }
 
 func exitStr(p *int32) string {

@@ -69,6 +69,14 @@ func TestUserCommands(t *testing.T) {
 	if out, _ := berth("instances"); !strings.Contains(out, "local-a") || !strings.Contains(out, "connected") {
 		t.Fatalf("instances: %s", out)
 	}
+	// A block volume through --ebs, kept: the journal grows across runs.
+	out, code = berth("run", "--wait", "../../examples/block-volume.json", "--ebs", "data=1,keep")
+	if code != 0 || !strings.Contains(out, "journal exit 0") {
+		t.Fatalf("block volume run: %d\n%s", code, out)
+	}
+	if out, code := berth("run", "--wait", "../../examples/block-volume.json", "--ebs", "data=99999"); code == 0 || !strings.Contains(out, "InvalidParameterException") {
+		t.Fatalf("bad --ebs size: %d %s", code, out)
+	}
 	if out, code := berth("stop", "0123456789abcdef0123456789abcdef"); code == 0 || !strings.Contains(out, "InvalidParameterException") {
 		t.Fatalf("stop unknown: %d %s", code, out)
 	}
