@@ -54,5 +54,10 @@ func (s *Server) gcLoop(ctx context.Context) {
 		} else if n > 0 {
 			s.cfg.Log.Info("collected stopped tasks", "count", n)
 		}
+		if n, err := s.collectChunks(ctx, time.Hour); err != nil {
+			s.cfg.Log.Warn("collect chunks", "err", err)
+		} else if n > 0 {
+			s.cfg.Log.Info("collected unreferenced chunks", "count", n)
+		}
 	}
 }

@@ -2,15 +2,20 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/volume/block"
 )
 
 func TestCollectStoppedTasks(t *testing.T) {
@@ -46,5 +51,64 @@ func TestCollectStoppedTasks(t *testing.T) {
 		if string(kv.Key) == state.TaskKey("c", "old") {
 			t.Fatal("the old stopped task was kept")
 		}
+	}
+}
+
+func TestCollectChunks(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	put := func(data string, old bool) string {
+		k := blob.Key([]byte(data))
+		if err := store.Put(ctx, k, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if old {
+			past := time.Now().Add(-2 * time.Hour)
+			os.Chtimes(filepath.Join(dir, "blobs", k[:2], k), past, past)
+		}
+		return k
+	}
+	used := put("chunk in a snapshot", true)
+	orphan := put("chunk of a deleted snapshot", true)
+	fresh := put("chunk of a snapshot being taken", false)
+	m, _ := json.Marshal(block.Manifest{Size: 1, ChunkSize: block.ChunkSize, Chunks: []string{used, ""}})
+	manifest := put(string(m), true)
+	sn := &state.SnapshotRecord{SnapshotID: "snap-1", State: "completed", Manifest: manifest}
+	if _, err := s.client.Put(ctx, state.SnapshotKey("c", "snap-1"), state.Marshal(sn)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.collectChunks(ctx, time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("collected %d: %v", n, err)
+	}
+	for k, want := range map[string]bool{used: true, manifest: true, fresh: true, orphan: false} {
+		if has, _ := store.Has(ctx, k); has != want {
+			t.Errorf("chunk %s kept=%v, want %v", k[:8], has, want)
+		}
+	}
+}
+
+func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	k := blob.Key([]byte("uploaded, manifest not recorded yet"))
+	store.Put(ctx, k, []byte("uploaded, manifest not recorded yet"))
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(dir, "blobs", k[:2], k), past, past)
+	s.client.Put(ctx, state.SnapshotKey("c", "snap-2"), state.Marshal(&state.SnapshotRecord{SnapshotID: "snap-2", State: "pending"}))
+	if n, err := s.collectChunks(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("collected %d while a snapshot was pending: %v", n, err)
 	}
 }
