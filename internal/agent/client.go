@@ -43,9 +43,32 @@ func (c *Client) post(ctx context.Context, path string, headers map[string]strin
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint+path, bytes.NewReader(body))
+	code, b, err := c.do(ctx, http.MethodPost, path, headers, body)
 	if err != nil {
 		return err
+	}
+	if code != http.StatusOK {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Type != "" {
+			return &spec.Error{Code: e.Type, Message: e.Message}
+		}
+		return fmt.Errorf("%s: HTTP %d: %s", path, code, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// do sends one request, SigV4-signed when the client has credentials, and
+// returns the status and body.
+func (c *Client) do(ctx context.Context, method, path string, headers map[string]string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -57,57 +80,10 @@ func (c *Client) post(ctx context.Context, path string, headers map[string]strin
 			region = "us-east-1"
 		}
 		if err := v4.NewSigner().SignHTTP(ctx, *c.Credentials, req, hex.EncodeToString(sum[:]), "ecs", region, time.Now()); err != nil {
-			return err
-		}
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Type != "" {
-			return &spec.Error{Code: e.Type, Message: e.Message}
-		}
-		return fmt.Errorf("%s: HTTP %d: %s", path, resp.StatusCode, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-// Blobs is the server's chunk store seen from an agent.
-type Blobs struct{ C *Client }
-
-func (b Blobs) do(ctx context.Context, method, key string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, b.C.Endpoint+"/berth/v1/blobs/"+key, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if b.C.Credentials != nil {
-		sum := sha256.Sum256(body)
-		region := b.C.Region
-		if region == "" {
-			region = "us-east-1"
-		}
-		if err := v4.NewSigner().SignHTTP(ctx, *b.C.Credentials, req, hex.EncodeToString(sum[:]), "ecs", region, time.Now()); err != nil {
 			return 0, nil, err
 		}
 	}
-	hc := b.C.HTTP
+	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -118,6 +94,13 @@ func (b Blobs) do(ctx context.Context, method, key string, body []byte) (int, []
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, data, err
+}
+
+// Blobs is the server's chunk store seen from an agent.
+type Blobs struct{ C *Client }
+
+func (b Blobs) do(ctx context.Context, method, key string, body []byte) (int, []byte, error) {
+	return b.C.do(ctx, method, "/berth/v1/blobs/"+key, nil, body)
 }
 
 func (b Blobs) Has(ctx context.Context, key string) (bool, error) {

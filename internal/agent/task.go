@@ -165,8 +165,10 @@ func (r *runner) start(ctx context.Context) error {
 	pullStart := time.Now()
 	var missing []string
 	for _, c := range r.def.ContainerDefinitions {
-		if _, err := r.a.docker.ImageInspect(ctx, spec.Val(c.Image)); err != nil {
+		if _, err := r.a.docker.ImageInspect(ctx, spec.Val(c.Image)); errdefs.IsNotFound(err) {
 			missing = append(missing, spec.Val(c.Image))
+		} else if err != nil {
+			return &taskFailure{code: "TaskFailedToStart", reason: "CannotPullContainerError: " + err.Error()}
 		}
 	}
 	if len(missing) > 0 {
@@ -174,7 +176,7 @@ func (r *runner) start(ctx context.Context) error {
 		r.send(ctx, &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStartedAt: spec.TS(time.Now())}})
 		for _, img := range missing {
-			if err := r.a.ensureImage(ctx, img); err != nil {
+			if err := r.a.pullImage(ctx, img); err != nil {
 				return err
 			}
 		}
@@ -505,13 +507,8 @@ func (r *runner) send(ctx context.Context, req *ecs.TaskStateChange) {
 	}
 }
 
-// ensureImage pulls an image that is not present locally.
-func (a *Agent) ensureImage(ctx context.Context, ref string) error {
-	if _, err := a.docker.ImageInspect(ctx, ref); err == nil {
-		return nil
-	} else if !errdefs.IsNotFound(err) {
-		return &taskFailure{code: "TaskFailedToStart", reason: "CannotPullContainerError: " + err.Error()}
-	}
+// pullImage pulls an image the engine does not have.
+func (a *Agent) pullImage(ctx context.Context, ref string) error {
 	a.log.Info("pulling image", "image", ref)
 	rc, err := a.docker.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {

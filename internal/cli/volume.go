@@ -1,57 +1,31 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/ecs"
-	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
-// post calls one of Berth's own JSON endpoints, signed like the SDK's calls.
+// post calls one of Berth's own JSON endpoints, signed with
+// $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY when set, as the SDK's calls are.
 func (f *userFlags) post(ctx context.Context, path string, in, out any) error {
-	body, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.endpoint+path, bytes.NewReader(body))
-	if err != nil {
-		return err
+	c := &agent.Client{Endpoint: f.endpoint}
+	if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		c.Credentials = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	if id != "" && secret != "" {
-		sum := sha256.Sum256(body)
-		v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now())
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if err := c.Post(ctx, path, in, out); err != nil {
 		return friendly(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Type != "" {
-			return &spec.Error{Code: e.Type, Message: e.Message}
-		}
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
-	}
-	return json.Unmarshal(b, out)
+	return nil
 }
 
 func volumeCmd() *cobra.Command {

@@ -43,12 +43,7 @@ type AgentTasksResponse struct {
 // AgentTasks is Berth's agent endpoint: the desired state of one instance,
 // long-polled.
 func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasksResponse, error) {
-	cl, err := a.cluster(ctx, &r.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	cluster := spec.Val(cl.ClusterName)
-	id, err := a.instanceID(cluster, r.ContainerInstance)
+	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
@@ -194,12 +189,7 @@ type ResidencyResponse struct {
 // claimed by another; a key claimed elsewhere is left as it is and its
 // holder returned, so the agent can tell.
 func (a *API) ReportResidency(ctx context.Context, r *ResidencyRequest) (*ResidencyResponse, error) {
-	cl, err := a.cluster(ctx, &r.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	cluster := spec.Val(cl.ClusterName)
-	id, err := a.instanceID(cluster, r.ContainerInstance)
+	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}

@@ -195,6 +195,41 @@ func (a *API) resourceOf(arn string) (kind, path string, ok bool) {
 	return strings.Cut(rest, "/")
 }
 
+// clusterResource resolves an id (or name) or an ARN of the form
+// KIND/CLUSTER/ID of a resource in cluster: kind is container-instance,
+// task or service.
+func (a *API) clusterResource(cluster, kind, ref string) (string, error) {
+	noun := map[string]string{"container-instance": "container instance", "task": "task", "service": "service"}[kind]
+	if strings.HasPrefix(ref, "arn:") {
+		k, path, ok := a.resourceOf(ref)
+		c, id, ok2 := strings.Cut(path, "/")
+		if !ok || !ok2 || k != kind || c != cluster {
+			return "", spec.InvalidParam("Invalid %s ARN '%s' for cluster '%s'.", noun, ref, cluster)
+		}
+		return id, nil
+	}
+	if kind == "service" {
+		if !spec.ValidName(ref) {
+			return "", spec.InvalidParam("Invalid service name '%s'. Up to 255 letters (uppercase and lowercase), numbers, underscores and hyphens are allowed.", ref)
+		}
+		return ref, nil
+	}
+	if ref == "" || strings.ContainsAny(ref, "/ ") {
+		return "", spec.InvalidParam("Invalid %s id '%s'.", noun, ref)
+	}
+	return ref, nil
+}
+
+func (a *API) instanceID(cluster, ref string) (string, error) {
+	return a.clusterResource(cluster, "container-instance", ref)
+}
+func (a *API) taskID(cluster, ref string) (string, error) {
+	return a.clusterResource(cluster, "task", ref)
+}
+func (a *API) serviceName(cluster, ref string) (string, error) {
+	return a.clusterResource(cluster, "service", ref)
+}
+
 // Pagination tokens are opaque to clients: the last key returned, encoded.
 func encodeToken(lastKey string) *string {
 	if lastKey == "" {
@@ -213,6 +248,50 @@ func decodeToken(tok *string, prefix string) (string, error) {
 		return "", spec.InvalidParam("Invalid nextToken.")
 	}
 	return string(b), nil
+}
+
+// listPage returns one page of the ARNs of the records under prefix that
+// keep accepts, in key order after the token, and the next page's token.
+func listPage[T any](ctx context.Context, s *state.Store, prefix string, token *string, limit int, keep func(*T) (string, bool)) ([]string, *string, error) {
+	after, err := decodeToken(token, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	arns := []string{}
+	var next *string
+	var last string
+	err = s.Range(ctx, prefix, after, func(key string, val []byte, _ int64) (bool, error) {
+		rec := new(T)
+		if err := json.Unmarshal(val, rec); err != nil {
+			return false, err
+		}
+		arn, ok := keep(rec)
+		if !ok {
+			return true, nil
+		}
+		if len(arns) == limit {
+			next = encodeToken(last)
+			return false, nil
+		}
+		arns = append(arns, arn)
+		last = key
+		return true, nil
+	})
+	return arns, next, err
+}
+
+// anyUnder reports whether some record under prefix satisfies pred.
+func anyUnder[T any](ctx context.Context, s *state.Store, prefix string, pred func(*T) bool) (bool, error) {
+	found := false
+	err := s.Range(ctx, prefix, "", func(_ string, val []byte, _ int64) (bool, error) {
+		rec := new(T)
+		if err := json.Unmarshal(val, rec); err != nil {
+			return false, err
+		}
+		found = pred(rec)
+		return !found, nil
+	})
+	return found, err
 }
 
 func pageSize(max *int32, limit int32) (int, error) {

@@ -201,23 +201,10 @@ func (a *API) ListClusters(ctx context.Context, r *spec.ListClustersRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	prefix := state.Prefix + "clusters/"
-	after, err := decodeToken(r.NextToken, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := &spec.ListClustersResponse{ClusterArns: []string{}}
-	var last string
-	err = a.Store.Range(ctx, prefix, after, func(key string, _ []byte, _ int64) (bool, error) {
-		if len(out.ClusterArns) == limit {
-			out.NextToken = encodeToken(last)
-			return false, nil
-		}
-		out.ClusterArns = append(out.ClusterArns, a.clusterARN(strings.TrimPrefix(key, prefix)))
-		last = key
-		return true, nil
+	arns, next, err := listPage(ctx, a.Store, state.Prefix+"clusters/", r.NextToken, limit, func(c *state.ClusterRecord) (string, bool) {
+		return spec.Val(c.ClusterArn), true
 	})
-	return out, err
+	return &spec.ListClustersResponse{ClusterArns: arns, NextToken: next}, err
 }
 
 // UpdateCluster changes settings and configuration.
@@ -283,39 +270,14 @@ func (a *API) DeleteCluster(ctx context.Context, r *spec.DeleteClusterRequest) (
 	} else if n > 0 {
 		return nil, spec.Exception("ClusterContainsContainerInstancesException", "The Cluster cannot be deleted while Container Instances are active or draining.")
 	}
-	active := false
-	err = a.Store.Range(ctx, state.TaskPrefix(name), "", func(_ string, val []byte, _ int64) (bool, error) {
-		t := &state.TaskRecord{}
-		if err := jsonUnmarshal(val, t); err != nil {
-			return false, err
-		}
-		if spec.Val(t.LastStatus) != "STOPPED" {
-			active = true
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
+	if active, err := anyUnder(ctx, a.Store, state.TaskPrefix(name), func(t *state.TaskRecord) bool { return spec.Val(t.LastStatus) != "STOPPED" }); err != nil {
 		return nil, err
-	}
-	if active {
+	} else if active {
 		return nil, spec.Exception("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active.")
 	}
-	err = a.Store.Range(ctx, state.ServicePrefix(name), "", func(_ string, val []byte, _ int64) (bool, error) {
-		sv := &state.ServiceRecord{}
-		if err := jsonUnmarshal(val, sv); err != nil {
-			return false, err
-		}
-		if spec.Val(sv.Status) != "INACTIVE" {
-			active = true
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
+	if active, err := anyUnder(ctx, a.Store, state.ServicePrefix(name), func(s *state.ServiceRecord) bool { return spec.Val(s.Status) != "INACTIVE" }); err != nil {
 		return nil, err
-	}
-	if active {
+	} else if active {
 		return nil, spec.Exception("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active.")
 	}
 	// Delete only if nothing registered in the meantime.

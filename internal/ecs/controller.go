@@ -225,10 +225,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	started, placeErr := 0, ""
 	for left := plan.Start; left > 0; {
 		n := min(left, 10)
-		vcs, _ := serviceVolumes(nil)
-		if len(primary.VolumeConfigurations) > 0 {
-			vcs, _ = serviceVolumes(primary.VolumeConfigurations)
-		}
+		vcs, _ := serviceVolumes(primary.VolumeConfigurations)
 		ls, err := a.prepare(ctx, &launchInput{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + spec.Val(s.ServiceName)),
 			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy,
 			VolumeConfigurations: vcs, Count: n, Tags: propagated(s)})
@@ -297,27 +294,34 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 			addEvent(rec, ts, "has been deleted.")
 			return nil
 		}
-		steady := healthy == in.Desired && others == 0 && plan.Start == 0 && len(plan.Stop) == 0 && len(plan.Lost) == 0 && len(plan.Waiting) == 0
-		if steady {
-			if spec.Val(d.RolloutState) == "IN_PROGRESS" {
-				d.RolloutState = spec.Str("COMPLETED")
-				d.RolloutStateReason = spec.Str("ECS deployment " + spec.Val(d.Id) + " completed.")
-				d.UpdatedAt = ts
-				if len(rec.Deployments) > 1 {
-					addEvent(rec, ts, "(deployment %s) deployment completed.", spec.Val(d.Id))
-				}
-			}
-			rec.Deployments = rec.Deployments[:1]
-			if !rec.SteadyReported {
-				rec.SteadyReported = true
-				addEvent(rec, ts, "has reached a steady state.")
-			}
-		} else {
-			rec.SteadyReported = false
-		}
+		markSteady(rec, ts, healthy == in.Desired && others == 0 && plan.Start == 0 && len(plan.Stop) == 0 && len(plan.Lost) == 0 && len(plan.Waiting) == 0)
 		return nil
 	})
 	return err
+}
+
+// markSteady completes the primary deployment, drops the older ones and
+// records the steady-state event once, when steady; otherwise it re-arms
+// that event.
+func markSteady(rec *state.ServiceRecord, ts *spec.Timestamp, steady bool) {
+	if !steady {
+		rec.SteadyReported = false
+		return
+	}
+	d := &rec.Deployments[0]
+	if spec.Val(d.RolloutState) == "IN_PROGRESS" {
+		d.RolloutState = spec.Str("COMPLETED")
+		d.RolloutStateReason = spec.Str("ECS deployment " + spec.Val(d.Id) + " completed.")
+		d.UpdatedAt = ts
+		if len(rec.Deployments) > 1 {
+			addEvent(rec, ts, "(deployment %s) deployment completed.", spec.Val(d.Id))
+		}
+	}
+	rec.Deployments = rec.Deployments[:1]
+	if !rec.SteadyReported {
+		rec.SteadyReported = true
+		addEvent(rec, ts, "has reached a steady state.")
+	}
 }
 
 func hasHealthCheck(t *state.TaskRecord) bool {

@@ -32,22 +32,6 @@ type identityDoc struct {
 	Region           string `json:"region"`
 }
 
-// instanceID resolves a container instance id or ARN within a cluster.
-func (a *API) instanceID(cluster, ref string) (string, error) {
-	if strings.HasPrefix(ref, "arn:") {
-		kind, path, ok := a.resourceOf(ref)
-		c, id, ok2 := strings.Cut(path, "/")
-		if !ok || !ok2 || kind != "container-instance" || c != cluster {
-			return "", spec.InvalidParam("Invalid container instance ARN '%s' for cluster '%s'.", ref, cluster)
-		}
-		return id, nil
-	}
-	if ref == "" || strings.ContainsAny(ref, "/ ") {
-		return "", spec.InvalidParam("Invalid container instance id '%s'.", ref)
-	}
-	return ref, nil
-}
-
 func resourceInt(rs []spec.Resource, name string) (int, bool) {
 	for _, r := range rs {
 		if spec.Val(r.Name) != name {
@@ -318,12 +302,12 @@ func (a *API) DeregisterContainerInstance(ctx context.Context, r *spec.Deregiste
 			return nil, err
 		}
 	}
-	if fresh := (&state.InstanceRecord{}); true {
-		if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), fresh); err == nil {
-			rec = fresh
-		} else if !isNotFound(err) {
-			return nil, err
-		}
+	// Re-read: stopping the tasks above released their reservations.
+	fresh := &state.InstanceRecord{}
+	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), fresh); err == nil {
+		rec = fresh
+	} else if !isNotFound(err) {
+		return nil, err
 	}
 	if _, err := a.Store.Client.Txn(ctx).Then(
 		clientv3.OpDelete(state.InstanceKey(cluster, id)),
@@ -390,47 +374,33 @@ func (a *API) ListContainerInstances(ctx context.Context, r *spec.ListContainerI
 		return nil, err
 	}
 	cluster := spec.Val(cl.ClusterName)
-	prefix := state.InstancePrefix(cluster)
-	after, err := decodeToken(r.NextToken, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := &spec.ListContainerInstancesResponse{ContainerInstanceArns: []string{}}
-	var last string
-	err = a.Store.Range(ctx, prefix, after, func(key string, val []byte, modRev int64) (bool, error) {
-		rec := &state.InstanceRecord{}
-		if err := json.Unmarshal(val, rec); err != nil {
-			return false, err
-		}
+	arns, next, err := listPage(ctx, a.Store, state.InstancePrefix(cluster), r.NextToken, limit, func(rec *state.InstanceRecord) (string, bool) {
 		if status != "" && spec.Val(rec.Status) != status {
-			return true, nil
+			return "", false
 		}
-		if filter != nil {
-			env := &cql.Env{Attributes: map[string]string{}, EC2InstanceID: spec.Val(rec.Ec2InstanceId),
-				AgentConnected: a.Cache.Connected(cluster, rec.ID), RunningTasksCount: int(spec.Val(rec.RunningTasksCount) + spec.Val(rec.PendingTasksCount)),
-				TaskGroups: rec.Groups}
-			for _, at := range rec.Attributes {
-				env.Attributes[spec.Val(at.Name)] = spec.Val(at.Value)
-			}
-			if rec.VersionInfo != nil {
-				env.AgentVersion = spec.Val(rec.VersionInfo.AgentVersion)
-			}
-			if rec.RegisteredAt != nil {
-				env.RegisteredAt = rec.RegisteredAt.Time
-			}
-			if !filter.Match(env) {
-				return true, nil
-			}
+		if filter != nil && !filter.Match(a.cqlEnv(cluster, rec)) {
+			return "", false
 		}
-		if len(out.ContainerInstanceArns) == limit {
-			out.NextToken = encodeToken(last)
-			return false, nil
-		}
-		out.ContainerInstanceArns = append(out.ContainerInstanceArns, spec.Val(rec.ContainerInstanceArn))
-		last = key
-		return true, nil
+		return spec.Val(rec.ContainerInstanceArn), true
 	})
-	return out, err
+	return &spec.ListContainerInstancesResponse{ContainerInstanceArns: arns, NextToken: next}, err
+}
+
+// cqlEnv is what a cluster query expression sees of an instance.
+func (a *API) cqlEnv(cluster string, rec *state.InstanceRecord) *cql.Env {
+	env := &cql.Env{Attributes: map[string]string{}, EC2InstanceID: spec.Val(rec.Ec2InstanceId),
+		AgentConnected: a.Cache.Connected(cluster, rec.ID), RunningTasksCount: int(spec.Val(rec.RunningTasksCount) + spec.Val(rec.PendingTasksCount)),
+		TaskGroups: rec.Groups}
+	for _, at := range rec.Attributes {
+		env.Attributes[spec.Val(at.Name)] = spec.Val(at.Value)
+	}
+	if rec.VersionInfo != nil {
+		env.AgentVersion = spec.Val(rec.VersionInfo.AgentVersion)
+	}
+	if rec.RegisteredAt != nil {
+		env.RegisteredAt = rec.RegisteredAt.Time
+	}
+	return env
 }
 
 // UpdateContainerInstancesState sets ACTIVE or DRAINING.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -14,19 +13,15 @@ func (a *API) serviceARN(cluster, name string) string {
 	return a.arn("service/" + cluster + "/" + name)
 }
 
-func (a *API) serviceName(cluster, ref string) (string, error) {
-	if strings.HasPrefix(ref, "arn:") {
-		kind, path, ok := a.resourceOf(ref)
-		c, name, ok2 := strings.Cut(path, "/")
-		if !ok || !ok2 || kind != "service" || c != cluster {
-			return "", spec.InvalidParam("Invalid service ARN '%s' for cluster '%s'.", ref, cluster)
-		}
-		return name, nil
+// clusterService resolves a cluster and one of its services (by name or ARN).
+func (a *API) clusterService(ctx context.Context, clusterRef *string, ref string) (cluster, name string, err error) {
+	cl, err := a.cluster(ctx, clusterRef)
+	if err != nil {
+		return "", "", err
 	}
-	if !spec.ValidName(ref) {
-		return "", spec.InvalidParam("Invalid service name '%s'. Up to 255 letters (uppercase and lowercase), numbers, underscores and hyphens are allowed.", ref)
-	}
-	return ref, nil
+	cluster = spec.Val(cl.ClusterName)
+	name, err = a.serviceName(cluster, ref)
+	return cluster, name, err
 }
 
 func defaultDeploymentConfig(d *spec.DeploymentConfiguration) (*spec.DeploymentConfiguration, error) {
@@ -252,42 +247,20 @@ func (a *API) ListServices(ctx context.Context, r *spec.ListServicesRequest) (*s
 		return nil, err
 	}
 	cluster := spec.Val(cl.ClusterName)
-	prefix := state.ServicePrefix(cluster)
-	after, err := decodeToken(r.NextToken, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := &spec.ListServicesResponse{ServiceArns: []string{}}
-	var last string
-	err = a.Store.Range(ctx, prefix, after, func(key string, val []byte, _ int64) (bool, error) {
-		svc := &state.ServiceRecord{}
-		if err := json.Unmarshal(val, svc); err != nil {
-			return false, err
-		}
+	arns, next, err := listPage(ctx, a.Store, state.ServicePrefix(cluster), r.NextToken, limit, func(svc *state.ServiceRecord) (string, bool) {
 		if spec.Val(svc.Status) == "INACTIVE" || (r.LaunchType != nil && spec.Val(svc.LaunchType) != *r.LaunchType) ||
 			(r.SchedulingStrategy != nil && spec.Val(svc.SchedulingStrategy) != *r.SchedulingStrategy) {
-			return true, nil
+			return "", false
 		}
-		if len(out.ServiceArns) == limit {
-			out.NextToken = encodeToken(last)
-			return false, nil
-		}
-		out.ServiceArns = append(out.ServiceArns, spec.Val(svc.ServiceArn))
-		last = key
-		return true, nil
+		return spec.Val(svc.ServiceArn), true
 	})
-	return out, err
+	return &spec.ListServicesResponse{ServiceArns: arns, NextToken: next}, err
 }
 
 // UpdateService changes the desired count, task definition, deployment
 // configuration or placement; a new task definition starts a deployment.
 func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (*spec.UpdateServiceResponse, error) {
-	cl, err := a.cluster(ctx, r.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	cluster := spec.Val(cl.ClusterName)
-	name, err := a.serviceName(cluster, spec.Val(r.Service))
+	cluster, name, err := a.clusterService(ctx, r.Cluster, spec.Val(r.Service))
 	if err != nil {
 		return nil, err
 	}
@@ -356,12 +329,7 @@ func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (
 
 // DeleteService drains a service; with force it needs no scale-down first.
 func (a *API) DeleteService(ctx context.Context, r *spec.DeleteServiceRequest) (*spec.DeleteServiceResponse, error) {
-	cl, err := a.cluster(ctx, r.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	cluster := spec.Val(cl.ClusterName)
-	name, err := a.serviceName(cluster, spec.Val(r.Service))
+	cluster, name, err := a.clusterService(ctx, r.Cluster, spec.Val(r.Service))
 	if err != nil {
 		return nil, err
 	}

@@ -257,16 +257,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 			addEvent(rec, ts, "has been deleted; the slots' volumes are kept.")
 			return nil
 		}
-		if running == in.Desired && live == in.Desired && len(events) == 0 {
-			rec.Deployments = rec.Deployments[:1]
-			rec.Deployments[0].RolloutState = spec.Str("COMPLETED")
-			if !rec.SteadyReported {
-				rec.SteadyReported = true
-				addEvent(rec, ts, "has reached a steady state.")
-			}
-		} else {
-			rec.SteadyReported = false
-		}
+		markSteady(rec, ts, running == in.Desired && live == in.Desired && len(events) == 0)
 		return nil
 	})
 	return err

@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -435,22 +434,6 @@ func (a *API) StartTask(ctx context.Context, r *spec.StartTaskRequest) (*spec.St
 	return out, nil
 }
 
-// taskID resolves a task id or ARN within a cluster.
-func (a *API) taskID(cluster, ref string) (string, error) {
-	if strings.HasPrefix(ref, "arn:") {
-		kind, path, ok := a.resourceOf(ref)
-		c, id, ok2 := strings.Cut(path, "/")
-		if !ok || !ok2 || kind != "task" || c != cluster {
-			return "", spec.InvalidParam("Invalid task ARN '%s' for cluster '%s'.", ref, cluster)
-		}
-		return id, nil
-	}
-	if ref == "" || strings.ContainsAny(ref, "/ ") {
-		return "", spec.InvalidParam("Invalid task id '%s'.", ref)
-	}
-	return ref, nil
-}
-
 func stopTask(t *state.TaskRecord, now time.Time, code, reason string) {
 	if spec.Val(t.DesiredStatus) == "STOPPED" {
 		return
@@ -570,50 +553,33 @@ func (a *API) ListTasks(ctx context.Context, r *spec.ListTasksRequest) (*spec.Li
 			return nil, err
 		}
 	}
-	prefix := state.TaskPrefix(cluster)
-	after, err := decodeToken(r.NextToken, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := &spec.ListTasksResponse{TaskArns: []string{}}
-	var last string
-	err = a.Store.Range(ctx, prefix, after, func(key string, val []byte, _ int64) (bool, error) {
-		t := &state.TaskRecord{}
-		if err := json.Unmarshal(val, t); err != nil {
-			return false, err
-		}
+	arns, next, err := listPage(ctx, a.Store, state.TaskPrefix(cluster), r.NextToken, limit, func(t *state.TaskRecord) (string, bool) {
 		ds := spec.Val(t.DesiredStatus)
 		if desired == "PENDING" {
 			if ds != "RUNNING" || spec.Val(t.LastStatus) == "RUNNING" || spec.Val(t.LastStatus) == "STOPPED" {
-				return true, nil
+				return "", false
 			}
 		} else if ds != desired {
-			return true, nil
+			return "", false
 		}
 		if instanceID != "" && t.InstanceID != instanceID {
-			return true, nil
+			return "", false
 		}
 		if f := spec.Val(r.Family); f != "" && !strings.Contains(spec.Val(t.TaskDefinitionArn), ":task-definition/"+f+":") {
-			return true, nil
+			return "", false
 		}
 		if sb := spec.Val(r.StartedBy); sb != "" && spec.Val(t.StartedBy) != sb {
-			return true, nil
+			return "", false
 		}
 		if sn := spec.Val(r.ServiceName); sn != "" && spec.Val(t.Group) != "service:"+sn {
-			return true, nil
+			return "", false
 		}
 		if lt := spec.Val(r.LaunchType); lt != "" && spec.Val(t.LaunchType) != lt {
-			return true, nil
+			return "", false
 		}
-		if len(out.TaskArns) == limit {
-			out.NextToken = encodeToken(last)
-			return false, nil
-		}
-		out.TaskArns = append(out.TaskArns, spec.Val(t.TaskArn))
-		last = key
-		return true, nil
+		return spec.Val(t.TaskArn), true
 	})
-	return out, err
+	return &spec.ListTasksResponse{TaskArns: arns, NextToken: next}, err
 }
 
 // TaskStateChange is SubmitTaskStateChange's request with Berth's agent

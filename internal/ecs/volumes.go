@@ -59,6 +59,16 @@ func (a *API) clusterOf(ctx context.Context, name string) (string, error) {
 	return spec.Val(cl.ClusterName), nil
 }
 
+// clusterInstance resolves a cluster (by name or ARN) and one of its
+// container instances (by id or ARN).
+func (a *API) clusterInstance(ctx context.Context, clusterRef, ref string) (cluster, id string, err error) {
+	if cluster, err = a.clusterOf(ctx, clusterRef); err != nil {
+		return "", "", err
+	}
+	id, err = a.instanceID(cluster, ref)
+	return cluster, id, err
+}
+
 // CreateVolume validates fully, chooses an instance in the zone to hold the
 // data, and records the volume; that instance's agent creates it.
 func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*VolumesResponse, error) {
@@ -301,11 +311,7 @@ type VolumeEventRequest struct {
 
 // VolumeEvent records an agent's report about a volume.
 func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	id, err := a.instanceID(cluster, r.ContainerInstance)
+	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
