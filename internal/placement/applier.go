@@ -69,12 +69,25 @@ func (a *Applier) Run(ctx context.Context, job *Job) ([]*state.TaskRecord, []sch
 	l, _ := a.locks.LoadOrStore(job.Cluster, &sync.Mutex{})
 	l.(*sync.Mutex).Lock()
 	defer l.(*sync.Mutex).Unlock()
+	synced := false
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		snap := a.Cache.Snapshot(job.Cluster)
 		a.mu.Lock()
 		rng := rand.New(rand.NewSource(a.rng.Int63()))
 		a.mu.Unlock()
 		plan := scheduler.Place(snap, job.Request, rng)
+		if len(plan.Failures) > 0 && !synced {
+			// Failures are reported only from a view as fresh as etcd: the
+			// cache may not yet hold a release committed by another server.
+			synced = true
+			if rev, err := a.Store.Rev(ctx); err != nil {
+				return nil, nil, err
+			} else if a.Cache.Rev() < rev {
+				a.Cache.WaitRev(rev, 2*time.Second)
+				attempt--
+				continue
+			}
+		}
 		if len(plan.Placements) == 0 {
 			return nil, plan.Failures, nil
 		}
@@ -295,6 +308,8 @@ func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate
 			return nil, fmt.Errorf("commit task transition: %w", err)
 		}
 		if resp.Succeeded {
+			// A later RunTask on this server must see the released resources.
+			a.Cache.WaitRev(resp.Header.Revision, 2*time.Second)
 			return t, nil
 		}
 	}

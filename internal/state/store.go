@@ -85,6 +85,15 @@ func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
 	return resp.Kvs[0].ModRevision, nil
 }
 
+// Rev returns etcd's current revision (a linearizable read).
+func (s *Store) Rev(ctx context.Context) (int64, error) {
+	resp, err := s.Client.Get(ctx, Prefix, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
 // Exists reports whether key exists.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	resp, err := s.Client.Get(ctx, key, clientv3.WithCountOnly())
