@@ -27,6 +27,7 @@ import (
 
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/fsmeta"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -50,6 +51,15 @@ type Config struct {
 	// LostInstanceGrace is how long an instance may be without its agent
 	// before the service controller replaces its tasks elsewhere.
 	LostInstanceGrace time.Duration
+	// FSSessionTTL is a shared file system mount's session lease: a crashed
+	// mount's locks are released this long after it stopped.
+	FSSessionTTL time.Duration
+	// FSChunkGrace: shared file system chunks younger than this are never
+	// collected (uploads not yet committed).
+	FSChunkGrace time.Duration
+	// FSOrphanGrace: an unlinked file's data is freed this long after its
+	// last link went, once no mount holds it open.
+	FSOrphanGrace time.Duration
 }
 
 // Server is a running control plane.
@@ -58,6 +68,7 @@ type Server struct {
 	etcd   *embed.Etcd
 	client *clientv3.Client
 	API    *ecs.API
+	fs     *fsmeta.Engine
 	http   *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -120,6 +131,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.cancel = rcancel
 	go func() { cache.Run(rctx); close(s.done) }()
 	go s.gcLoop(rctx)
+	s.fs = fsmeta.NewEngine(cli, fsmeta.ChunkDir{Path: filepath.Join(cfg.DataDir, "fs-chunks")}, cfg.Log)
+	if cfg.FSSessionTTL > 0 {
+		s.fs.SessionTTL = int64(cfg.FSSessionTTL / time.Second)
+	}
+	if cfg.FSChunkGrace > 0 {
+		s.fs.ChunkGrace = cfg.FSChunkGrace
+	}
+	if cfg.FSOrphanGrace > 0 {
+		s.fs.OrphanGrace = cfg.FSOrphanGrace
+	}
+	go s.fs.Maintain(rctx, 2*time.Second)
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
 
@@ -194,6 +216,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/snapshots/describe", s.auth(jsonHandler(s.API.DescribeSnapshots)))
 	mux.Handle("POST /berth/v1/snapshots/delete", s.auth(jsonHandler(s.API.DeleteSnapshot)))
 	mux.Handle("/berth/v1/blobs/{key}", s.auth(http.HandlerFunc(s.blobs)))
+	s.fsRoutes(mux)
 	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: 200}
 		s.API.ServeHTTP(rec, r)

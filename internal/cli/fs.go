@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/fsmount"
+	"github.com/berth-project/berth/internal/server"
+)
+
+func fsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "fs", Short: "Shared file systems: create, ls, rm, mount, umount, fsck"}
+
+	f := &userFlags{}
+	create := &cobra.Command{Use: "create NAME", Short: "Create a shared file system", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var out server.FSList
+			if err := f.post(cmd.Context(), "/berth/v1/fs/create", &server.FSCreateRequest{Name: a[0]}, &out); err != nil {
+				return err
+			}
+			return f.printFS(cmd, out.FileSystems)
+		}}
+	f.register(create)
+
+	lf := &userFlags{}
+	ls := &cobra.Command{Use: "ls [FS_ID]", Short: "List shared file systems", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ref := &server.FSRef{}
+			if len(a) == 1 {
+				ref.ID = a[0]
+			}
+			var out server.FSList
+			if err := lf.post(cmd.Context(), "/berth/v1/fs/describe", ref, &out); err != nil {
+				return err
+			}
+			return lf.printFS(cmd, out.FileSystems)
+		}}
+	lf.register(ls)
+
+	rf := &userFlags{}
+	rm := &cobra.Command{Use: "rm FS_ID", Short: "Delete a shared file system and all its data", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return rf.post(cmd.Context(), "/berth/v1/fs/delete", &server.FSRef{ID: a[0]}, &server.FSList{})
+		}}
+	rf.register(rm)
+
+	cf := &userFlags{}
+	var repair bool
+	fsck := &cobra.Command{Use: "fsck FS_ID", Short: "Check a file system's metadata and chunk references", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			var rep struct {
+				server.FSRef
+				Inodes, Entries, Blocks, Chunks, InFlightChunks, Orphans, Repaired int
+				Problems                                                           []string
+			}
+			if err := cf.post(cmd.Context(), "/berth/v1/fs/fsck", &server.FSRef{ID: a[0], Repair: repair}, &rep); err != nil {
+				return err
+			}
+			if cf.json() {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s: %d inodes, %d entries, %d blocks, %d chunks (%d in flight), %d orphans\n",
+				a[0], rep.Inodes, rep.Entries, rep.Blocks, rep.Chunks, rep.InFlightChunks, rep.Orphans)
+			for _, p := range rep.Problems {
+				fmt.Fprintln(w, "problem:", p)
+			}
+			if repair {
+				fmt.Fprintf(w, "repaired %d\n", rep.Repaired)
+			}
+			if len(rep.Problems) > 0 && !repair {
+				return fmt.Errorf("%d problems found (run with --repair to fix what can be fixed)", len(rep.Problems))
+			}
+			if len(rep.Problems) == 0 {
+				fmt.Fprintln(w, "clean")
+			}
+			return nil
+		}}
+	cf.register(fsck)
+	fsck.Flags().BoolVar(&repair, "repair", false, "fix what can be fixed safely")
+
+	mf := &userFlags{}
+	var detach, debug bool
+	var logFile string
+	mount := &cobra.Command{Use: "mount FS_ID MOUNTPOINT", Short: "Mount a shared file system (in the foreground, or --detach)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if detach {
+				return mountDetached(cmd, a, logFile)
+			}
+			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug}
+			if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+				o.Credentials = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
+			}
+			if err := os.MkdirAll(a[1], 0o755); err != nil {
+				return err
+			}
+			m, err := fsmount.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if fd := os.Getenv("BERTH_MOUNT_READY_FD"); fd != "" {
+				if p := os.NewFile(3, "ready"); p != nil {
+					p.Write([]byte("ok\n"))
+					p.Close()
+				}
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			select {
+			case <-sig:
+				return m.Unmount()
+			case <-m.Done():
+				return nil
+			}
+		}}
+	mf.register(mount)
+	mount.Flags().BoolVarP(&detach, "detach", "d", false, "serve the mount from a background process and return once it is mounted")
+	mount.Flags().StringVar(&logFile, "log", "", "with --detach: the mount process's log file")
+	mount.Flags().BoolVar(&debug, "debug", false, "log every FUSE request")
+
+	umount := &cobra.Command{Use: "umount MOUNTPOINT", Short: "Unmount a shared file system (its process then exits)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := unix.Unmount(a[0], 0); err != nil {
+				return fmt.Errorf("unmount %s: %w", a[0], err)
+			}
+			return nil
+		}}
+	cmd.AddCommand(create, ls, rm, fsck, mount, umount)
+	return cmd
+}
+
+// mountDetached starts the mount in a process of its own (its own session,
+// so the caller's exit does not end it) and waits until it is mounted.
+func mountDetached(cmd *cobra.Command, a []string, logFile string) error {
+	var args []string
+	for _, x := range os.Args[1:] {
+		if x != "--detach" && x != "-d" {
+			args = append(args, x)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c := exec.Command(os.Args[0], args...)
+	c.Env = append(os.Environ(), "BERTH_MOUNT_READY_FD=3")
+	c.ExtraFiles = []*os.File{w}
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if logFile != "" {
+		lf, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		c.Stdout, c.Stderr = lf, lf
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	w.Close()
+	ready := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 3)
+		n, _ := r.Read(buf)
+		ready <- n > 0
+	}()
+	ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+	defer cancel()
+	select {
+	case ok := <-ready:
+		if !ok {
+			c.Wait()
+			return fmt.Errorf("mount process exited before mounting %s (see --log)", a[1])
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "mounted %s on %s (pid %d)\n", a[0], a[1], c.Process.Pid)
+		c.Process.Release()
+		return nil
+	case <-ctx.Done():
+		c.Process.Kill()
+		return fmt.Errorf("timed out mounting %s", a[1])
+	}
+}
+
+func (f *userFlags) printFS(cmd *cobra.Command, fss []server.FSDescription) error {
+	if f.json() {
+		return printJSON(cmd.OutOrStdout(), fss)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE SYSTEM\tNAME\tSIZE\tINODES\tMOUNTS\tCREATED")
+	for _, d := range fss {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", d.ID, d.Name, d.SizeInBytes, d.Inodes, d.Mounts, time.Unix(0, d.CreatedAt).UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}

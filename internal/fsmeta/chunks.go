@@ -1,0 +1,150 @@
+package fsmeta
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// ChunkDir is the chunk store of the shared file systems: DIR/FS/ab/ID.
+// A chunk is written once under a fresh random id and never changes; a put
+// of an existing id is refused, so a chunk a commit names is the chunk that
+// was uploaded.
+type ChunkDir struct{ Path string }
+
+var chunkRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var fsRE = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
+
+// ValidChunkID reports whether id is a chunk id.
+func ValidChunkID(id string) bool { return chunkRE.MatchString(id) }
+
+// ValidFSID reports whether id is a file system id.
+func ValidFSID(id string) bool { return fsRE.MatchString(id) }
+
+// NewChunkID returns a fresh random chunk id.
+func NewChunkID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ErrChunkExists is returned by Put for an id already stored.
+var ErrChunkExists = errors.New("chunk already exists")
+
+func (d ChunkDir) path(fsid, id string) string { return filepath.Join(d.Path, fsid, id[:2], id) }
+
+func (d ChunkDir) check(fsid, id string) error {
+	if !ValidFSID(fsid) || !ValidChunkID(id) {
+		return fmt.Errorf("invalid chunk %s/%s", fsid, id)
+	}
+	return nil
+}
+
+// Put stores a chunk durably (temp file, fsync, link, fsync of the dir).
+func (d ChunkDir) Put(fsid, id string, data []byte) error {
+	if err := d.check(fsid, id); err != nil {
+		return err
+	}
+	p := d.path(fsid, id)
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, p); errors.Is(err, fs.ErrExist) {
+		return ErrChunkExists
+	} else if err != nil {
+		return err
+	}
+	df, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	return df.Sync()
+}
+
+// Get reads a chunk.
+func (d ChunkDir) Get(fsid, id string) ([]byte, error) {
+	if err := d.check(fsid, id); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(d.path(fsid, id))
+}
+
+// Age is how long ago the chunk was stored.
+func (d ChunkDir) Age(fsid, id string) (time.Duration, error) {
+	if err := d.check(fsid, id); err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(d.path(fsid, id))
+	if err != nil {
+		return 0, err
+	}
+	return time.Since(st.ModTime()), nil
+}
+
+// Delete removes a chunk; a missing chunk is not an error.
+func (d ChunkDir) Delete(fsid, id string) error {
+	if err := d.check(fsid, id); err != nil {
+		return err
+	}
+	err := os.Remove(d.path(fsid, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Walk calls fn for every chunk of a file system with its age and size.
+func (d ChunkDir) Walk(fsid string, fn func(id string, age time.Duration, size int64)) error {
+	root := filepath.Join(d.Path, fsid)
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() || !ValidChunkID(e.Name()) {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil // deleted under us
+		}
+		fn(e.Name(), time.Since(info.ModTime()), info.Size())
+		return nil
+	})
+	return err
+}
+
+// RemoveAll deletes a file system's chunks.
+func (d ChunkDir) RemoveAll(fsid string) error {
+	if !ValidFSID(fsid) {
+		return fmt.Errorf("invalid file system id %q", fsid)
+	}
+	return os.RemoveAll(filepath.Join(d.Path, fsid))
+}

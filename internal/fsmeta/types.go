@@ -1,0 +1,242 @@
+// Package fsmeta is the shared file system's metadata engine: inodes,
+// directory entries, per-block slice lists, xattrs, sessions, locks and
+// orphans, kept in etcd under Prefix, and the chunk store that holds file
+// data. Every operation that must be atomic is one etcd transaction guarded
+// on the revisions it read; an operation that would exceed etcd's limits is
+// refused, never split. Mount clients reach it only through the server's
+// HTTP API (Request/Response), never directly.
+//
+// Key layout (under state.Prefix):
+//
+//	filesystems/ID              FileSystem
+//	fsm/ID/i/INO                Attr (INO: 16 hex digits; root is 1)
+//	fsm/ID/i/INO/t              Times: a directory's mtime/ctime, written blind by entry changes
+//	fsm/ID/d/PARENT/NAME        Dentry
+//	fsm/ID/b/INO/BLK            []Slice of one 4 MiB block (BLK: 8 hex digits)
+//	fsm/ID/s/SESSION            Session, bound to the session's lease
+//	fsm/ID/l/INO/SESSION        []Lock held by one session on one inode (session lease)
+//	fsm/ID/o/INO                Orphan: nlink reached 0; data freed once no session holds it
+//	fsm/ID/h/INO/SESSION        hold of an open, unlinked file by a session (session lease)
+package fsmeta
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// BlockSize is the logical block: a file's data is addressed as blocks of
+// this size, each a list of slices.
+const BlockSize = 4 << 20
+
+// RootIno is the root directory's inode number (FUSE's root node id).
+const RootIno = 1
+
+// MaxName is the longest file name, in bytes.
+const MaxName = 255
+
+// MaxXattrSize bounds one xattr value (Linux's XATTR_SIZE_MAX) and all of
+// an inode's xattrs together.
+const MaxXattrSize = 64 << 10
+
+// FileSystem is a stored file system.
+type FileSystem struct {
+	ID        string            `json:"id"`
+	Name          string            `json:"name"`
+	CreationToken string            `json:"creationToken,omitempty"`
+	CreatedAt int64             `json:"createdAt"` // unix ns
+	Tags      map[string]string `json:"tags,omitempty"`
+}
+
+// Attr is an inode. Mode carries the file type bits (S_IFMT).
+type Attr struct {
+	Ino    uint64            `json:"ino,omitempty"`
+	Mode   uint32            `json:"m"`
+	Uid    uint32            `json:"u"`
+	Gid    uint32            `json:"g"`
+	Nlink  uint32            `json:"n"`
+	Size   uint64            `json:"s,omitempty"`
+	Atime  int64             `json:"a"`
+	Mtime  int64             `json:"mt"`
+	Ctime  int64             `json:"c"`
+	Rdev   uint32            `json:"r,omitempty"`
+	Parent uint64            `json:"p,omitempty"` // directories: the parent directory
+	Target string            `json:"l,omitempty"` // symlinks
+	Xattr  map[string][]byte `json:"x,omitempty"`
+	By     string            `json:"by,omitempty"` // session that last wrote it (for invalidation)
+	// Rev is the etcd mod revision of the inode: it changes with every
+	// change to the file, so a client keeps its page cache only while Rev
+	// is unchanged.
+	Rev int64 `json:"rev,omitempty"`
+}
+
+// IsDir reports whether the inode is a directory.
+func (a *Attr) IsDir() bool { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+
+// IsReg reports whether the inode is a regular file.
+func (a *Attr) IsReg() bool { return a.Mode&syscall.S_IFMT == syscall.S_IFREG }
+
+// Times is a directory's entry-change times, kept apart from its inode so
+// that creating files in one directory from many clients does not contend
+// on the directory's inode.
+type Times struct {
+	Mtime int64  `json:"mt"`
+	Ctime int64  `json:"c"`
+	By    string `json:"by,omitempty"`
+}
+
+// Dentry is a directory entry.
+type Dentry struct {
+	Ino  uint64 `json:"i"`
+	Mode uint32 `json:"m"` // type bits only
+	By   string `json:"by,omitempty"`
+}
+
+// Slice is part of a block's data: Len bytes at Off within the block, read
+// from chunk ID at ChunkOff. Later slices in a block's list win.
+type Slice struct {
+	Off      uint32 `json:"o"`
+	Len      uint32 `json:"n"`
+	ID       string `json:"id"`
+	ChunkOff uint32 `json:"co,omitempty"`
+}
+
+// BlockSlice is a slice and the block it belongs to, as a write commits it.
+type BlockSlice struct {
+	Blk uint32 `json:"b"`
+	Slice
+}
+
+// Blocks is the stored value of one block key.
+type Blocks struct {
+	Slices []Slice `json:"s"`
+	By     string  `json:"by,omitempty"`
+}
+
+// Lock kinds and types (types as in fcntl: F_RDLCK, F_WRLCK, F_UNLCK).
+const (
+	LockPosix = 0
+	LockFlock = 1
+	LockRead  = syscall.F_RDLCK
+	LockWrite = syscall.F_WRLCK
+	Unlock    = syscall.F_UNLCK
+)
+
+// Lock is one held lock: a byte range [Start, End] (End inclusive; flock
+// locks cover the whole file) of one owner in one session.
+type Lock struct {
+	Kind  int    `json:"k"`
+	Owner uint64 `json:"o"`
+	Type  int    `json:"t"`
+	Start uint64 `json:"s"`
+	End   uint64 `json:"e"`
+	Pid   uint32 `json:"p,omitempty"`
+}
+
+// Session is a mount's session: its locks and holds live on its lease.
+type Session struct {
+	ID      string `json:"id"`
+	Host    string `json:"host"`
+	Mount   string `json:"mount"`
+	Lease   int64  `json:"lease"`
+	Started int64  `json:"started"`
+}
+
+// Orphan marks an inode whose last link is gone.
+type Orphan struct {
+	Since int64 `json:"since"` // unix ns
+}
+
+// Dirent is one directory entry in a listing.
+type Dirent struct {
+	Name string `json:"n"`
+	Ino  uint64 `json:"i"`
+	Mode uint32 `json:"m"`
+}
+
+// SetAttr valid bits (as FUSE's FATTR_*).
+const (
+	SetMode     = 1 << 0
+	SetUid      = 1 << 1
+	SetGid      = 1 << 2
+	SetSize     = 1 << 3
+	SetAtime    = 1 << 4
+	SetMtime    = 1 << 5
+	SetAtimeNow = 1 << 7
+	SetMtimeNow = 1 << 8
+	SetCtime    = 1 << 10
+)
+
+// Rename flags (as renameat2).
+const (
+	RenameNoReplace = 1 << 0
+	RenameExchange  = 1 << 1
+)
+
+// Request is one metadata operation from a mount. Which fields matter
+// depends on Op.
+type Request struct {
+	Op        string       `json:"op"`
+	FS        string       `json:"fs"`
+	Session   string       `json:"sess,omitempty"`
+	Uid       uint32       `json:"uid"`
+	Gid       uint32       `json:"gid"`
+	Ino       uint64       `json:"ino,omitempty"`
+	Parent    uint64       `json:"parent,omitempty"`
+	NewParent uint64       `json:"newParent,omitempty"`
+	Name      string       `json:"name,omitempty"`
+	NewName   string       `json:"newName,omitempty"`
+	Mode      uint32       `json:"mode,omitempty"`
+	Rdev      uint32       `json:"rdev,omitempty"`
+	Flags     uint32       `json:"flags,omitempty"`
+	Excl      bool         `json:"excl,omitempty"`
+	Held      bool         `json:"held,omitempty"` // unlink/rename: the caller has the victim open
+	Target    string       `json:"target,omitempty"`
+	Valid     uint32       `json:"valid,omitempty"`
+	Size      uint64       `json:"size,omitempty"`
+	Atime     int64        `json:"atime,omitempty"`
+	Mtime     int64        `json:"mtime,omitempty"`
+	Slices    []BlockSlice `json:"slices,omitempty"`
+	Blk       uint32       `json:"blk,omitempty"`
+	BlkEnd    uint32       `json:"blkEnd,omitempty"`
+	Key       string       `json:"key,omitempty"`
+	Value     []byte       `json:"value,omitempty"`
+	Lock      *Lock        `json:"lock,omitempty"`
+	After     string       `json:"after,omitempty"`
+	Limit     int          `json:"limit,omitempty"`
+	Host      string       `json:"host,omitempty"`
+}
+
+// Response is an operation's result. Errno is 0 on success.
+type Response struct {
+	Errno    syscall.Errno      `json:"errno,omitempty"`
+	Attr     *Attr              `json:"attr,omitempty"`
+	Ino      uint64             `json:"ino,omitempty"`
+	Rev      int64              `json:"rev,omitempty"`
+	Entries  []Dirent           `json:"entries,omitempty"`
+	More     bool               `json:"more,omitempty"`
+	Blocks   map[uint32][]Slice `json:"blocks,omitempty"`
+	Value    []byte             `json:"value,omitempty"`
+	Names    []string           `json:"names,omitempty"`
+	Lock     *Lock              `json:"lock,omitempty"`
+	Session  string             `json:"session,omitempty"`
+	LeaseTTL int64              `json:"leaseTtl,omitempty"`
+	Statfs   *Statfs            `json:"statfs,omitempty"`
+}
+
+// Statfs is a file system's usage.
+type Statfs struct {
+	Bytes uint64 `json:"bytes"`
+	Files uint64 `json:"files"`
+}
+
+// Error is an errno with context, returned by the engine.
+type Error struct {
+	Errno syscall.Errno
+	Msg   string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Msg, e.Errno) }
+
+func errno(e syscall.Errno, format string, a ...any) error {
+	return &Error{Errno: e, Msg: fmt.Sprintf(format, a...)}
+}

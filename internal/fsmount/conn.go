@@ -1,0 +1,184 @@
+// Package fsmount is the shared file system's FUSE client: it serves one
+// mount of one file system, talking only to the Berth server (metadata
+// operations, chunks, change events). It buffers writes until
+// flush/fsync/close, caches chunks by id (they never change, so the cache
+// needs no coherence protocol) and revalidates on open, which gives
+// close-to-open consistency across hosts.
+package fsmount
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/berth-project/berth/internal/fsmeta"
+)
+
+// Conn is a mount's connection to the server.
+type Conn struct {
+	Endpoint    string
+	FS          string
+	Credentials *aws.Credentials // SigV4-signs every request when set
+	Region      string
+	HTTP        *http.Client
+	session     string
+}
+
+func (c *Conn) init() {
+	if c.HTTP == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
+		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext
+		c.HTTP = &http.Client{Transport: tr}
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+}
+
+func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if c.Credentials != nil {
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(ctx, *c.Credentials, req, hex.EncodeToString(sum[:]), "elasticfilesystem", c.Region, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return c.HTTP.Do(req)
+}
+
+// Op runs one metadata operation; transport failures are retried for a
+// while and then reported as EIO.
+func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, syscall.Errno) {
+	r.FS = c.FS
+	if r.Session == "" {
+		r.Session = c.session
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, syscall.EINVAL
+	}
+	delay := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		resp, err := c.request(ctx, http.MethodPost, "/berth/v1/fs/op", body)
+		if err == nil {
+			out := &fsmeta.Response{}
+			derr := json.NewDecoder(resp.Body).Decode(out)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && derr == nil {
+				return out, out.Errno
+			}
+			if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
+				return nil, syscall.EACCES
+			}
+		}
+		// The server may be restarting: retry until the caller gives up.
+		if ctx.Err() != nil || attempt > 100 {
+			return nil, syscall.EIO
+		}
+		select {
+		case <-ctx.Done():
+			return nil, syscall.EINTR
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// PutChunk uploads a new chunk.
+func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
+	var last error
+	for attempt := 0; attempt < 20; attempt++ {
+		resp, err := c.request(ctx, http.MethodPut, "/berth/v1/fs/chunks/"+c.FS+"/"+id, data)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusCreated:
+				return nil
+			case http.StatusConflict:
+				return nil // an earlier attempt stored it
+			}
+			err = fmt.Errorf("put chunk: HTTP %d", resp.StatusCode)
+			if resp.StatusCode < 500 {
+				return err
+			}
+		}
+		last = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	return last
+}
+
+// GetChunk downloads a chunk.
+func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
+	var last error
+	for attempt := 0; attempt < 20; attempt++ {
+		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && rerr == nil {
+				return b, nil
+			}
+			err = fmt.Errorf("get chunk %s: HTTP %d", id, resp.StatusCode)
+			if resp.StatusCode == http.StatusNotFound {
+				return nil, err
+			}
+		}
+		last = err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	return nil, last
+}
+
+// Events follows the server's change stream, calling fn for each event,
+// until ctx ends; it reconnects after errors.
+func (c *Conn) Events(ctx context.Context, fn func(fsmeta.Event), connected func()) {
+	for ctx.Err() == nil {
+		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/events?fs="+c.FS, nil)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			if connected != nil {
+				connected()
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+					continue
+				}
+				ev := fsmeta.Event{}
+				if json.Unmarshal(sc.Bytes(), &ev) == nil {
+					fn(ev)
+				}
+			}
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,384 @@
+package fsmount
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/berth-project/berth/internal/fsmeta"
+)
+
+const bs = fsmeta.BlockSize
+
+// inode is the mount's state of one file: its known size, the committed
+// slice lists it has fetched, and writes not yet committed (dirty bytes in
+// memory, then pending slices uploaded or uploading as chunks).
+type inode struct {
+	ino     uint64
+	lookups uint64
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	size     uint64
+	rev      int64 // server revision the cached pages and slice lists belong to
+	blocks   map[uint32][]fsmeta.Slice
+	pending  []*pendingSlice
+	dirty    map[uint32][]extent
+	dirtyN   int
+	inflight int
+	upErr    syscall.Errno
+	opens    int
+	held     bool
+	locks    map[lockKey]bool
+	lastRead uint64
+
+	commitMu sync.Mutex
+}
+
+type lockKey struct {
+	kind  int
+	owner uint64
+}
+
+type extent struct {
+	off  uint32
+	data []byte
+}
+
+type pendingSlice struct {
+	fsmeta.BlockSlice
+	data     []byte // held until the upload finishes (then the cache has it)
+	uploaded bool
+}
+
+func newInode(ino uint64) *inode {
+	n := &inode{ino: ino, blocks: map[uint32][]fsmeta.Slice{}, dirty: map[uint32][]extent{}, locks: map[lockKey]bool{}}
+	n.cond = sync.NewCond(&n.mu)
+	return n
+}
+
+// local reports whether the inode has writes the server has not committed.
+func (n *inode) local() bool { return n.dirtyN > 0 || len(n.pending) > 0 }
+
+// addDirty records a write of data at off within block blk (n.mu held),
+// merging it with the extents it overlaps or touches.
+func (n *inode) addDirty(blk uint32, off uint32, data []byte) {
+	exts := n.dirty[blk]
+	end := off + uint32(len(data))
+	// Fast path: appending to the last extent.
+	if k := len(exts); k > 0 {
+		last := &exts[k-1]
+		lend := last.off + uint32(len(last.data))
+		if off >= last.off && off <= lend {
+			if end > lend {
+				n.dirtyN += int(end - lend)
+				last.data = append(last.data, make([]byte, end-lend)...)
+			}
+			copy(last.data[off-last.off:], data)
+			return
+		}
+	}
+	lo, hi := off, end
+	var keep []extent
+	var merged []extent
+	for _, e := range exts {
+		eend := e.off + uint32(len(e.data))
+		if eend < off || e.off > end {
+			keep = append(keep, e)
+			continue
+		}
+		merged = append(merged, e)
+		lo, hi = min(lo, e.off), max(hi, eend)
+	}
+	buf := make([]byte, hi-lo)
+	for _, e := range merged {
+		copy(buf[e.off-lo:], e.data)
+		n.dirtyN -= len(e.data)
+	}
+	copy(buf[off-lo:], data)
+	n.dirtyN += len(buf)
+	keep = append(keep, extent{off: lo, data: buf})
+	sort.Slice(keep, func(i, j int) bool { return keep[i].off < keep[j].off })
+	n.dirty[blk] = keep
+}
+
+// takeDirty turns dirty extents into pending slices to upload (n.mu held):
+// all of them, or only whole blocks when full is set.
+func (n *inode) takeDirty(full bool) []*pendingSlice {
+	var out []*pendingSlice
+	blks := make([]uint32, 0, len(n.dirty))
+	for b := range n.dirty {
+		blks = append(blks, b)
+	}
+	sort.Slice(blks, func(i, j int) bool { return blks[i] < blks[j] })
+	for _, b := range blks {
+		exts := n.dirty[b]
+		if full && !(len(exts) == 1 && exts[0].off == 0 && len(exts[0].data) == bs) {
+			continue
+		}
+		for _, e := range exts {
+			p := &pendingSlice{BlockSlice: fsmeta.BlockSlice{Blk: b, Slice: fsmeta.Slice{Off: e.off, Len: uint32(len(e.data)), ID: fsmeta.NewChunkID()}}, data: e.data}
+			out = append(out, p)
+			n.dirtyN -= len(e.data)
+		}
+		delete(n.dirty, b)
+	}
+	n.pending = append(n.pending, out...)
+	n.inflight += len(out)
+	return out
+}
+
+// upload sends pending slices' chunks to the server, a few at a time.
+func (f *FS) upload(n *inode, ps []*pendingSlice) {
+	for _, p := range ps {
+		f.upSem <- struct{}{}
+		go func(p *pendingSlice) {
+			defer func() { <-f.upSem }()
+			err := f.c.PutChunk(f.ctx, p.ID, p.data)
+			if err == nil {
+				f.cache.put(p.ID, p.data)
+			} else {
+				f.log.Warn("chunk upload failed", "ino", n.ino, "err", err)
+			}
+			n.mu.Lock()
+			p.uploaded = true
+			if err != nil {
+				n.upErr = syscall.EIO
+			} else {
+				p.data = nil
+			}
+			n.inflight--
+			n.cond.Broadcast()
+			n.mu.Unlock()
+		}(p)
+	}
+}
+
+// flush uploads every dirty byte of n and commits it: once it returns
+// without error, any open on any host sees the data.
+func (f *FS) flush(ctx context.Context, n *inode) syscall.Errno {
+	n.mu.Lock()
+	ps := n.takeDirty(false)
+	n.mu.Unlock()
+	f.upload(n, ps)
+	n.mu.Lock()
+	for n.inflight > 0 {
+		n.cond.Wait()
+	}
+	n.mu.Unlock()
+	return f.commit(ctx, n)
+}
+
+// commit records the uploaded prefix of the pending slices, in
+// transactions of at most MaxCommitBlocks blocks.
+func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
+	n.commitMu.Lock()
+	defer n.commitMu.Unlock()
+	for {
+		n.mu.Lock()
+		if e := n.upErr; e != 0 {
+			// The data of a failed upload is lost: say so once, as close(2)
+			// and fsync(2) do, and drop what cannot be committed.
+			n.upErr = 0
+			n.pending = nil
+			n.mu.Unlock()
+			return e
+		}
+		var batch []fsmeta.BlockSlice
+		seen := map[uint32]bool{}
+		for _, p := range n.pending {
+			if !p.uploaded {
+				break
+			}
+			if !seen[p.Blk] && len(seen) == 64 {
+				break
+			}
+			seen[p.Blk] = true
+			batch = append(batch, p.BlockSlice)
+		}
+		n.mu.Unlock()
+		if len(batch) == 0 {
+			return 0
+		}
+		resp, e := f.c.Op(ctx, &fsmeta.Request{Op: "commit", Ino: n.ino, Slices: batch})
+		if e != 0 {
+			n.mu.Lock()
+			n.pending = n.pending[len(batch):]
+			n.mu.Unlock()
+			return e
+		}
+		n.mu.Lock()
+		n.pending = n.pending[len(batch):]
+		for _, s := range batch {
+			if cur, ok := n.blocks[s.Blk]; ok {
+				n.blocks[s.Blk] = append(cur, s.Slice)
+			}
+		}
+		n.rev = resp.Attr.Rev
+		n.size = max(n.size, resp.Attr.Size)
+		n.mu.Unlock()
+	}
+}
+
+// slicesOf returns the committed slices of blocks [first, last], fetching
+// (with some blocks ahead) those not yet known.
+func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[uint32][]fsmeta.Slice, syscall.Errno) {
+	out := map[uint32][]fsmeta.Slice{}
+	n.mu.Lock()
+	missing := false
+	for b := first; b <= last; b++ {
+		s, ok := n.blocks[b]
+		if !ok {
+			missing = true
+			break
+		}
+		out[b] = s
+	}
+	rev := n.rev
+	n.mu.Unlock()
+	if !missing {
+		return out, 0
+	}
+	end := max(last, first+15)
+	resp, e := f.c.Op(ctx, &fsmeta.Request{Op: "readblocks", Ino: n.ino, Blk: first, BlkEnd: end})
+	if e != 0 {
+		return nil, e
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for b := first; b <= end; b++ {
+		s := resp.Blocks[b]
+		if s == nil {
+			s = []fsmeta.Slice{}
+		}
+		if n.rev == rev {
+			if _, ok := n.blocks[b]; !ok {
+				n.blocks[b] = s
+			}
+		}
+		if b <= last {
+			if cur, ok := n.blocks[b]; ok {
+				out[b] = cur
+			} else {
+				out[b] = s
+			}
+		}
+	}
+	return out, 0
+}
+
+// read fills buf with the file's bytes at off: committed slices, then
+// pending ones, then dirty bytes, later ones winning.
+func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (int, syscall.Errno) {
+	n.mu.Lock()
+	size := n.size
+	sequential := off == n.lastRead
+	n.mu.Unlock()
+	if off >= size {
+		return 0, 0
+	}
+	end := min(off+uint64(len(buf)), size)
+	buf = buf[:end-off]
+	clear(buf)
+	first, last := uint32(off/bs), uint32((end-1)/bs)
+	committed, e := f.slicesOf(ctx, n, first, last)
+	if e != 0 {
+		return 0, e
+	}
+	type piece struct {
+		blk  uint32
+		s    fsmeta.Slice
+		data []byte // set for slices still held in memory
+	}
+	var pieces []piece
+	for b := first; b <= last; b++ {
+		for _, s := range committed[b] {
+			pieces = append(pieces, piece{blk: b, s: s})
+		}
+	}
+	n.mu.Lock()
+	for _, p := range n.pending {
+		if p.Blk >= first && p.Blk <= last {
+			pieces = append(pieces, piece{blk: p.Blk, s: p.Slice, data: p.data})
+		}
+	}
+	for b := first; b <= last; b++ {
+		for _, x := range n.dirty[b] {
+			d := make([]byte, len(x.data))
+			copy(d, x.data)
+			pieces = append(pieces, piece{blk: b, s: fsmeta.Slice{Off: x.off, Len: uint32(len(d))}, data: d})
+		}
+	}
+	n.lastRead = end
+	n.mu.Unlock()
+	// Fetch the chunks in parallel, then apply in order.
+	datas := make([][]byte, len(pieces))
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var ferr syscall.Errno
+	for i, p := range pieces {
+		if p.data != nil {
+			datas[i] = p.data
+			continue
+		}
+		wg.Add(1)
+		go func(i int, id string) {
+			defer wg.Done()
+			d, err := f.cache.load(ctx, id)
+			if err != nil {
+				f.log.Warn("chunk read failed", "ino", n.ino, "chunk", id, "err", err)
+				errMu.Lock()
+				ferr = syscall.EIO
+				errMu.Unlock()
+				return
+			}
+			datas[i] = d
+		}(i, p.s.ID)
+	}
+	wg.Wait()
+	if ferr != 0 {
+		return 0, ferr
+	}
+	for i, p := range pieces {
+		base := uint64(p.blk) * bs
+		s := p.s
+		lo := max(base+uint64(s.Off), off)
+		hi := min(base+uint64(s.Off)+uint64(s.Len), end)
+		if lo >= hi {
+			continue
+		}
+		src := uint64(s.ChunkOff) + (lo - base - uint64(s.Off))
+		d := datas[i]
+		if p.data != nil && s.ID == "" {
+			src = lo - base - uint64(s.Off)
+		}
+		if src+(hi-lo) > uint64(len(d)) {
+			return 0, syscall.EIO
+		}
+		copy(buf[lo-off:hi-off], d[src:src+(hi-lo)])
+	}
+	if sequential {
+		f.readAhead(n, last+1, size)
+	}
+	return len(buf), 0
+}
+
+// readAhead fetches the chunks of the next blocks in the background.
+func (f *FS) readAhead(n *inode, from uint32, size uint64) {
+	if uint64(from)*bs >= size {
+		return
+	}
+	to := min(from+1, uint32((size-1)/bs))
+	go func() {
+		sl, e := f.slicesOf(f.ctx, n, from, to)
+		if e != 0 {
+			return
+		}
+		for _, ss := range sl {
+			for _, s := range ss {
+				go f.cache.load(f.ctx, s.ID)
+			}
+		}
+	}()
+}

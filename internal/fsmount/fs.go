@@ -1,0 +1,599 @@
+package fsmount
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/berth-project/berth/internal/fsmeta"
+)
+
+// FS is the raw FUSE file system of one mount. Kernel node ids are the
+// file system's inode numbers.
+type FS struct {
+	fuse.RawFileSystem
+	c     *Conn
+	srv   *fuse.Server
+	log   *slog.Logger
+	ttl   time.Duration
+	ctx   context.Context
+	cache *chunkCache
+	upSem chan struct{}
+
+	mu      sync.Mutex
+	nodes   map[uint64]*inode
+	handles map[uint64]*handle
+	nextFh  uint64
+}
+
+type handle struct {
+	ino    uint64
+	append bool
+	dir    []fsmeta.Dirent
+}
+
+func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int) *FS {
+	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: time.Second, ctx: ctx,
+		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{}}
+	f.cache = newChunkCache(cacheBytes, c.GetChunk)
+	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
+	f.nodes[fsmeta.RootIno].lookups = 1
+	return f
+}
+
+func (f *FS) String() string { return "berth:" + f.c.FS }
+
+func (f *FS) Init(s *fuse.Server) { f.srv = s }
+
+func ctxOf(cancel <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, stop := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-cancel:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, stop
+}
+
+func st(e syscall.Errno) fuse.Status { return fuse.Status(e) }
+
+// node returns the state of ino, creating it; ref counts a kernel lookup.
+func (f *FS) node(ino uint64, ref bool) *inode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.nodes[ino]
+	if !ok {
+		n = newInode(ino)
+		f.nodes[ino] = n
+	}
+	if ref {
+		n.lookups++
+	}
+	return n
+}
+
+func (f *FS) known(ino uint64) *inode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nodes[ino]
+}
+
+func (f *FS) fillAttr(a *fsmeta.Attr, out *fuse.Attr) {
+	size := a.Size
+	if n := f.known(a.Ino); n != nil {
+		n.mu.Lock()
+		if n.local() {
+			size = max(size, n.size)
+		}
+		n.mu.Unlock()
+	}
+	*out = fuse.Attr{Ino: a.Ino, Size: size, Blocks: (size + 511) / 512, Mode: a.Mode, Nlink: a.Nlink,
+		Owner: fuse.Owner{Uid: a.Uid, Gid: a.Gid}, Rdev: a.Rdev, Blksize: 1 << 20}
+	out.Atime, out.Atimensec = uint64(a.Atime/1e9), uint32(a.Atime%1e9)
+	out.Mtime, out.Mtimensec = uint64(a.Mtime/1e9), uint32(a.Mtime%1e9)
+	out.Ctime, out.Ctimensec = uint64(a.Ctime/1e9), uint32(a.Ctime%1e9)
+}
+
+func (f *FS) entry(a *fsmeta.Attr, out *fuse.EntryOut) {
+	n := f.node(a.Ino, true)
+	n.mu.Lock()
+	if !n.local() && n.opens == 0 {
+		n.size = a.Size
+	}
+	n.mu.Unlock()
+	out.NodeId, out.Generation = a.Ino, 1
+	out.SetEntryTimeout(f.ttl)
+	out.SetAttrTimeout(f.ttl)
+	f.fillAttr(a, &out.Attr)
+}
+
+func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*fsmeta.Response, fuse.Status) {
+	ctx, stop := ctxOf(cancel)
+	defer stop()
+	if h != nil {
+		r.Uid, r.Gid = h.Uid, h.Gid
+	}
+	resp, e := f.c.Op(ctx, r)
+	return resp, st(e)
+}
+
+func (f *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "lookup", Parent: h.NodeId, Name: name})
+	if !s.Ok() {
+		return s
+	}
+	f.entry(resp.Attr, out)
+	return fuse.OK
+}
+
+func (f *FS) Forget(ino, nlookup uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.nodes[ino]
+	if !ok || ino == fsmeta.RootIno {
+		return
+	}
+	n.lookups -= min(n.lookups, nlookup)
+	n.mu.Lock()
+	idle := n.lookups == 0 && n.opens == 0 && !n.local() && n.inflight == 0
+	n.mu.Unlock()
+	if idle {
+		delete(f.nodes, ino)
+	}
+}
+
+func (f *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "getattr", Ino: in.NodeId})
+	if !s.Ok() {
+		return s
+	}
+	f.fillAttr(resp.Attr, &out.Attr)
+	out.SetTimeout(f.ttl)
+	return fuse.OK
+}
+
+func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	ctx, stop := ctxOf(cancel)
+	defer stop()
+	r := &fsmeta.Request{Op: "setattr", Ino: in.NodeId}
+	if m, ok := in.GetMode(); ok {
+		r.Valid |= fsmeta.SetMode
+		r.Mode = m
+	}
+	if u, ok := in.GetUID(); ok {
+		r.Valid |= fsmeta.SetUid
+		r.Uid = u
+	}
+	if g, ok := in.GetGID(); ok {
+		r.Valid |= fsmeta.SetGid
+		r.Gid = g
+	}
+	n := f.node(in.NodeId, false)
+	if sz, ok := in.GetSize(); ok {
+		// Writes before the truncate must land before it.
+		if e := f.flush(ctx, n); e != 0 {
+			return st(e)
+		}
+		r.Valid |= fsmeta.SetSize
+		r.Size = sz
+	}
+	if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+		r.Valid |= fsmeta.SetAtimeNow
+	} else if t, ok := in.GetATime(); ok {
+		r.Valid |= fsmeta.SetAtime
+		r.Atime = t.UnixNano()
+	}
+	if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+		r.Valid |= fsmeta.SetMtimeNow
+	} else if t, ok := in.GetMTime(); ok {
+		r.Valid |= fsmeta.SetMtime
+		r.Mtime = t.UnixNano()
+	}
+	resp, e := f.c.Op(ctx, r) // Uid/Gid here are the new owner, not the caller
+	if e != 0 {
+		return st(e)
+	}
+	if r.Valid&fsmeta.SetSize != 0 {
+		n.mu.Lock()
+		n.size = r.Size
+		n.blocks = map[uint32][]fsmeta.Slice{}
+		n.rev = resp.Attr.Rev
+		n.mu.Unlock()
+	}
+	f.fillAttr(resp.Attr, &out.Attr)
+	out.SetTimeout(f.ttl)
+	return fuse.OK
+}
+
+func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, out *fuse.EntryOut) (*fsmeta.Attr, fuse.Status) {
+	r.Op, r.Parent = "mknod", h.NodeId
+	resp, s := f.op(cancel, h, r)
+	if !s.Ok() {
+		return nil, s
+	}
+	f.entry(resp.Attr, out)
+	return resp.Attr, fuse.OK
+}
+
+func (f *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	_, s := f.mknod(cancel, &in.InHeader, &fsmeta.Request{Name: name, Mode: in.Mode, Rdev: in.Rdev, Excl: true}, out)
+	return s
+}
+
+func (f *FS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	_, s := f.mknod(cancel, &in.InHeader, &fsmeta.Request{Name: name, Mode: syscall.S_IFDIR | in.Mode&0o7777, Excl: true}, out)
+	return s
+}
+
+func (f *FS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	_, s := f.mknod(cancel, h, &fsmeta.Request{Name: name, Mode: syscall.S_IFLNK | 0o777, Target: target, Excl: true}, out)
+	return s
+}
+
+func (f *FS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getattr", Ino: h.NodeId})
+	if !s.Ok() {
+		return nil, s
+	}
+	if resp.Attr.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		return nil, fuse.EINVAL
+	}
+	return []byte(resp.Attr.Target), fuse.OK
+}
+
+func (f *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	a, s := f.mknod(cancel, &in.InHeader, &fsmeta.Request{Name: name, Mode: syscall.S_IFREG | in.Mode&0o7777, Excl: in.Flags&syscall.O_EXCL != 0}, &out.EntryOut)
+	if !s.Ok() {
+		return s
+	}
+	f.open(a, in.Flags, &out.OpenOut)
+	return fuse.OK
+}
+
+// open records an open of a file whose attributes were just read from the
+// server. The kernel keeps its page cache only if the file has not changed
+// since this mount last cached it: that is close-to-open consistency.
+func (f *FS) open(a *fsmeta.Attr, flags uint32, out *fuse.OpenOut) {
+	n := f.node(a.Ino, false)
+	n.mu.Lock()
+	keep := n.rev != 0 && n.rev == a.Rev
+	if !keep {
+		n.blocks = map[uint32][]fsmeta.Slice{}
+		n.rev = a.Rev
+		if n.local() {
+			n.size = max(n.size, a.Size)
+		} else {
+			n.size = a.Size
+		}
+	}
+	n.opens++
+	n.mu.Unlock()
+	h := &handle{ino: a.Ino, append: flags&syscall.O_APPEND != 0}
+	f.mu.Lock()
+	f.nextFh++
+	fh := f.nextFh
+	f.handles[fh] = h
+	f.mu.Unlock()
+	out.Fh = fh
+	if keep {
+		out.OpenFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	if flags&syscall.O_DIRECT != 0 || h.append {
+		// Appends are placed at the end this mount knows (fresh under a
+		// lock), not where the kernel's cached size says.
+		out.OpenFlags |= fuse.FOPEN_DIRECT_IO
+	}
+}
+
+func (f *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "open", Ino: in.NodeId, Flags: in.Flags})
+	if !s.Ok() {
+		return s
+	}
+	if resp.Attr.IsDir() {
+		return fuse.Status(syscall.EISDIR)
+	}
+	f.open(resp.Attr, in.Flags, out)
+	return fuse.OK
+}
+
+func (f *FS) handle(fh uint64) *handle {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.handles[fh]
+}
+
+func (f *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	ctx, stop := ctxOf(cancel)
+	defer stop()
+	n := f.node(in.NodeId, false)
+	k, e := f.read(ctx, n, buf[:min(len(buf), int(in.Size))], in.Offset)
+	if e != 0 {
+		return nil, st(e)
+	}
+	return fuse.ReadResultData(buf[:k]), fuse.OK
+}
+
+// maxDirty is how many bytes one file may buffer before they are uploaded.
+const maxDirty = 64 << 20
+
+func (f *FS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	n := f.node(in.NodeId, false)
+	h := f.handle(in.Fh)
+	n.mu.Lock()
+	if e := n.upErr; e != 0 {
+		n.mu.Unlock()
+		return 0, st(e)
+	}
+	off := in.Offset
+	if h != nil && h.append {
+		off = n.size
+	}
+	if off+uint64(len(data)) > 1<<50 {
+		n.mu.Unlock()
+		return 0, fuse.Status(syscall.EFBIG)
+	}
+	total := len(data)
+	for len(data) > 0 {
+		blk, bo := uint32(off/bs), uint32(off%bs)
+		k := min(len(data), int(bs-bo))
+		n.addDirty(blk, bo, data[:k])
+		off += uint64(k)
+		data = data[k:]
+	}
+	n.size = max(n.size, off)
+	var ps []*pendingSlice
+	if n.dirtyN >= maxDirty {
+		ps = n.takeDirty(false)
+	} else {
+		ps = n.takeDirty(true)
+	}
+	n.mu.Unlock()
+	if len(ps) > 0 {
+		f.upload(n, ps)
+	}
+	return uint32(total), fuse.OK
+}
+
+func (f *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
+	ctx, stop := ctxOf(cancel)
+	defer stop()
+	n := f.node(in.NodeId, false)
+	e := f.flush(ctx, n)
+	f.dropLocks(n, fsmeta.LockPosix, in.LockOwner)
+	return st(e)
+}
+
+func (f *FS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
+	ctx, stop := ctxOf(cancel)
+	defer stop()
+	return st(f.flush(ctx, f.node(in.NodeId, false)))
+}
+
+func (f *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	n := f.node(in.NodeId, false)
+	f.flush(f.ctx, n)
+	if in.ReleaseFlags&fuse.FUSE_RELEASE_FLOCK_UNLOCK != 0 {
+		f.dropLocks(n, fsmeta.LockFlock, in.LockOwner)
+	}
+	f.mu.Lock()
+	delete(f.handles, in.Fh)
+	f.mu.Unlock()
+	n.mu.Lock()
+	n.opens--
+	unhold := n.opens == 0 && n.held
+	if unhold {
+		n.held = false
+	}
+	n.mu.Unlock()
+	if unhold {
+		f.c.Op(f.ctx, &fsmeta.Request{Op: "unhold", Ino: n.ino})
+	}
+}
+
+func (f *FS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
+	n := f.node(in.NodeId, false)
+	n.mu.Lock()
+	size := n.size
+	n.mu.Unlock()
+	// Sparse regions are not tracked: all of a file is data.
+	switch in.Whence {
+	case 3: // SEEK_DATA
+		if in.Offset >= size {
+			return fuse.Status(syscall.ENXIO)
+		}
+		out.Offset = in.Offset
+	case 4: // SEEK_HOLE
+		if in.Offset > size {
+			return fuse.Status(syscall.ENXIO)
+		}
+		out.Offset = size
+	default:
+		return fuse.ENOSYS
+	}
+	return fuse.OK
+}
+
+func (f *FS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	if in.Mode != 0 {
+		return fuse.Status(syscall.EOPNOTSUPP)
+	}
+	n := f.node(in.NodeId, false)
+	n.mu.Lock()
+	size := n.size
+	n.mu.Unlock()
+	if in.Offset+in.Length <= size {
+		return fuse.OK
+	}
+	out := &fuse.AttrOut{}
+	sin := &fuse.SetAttrIn{}
+	sin.InHeader = in.InHeader
+	sin.Valid = fuse.FATTR_SIZE
+	sin.Size = in.Offset + in.Length
+	return f.SetAttr(cancel, sin, out)
+}
+
+func (f *FS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "unlink", Parent: h.NodeId, Name: name})
+	if s.Ok() {
+		f.holdIfOpen(resp.Ino)
+	}
+	return s
+}
+
+func (f *FS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	_, s := f.op(cancel, h, &fsmeta.Request{Op: "rmdir", Parent: h.NodeId, Name: name})
+	return s
+}
+
+func (f *FS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, name, newName string) fuse.Status {
+	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "rename", Parent: in.NodeId, Name: name, NewParent: in.Newdir, NewName: newName, Flags: in.Flags})
+	if s.Ok() {
+		f.holdIfOpen(resp.Ino)
+	}
+	return s
+}
+
+// holdIfOpen keeps an unlinked file's data while this mount has it open.
+func (f *FS) holdIfOpen(ino uint64) {
+	if ino == 0 {
+		return
+	}
+	n := f.known(ino)
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	need := n.opens > 0 && !n.held
+	if need {
+		n.held = true
+	}
+	n.mu.Unlock()
+	if need {
+		if _, e := f.c.Op(f.ctx, &fsmeta.Request{Op: "hold", Ino: ino}); e != 0 {
+			f.log.Warn("could not hold an open, unlinked file", "ino", ino, "errno", e)
+		}
+	}
+}
+
+func (f *FS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "link", Ino: in.Oldnodeid, NewParent: in.NodeId, NewName: name})
+	if !s.Ok() {
+		return s
+	}
+	f.entry(resp.Attr, out)
+	return fuse.OK
+}
+
+func (f *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
+	return fuse.OK // the kernel checks permissions (default_permissions)
+}
+
+func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	ctx, stop := ctxOf(cancel)
+	defer stop()
+	h := &handle{ino: in.NodeId}
+	r := &fsmeta.Request{Op: "readdir", Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid}
+	var parent uint64
+	for {
+		resp, e := f.c.Op(ctx, r)
+		if e != 0 {
+			return st(e)
+		}
+		parent = resp.Attr.Parent
+		h.dir = append(h.dir, resp.Entries...)
+		if !resp.More || len(resp.Entries) == 0 {
+			break
+		}
+		r.After = resp.Entries[len(resp.Entries)-1].Name
+	}
+	if parent == 0 {
+		parent = in.NodeId
+	}
+	h.dir = append([]fsmeta.Dirent{{Name: ".", Ino: in.NodeId, Mode: syscall.S_IFDIR}, {Name: "..", Ino: parent, Mode: syscall.S_IFDIR}}, h.dir...)
+	f.mu.Lock()
+	f.nextFh++
+	out.Fh = f.nextFh
+	f.handles[out.Fh] = h
+	f.mu.Unlock()
+	return fuse.OK
+}
+
+func (f *FS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	h := f.handle(in.Fh)
+	if h == nil {
+		return fuse.EBADF
+	}
+	for i := int(in.Offset); i < len(h.dir); i++ {
+		d := h.dir[i]
+		if !out.AddDirEntry(fuse.DirEntry{Name: d.Name, Ino: d.Ino, Mode: d.Mode, Off: uint64(i + 1)}) {
+			break
+		}
+	}
+	return fuse.OK
+}
+
+func (f *FS) ReleaseDir(in *fuse.ReleaseIn) {
+	f.mu.Lock()
+	delete(f.handles, in.Fh)
+	f.mu.Unlock()
+}
+
+func (f *FS) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return fuse.OK }
+
+func (f *FS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "statfs"})
+	if !s.Ok() {
+		return s
+	}
+	const bsize = 4096
+	total := uint64(1<<53) / bsize // 8 PiB, as an elastic file system reports
+	used := (resp.Statfs.Bytes + bsize - 1) / bsize
+	*out = fuse.StatfsOut{Blocks: total, Bfree: total - used, Bavail: total - used,
+		Files: 1 << 40, Ffree: 1<<40 - resp.Statfs.Files, Bsize: bsize, NameLen: fsmeta.MaxName, Frsize: bsize}
+	return fuse.OK
+}
+
+func (f *FS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getxattr", Ino: h.NodeId, Key: attr})
+	if !s.Ok() {
+		return 0, s
+	}
+	if len(dest) < len(resp.Value) {
+		return uint32(len(resp.Value)), fuse.ERANGE
+	}
+	return uint32(copy(dest, resp.Value)), fuse.OK
+}
+
+func (f *FS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "listxattr", Ino: h.NodeId})
+	if !s.Ok() {
+		return 0, s
+	}
+	var b strings.Builder
+	for _, n := range resp.Names {
+		b.WriteString(n)
+		b.WriteByte(0)
+	}
+	if len(dest) < b.Len() {
+		return uint32(b.Len()), fuse.ERANGE
+	}
+	return uint32(copy(dest, b.String())), fuse.OK
+}
+
+func (f *FS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	_, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "setxattr", Ino: in.NodeId, Key: attr, Value: data, Flags: in.Flags})
+	return s
+}
+
+func (f *FS) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
+	_, s := f.op(cancel, h, &fsmeta.Request{Op: "removexattr", Ino: h.NodeId, Key: attr})
+	return s
+}

@@ -1,0 +1,184 @@
+package fsmount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/berth-project/berth/internal/fsmeta"
+)
+
+// Options configure a mount.
+type Options struct {
+	Endpoint    string
+	FS          string
+	Mountpoint  string
+	Credentials *aws.Credentials
+	Log         *slog.Logger
+	CacheBytes  int // chunk cache; default 256 MiB
+	Debug       bool
+}
+
+// Mount is a served mount.
+type Mount struct {
+	fs     *FS
+	srv    *fuse.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+
+	mountpoint string
+}
+
+// Start opens a session with the server and mounts the file system. The
+// mount is served until Unmount or until it is unmounted from outside.
+func Start(ctx context.Context, o Options) (*Mount, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 256 << 20
+	}
+	c := &Conn{Endpoint: o.Endpoint, FS: o.FS, Credentials: o.Credentials}
+	c.init()
+	host, _ := os.Hostname()
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, e := c.Op(octx, &fsmeta.Request{Op: "session.open", Host: host, Name: o.Mountpoint})
+	switch {
+	case e == syscall.ENODEV:
+		return nil, fmt.Errorf("file system %s does not exist", o.FS)
+	case e != 0:
+		return nil, fmt.Errorf("open a session with %s: %w", o.Endpoint, e)
+	}
+	c.session = resp.Session
+	rctx, rcancel := context.WithCancel(context.Background())
+	f := newFS(rctx, c, o.Log, o.CacheBytes)
+	srv, err := fuse.NewServer(f, o.Mountpoint, &fuse.MountOptions{
+		FsName: "berth:" + o.FS, Name: "berth", AllowOther: os.Geteuid() == 0, EnableLocks: true,
+		MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, DisableReadDirPlus: true, DirectMount: true,
+		Options: []string{"default_permissions"}, Debug: o.Debug, MaxBackground: 64,
+	})
+	if err != nil {
+		rcancel()
+		c.Op(context.Background(), &fsmeta.Request{Op: "session.close"})
+		return nil, fmt.Errorf("mount %s: %w", o.Mountpoint, err)
+	}
+	m := &Mount{fs: f, srv: srv, cancel: rcancel, done: make(chan struct{}), mountpoint: o.Mountpoint}
+	go func() {
+		srv.Serve()
+		m.finish()
+	}()
+	if err := srv.WaitMount(); err != nil {
+		m.Unmount()
+		return nil, err
+	}
+	go m.keepAlive(rctx, time.Duration(resp.LeaseTTL)*time.Second/3)
+	go c.Events(rctx, f.onEvent, nil)
+	return m, nil
+}
+
+// Session is the mount's session id.
+func (m *Mount) Session() string { return m.fs.c.session }
+
+// Done is closed when the mount has ended.
+func (m *Mount) Done() <-chan struct{} { return m.done }
+
+func (m *Mount) keepAlive(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		kctx, cancel := context.WithTimeout(ctx, every)
+		_, e := m.fs.c.Op(kctx, &fsmeta.Request{Op: "session.keepalive"})
+		cancel()
+		if e == syscall.ESTALE {
+			// The lease lapsed (the server was unreachable for too long):
+			// locks this mount held are gone. Open a new session so the
+			// mount keeps working, and say so.
+			m.fs.log.Error("mount session expired; its locks were released", "fs", m.fs.c.FS)
+			host, _ := os.Hostname()
+			if resp, e := m.fs.c.Op(ctx, &fsmeta.Request{Op: "session.open", Host: host, Session: "-"}); e == 0 {
+				m.fs.c.session = resp.Session
+			}
+		}
+	}
+}
+
+// finish flushes nothing (the kernel flushed every open file before the
+// unmount) and closes the session, releasing its locks.
+func (m *Mount) finish() {
+	m.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.fs.c.Op(ctx, &fsmeta.Request{Op: "session.close"})
+		m.cancel()
+		close(m.done)
+	})
+}
+
+// Unmount unmounts (lazily if the mount is busy) and waits for the end.
+func (m *Mount) Unmount() error {
+	err := m.srv.Unmount()
+	if err != nil {
+		if uerr := syscall.Unmount(m.mountpoint, syscall.MNT_DETACH); uerr != nil && !errors.Is(uerr, syscall.EINVAL) {
+			err = errors.Join(err, uerr)
+		}
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-time.After(15 * time.Second):
+		return fmt.Errorf("unmount: %w", err)
+	}
+}
+
+// onEvent drops what the kernel caches about an entry or inode another
+// mount changed.
+func (f *FS) onEvent(ev fsmeta.Event) {
+	if f.srv == nil || (ev.By != "" && ev.By == f.c.session) {
+		return
+	}
+	if ev.Name != "" {
+		if f.known(ev.Parent) != nil {
+			f.srv.EntryNotify(ev.Parent, ev.Name)
+		}
+		return
+	}
+	n := f.known(ev.Ino)
+	if n == nil {
+		return
+	}
+	if ev.Data {
+		f.srv.InodeNotify(ev.Ino, 0, 0)
+		return
+	}
+	f.srv.InodeNotify(ev.Ino, -1, 0)
+	n.mu.Lock()
+	open := n.opens > 0 && !n.held
+	n.mu.Unlock()
+	if open {
+		// Another host may have unlinked a file this mount has open.
+		go func() {
+			resp, e := f.c.Op(f.ctx, &fsmeta.Request{Op: "getattr", Ino: ev.Ino})
+			if e == 0 && resp.Attr.Nlink == 0 {
+				f.holdIfOpen(ev.Ino)
+			}
+		}()
+	}
+}

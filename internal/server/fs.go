@@ -1,0 +1,247 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	iofs "io/fs"
+	"net/http"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/spec"
+)
+
+// Shared file systems: the mount API (metadata operations, chunks, change
+// events) and Berth's own management endpoints.
+func (s *Server) fsRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /berth/v1/fs/op", s.auth(http.HandlerFunc(s.fsOp)))
+	mux.Handle("/berth/v1/fs/chunks/{fs}/{id}", s.auth(http.HandlerFunc(s.fsChunk)))
+	mux.Handle("GET /berth/v1/fs/events", s.auth(http.HandlerFunc(s.fsEvents)))
+	mux.Handle("POST /berth/v1/fs/create", s.auth(jsonHandler(s.fsCreate)))
+	mux.Handle("POST /berth/v1/fs/describe", s.auth(jsonHandler(s.fsDescribe)))
+	mux.Handle("POST /berth/v1/fs/delete", s.auth(jsonHandler(s.fsDelete)))
+	mux.Handle("POST /berth/v1/fs/fsck", s.auth(jsonHandler(s.fsFsck)))
+}
+
+func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
+	req := &fsmeta.Request{}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(req); err != nil {
+		http.Error(w, "unable to parse request body", http.StatusBadRequest)
+		return
+	}
+	resp := s.fs.Do(r.Context(), req)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
+	fs, id := r.PathValue("fs"), r.PathValue("id")
+	if !fsmeta.ValidFSID(fs) || !fsmeta.ValidChunkID(id) {
+		http.Error(w, "invalid chunk", http.StatusBadRequest)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		b, err := s.fs.Chunks.Get(fs, id)
+		if errors.Is(err, iofs.ErrNotExist) {
+			http.Error(w, "no such chunk", http.StatusNotFound)
+			return
+		} else if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(b)
+	case http.MethodPut:
+		b, err := io.ReadAll(io.LimitReader(r.Body, fsmeta.BlockSize+1))
+		if err != nil || len(b) > fsmeta.BlockSize {
+			http.Error(w, "chunk larger than a block", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if ok, err := s.fsExists(r.Context(), fs); err != nil || !ok {
+			http.Error(w, "no such file system", http.StatusNotFound)
+			return
+		}
+		switch err := s.fs.Chunks.Put(fs, id, b); {
+		case errors.Is(err, fsmeta.ErrChunkExists):
+			http.Error(w, "chunk exists", http.StatusConflict)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		default:
+			w.WriteHeader(http.StatusCreated)
+		}
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+func (s *Server) fsExists(ctx context.Context, fs string) (bool, error) {
+	_, err := s.fs.GetFS(ctx, fs)
+	if errors.Is(err, fsmeta.ErrNoFS) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// fsEvents streams a file system's changes as JSON lines until the client
+// goes away. A blank line every few seconds keeps idle connections alive.
+func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
+	fs := r.URL.Query().Get("fs")
+	if ok, err := s.fsExists(r.Context(), fs); err != nil || !ok {
+		http.Error(w, "no such file system", http.StatusNotFound)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(r.Context()))
+	defer cancel()
+	wch := s.client.Watch(ctx, fsmeta.WatchPrefix(fs), clientv3.WithPrefix())
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush()
+	enc := json.NewEncoder(w)
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := w.Write([]byte("\n")); err != nil {
+				return
+			}
+			fl.Flush()
+		case resp, ok := <-wch:
+			if !ok || resp.Err() != nil {
+				return
+			}
+			for _, ev := range resp.Events {
+				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok {
+					if enc.Encode(e) != nil {
+						return
+					}
+				}
+			}
+			fl.Flush()
+		}
+	}
+}
+
+// FSCreateRequest creates a shared file system.
+type FSCreateRequest struct {
+	Name          string            `json:"name"`
+	CreationToken string            `json:"creationToken,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+}
+
+// FSDescription is a file system as Berth's API shows it.
+type FSDescription struct {
+	fsmeta.FileSystem
+	SizeInBytes uint64 `json:"sizeInBytes"`
+	Inodes      uint64 `json:"inodes"`
+	Mounts      int64  `json:"mounts"`
+}
+
+// FSList is a list of file systems.
+type FSList struct {
+	FileSystems []FSDescription `json:"fileSystems"`
+}
+
+// FSRef names a file system.
+type FSRef struct {
+	ID     string `json:"fileSystemId"`
+	Repair bool   `json:"repair,omitempty"`
+}
+
+func (s *Server) describeFS(ctx context.Context, f *fsmeta.FileSystem) (FSDescription, error) {
+	d := FSDescription{FileSystem: *f}
+	u, err := s.fs.Usage(ctx, f.ID, 5*time.Second)
+	if err != nil {
+		return d, err
+	}
+	d.SizeInBytes, d.Inodes = u.Bytes, u.Files
+	d.Mounts, err = s.fs.Sessions(ctx, f.ID)
+	return d, err
+}
+
+func (s *Server) fsCreate(ctx context.Context, req *FSCreateRequest) (*FSList, error) {
+	if req.Name == "" && req.CreationToken == "" {
+		return nil, spec.InvalidParam("A file system name is required.")
+	}
+	token := req.CreationToken
+	if token == "" {
+		token = req.Name
+	}
+	f, err := s.fs.CreateFS(ctx, token, &fsmeta.FileSystem{Name: req.Name, CreationToken: token, Tags: req.Tags})
+	if errors.Is(err, fsmeta.ErrTokenUsed) {
+		return nil, &spec.Error{Code: "FileSystemAlreadyExists", Message: "File system '" + f.ID + "' already exists with creation token '" + token + "'"}
+	} else if err != nil {
+		return nil, err
+	}
+	d, err := s.describeFS(ctx, f)
+	return &FSList{FileSystems: []FSDescription{d}}, err
+}
+
+var errNoFS = func(id string) error {
+	return &spec.Error{Code: "FileSystemNotFound", Message: "File system '" + id + "' does not exist."}
+}
+
+func (s *Server) fsDescribe(ctx context.Context, req *FSRef) (*FSList, error) {
+	var fss []*fsmeta.FileSystem
+	if req.ID != "" {
+		f, err := s.fs.GetFS(ctx, req.ID)
+		if errors.Is(err, fsmeta.ErrNoFS) {
+			return nil, errNoFS(req.ID)
+		} else if err != nil {
+			return nil, err
+		}
+		fss = append(fss, f)
+	} else {
+		var err error
+		if fss, err = s.fs.ListFS(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := &FSList{FileSystems: []FSDescription{}}
+	for _, f := range fss {
+		d, err := s.describeFS(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out.FileSystems = append(out.FileSystems, d)
+	}
+	return out, nil
+}
+
+func (s *Server) fsDelete(ctx context.Context, req *FSRef) (*FSList, error) {
+	f, err := s.fs.GetFS(ctx, req.ID)
+	if errors.Is(err, fsmeta.ErrNoFS) {
+		return nil, errNoFS(req.ID)
+	} else if err != nil {
+		return nil, err
+	}
+	switch err := s.fs.DeleteFS(ctx, req.ID, f.CreationToken); {
+	case errors.Is(err, fsmeta.ErrFSInUse):
+		return nil, &spec.Error{Code: "FileSystemInUse", Message: "File system '" + req.ID + "' is mounted."}
+	case errors.Is(err, fsmeta.ErrNoFS):
+		return nil, errNoFS(req.ID)
+	case err != nil:
+		return nil, err
+	}
+	return &FSList{FileSystems: []FSDescription{}}, nil
+}
+
+func (s *Server) fsFsck(ctx context.Context, req *FSRef) (*fsmeta.FsckReport, error) {
+	rep, err := s.fs.Fsck(ctx, req.ID, req.Repair)
+	if errors.Is(err, fsmeta.ErrNoFS) {
+		return nil, errNoFS(req.ID)
+	}
+	return rep, err
+}
