@@ -97,7 +97,7 @@ func fsCmd() *cobra.Command {
 			if detach {
 				return mountDetached(cmd, a, logFile)
 			}
-			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug}
+			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug || os.Getenv("BERTH_FUSE_DEBUG") != ""}
 			if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 				o.Credentials = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
 			}

@@ -18,6 +18,7 @@ type serverFlags struct {
 	etcd                             []string
 	accessKeys                       []string
 	leaseTTL, retention, lostGrace   time.Duration
+	fsSessionTTL, fsChunkGrace       time.Duration
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -31,6 +32,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.leaseTTL, "agent-lease-ttl", 10*time.Second, "an agent silent for this long is shown as agentConnected=false")
 	cmd.Flags().DurationVar(&f.retention, "stopped-task-retention", 3*time.Hour, "how long stopped tasks stay describable")
 	cmd.Flags().DurationVar(&f.lostGrace, "lost-instance-grace", 15*time.Second, "how long an instance may be without its agent before its service tasks are replaced elsewhere")
+	cmd.Flags().DurationVar(&f.fsSessionTTL, "fs-session-ttl", 15*time.Second, "a shared file system mount silent for this long loses its session and its locks")
+	cmd.Flags().DurationVar(&f.fsChunkGrace, "fs-chunk-grace", 10*time.Minute, "shared file system chunks younger than this are never collected")
 }
 
 func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error) {
@@ -52,7 +55,7 @@ func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error)
 	}
 	return server.Config{
 		DataDir: f.dataDir, Listen: f.listen, EtcdEndpoints: f.etcd, Region: f.region, Account: f.account,
-		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
+		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, FSSessionTTL: f.fsSessionTTL, FSChunkGrace: f.fsChunkGrace, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
 	}, nil
 }
 

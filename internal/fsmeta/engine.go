@@ -225,6 +225,8 @@ func (e *Engine) do(ctx context.Context, r *Request) (*Response, error) {
 		return e.setattr(ctx, r)
 	case "mknod":
 		return e.mknod(ctx, r)
+	case "tmpfile":
+		return e.tmpfile(ctx, r)
 	case "link":
 		return e.link(ctx, r)
 	case "unlink":
@@ -362,6 +364,40 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 		}
 	}
 	return nil, errContention
+}
+
+// tmpfile creates an unnamed regular file (O_TMPFILE): an orphan from
+// birth, held by the caller's session.
+func (e *Engine) tmpfile(ctx context.Context, r *Request) (*Response, error) {
+	p, err := e.load(ctx, r.FS, r.Parent)
+	if err != nil {
+		return nil, err
+	}
+	if !p.a.IsDir() {
+		return nil, errno(syscall.ENOTDIR, "not a directory")
+	}
+	lease, err := e.sessionLease(ctx, r.FS, r.Session)
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	a := &Attr{Ino: randIno(), Mode: syscall.S_IFREG | r.Mode&0o7777, Uid: r.Uid, Gid: r.Gid, Atime: t, Mtime: t, Ctime: t, By: r.Session}
+	if p.a.Mode&syscall.S_ISGID != 0 {
+		a.Gid = p.a.Gid
+	}
+	resp, err := e.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, a.Ino)), "=", 0)}, []clientv3.Op{
+		clientv3.OpPut(ikey(r.FS, a.Ino), storeAttr(a)),
+		clientv3.OpPut(okey(r.FS, a.Ino), marshal(&Orphan{Since: t})),
+		clientv3.OpPut(hprefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return nil, errContention
+	}
+	a.Rev = resp.Header.Revision
+	return &Response{Attr: a}, nil
 }
 
 // dropLink removes one link of n (already guarded by the caller); the last
@@ -505,9 +541,8 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 		if n.a.IsDir() {
 			return nil, errno(syscall.EPERM, "hard link to a directory")
 		}
-		if n.a.Nlink == 0 {
-			return nil, errno(syscall.ENOENT, "inode %d is unlinked", r.Ino)
-		}
+		// An unlinked inode may be linked again (the kernel allows it only
+		// for O_TMPFILE files): it stops being an orphan.
 		p, err := e.load(ctx, r.FS, r.NewParent)
 		if err != nil {
 			return nil, err
@@ -529,6 +564,9 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 			clientv3.OpPut(dk, marshal(&Dentry{Ino: r.Ino, Mode: a.Mode & syscall.S_IFMT, By: r.Session})),
 			clientv3.OpPut(ikey(r.FS, r.Ino), storeAttr(&a)),
 			clientv3.OpPut(tkey(r.FS, r.NewParent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})),
+		}
+		if n.a.Nlink == 0 {
+			ops = append(ops, clientv3.OpDelete(okey(r.FS, r.Ino)), clientv3.OpDelete(hprefix(r.FS, r.Ino), clientv3.WithPrefix()))
 		}
 		resp, err := e.txn(ctx, cmps, ops, clientv3.OpGet(dk, clientv3.WithCountOnly()))
 		if err != nil {

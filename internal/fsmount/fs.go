@@ -62,6 +62,14 @@ func ctxOf(cancel <-chan struct{}) (context.Context, context.CancelFunc) {
 	return ctx, stop
 }
 
+// opCtx is the context of one operation. Kernel interrupts are not
+// honoured here: Go programs are signalled all the time (preemption), and
+// an operation half done on the server is worse than one finished. Only a
+// blocking lock wait gives up on an interrupt.
+func (f *FS) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(f.ctx, 5*time.Minute)
+}
+
 func st(e syscall.Errno) fuse.Status { return fuse.Status(e) }
 
 // node returns the state of ino, creating it; ref counts a kernel lookup.
@@ -115,7 +123,7 @@ func (f *FS) entry(a *fsmeta.Attr, out *fuse.EntryOut) {
 }
 
 func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*fsmeta.Response, fuse.Status) {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	if h != nil {
 		r.Uid, r.Gid = h.Uid, h.Gid
@@ -160,7 +168,7 @@ func (f *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrO
 }
 
 func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	r := &fsmeta.Request{Op: "setattr", Ino: in.NodeId}
 	if m, ok := in.GetMode(); ok {
@@ -257,6 +265,20 @@ func (f *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out 
 	return fuse.OK
 }
 
+func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "tmpfile", Parent: in.NodeId, Mode: in.Mode})
+	if !s.Ok() {
+		return s
+	}
+	f.entry(resp.Attr, &out.EntryOut)
+	f.open(resp.Attr, in.Flags, &out.OpenOut)
+	n := f.node(resp.Attr.Ino, false)
+	n.mu.Lock()
+	n.held = true
+	n.mu.Unlock()
+	return fuse.OK
+}
+
 // open records an open of a file whose attributes were just read from the
 // server. The kernel keeps its page cache only if the file has not changed
 // since this mount last cached it: that is close-to-open consistency.
@@ -311,7 +333,7 @@ func (f *FS) handle(fh uint64) *handle {
 }
 
 func (f *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	n := f.node(in.NodeId, false)
 	k, e := f.read(ctx, n, buf[:min(len(buf), int(in.Size))], in.Offset)
@@ -363,7 +385,7 @@ func (f *FS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint3
 }
 
 func (f *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	n := f.node(in.NodeId, false)
 	e := f.flush(ctx, n)
@@ -372,7 +394,7 @@ func (f *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
 }
 
 func (f *FS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	return st(f.flush(ctx, f.node(in.NodeId, false)))
 }
@@ -422,8 +444,12 @@ func (f *FS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut)
 }
 
 func (f *FS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
-	if in.Mode != 0 {
+	const keepSize = 1 // FALLOC_FL_KEEP_SIZE
+	if in.Mode&^keepSize != 0 {
 		return fuse.Status(syscall.EOPNOTSUPP)
+	}
+	if in.Mode&keepSize != 0 {
+		return fuse.OK // space is not reserved ahead of writes: nothing to do
 	}
 	n := f.node(in.NodeId, false)
 	n.mu.Lock()
@@ -497,7 +523,7 @@ func (f *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
 }
 
 func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	h := &handle{ino: in.NodeId}
 	r := &fsmeta.Request{Op: "readdir", Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid}

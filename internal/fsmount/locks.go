@@ -33,7 +33,7 @@ func (f *FS) GetLk(cancel <-chan struct{}, in *fuse.LkIn, out *fuse.LkOut) fuse.
 // hosts). Data written under a lock is committed before the lock goes, and
 // taking a lock refreshes what this mount knows of the file, as NFS does.
 func (f *FS) SetLk(cancel <-chan struct{}, in *fuse.LkIn) fuse.Status {
-	ctx, stop := ctxOf(cancel)
+	ctx, stop := f.opCtx()
 	defer stop()
 	return st(f.setlk(ctx, in))
 }
