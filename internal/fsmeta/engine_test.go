@@ -1,0 +1,263 @@
+package fsmeta
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// newEngine runs a real single-member etcd in a temp dir.
+func newEngine(t *testing.T) (*Engine, string) {
+	t.Helper()
+	cfg := embed.NewConfig()
+	cfg.Dir = t.TempDir()
+	u, _ := url.Parse("http://127.0.0.1:0")
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*u}, []url.URL{*u}
+	p, _ := url.Parse("http://127.0.0.1:0")
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*p}, []url.URL{*p}
+	cfg.InitialCluster = cfg.Name + "=" + p.String()
+	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	<-e.Server.ReadyNotify()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	eng := NewEngine(cli, ChunkDir{Path: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f, err := eng.CreateFS(context.Background(), "t", &FileSystem{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, f.ID
+}
+
+func must(t *testing.T, e *Engine, r *Request) *Response {
+	t.Helper()
+	resp := e.Do(context.Background(), r)
+	if resp.Errno != 0 {
+		t.Fatalf("%s %+v: %v", r.Op, r, resp.Errno)
+	}
+	return resp
+}
+
+func mkdir(t *testing.T, e *Engine, fs string, parent uint64, name string) uint64 {
+	return must(t, e, &Request{Op: "mknod", FS: fs, Parent: parent, Name: name, Mode: syscall.S_IFDIR | 0o755, Excl: true}).Attr.Ino
+}
+
+// Two hosts renaming two directories into each other at the same time must
+// never make a cycle: the ancestor walk is guarded inside the transaction.
+func TestConcurrentCrossRenamesNeverMakeACycle(t *testing.T) {
+	e, fs := newEngine(t)
+	refused := 0
+	for i := 0; i < 40; i++ {
+		top := mkdir(t, e, fs, RootIno, fmt.Sprintf("round%d", i))
+		a := mkdir(t, e, fs, top, "a")
+		b := mkdir(t, e, fs, top, "b")
+		var wg sync.WaitGroup
+		errs := make([]syscall.Errno, 2)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			errs[0] = e.Do(context.Background(), &Request{Op: "rename", FS: fs, Parent: top, Name: "a", NewParent: b, NewName: "a"}).Errno
+		}()
+		go func() {
+			defer wg.Done()
+			errs[1] = e.Do(context.Background(), &Request{Op: "rename", FS: fs, Parent: top, Name: "b", NewParent: a, NewName: "b"}).Errno
+		}()
+		wg.Wait()
+		if errs[0] == 0 && errs[1] == 0 {
+			t.Fatalf("round %d: both renames succeeded: a and b are inside each other", i)
+		}
+		for _, en := range errs {
+			if en != 0 && en != syscall.EINVAL && en != syscall.ENOENT {
+				t.Fatalf("round %d: unexpected error %v", i, en)
+			}
+			if en != 0 {
+				refused++
+			}
+		}
+	}
+	rep, err := e.Fsck(context.Background(), fs, false)
+	if err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("fsck: %v %+v", err, rep)
+	}
+	if refused != 40 {
+		t.Fatalf("%d refusals in 40 rounds", refused)
+	}
+}
+
+// Collection races writers that commit chunks after random delays: no
+// referenced chunk is ever deleted, and a commit of a chunk too old to be
+// safe is refused rather than left dangling.
+func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
+	e, fs := newEngine(t)
+	e.ChunkGrace = 300 * time.Millisecond
+	ctx := context.Background()
+	file := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	stop := make(chan struct{})
+	var collected atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := e.CollectChunks(ctx, fs)
+			if err != nil {
+				t.Error(err)
+			}
+			collected.Add(int64(n))
+		}
+	}()
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w)))
+			for i := 0; i < 40; i++ {
+				id := NewChunkID()
+				data := make([]byte, 1000)
+				rng.Read(data)
+				if err := e.Chunks.Put(fs, id, data); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Duration(rng.Intn(250)) * time.Millisecond)
+				blk := uint32(rng.Intn(8))
+				resp := e.Do(ctx, &Request{Op: "commit", FS: fs, Ino: file, Slices: []BlockSlice{{Blk: blk, Slice: Slice{Off: uint32(w * 1000), Len: 1000, ID: id}}}})
+				switch resp.Errno {
+				case 0:
+					ok.Add(1)
+				case syscall.EIO:
+					refused.Add(1)
+				default:
+					t.Errorf("commit: %v", resp.Errno)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(stop)
+	rep, err := e.Fsck(ctx, fs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		if strings.HasSuffix(p, "(data lost)") {
+			t.Fatalf("a referenced chunk was collected: %s", p)
+		}
+	}
+	if ok.Load() == 0 || refused.Load() == 0 || collected.Load() == 0 {
+		t.Fatalf("race not exercised: %d commits, %d refused, %d collected", ok.Load(), refused.Load(), collected.Load())
+	}
+	t.Logf("%d commits, %d refused as too old, %d chunks collected", ok.Load(), refused.Load(), collected.Load())
+}
+
+// fsck finds damaged metadata and leaked chunks, and repair leaves it clean.
+func TestFsckFindsAndRepairs(t *testing.T) {
+	e, fs := newEngine(t)
+	ctx := context.Background()
+	d := mkdir(t, e, fs, RootIno, "d")
+	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: d, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	g := must(t, e, &Request{Op: "mknod", FS: fs, Parent: d, Name: "g", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	id := NewChunkID()
+	e.Chunks.Put(fs, id, []byte("data"))
+	must(t, e, &Request{Op: "commit", FS: fs, Ino: f, Slices: []BlockSlice{{Slice: Slice{Len: 4, ID: id}}}})
+	if rep, _ := e.Fsck(ctx, fs, false); len(rep.Problems) != 0 {
+		t.Fatalf("fresh file system: %+v", rep)
+	}
+	// Damage: g's inode vanishes (dangling entry); f's link count is wrong;
+	// blocks of a missing inode; an old chunk nothing names.
+	e.Client.Delete(ctx, ikey(fs, g))
+	n, _ := e.load(ctx, fs, f)
+	n.a.Nlink = 5
+	e.Client.Put(ctx, ikey(fs, f), storeAttr(n.a))
+	e.Client.Put(ctx, bkey(fs, 12345, 0), marshal(&Blocks{Slices: []Slice{{Len: 4, ID: id}}}))
+	leak := NewChunkID()
+	e.Chunks.Put(fs, leak, []byte("leak"))
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(e.Chunks.Path, fs, leak[:2], leak), old, old)
+	rep, err := e.Fsck(ctx, fs, false)
+	if err != nil || len(rep.Problems) != 4 {
+		t.Fatalf("want 4 problems: %v %+v", err, rep)
+	}
+	if rep, _ = e.Fsck(ctx, fs, true); rep.Repaired != 4 {
+		t.Fatalf("repair: %+v", rep)
+	}
+	if rep, _ = e.Fsck(ctx, fs, false); len(rep.Problems) != 0 {
+		t.Fatalf("after repair: %+v", rep)
+	}
+	if a := must(t, e, &Request{Op: "getattr", FS: fs, Ino: f}).Attr; a.Nlink != 1 || a.Size != 4 {
+		t.Fatalf("f after repair: %+v", a)
+	}
+}
+
+// One operation is one transaction: a commit too big for one is refused.
+func TestCommitTooBigIsRefusedNotSplit(t *testing.T) {
+	e, fs := newEngine(t)
+	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	id := NewChunkID()
+	e.Chunks.Put(fs, id, make([]byte, 10))
+	var ss []BlockSlice
+	for b := 0; b <= MaxCommitBlocks; b++ {
+		ss = append(ss, BlockSlice{Blk: uint32(b), Slice: Slice{Len: 10, ID: id}})
+	}
+	if r := e.Do(context.Background(), &Request{Op: "commit", FS: fs, Ino: f, Slices: ss}); r.Errno != syscall.EFBIG {
+		t.Fatalf("oversized commit: %v", r.Errno)
+	}
+	if a := must(t, e, &Request{Op: "getattr", FS: fs, Ino: f}).Attr; a.Size != 0 {
+		t.Fatalf("a refused commit changed the file: %+v", a)
+	}
+}
+
+func TestApplyLockSplitsAndMerges(t *testing.T) {
+	w := func(s, e uint64) Lock { return Lock{Owner: 1, Type: LockWrite, Start: s, End: e} }
+	ls := applyLock(nil, w(0, 99))
+	ls = applyLock(ls, Lock{Owner: 1, Type: Unlock, Start: 40, End: 59})
+	if len(ls) != 2 || ls[0] != w(0, 39) || ls[1] != w(60, 99) {
+		t.Fatalf("split: %+v", ls)
+	}
+	ls = applyLock(ls, w(40, 59))
+	if len(ls) != 1 || ls[0] != w(0, 99) {
+		t.Fatalf("merge: %+v", ls)
+	}
+	ls = applyLock(ls, Lock{Owner: 1, Type: Unlock, Start: 0, End: math.MaxUint64})
+	if len(ls) != 0 {
+		t.Fatalf("unlock all: %+v", ls)
+	}
+	other := lockHolder{sess: "s2", Lock: Lock{Owner: 1, Type: LockRead, Start: 10, End: 20}}
+	if conflicts(other, "s1", &Lock{Owner: 1, Type: LockRead, Start: 0, End: 100}) {
+		t.Fatal("two read locks conflict")
+	}
+	if !conflicts(other, "s1", &Lock{Owner: 1, Type: LockWrite, Start: 20, End: 30}) {
+		t.Fatal("a write lock over a read lock of another session does not conflict")
+	}
+	if conflicts(other, "s2", &Lock{Owner: 1, Type: LockWrite, Start: 20, End: 30}) {
+		t.Fatal("an owner conflicts with itself")
+	}
+}
