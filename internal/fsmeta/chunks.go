@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ChunkDir is the chunk store of the shared file systems: DIR/FS/ab/ID.
@@ -46,7 +48,9 @@ func (d ChunkDir) check(fsid, id string) error {
 	return nil
 }
 
-// Put stores a chunk durably (temp file, fsync, link, fsync of the dir).
+// Put stores a chunk under its id (temp file, then a link, so a chunk is
+// never visible half written). It does not wait for the disk: Sync does,
+// once for every chunk a commit names, before the commit is recorded.
 func (d ChunkDir) Put(fsid, id string, data []byte) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
@@ -66,10 +70,6 @@ func (d ChunkDir) Put(fsid, id string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
 	if err := f.Close(); err != nil {
 		return err
 	}
@@ -78,12 +78,20 @@ func (d ChunkDir) Put(fsid, id string, data []byte) error {
 	} else if err != nil {
 		return err
 	}
-	df, err := os.Open(dir)
-	if err != nil {
+	return nil
+}
+
+// Sync makes every chunk stored so far durable, with their directory
+// entries: one syncfs(2) of the file system that holds the store.
+func (d ChunkDir) Sync() error {
+	f, err := os.Open(d.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
 		return err
 	}
-	defer df.Close()
-	return df.Sync()
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // Get reads a chunk.
@@ -92,6 +100,23 @@ func (d ChunkDir) Get(fsid, id string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(d.path(fsid, id))
+}
+
+// Open opens a chunk for reading and returns its size.
+func (d ChunkDir) Open(fsid, id string) (*os.File, int64, error) {
+	if err := d.check(fsid, id); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(d.path(fsid, id))
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // Age is how long ago the chunk was stored.

@@ -37,9 +37,47 @@ type Engine struct {
 	Log         *slog.Logger
 
 	leases  sync.Map // session id -> clientv3.LeaseID
+	dirMu   sync.Mutex
+	dirs    map[dirKey]*node // recently used parent directories
 	compact chan compactJob
 	usageMu sync.Mutex
 	usage   map[string]usageEntry
+}
+
+type dirKey struct {
+	fs  string
+	ino uint64
+}
+
+// parent returns a directory that entries are being added to, from a small
+// cache. The cached copy is only a guess: the caller's transaction compares
+// the directory's mod revision with it, and on a mismatch calls forget and
+// retries from etcd. Adding files does not change a directory's inode (its
+// times are kept apart), so the guess stays right while files are created.
+func (e *Engine) parent(ctx context.Context, fs string, ino uint64) (*node, error) {
+	e.dirMu.Lock()
+	n, ok := e.dirs[dirKey{fs, ino}]
+	e.dirMu.Unlock()
+	if ok {
+		return n, nil
+	}
+	n, err := e.load(ctx, fs, ino)
+	if err != nil {
+		return nil, err
+	}
+	e.dirMu.Lock()
+	if len(e.dirs) >= 4096 {
+		clear(e.dirs)
+	}
+	e.dirs[dirKey{fs, ino}] = n
+	e.dirMu.Unlock()
+	return n, nil
+}
+
+func (e *Engine) forget(fs string, ino uint64) {
+	e.dirMu.Lock()
+	delete(e.dirs, dirKey{fs, ino})
+	e.dirMu.Unlock()
 }
 
 type usageEntry struct {
@@ -56,7 +94,7 @@ type compactJob struct {
 // NewEngine returns an engine with defaults filled.
 func NewEngine(cli *clientv3.Client, chunks ChunkDir, log *slog.Logger) *Engine {
 	return &Engine{Client: cli, Chunks: chunks, SessionTTL: 15, ChunkGrace: 10 * time.Minute,
-		OrphanGrace: 30 * time.Second, Log: log, compact: make(chan compactJob, 1024), usage: map[string]usageEntry{}}
+		OrphanGrace: 30 * time.Second, Log: log, compact: make(chan compactJob, 1024), usage: map[string]usageEntry{}, dirs: map[dirKey]*node{}}
 }
 
 // Key builders.
@@ -303,11 +341,12 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 		return nil, errno(syscall.ENAMETOOLONG, "symlink target of %d bytes", len(r.Target))
 	}
 	for i := 0; i < attempts; i++ {
-		p, err := e.load(ctx, r.FS, r.Parent)
+		p, err := e.parent(ctx, r.FS, r.Parent)
 		if err != nil {
 			return nil, err
 		}
 		if !p.a.IsDir() {
+			e.forget(r.FS, r.Parent)
 			return nil, errno(syscall.ENOTDIR, "parent is not a directory")
 		}
 		t := now()
@@ -325,7 +364,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(dk), "=", 0),
 			clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, a.Ino)), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, r.Parent)), "=", p.crev),
+			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Parent)), "=", p.rev),
 		}
 		ops := []clientv3.Op{clientv3.OpPut(dk, marshal(&Dentry{Ino: a.Ino, Mode: typ, By: r.Session}))}
 		if typ == syscall.S_IFDIR {
@@ -333,7 +372,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 			pa := *p.a
 			pa.Nlink++
 			pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Parent)), "=", p.rev))
+			e.forget(r.FS, r.Parent)
 			ops = append(ops, clientv3.OpPut(ikey(r.FS, r.Parent), storeAttr(&pa)))
 		} else {
 			ops = append(ops, clientv3.OpPut(tkey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})))
@@ -347,6 +386,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 			a.Rev = resp.Header.Revision
 			return &Response{Attr: a}, nil
 		}
+		e.forget(r.FS, r.Parent)
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 			if r.Excl || typ != syscall.S_IFREG {
 				return nil, errno(syscall.EEXIST, "%q exists", r.Name)
@@ -770,6 +810,10 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 		if err != nil || age > e.ChunkGrace/2 {
 			return nil, errno(syscall.EIO, "chunk %s is missing or too old to commit", id)
 		}
+	}
+	// The chunks reach the disk before any metadata names them.
+	if err := e.Chunks.Sync(); err != nil {
+		return nil, err
 	}
 	var compact []uint32
 	for i := 0; i < attempts; i++ {

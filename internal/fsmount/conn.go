@@ -134,7 +134,14 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 	for attempt := 0; attempt < 20; attempt++ {
 		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
 		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
+			var b []byte
+			var rerr error
+			if resp.ContentLength >= 0 && resp.ContentLength <= fsmeta.BlockSize {
+				b = make([]byte, resp.ContentLength)
+				_, rerr = io.ReadFull(resp.Body, b)
+			} else {
+				b, rerr = io.ReadAll(resp.Body)
+			}
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && rerr == nil {
 				return b, nil
@@ -157,7 +164,7 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 // until ctx ends; it reconnects after errors.
 func (c *Conn) Events(ctx context.Context, fn func(fsmeta.Event), connected func()) {
 	for ctx.Err() == nil {
-		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/events?fs="+c.FS, nil)
+		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/events?fs="+c.FS+"&session="+c.session, nil)
 		if err == nil && resp.StatusCode == http.StatusOK {
 			if connected != nil {
 				connected()

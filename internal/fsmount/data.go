@@ -79,6 +79,15 @@ func (n *inode) addDirty(blk uint32, off uint32, data []byte) {
 			return
 		}
 	}
+	if len(exts) == 0 {
+		// A new extent: room for the rest of the block, as sequential
+		// writers fill it.
+		buf := make([]byte, len(data), bs-off)
+		copy(buf, data)
+		n.dirty[blk] = []extent{{off: off, data: buf}}
+		n.dirtyN += len(data)
+		return
+	}
 	lo, hi := off, end
 	var keep []extent
 	var merged []extent
@@ -268,15 +277,16 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 	return out, 0
 }
 
-// read fills buf with the file's bytes at off: committed slices, then
+// read returns the file's bytes at off (in buf, or straight from the chunk
+// cache): committed slices, then
 // pending ones, then dirty bytes, later ones winning.
-func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (int, syscall.Errno) {
+func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte, syscall.Errno) {
 	n.mu.Lock()
 	size := n.size
 	sequential := off == n.lastRead
 	n.mu.Unlock()
 	if off >= size {
-		return 0, 0
+		return nil, 0
 	}
 	end := min(off+uint64(len(buf)), size)
 	buf = buf[:end-off]
@@ -284,7 +294,7 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (int, s
 	first, last := uint32(off/bs), uint32((end-1)/bs)
 	committed, e := f.slicesOf(ctx, n, first, last)
 	if e != 0 {
-		return 0, e
+		return nil, e
 	}
 	type piece struct {
 		blk  uint32
@@ -312,6 +322,22 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (int, s
 	}
 	n.lastRead = end
 	n.mu.Unlock()
+	// One cached chunk holding the whole range: hand it out without a copy.
+	if k := len(pieces); k > 0 && pieces[k-1].data == nil {
+		p := pieces[k-1]
+		base := uint64(p.blk) * bs
+		if base+uint64(p.s.Off) <= off && base+uint64(p.s.Off)+uint64(p.s.Len) >= end {
+			if d, err := f.cache.load(ctx, p.s.ID); err == nil {
+				src := uint64(p.s.ChunkOff) + off - base - uint64(p.s.Off)
+				if src+(end-off) <= uint64(len(d)) {
+					if sequential {
+						f.readAhead(n, last+1, size)
+					}
+					return d[src : src+(end-off)], 0
+				}
+			}
+		}
+	}
 	// Fetch the chunks in parallel, then apply in order.
 	datas := make([][]byte, len(pieces))
 	var wg sync.WaitGroup
@@ -338,7 +364,7 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (int, s
 	}
 	wg.Wait()
 	if ferr != 0 {
-		return 0, ferr
+		return nil, ferr
 	}
 	for i, p := range pieces {
 		base := uint64(p.blk) * bs
@@ -354,22 +380,26 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (int, s
 			src = lo - base - uint64(s.Off)
 		}
 		if src+(hi-lo) > uint64(len(d)) {
-			return 0, syscall.EIO
+			return nil, syscall.EIO
 		}
 		copy(buf[lo-off:hi-off], d[src:src+(hi-lo)])
 	}
 	if sequential {
 		f.readAhead(n, last+1, size)
 	}
-	return len(buf), 0
+	return buf, 0
 }
+
+// readAheadBlocks is how many blocks (of 4 MiB) a sequential reader
+// fetches ahead of itself.
+const readAheadBlocks = 8
 
 // readAhead fetches the chunks of the next blocks in the background.
 func (f *FS) readAhead(n *inode, from uint32, size uint64) {
 	if uint64(from)*bs >= size {
 		return
 	}
-	to := min(from+1, uint32((size-1)/bs))
+	to := min(from+readAheadBlocks-1, uint32((size-1)/bs))
 	go func() {
 		sl, e := f.slicesOf(f.ctx, n, from, to)
 		if e != 0 {

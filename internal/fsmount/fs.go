@@ -13,6 +13,12 @@ import (
 	"github.com/berth-project/berth/internal/fsmeta"
 )
 
+// cacheTTL is how long the kernel may use an entry or attributes without
+// asking. Changes made on other hosts are pushed (the server's change
+// stream) and invalidate sooner, and every open revalidates with the
+// server; NFS clients, EFS's among them, cache attributes 3 to 60 s.
+const cacheTTL = 5 * time.Second
+
 // FS is the raw FUSE file system of one mount. Kernel node ids are the
 // file system's inode numbers.
 type FS struct {
@@ -38,7 +44,7 @@ type handle struct {
 }
 
 func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int) *FS {
-	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: time.Second, ctx: ctx,
+	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: cacheTTL, ctx: ctx,
 		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{}}
 	f.cache = newChunkCache(cacheBytes, c.GetChunk)
 	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
@@ -336,11 +342,11 @@ func (f *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Rea
 	ctx, stop := f.opCtx()
 	defer stop()
 	n := f.node(in.NodeId, false)
-	k, e := f.read(ctx, n, buf[:min(len(buf), int(in.Size))], in.Offset)
+	data, e := f.read(ctx, n, buf[:min(len(buf), int(in.Size))], in.Offset)
 	if e != 0 {
 		return nil, st(e)
 	}
-	return fuse.ReadResultData(buf[:k]), fuse.OK
+	return fuse.ReadResultData(data), fuse.OK
 }
 
 // maxDirty is how many bytes one file may buffer before they are uploaded.

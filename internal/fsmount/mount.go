@@ -64,7 +64,7 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	f := newFS(rctx, c, o.Log, o.CacheBytes)
 	srv, err := fuse.NewServer(f, o.Mountpoint, &fuse.MountOptions{
 		FsName: "berth:" + o.FS, Name: "berth", AllowOther: os.Geteuid() == 0, EnableLocks: true,
-		MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, DisableReadDirPlus: true, DirectMount: true,
+		MaxWrite: 1 << 20, MaxReadAhead: 4 << 20, DisableReadDirPlus: true, DirectMount: true,
 		Options: []string{"default_permissions"}, Debug: o.Debug, MaxBackground: 64,
 	})
 	if err != nil {

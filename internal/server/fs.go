@@ -7,6 +7,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"net/http"
+	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -46,7 +47,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		b, err := s.fs.Chunks.Get(fs, id)
+		f, size, err := s.fs.Chunks.Open(fs, id)
 		if errors.Is(err, iofs.ErrNotExist) {
 			http.Error(w, "no such chunk", http.StatusNotFound)
 			return
@@ -54,12 +55,18 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		defer f.Close()
 		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Write(b)
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		io.Copy(w, f) // sendfile(2) on a TCP connection
 	case http.MethodPut:
-		b, err := io.ReadAll(io.LimitReader(r.Body, fsmeta.BlockSize+1))
-		if err != nil || len(b) > fsmeta.BlockSize {
-			http.Error(w, "chunk larger than a block", http.StatusRequestEntityTooLarge)
+		if r.ContentLength < 0 || r.ContentLength > fsmeta.BlockSize {
+			http.Error(w, "a chunk needs a Content-Length of at most one block", http.StatusRequestEntityTooLarge)
+			return
+		}
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			http.Error(w, "short chunk body", http.StatusBadRequest)
 			return
 		}
 		if ok, err := s.fsExists(r.Context(), fs); err != nil || !ok {
@@ -88,9 +95,9 @@ func (s *Server) fsExists(ctx context.Context, fs string) (bool, error) {
 }
 
 // fsEvents streams a file system's changes as JSON lines until the client
-// goes away. A blank line every few seconds keeps idle connections alive.
+// goes away, leaving out those the asking session made itself. A blank line every few seconds keeps idle connections alive.
 func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
-	fs := r.URL.Query().Get("fs")
+	fs, sess := r.URL.Query().Get("fs"), r.URL.Query().Get("session")
 	if ok, err := s.fsExists(r.Context(), fs); err != nil || !ok {
 		http.Error(w, "no such file system", http.StatusNotFound)
 		return
@@ -123,7 +130,7 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			for _, ev := range resp.Events {
-				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok {
+				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok && (e.By == "" || e.By != sess) {
 					if enc.Encode(e) != nil {
 						return
 					}

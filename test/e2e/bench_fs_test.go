@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/internal/server"
+)
+
+// fioJob runs one fio job and returns IOPS and MiB/s.
+func fioJob(b *testing.B, dir string, args ...string) (iops, mibps float64) {
+	b.Helper()
+	cmd := exec.Command("fio", append([]string{"--name=bench", "--directory=" + dir, "--output-format=json"}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("fio (Debian package fio) in %s: %v", dir, err)
+	}
+	var r fioResult
+	if err := json.Unmarshal(out, &r); err != nil || len(r.Jobs) == 0 {
+		b.Fatalf("fio output: %v", err)
+	}
+	j := r.Jobs[0]
+	return j.Read.IOPS + j.Write.IOPS, (j.Read.BW + j.Write.BW) / 1024
+}
+
+func dropCaches() { os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0) }
+
+// createFiles creates n empty files in dir from `workers` goroutines and
+// returns files per second.
+func createFiles(b *testing.B, dir string, n, workers int) float64 {
+	b.Helper()
+	os.MkdirAll(dir, 0o755)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("f%07d", i)))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				f.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// statFiles stats the first n files createFiles made, round after round,
+// for d, after one round that warms the caches.
+func statFiles(b *testing.B, dir string, n int, d time.Duration) float64 {
+	for i := 1; i <= n; i++ {
+		os.Stat(filepath.Join(dir, fmt.Sprintf("f%07d", i)))
+	}
+	count := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		for i := 1; i <= n; i++ {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%07d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		count += n
+	}
+	return float64(count) / time.Since(start).Seconds()
+}
+
+// BenchmarkSharedFS measures a Berth shared file system mount (the mount
+// in a process of its own, the server in this one, both on loopback)
+// against the same work on the local disk under the same temp directory,
+// side by side in one run.
+func BenchmarkSharedFS(b *testing.B) {
+	dir, _ := os.MkdirTemp("", "berth-bench-fs-")
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.Start(context.Background(), server.Config{DataDir: dir + "/server", Listen: "127.0.0.1:0", Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	t := &testing.T{}
+	s := &fsServer{t: t, bin: buildBerth(t), endpoint: srv.Endpoint()}
+	m := s.mountFS(s.createFS("bench"))
+	defer m.kill()
+	local := filepath.Join(dir, "local")
+	os.MkdirAll(local, 0o755)
+	seq := []string{"--bs=1M", "--size=1G", "--ioengine=psync"}
+	for i := 0; i < b.N; i++ {
+		for _, side := range []struct{ name, dir string }{{"berth", m.dir}, {"local", local}} {
+			_, w := fioJob(b, side.dir, append([]string{"--rw=write", "--end_fsync=1"}, seq...)...)
+			dropCaches()
+			_, r := fioJob(b, side.dir, append([]string{"--rw=read"}, seq...)...)
+			b.ReportMetric(w, "seqwrite-"+side.name+"-MiB/s")
+			b.ReportMetric(r, "seqread-"+side.name+"-MiB/s")
+			// 4 KiB random reads of a 256 MiB file read once before (warm cache).
+			args := []string{"--filename=rand.dat", "--size=256M", "--bs=4k", "--ioengine=psync"}
+			fioJob(b, side.dir, append([]string{"--rw=write", "--bs=1M", "--end_fsync=1"}, args[:2]...)...)
+			fioJob(b, side.dir, append([]string{"--rw=read"}, args...)...)
+			iops, _ := fioJob(b, side.dir, append([]string{"--rw=randread", "--runtime=5", "--time_based"}, args...)...)
+			b.ReportMetric(iops, "randread4k-warm-"+side.name+"-iops")
+			const files = 5000
+			cdir := filepath.Join(side.dir, fmt.Sprintf("creates%d", i))
+			b.ReportMetric(createFiles(b, cdir, files, 1), "creates-1thread-"+side.name+"/s")
+			b.ReportMetric(createParallel(b, cdir+"p", files, 16), "creates-16threads-"+side.name+"/s")
+			b.ReportMetric(statFiles(b, cdir, 1000, 2*time.Second), "stat-warm-"+side.name+"/s")
+			os.RemoveAll(filepath.Join(side.dir, "bench.0.0"))
+			os.RemoveAll(filepath.Join(side.dir, "rand.dat"))
+		}
+	}
+}
+
+// createParallel creates n files from `workers` goroutines, each in a
+// directory of its own (one directory's creates are serialized by the
+// kernel's directory lock, on any file system).
+func createParallel(b *testing.B, dir string, n, workers int) float64 {
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			d := filepath.Join(dir, fmt.Sprint(w))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				b.Error(err)
+				return
+			}
+			for i := 0; i < n/workers; i++ {
+				f, err := os.Create(filepath.Join(d, fmt.Sprintf("f%07d", i)))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				f.Close()
+			}
+		}(w)
+	}
+	wg.Wait()
+	return float64(n/workers*workers) / time.Since(start).Seconds()
+}
