@@ -261,3 +261,48 @@ func TestApplyLockSplitsAndMerges(t *testing.T) {
 		t.Fatal("an owner conflicts with itself")
 	}
 }
+
+// Many small writes to one block are merged into one slice, and the
+// block reads the same before and after.
+func TestCompactionMergesSlices(t *testing.T) {
+	e, fs := newEngine(t)
+	ctx := context.Background()
+	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	want := make([]byte, 4000)
+	for i := 0; i < MaxSlices+4; i++ {
+		data := []byte(fmt.Sprintf("write%03d", i))
+		off := uint32(i * 150)
+		id := NewChunkID()
+		e.Chunks.Put(fs, id, data)
+		must(t, e, &Request{Op: "commit", FS: fs, Ino: f, Slices: []BlockSlice{{Slice: Slice{Off: off, Len: uint32(len(data)), ID: id}}}})
+		copy(want[off:], data)
+	}
+	read := func() ([]byte, int) {
+		sl := must(t, e, &Request{Op: "readblocks", FS: fs, Ino: f, Blk: 0, BlkEnd: 0}).Blocks[0]
+		got := make([]byte, 4000)
+		for _, s := range sl {
+			d, _ := e.Chunks.Get(fs, s.ID)
+			copy(got[s.Off:s.Off+s.Len], d[s.ChunkOff:s.ChunkOff+s.Len])
+		}
+		return got, len(sl)
+	}
+	before, n := read()
+	if n != MaxSlices+4 || string(before) != string(want) {
+		t.Fatalf("before: %d slices", n)
+	}
+	go e.Maintain(ctx, time.Hour) // the commit queued the block
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after, n := read()
+		if n == 1 {
+			if string(after) != string(want) {
+				t.Fatal("compaction changed the data")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("block still has %d slices", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -310,7 +311,10 @@ func TestFSTwoMounts(t *testing.T) {
 	if got, _ := os.ReadFile(a.path("f")); !bytes.Equal(got, data) {
 		t.Fatal("A does not see B's overwrite after reopening")
 	}
-	// Rename and unlink on A are seen by B.
+	// Rename and unlink on A are seen by B well before B's kernel cache
+	// entries expire: the server pushes the change.
+	os.Stat(b.path("f")) // B caches the entry
+	start := time.Now()
 	os.Rename(a.path("f"), a.path("g"))
 	eventually(t, "B sees the rename", func() bool {
 		_, errF := os.Stat(b.path("f"))
@@ -322,6 +326,9 @@ func TestFSTwoMounts(t *testing.T) {
 		_, err := os.Stat(b.path("g"))
 		return errors.Is(err, os.ErrNotExist)
 	})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("B saw A's rename and unlink after %v; its cached entries live 5s, so the push did not work", took)
+	}
 
 	// Concurrent appends under flock from both mounts lose nothing.
 	const perMount = 200
@@ -533,5 +540,73 @@ func eventually(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFSCommands: berth fs create/ls/rm/fsck through the binary, a mounted
+// file system cannot be removed, and with access keys the server refuses
+// an unsigned mount.
+func TestFSCommands(t *testing.T) {
+	requireFUSE(t)
+	s := start(t, func(c *server.Config) {
+		c.Credentials = map[string]string{"AKIDFS": "fs-secret"}
+		c.RequireAuth = true
+	})
+	bin := buildBerth(t)
+	run := func(env []string, args ...string) (string, error) {
+		if args[1] != "umount" {
+			args = append(args, "--endpoint", s.Endpoint())
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	creds := []string{"AWS_ACCESS_KEY_ID=AKIDFS", "AWS_SECRET_ACCESS_KEY=fs-secret"}
+	if out, err := run(nil, "fs", "create", "nokey"); err == nil || !strings.Contains(out, "UnrecognizedClientException") {
+		t.Fatalf("unsigned create: %v %s", err, out)
+	}
+	out, err := run(creds, "fs", "create", "data", "-o", "json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var created []server.FSDescription
+	json.Unmarshal([]byte(out), &created)
+	if len(created) != 1 || !fsmeta.ValidFSID(created[0].ID) {
+		t.Fatalf("create: %s", out)
+	}
+	id := created[0].ID
+	if out, err := run(creds, "fs", "create", "data"); err == nil || !strings.Contains(out, "FileSystemAlreadyExists") {
+		t.Fatalf("second create with one name: %v %s", err, out)
+	}
+	mp := filepath.Join(t.TempDir(), "m")
+	if out, err := run(nil, "fs", "mount", "--detach", id, mp); err == nil {
+		t.Fatalf("an unsigned mount was served: %s", out)
+	}
+	if out, err := run(creds, "fs", "mount", "--detach", id, mp); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	defer unix.Unmount(mp, unix.MNT_DETACH)
+	if err := os.WriteFile(filepath.Join(mp, "hello"), []byte("world"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run(creds, "fs", "ls"); !strings.Contains(out, id) || !strings.Contains(out, "data") {
+		t.Fatalf("ls: %s", out)
+	}
+	if out, err := run(creds, "fs", "rm", id); err == nil || !strings.Contains(out, "FileSystemInUse") {
+		t.Fatalf("rm while mounted: %v %s", err, out)
+	}
+	if out, err := run(creds, "fs", "fsck", id); err != nil || !strings.Contains(out, "clean") {
+		t.Fatalf("fsck: %v %s", err, out)
+	}
+	if out, err := run(nil, "fs", "umount", mp); err != nil {
+		t.Fatalf("umount: %v %s", err, out)
+	}
+	eventually(t, "the session closes after unmount", func() bool {
+		out, err := run(creds, "fs", "rm", id)
+		return err == nil && out == ""
+	})
+	if out, err := run(creds, "fs", "ls", id); err == nil || !strings.Contains(out, "FileSystemNotFound") {
+		t.Fatalf("ls of a removed file system: %v %s", err, out)
 	}
 }
