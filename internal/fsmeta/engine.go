@@ -36,12 +36,14 @@ type Engine struct {
 	OrphanGrace time.Duration
 	Log         *slog.Logger
 
-	leases  sync.Map // session id -> clientv3.LeaseID
-	dirMu   sync.Mutex
-	dirs    map[dirKey]*node // recently used parent directories
-	compact chan compactJob
-	usageMu sync.Mutex
-	usage   map[string]usageEntry
+	leases      sync.Map // session id -> clientv3.LeaseID
+	sessions    sync.Map // session id -> *Session
+	insideCache sync.Map // session/ino checked to be under the session's root
+	dirMu       sync.Mutex
+	dirs        map[dirKey]*node // recently used parent directories
+	compact     chan compactJob
+	usageMu     sync.Mutex
+	usage       map[string]usageEntry
 }
 
 type dirKey struct {
@@ -118,6 +120,7 @@ func lprefix(fs string, ino uint64) string { return fsPrefix(fs) + "l/" + hx(ino
 func okey(fs string, ino uint64) string    { return fsPrefix(fs) + "o/" + hx(ino) }
 func hprefix(fs string, ino uint64) string { return fsPrefix(fs) + "h/" + hx(ino) + "/" }
 func skey(fs, sess string) string          { return fsPrefix(fs) + "s/" + sess }
+func gcKey(fs string) string               { return fsPrefix(fs) + "gc" }
 
 // maxOps stays under etcd's default --max-txn-ops (128) for both the
 // compares and the operations of one transaction.
@@ -229,9 +232,24 @@ func (e *Engine) txn(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op
 
 var errContention = errno(syscall.EAGAIN, "too much contention; try again")
 
-// Do runs one request.
+// Do runs one request. A request in a restricted session is confined to
+// what the session may do.
 func (e *Engine) Do(ctx context.Context, r *Request) *Response {
-	resp, err := e.do(ctx, r)
+	var s *Session
+	var err error
+	if r.Session != "" && !strings.HasPrefix(r.Op, "session.") {
+		s, err = e.Session(ctx, r.FS, r.Session)
+		if err == nil && s.restricted() {
+			err = e.confine(ctx, s, r)
+		}
+	}
+	var resp *Response
+	if err == nil {
+		resp, err = e.do(ctx, r)
+	}
+	if err == nil && s != nil {
+		present(s, resp)
+	}
 	if err != nil {
 		var fe *Error
 		if errors.As(err, &fe) {
@@ -367,8 +385,9 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Parent)), "=", p.rev),
 		}
 		ops := []clientv3.Op{clientv3.OpPut(dk, marshal(&Dentry{Ino: a.Ino, Mode: typ, By: r.Session}))}
+		a.Parent = r.Parent
 		if typ == syscall.S_IFDIR {
-			a.Nlink, a.Parent = 2, r.Parent
+			a.Nlink = 2
 			pa := *p.a
 			pa.Nlink++
 			pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
@@ -421,7 +440,7 @@ func (e *Engine) tmpfile(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	t := now()
-	a := &Attr{Ino: randIno(), Mode: syscall.S_IFREG | r.Mode&0o7777, Uid: r.Uid, Gid: r.Gid, Atime: t, Mtime: t, Ctime: t, By: r.Session}
+	a := &Attr{Ino: randIno(), Mode: syscall.S_IFREG | r.Mode&0o7777, Uid: r.Uid, Gid: r.Gid, Atime: t, Mtime: t, Ctime: t, By: r.Session, Parent: r.Parent}
 	if p.a.Mode&syscall.S_ISGID != 0 {
 		a.Gid = p.a.Gid
 	}
@@ -594,6 +613,9 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 		a := *n.a
 		a.Nlink++
 		a.Ctime, a.By = t, r.Session
+		if a.Parent == 0 || n.a.Nlink == 0 {
+			a.Parent = r.NewParent
+		}
 		dk := dkey(r.FS, r.NewParent, r.NewName)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(dk), "=", 0),
@@ -805,18 +827,29 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 	if len(order) > MaxCommitBlocks {
 		return nil, errno(syscall.EFBIG, "commit touches %d blocks, at most %d", len(order), MaxCommitBlocks)
 	}
-	for id := range chunks {
-		age, err := e.Chunks.Age(r.FS, id)
-		if err != nil || age > e.ChunkGrace/2 {
-			return nil, errno(syscall.EIO, "chunk %s is missing or too old to commit", id)
-		}
-	}
 	// The chunks reach the disk before any metadata names them.
 	if err := e.Chunks.Sync(); err != nil {
 		return nil, err
 	}
 	var compact []uint32
 	for i := 0; i < attempts; i++ {
+		// Chunk collection bumps the gc key before it reads references; the
+		// transaction below is guarded on it, so a commit whose age check
+		// came before a collection started cannot land after it.
+		gc, err := e.Client.Get(ctx, gcKey(r.FS))
+		if err != nil {
+			return nil, err
+		}
+		var gcRev int64
+		if len(gc.Kvs) > 0 {
+			gcRev = gc.Kvs[0].ModRevision
+		}
+		for id := range chunks {
+			age, err := e.Chunks.Age(r.FS, id)
+			if err != nil || age > e.ChunkGrace/2 {
+				return nil, errno(syscall.EIO, "chunk %s is missing or too old to commit", id)
+			}
+		}
 		n, err := e.load(ctx, r.FS, r.Ino)
 		if err != nil {
 			return nil, err
@@ -839,7 +872,8 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 		if r.Mtime != 0 {
 			a.Mtime = r.Mtime
 		}
-		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev)}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.ModRevision(gcKey(r.FS)), "=", gcRev)}
 		ops := []clientv3.Op{clientv3.OpPut(ikey(r.FS, r.Ino), storeAttr(&a))}
 		compact = compact[:0]
 		for j, blk := range order {

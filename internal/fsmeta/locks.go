@@ -8,8 +8,8 @@ import (
 	"strings"
 	"syscall"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 var errSessionGone = errno(syscall.ESTALE, "mount session expired")
@@ -79,6 +79,7 @@ func (e *Engine) closeSession(ctx context.Context, r *Request) (*Response, error
 		return nil, err
 	}
 	e.leases.Delete(r.Session)
+	e.sessions.Delete(r.Session)
 	if _, err := e.Client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return nil, err
 	}

@@ -55,6 +55,35 @@ var ErrNoFS = fmt.Errorf("no such file system")
 // ErrFSInUse means a file system still has mounts.
 var ErrFSInUse = fmt.Errorf("file system is mounted")
 
+// UpdateFS changes a file system's record with fn, guarded on its revision.
+func (e *Engine) UpdateFS(ctx context.Context, id string, fn func(*FileSystem) error) (*FileSystem, error) {
+	for i := 0; i < attempts; i++ {
+		resp, err := e.Client.Get(ctx, FSKey(id))
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, ErrNoFS
+		}
+		f := &FileSystem{}
+		if err := json.Unmarshal(resp.Kvs[0].Value, f); err != nil {
+			return nil, err
+		}
+		if err := fn(f); err != nil {
+			return nil, err
+		}
+		txn, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(FSKey(id)), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(FSKey(id), marshal(f))).Commit()
+		if err != nil {
+			return nil, err
+		}
+		if txn.Succeeded {
+			return f, nil
+		}
+	}
+	return nil, errContention
+}
+
 // GetFS reads one file system.
 func (e *Engine) GetFS(ctx context.Context, id string) (*FileSystem, error) {
 	resp, err := e.Client.Get(ctx, FSKey(id))
@@ -264,9 +293,12 @@ func (e *Engine) refs(ctx context.Context, fs string, rev int64) (map[string]boo
 }
 
 // CollectChunks deletes chunks older than ChunkGrace that no committed
-// metadata references. Candidates are listed before the references are
-// read; a commit accepts only chunks younger than ChunkGrace/2, so no
-// commit after the listing can name a candidate.
+// metadata references. Candidates are listed, then the gc key is bumped,
+// then the references are read. A commit accepts only chunks younger than
+// ChunkGrace/2 and is guarded on the gc key it read before checking ages:
+// a commit that checked before the bump fails and checks again (and the
+// candidate is too old by then); one that landed before the bump is among
+// the references read.
 func (e *Engine) CollectChunks(ctx context.Context, fs string) (int, error) {
 	var old []string
 	if err := e.Chunks.Walk(fs, func(id string, age time.Duration, _ int64) {
@@ -278,6 +310,9 @@ func (e *Engine) CollectChunks(ctx context.Context, fs string) (int, error) {
 	}
 	if len(old) == 0 {
 		return 0, nil
+	}
+	if _, err := e.Client.Put(ctx, gcKey(fs), ""); err != nil {
+		return 0, err
 	}
 	refs, err := e.refs(ctx, fs, 0)
 	if err != nil {
@@ -494,6 +529,9 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	}
 	if repair && len(leaked) > 0 {
 		// Read the references again now: only a chunk still unreferenced goes.
+		if _, err := e.Client.Put(ctx, gcKey(fs), ""); err != nil {
+			return nil, err
+		}
 		cur, err := e.refs(ctx, fs, 0)
 		if err != nil {
 			return nil, err

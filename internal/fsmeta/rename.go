@@ -117,10 +117,10 @@ func (e *Engine) rename(ctx context.Context, r *Request) (*Response, error) {
 		if !exchange {
 			ops = append(ops, clientv3.OpDelete(sk), clientv3.OpPut(dk, marshal(&Dentry{Ino: sa.Ino, Mode: sa.Mode & syscall.S_IFMT, By: r.Session})))
 			if srcDir && r.Parent != r.NewParent {
-				sa.Parent = r.NewParent
 				pDelta--
 				npDelta++
 			}
+			sa.Parent = r.NewParent
 			if dst != nil {
 				if dstDir {
 					cmps = append(cmps, emptyDir(r.FS, dst.a.Ino))
@@ -139,14 +139,13 @@ func (e *Engine) rename(ctx context.Context, r *Request) (*Response, error) {
 			da.Ctime, da.By = t, r.Session
 			ops = append(ops, clientv3.OpPut(sk, marshal(&Dentry{Ino: da.Ino, Mode: da.Mode & syscall.S_IFMT, By: r.Session})),
 				clientv3.OpPut(dk, marshal(&Dentry{Ino: sa.Ino, Mode: sa.Mode & syscall.S_IFMT, By: r.Session})))
+			sa.Parent, da.Parent = r.NewParent, r.Parent
 			if r.Parent != r.NewParent {
 				if srcDir {
-					sa.Parent = r.NewParent
 					pDelta--
 					npDelta++
 				}
 				if dstDir {
-					da.Parent = r.Parent
 					pDelta++
 					npDelta--
 				}

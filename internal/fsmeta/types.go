@@ -38,13 +38,28 @@ const MaxName = 255
 // an inode's xattrs together.
 const MaxXattrSize = 64 << 10
 
-// FileSystem is a stored file system.
+// FileSystem is a stored file system, with the settings the EFS API
+// shows (they change nothing in how Berth stores data).
 type FileSystem struct {
-	ID        string            `json:"id"`
-	Name          string            `json:"name"`
-	CreationToken string            `json:"creationToken,omitempty"`
-	CreatedAt int64             `json:"createdAt"` // unix ns
-	Tags      map[string]string `json:"tags,omitempty"`
+	ID              string  `json:"id"`
+	Name            string  `json:"name"`
+	CreationToken   string  `json:"creationToken,omitempty"`
+	CreatedAt       int64   `json:"createdAt"` // unix ns
+	Tags            []Tag   `json:"tags,omitempty"`
+	PerformanceMode string  `json:"performanceMode,omitempty"`
+	ThroughputMode  string  `json:"throughputMode,omitempty"`
+	Provisioned     float64 `json:"provisionedThroughputInMibps,omitempty"`
+	Encrypted       bool    `json:"encrypted,omitempty"`
+	KmsKeyID        string  `json:"kmsKeyId,omitempty"`
+	Zone            string  `json:"availabilityZoneName,omitempty"` // One Zone file systems
+	Backup          bool    `json:"backup,omitempty"`
+	Policy          string  `json:"policy,omitempty"`
+}
+
+// Tag is a resource tag.
+type Tag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
 }
 
 // Attr is an inode. Mode carries the file type bits (S_IFMT).
@@ -133,12 +148,26 @@ type Lock struct {
 }
 
 // Session is a mount's session: its locks and holds live on its lease.
+// A restricted session (a task's mount through an access point, or under
+// a file system policy) carries what it may do, decided when it opened.
 type Session struct {
 	ID      string `json:"id"`
 	Host    string `json:"host"`
 	Mount   string `json:"mount"`
 	Lease   int64  `json:"lease"`
 	Started int64  `json:"started"`
+	Zone    string `json:"zone,omitempty"`
+	Task    string `json:"task,omitempty"`
+	// AccessPoint's identity replaces the caller's in every operation.
+	AccessPoint string   `json:"accessPoint,omitempty"`
+	Uid         *uint32  `json:"uid,omitempty"`
+	Gid         *uint32  `json:"gid,omitempty"`
+	Gids        []uint32 `json:"gids,omitempty"`
+	// Root is the directory the client sees as its root (an access point's
+	// or a rootDirectory); 0 is the file system's root.
+	Root       uint64 `json:"root,omitempty"`
+	ReadOnly   bool   `json:"readOnly,omitempty"`
+	RootSquash bool   `json:"rootSquash,omitempty"` // uid 0 acts as 65534 (no ClientRootAccess)
 }
 
 // Orphan marks an inode whose last link is gone.

@@ -143,9 +143,9 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 
 // FSCreateRequest creates a shared file system.
 type FSCreateRequest struct {
-	Name          string            `json:"name"`
-	CreationToken string            `json:"creationToken,omitempty"`
-	Tags          map[string]string `json:"tags,omitempty"`
+	Name          string       `json:"name"`
+	CreationToken string       `json:"creationToken,omitempty"`
+	Tags          []fsmeta.Tag `json:"tags,omitempty"`
 }
 
 // FSDescription is a file system as Berth's API shows it.

@@ -1,0 +1,313 @@
+package fsmeta
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"syscall"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Restricted sessions: an access point's identity and root, read-only and
+// root-squashed mounts. The server enforces them on every operation, so a
+// client cannot claim another uid or reach outside its root, whatever it
+// sends.
+
+func (s *Session) restricted() bool {
+	return s.Root != 0 || s.Uid != nil || s.ReadOnly || s.RootSquash
+}
+
+type cred struct {
+	uid, gid uint32
+	gids     []uint32
+}
+
+func (c cred) inGroup(g uint32) bool {
+	if c.gid == g {
+		return true
+	}
+	for _, x := range c.gids {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// may reports whether c may access a with want (4 read, 2 write, 1 search/exec).
+func (c cred) may(a *Attr, want uint32) bool {
+	if c.uid == 0 {
+		return want&1 == 0 || a.IsDir() || a.Mode&0o111 != 0
+	}
+	var bits uint32
+	switch {
+	case c.uid == a.Uid:
+		bits = a.Mode >> 6 & 7
+	case c.inGroup(a.Gid):
+		bits = a.Mode >> 3 & 7
+	default:
+		bits = a.Mode & 7
+	}
+	return bits&want == want
+}
+
+// OpenSession opens a session with what spec allows. A spec with an
+// access point root path resolves it (creating it with the given owner and
+// mode when create is set) and records the directory as the client's root.
+func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, rootPath string, create *Attr) (*Response, error) {
+	if ok, err := e.fsExists(ctx, fs); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errno(syscall.ENODEV, "no file system %s", fs)
+	}
+	if rootPath != "" && rootPath != "/" {
+		root, err := e.resolve(ctx, fs, rootPath, create)
+		if err != nil {
+			return nil, err
+		}
+		spec.Root = root
+	}
+	lease, err := e.Client.Grant(ctx, e.SessionTTL)
+	if err != nil {
+		return nil, err
+	}
+	spec.ID, spec.Lease, spec.Started = newID(12), int64(lease.ID), now()
+	if _, err := e.Client.Put(ctx, skey(fs, spec.ID), marshal(spec), clientv3.WithLease(lease.ID)); err != nil {
+		return nil, err
+	}
+	e.leases.Store(spec.ID, lease.ID)
+	e.sessions.Store(spec.ID, spec)
+	return &Response{Session: spec.ID, LeaseTTL: e.SessionTTL}, nil
+}
+
+// resolve walks an absolute path from the root, creating missing
+// directories with create's owner and mode when create is set.
+func (e *Engine) resolve(ctx context.Context, fs, p string, create *Attr) (uint64, error) {
+	cur := uint64(RootIno)
+	for _, part := range strings.Split(strings.Trim(p, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		if part == "." || part == ".." {
+			return 0, errno(syscall.EINVAL, "root directory path %q may not contain . or ..", p)
+		}
+		resp := e.Do(ctx, &Request{Op: "lookup", FS: fs, Parent: cur, Name: part})
+		if resp.Errno == syscall.ENOENT && create != nil {
+			resp = e.Do(ctx, &Request{Op: "mknod", FS: fs, Parent: cur, Name: part, Mode: syscall.S_IFDIR | create.Mode&0o7777, Uid: create.Uid, Gid: create.Gid})
+			if resp.Errno == syscall.EEXIST {
+				resp = e.Do(ctx, &Request{Op: "lookup", FS: fs, Parent: cur, Name: part})
+			}
+		}
+		if resp.Errno == syscall.ENOENT {
+			return 0, errno(syscall.ENOENT, "root directory %s does not exist", p)
+		}
+		if resp.Errno != 0 {
+			return 0, errno(resp.Errno, "root directory %s", p)
+		}
+		if !resp.Attr.IsDir() {
+			return 0, errno(syscall.ENOTDIR, "root directory %s is not a directory", p)
+		}
+		cur = resp.Attr.Ino
+	}
+	return cur, nil
+}
+
+// Session returns a live session's record; ESTALE once it has ended.
+func (e *Engine) Session(ctx context.Context, fs, sess string) (*Session, error) {
+	if v, ok := e.sessions.Load(sess); ok {
+		return v.(*Session), nil
+	}
+	resp, err := e.Client.Get(ctx, skey(fs, sess))
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, errSessionGone
+	}
+	s := &Session{}
+	if err := json.Unmarshal(resp.Kvs[0].Value, s); err != nil {
+		return nil, err
+	}
+	e.sessions.Store(sess, s)
+	return s, nil
+}
+
+// RevokeZoneSessions ends every session of fs opened in zone: the mounts
+// made through a mount target that was deleted.
+func (e *Engine) RevokeZoneSessions(ctx context.Context, fs, zone string) error {
+	return e.scan(ctx, fsPrefix(fs)+"s/", 0, func(_ string, v []byte, _, _ int64) error {
+		s := Session{}
+		if json.Unmarshal(v, &s) != nil || s.Zone != zone || zone == "" {
+			return nil
+		}
+		e.sessions.Delete(s.ID)
+		e.leases.Delete(s.ID)
+		_, err := e.Client.Revoke(ctx, clientv3.LeaseID(s.Lease))
+		return err
+	})
+}
+
+var mutating = map[string]bool{"setattr": true, "mknod": true, "tmpfile": true, "link": true, "unlink": true, "rmdir": true,
+	"rename": true, "commit": true, "setxattr": true, "removexattr": true}
+
+// confine applies a restricted session's rules to a request before it
+// runs: read-only, identity, root translation and confinement, and
+// permission checks as the session's identity.
+func (e *Engine) confine(ctx context.Context, s *Session, r *Request) error {
+	if s.ReadOnly && mutating[r.Op] {
+		return errno(syscall.EROFS, "read-only mount")
+	}
+	c := cred{uid: r.Uid, gid: r.Gid}
+	switch {
+	case s.Uid != nil:
+		c = cred{uid: *s.Uid, gid: *s.Gid, gids: s.Gids}
+	case s.RootSquash && c.uid == 0:
+		c = cred{uid: 65534, gid: 65534}
+	}
+	if r.Op == "mknod" || r.Op == "tmpfile" {
+		r.Uid, r.Gid = c.uid, c.gid
+	}
+	if s.Root != 0 {
+		for _, p := range []*uint64{&r.Ino, &r.Parent, &r.NewParent} {
+			if *p == RootIno {
+				*p = s.Root
+			} else if *p != 0 {
+				if err := e.inside(ctx, r.FS, s, *p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if s.Uid == nil && !s.RootSquash {
+		return nil // the kernel of the mount checked permissions
+	}
+	need := func(ino uint64, want uint32) error {
+		n, err := e.load(ctx, r.FS, ino)
+		if err != nil {
+			return err
+		}
+		if !c.may(n.a, want) {
+			return errno(syscall.EACCES, "permission denied")
+		}
+		return nil
+	}
+	owner := func(ino uint64) error {
+		n, err := e.load(ctx, r.FS, ino)
+		if err != nil {
+			return err
+		}
+		if c.uid != 0 && c.uid != n.a.Uid {
+			return errno(syscall.EPERM, "not the owner")
+		}
+		return nil
+	}
+	switch r.Op {
+	case "lookup":
+		return need(r.Parent, 1)
+	case "readdir", "getxattr", "listxattr", "readblocks":
+		return need(r.Ino, 4)
+	case "open":
+		switch r.Flags & syscall.O_ACCMODE {
+		case syscall.O_RDONLY:
+			return need(r.Ino, 4)
+		case syscall.O_WRONLY:
+			return need(r.Ino, 2)
+		default:
+			return need(r.Ino, 6)
+		}
+	case "mknod", "tmpfile", "unlink", "rmdir":
+		return need(r.Parent, 3)
+	case "link":
+		return need(r.NewParent, 3)
+	case "rename":
+		if err := need(r.Parent, 3); err != nil {
+			return err
+		}
+		return need(r.NewParent, 3)
+	case "commit":
+		return need(r.Ino, 2)
+	case "setxattr", "removexattr":
+		return owner(r.Ino)
+	case "setattr":
+		if r.Valid&SetUid != 0 && c.uid != 0 {
+			return errno(syscall.EPERM, "only root changes owners")
+		}
+		if r.Valid&(SetMode|SetGid|SetAtime|SetMtime) != 0 {
+			if err := owner(r.Ino); err != nil {
+				return err
+			}
+		}
+		if r.Valid&SetSize != 0 {
+			return need(r.Ino, 2)
+		}
+	}
+	return nil
+}
+
+// inside checks that ino is under the session's root, following parent
+// links; what it has checked it remembers for the session.
+func (e *Engine) inside(ctx context.Context, fs string, s *Session, ino uint64) error {
+	key := s.ID + "/" + hx(ino)
+	if _, ok := e.insideCache.Load(key); ok {
+		return nil
+	}
+	cur := ino
+	for i := 0; i < 4096; i++ {
+		if cur == s.Root {
+			e.insideCache.Store(key, true)
+			return nil
+		}
+		if cur == RootIno || cur == 0 {
+			break
+		}
+		n, err := e.load(ctx, fs, cur)
+		if err != nil {
+			return err
+		}
+		cur = n.a.Parent
+	}
+	return errno(syscall.EACCES, "inode %d is outside the mount's root", ino)
+}
+
+// present turns the engine's view of a response into the client's: the
+// session's root is inode 1 to it.
+func present(s *Session, resp *Response) {
+	if s.Root == 0 {
+		return
+	}
+	if resp.Attr != nil {
+		if resp.Attr.Ino == s.Root {
+			a := *resp.Attr
+			a.Ino, a.Parent = RootIno, RootIno
+			resp.Attr = &a
+		} else if resp.Attr.Parent == s.Root {
+			a := *resp.Attr
+			a.Parent = RootIno
+			resp.Attr = &a
+		}
+	}
+	for i := range resp.Entries {
+		if resp.Entries[i].Ino == s.Root {
+			resp.Entries[i].Ino = RootIno
+		}
+	}
+}
+
+// PresentEvent maps an event for a session with its own root.
+func (e *Engine) PresentEvent(sess string, ev *Event) {
+	v, ok := e.sessions.Load(sess)
+	if !ok {
+		return
+	}
+	s := v.(*Session)
+	if s.Root == 0 {
+		return
+	}
+	if ev.Ino == s.Root {
+		ev.Ino = RootIno
+	}
+	if ev.Parent == s.Root {
+		ev.Parent = RootIno
+	}
+}
