@@ -116,9 +116,10 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 	e.ChunkGrace = 300 * time.Millisecond
 	ctx := context.Background()
 	file := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
-	stop := make(chan struct{})
+	stop, stopped := make(chan struct{}), make(chan struct{})
 	var collected atomic.Int64
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case <-stop:
@@ -163,6 +164,7 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 	}
 	wg.Wait()
 	close(stop)
+	<-stopped
 	rep, err := e.Fsck(ctx, fs, false)
 	if err != nil {
 		t.Fatal(err)
