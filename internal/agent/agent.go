@@ -56,6 +56,9 @@ type Config struct {
 	CleanupWait       time.Duration
 	HeartbeatInterval time.Duration
 	Log               *slog.Logger
+	// MountBinary is the berth binary that serves EFS mounts (default:
+	// this executable).
+	MountBinary string
 }
 
 // Agent is a running container instance.
@@ -241,7 +244,7 @@ func capabilities() []spec.Attribute {
 		"com.amazonaws.ecs.capability.logging-driver.json-file", "com.amazonaws.ecs.capability.logging-driver.none",
 		"com.amazonaws.ecs.capability.privileged-container", "ecs.capability.docker-plugin.local",
 		"ecs.capability.container-health-check", "ecs.capability.container-ordering", "ecs.capability.task-cpu-mem-limit",
-		"ecs.capability.ebs-task-attach",
+		"ecs.capability.ebs-task-attach", "ecs.capability.efs", "ecs.capability.efsAuth",
 	} {
 		out = append(out, spec.Attribute{Name: spec.Str(n)})
 	}
@@ -396,13 +399,16 @@ func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
 		return
 	}
 	a.lastSweep = time.Now()
-	liveVolumes := map[string]bool{}
+	liveVolumes, liveTasks := map[string]bool{}, map[string]bool{}
 	for _, t := range tasks {
+		arn := spec.Val(t.Task.TaskArn)
+		liveTasks[arn[strings.LastIndex(arn, "/")+1:]] = true
 		for _, bv := range t.BlockVolumes {
 			liveVolumes[bv.VolumeID] = true
 		}
 	}
 	a.unmountStale(liveVolumes)
+	a.unmountStaleEFS(liveTasks)
 	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))})
 	if err != nil {
 		a.log.Warn("list containers", "err", err)

@@ -56,6 +56,7 @@ func (r *runner) fence(ctx context.Context) {
 		r.a.docker.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
 	}
 	r.detachBlockVolumes()
+	r.unmountEFS()
 }
 
 func newRunner(a *Agent, t ecs.AgentTask) *runner {
@@ -409,6 +410,7 @@ func (r *runner) finishWith(ctx context.Context, code, reason string) {
 	ctx = context.WithoutCancel(ctx)
 	states := r.containerStates(ctx)
 	r.detachBlockVolumes()
+	r.unmountEFS()
 	r.report(ctx, "DEPROVISIONING", nil)
 	r.reportStop(ctx, code, reason, states)
 	r.a.scheduleCleanup(ctx, r.arn, 0)

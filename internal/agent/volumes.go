@@ -66,7 +66,13 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 				return nil, err
 			}
 			out[name] = mount.Mount{Type: mount.TypeVolume, Source: name}
-		case v.EfsVolumeConfiguration != nil, v.FsxWindowsFileServerVolumeConfiguration != nil:
+		case v.EfsVolumeConfiguration != nil:
+			p, err := r.mountEFS(ctx, name, v.EfsVolumeConfiguration)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = mount.Mount{Type: mount.TypeBind, Source: p}
+		case v.FsxWindowsFileServerVolumeConfiguration != nil:
 			return nil, volumeError("volume '%s' needs a capability this instance does not have", name)
 		default:
 			return nil, volumeError("volume '%s' has no configuration", name)

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -90,16 +92,27 @@ func fsCmd() *cobra.Command {
 	fsck.Flags().BoolVar(&repair, "repair", false, "fix what can be fixed safely")
 
 	mf := &userFlags{}
-	var detach, debug bool
-	var logFile string
+	var detach, debug, useTLS bool
+	var logFile, accessPoint, caFile, zone string
 	mount := &cobra.Command{Use: "mount FS_ID MOUNTPOINT", Short: "Mount a shared file system (in the foreground, or --detach)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if detach {
 				return mountDetached(cmd, a, logFile)
 			}
-			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug || os.Getenv("BERTH_FUSE_DEBUG") != ""}
+			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug || os.Getenv("BERTH_FUSE_DEBUG") != "",
+				AccessPoint: accessPoint, Zone: zone, Token: os.Getenv("BERTH_MOUNT_TOKEN")}
 			if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 				o.Credentials = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
+			}
+			if caFile != "" {
+				useTLS = true
+			}
+			if useTLS {
+				ca, err := loadCA(cmd.Context(), mf.endpoint, caFile)
+				if err != nil {
+					return err
+				}
+				o.CA = ca
 			}
 			if err := os.MkdirAll(a[1], 0o755); err != nil {
 				return err
@@ -127,6 +140,10 @@ func fsCmd() *cobra.Command {
 	mount.Flags().BoolVarP(&detach, "detach", "d", false, "serve the mount from a background process and return once it is mounted")
 	mount.Flags().StringVar(&logFile, "log", "", "with --detach: the mount process's log file")
 	mount.Flags().BoolVar(&debug, "debug", false, "log every FUSE request")
+	mount.Flags().StringVar(&accessPoint, "access-point", "", "mount through this access point (its identity and root directory)")
+	mount.Flags().BoolVar(&useTLS, "tls", false, "carry the mount's traffic over TLS (the server's CA: --ca, or fetched from the server)")
+	mount.Flags().StringVar(&caFile, "ca", "", "PEM file of the server's CA (implies --tls)")
+	mount.Flags().StringVar(&zone, "zone", "", "the zone this host is in (a task's mount: from its token)")
 
 	umount := &cobra.Command{Use: "umount MOUNTPOINT", Short: "Unmount a shared file system (its process then exits)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -190,6 +207,24 @@ func mountDetached(cmd *cobra.Command, a []string, logFile string) error {
 		c.Process.Kill()
 		return fmt.Errorf("timed out mounting %s", a[1])
 	}
+}
+
+// loadCA reads the server's CA certificate from a file or, without one,
+// from the server itself (trust on first use: give --ca off loopback).
+func loadCA(ctx context.Context, endpoint, file string) ([]byte, error) {
+	if file != "" {
+		return os.ReadFile(file)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/berth/v1/ca", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the server's CA: %w", err)
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }
 
 func (f *userFlags) printFS(cmd *cobra.Command, fss []server.FSDescription) error {

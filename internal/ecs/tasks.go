@@ -118,6 +118,9 @@ func (a *API) prepare(ctx context.Context, in *launchInput) (*launchSpec, error)
 			req.RequiredAttributes[spec.Val(at.Name)] = spec.Val(at.Value)
 		}
 	}
+	if req.Zones, err = a.efsZones(ctx, def); err != nil {
+		return nil, err
+	}
 	var exprs []spec.PlacementConstraint
 	for _, pc := range def.PlacementConstraints {
 		exprs = append(exprs, spec.PlacementConstraint{Type: pc.Type, Expression: pc.Expression})

@@ -79,7 +79,7 @@ func (a *API) createAccessPoint(ctx context.Context, r *http.Request) (any, erro
 		ap.Tags = []fsmeta.Tag{}
 	}
 	ap.AccessPointId = "fsap-" + newHex(17)
-	ap.AccessPointArn = a.arn("access-point", ap.AccessPointId)
+	ap.AccessPointArn = a.ARN("access-point", ap.AccessPointId)
 	count, err := a.FS.Client.Get(ctx, AccessPointPrefix(in.FileSystemId), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return nil, err

@@ -114,7 +114,7 @@ func (a *API) Routes(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	h("GET "+v+"/resource-tags/{id}", 200, a.listTags)
 }
 
-func (a *API) arn(kind, id string) string {
+func (a *API) ARN(kind, id string) string {
 	return fmt.Sprintf("arn:aws:elasticfilesystem:%s:%s:%s/%s", a.Region, a.Account, kind, id)
 }
 
@@ -150,7 +150,7 @@ func (a *API) describe(ctx context.Context, f *fsmeta.FileSystem, state string) 
 	if err != nil {
 		return nil, err
 	}
-	d := &FileSystemDescription{OwnerId: a.Account, CreationToken: f.CreationToken, FileSystemId: f.ID, FileSystemArn: a.arn("file-system", f.ID),
+	d := &FileSystemDescription{OwnerId: a.Account, CreationToken: f.CreationToken, FileSystemId: f.ID, FileSystemArn: a.ARN("file-system", f.ID),
 		CreationTime: epoch(f.CreatedAt), LifeCycleState: state, Name: nameOf(f.Tags), NumberOfMountTargets: int(mts.Count),
 		SizeInBytes:     FileSystemSize{Value: int64(u.Bytes), ValueInStandard: int64(u.Bytes), Timestamp: nowEpoch()},
 		PerformanceMode: f.PerformanceMode, Encrypted: f.Encrypted, KmsKeyId: f.KmsKeyID, ThroughputMode: f.ThroughputMode,

@@ -13,7 +13,8 @@ import (
 	"github.com/berth-project/berth/internal/state"
 )
 
-// Key builders (under state.Prefix).
+// Key builders (under state.Prefix). The ECS side reads mount targets too
+// (internal/ecs.mountTargetPrefix), for placement.
 func MountTargetPrefix(fs string) string { return state.Prefix + "efs/mt/" + fs + "/" }
 func mountTargetKey(fs, zone string) string {
 	return MountTargetPrefix(fs) + zone

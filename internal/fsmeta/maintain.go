@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/state"
 )
 
 // CreateFS creates a file system with an empty root directory owned by
@@ -119,17 +121,39 @@ func (e *Engine) Sessions(ctx context.Context, fs string) (int64, error) {
 	return resp.Count, nil
 }
 
-// DeleteFS deletes a file system and all its data. It refuses while the
-// file system is mounted.
+// The EFS API's records of a file system (internal/efs): mount targets
+// per zone and access points with their id and client-token index keys.
+func efsMountTargets(fs string) string  { return state.Prefix + "efs/mt/" + fs + "/" }
+func efsAccessPoints(fs string) string  { return state.Prefix + "efs/ap/" + fs + "/" }
+func efsAccessPointID(id string) string { return state.Prefix + "efs/apid/" + id }
+func efsAPToken(t string) string        { return state.Prefix + "efs/aptoken/" + t }
+
+// DeleteFS deletes a file system, its access points and all its data. It
+// refuses while the file system has mount targets or mounts.
 func (e *Engine) DeleteFS(ctx context.Context, id, token string) error {
-	resp, err := e.Client.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(FSKey(id)), ">", 0),
-		clientv3.Compare(clientv3.CreateRevision(fsPrefix(id)+"s/"), "=", 0).WithPrefix(),
-	).Then(
+	aps, err := e.Client.Get(ctx, efsAccessPoints(id), clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	ops := []clientv3.Op{
 		clientv3.OpDelete(FSKey(id)),
 		clientv3.OpDelete(fsPrefix(id), clientv3.WithPrefix()),
-		clientv3.OpDelete(FSTokenKey(token)),
-	).Commit()
+		clientv3.OpDelete(efsAccessPoints(id), clientv3.WithPrefix()),
+	}
+	if token != "" {
+		ops = append(ops, clientv3.OpDelete(FSTokenKey(token)))
+	}
+	for _, kv := range aps.Kvs {
+		var ap struct{ AccessPointId, ClientToken string }
+		json.Unmarshal(kv.Value, &ap)
+		ops = append(ops, clientv3.OpDelete(efsAccessPointID(ap.AccessPointId)), clientv3.OpDelete(efsAPToken(ap.ClientToken)))
+	}
+	resp, err := e.txn(ctx, []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(FSKey(id)), ">", 0),
+		clientv3.Compare(clientv3.CreateRevision(fsPrefix(id)+"s/"), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.CreateRevision(efsMountTargets(id)), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.ModRevision(efsAccessPoints(id)), "<", aps.Header.Revision+1).WithPrefix(),
+	}, ops)
 	if err != nil {
 		return err
 	}

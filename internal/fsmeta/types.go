@@ -233,11 +233,16 @@ type Request struct {
 	After     string       `json:"after,omitempty"`
 	Limit     int          `json:"limit,omitempty"`
 	Host      string       `json:"host,omitempty"`
+	// session.open: the access point to mount through (admin mounts; a
+	// task's mount names it in its mount token) and the mount's zone.
+	AccessPoint string `json:"accessPoint,omitempty"`
+	Zone        string `json:"zone,omitempty"`
 }
 
 // Response is an operation's result. Errno is 0 on success.
 type Response struct {
 	Errno    syscall.Errno      `json:"errno,omitempty"`
+	Message  string             `json:"message,omitempty"` // why, when a mount is refused
 	Attr     *Attr              `json:"attr,omitempty"`
 	Ino      uint64             `json:"ino,omitempty"`
 	Rev      int64              `json:"rev,omitempty"`

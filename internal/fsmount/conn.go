@@ -9,6 +9,7 @@ package fsmount
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,14 +32,17 @@ type Conn struct {
 	Endpoint    string
 	FS          string
 	Credentials *aws.Credentials // SigV4-signs every request when set
+	Token       string           // a task's mount token, sent instead
 	Region      string
 	HTTP        *http.Client
 	session     string
 }
 
-func (c *Conn) init() {
+func (c *Conn) init(tlsCfg *tls.Config) {
 	if c.HTTP == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsCfg
+		tr.ForceAttemptHTTP2 = false
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
 		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext
 		c.HTTP = &http.Client{Transport: tr}
@@ -53,7 +57,9 @@ func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	if c.Credentials != nil {
+	if c.Token != "" {
+		req.Header.Set("X-Berth-Mount-Token", c.Token)
+	} else if c.Credentials != nil {
 		sum := sha256.Sum256(body)
 		if err := v4.NewSigner().SignHTTP(ctx, *c.Credentials, req, hex.EncodeToString(sum[:]), "elasticfilesystem", c.Region, time.Now()); err != nil {
 			return nil, err

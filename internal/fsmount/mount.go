@@ -2,10 +2,13 @@ package fsmount
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +25,11 @@ type Options struct {
 	FS          string
 	Mountpoint  string
 	Credentials *aws.Credentials
+	Token       string // a task's mount token (instead of credentials)
+	AccessPoint string
+	Zone        string
+	// CA, when set, makes the mount's traffic TLS, verified against it.
+	CA          []byte
 	Log         *slog.Logger
 	CacheBytes  int // chunk cache; default 256 MiB
 	Debug       bool
@@ -47,15 +55,26 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 256 << 20
 	}
-	c := &Conn{Endpoint: o.Endpoint, FS: o.FS, Credentials: o.Credentials}
-	c.init()
+	c := &Conn{Endpoint: o.Endpoint, FS: o.FS, Credentials: o.Credentials, Token: o.Token}
+	var tlsCfg *tls.Config
+	if o.CA != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(o.CA) {
+			return nil, fmt.Errorf("the CA certificate is not PEM")
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		c.Endpoint = "https://" + strings.TrimPrefix(strings.TrimPrefix(o.Endpoint, "http://"), "https://")
+	}
+	c.init(tlsCfg)
 	host, _ := os.Hostname()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, e := c.Op(octx, &fsmeta.Request{Op: "session.open", Host: host, Name: o.Mountpoint})
+	resp, e := c.Op(octx, &fsmeta.Request{Op: "session.open", Host: host, Name: o.Mountpoint, AccessPoint: o.AccessPoint, Zone: o.Zone})
 	switch {
 	case e == syscall.ENODEV:
 		return nil, fmt.Errorf("file system %s does not exist", o.FS)
+	case e != 0 && resp != nil && resp.Message != "":
+		return nil, fmt.Errorf("mount of %s refused: %s", o.FS, resp.Message)
 	case e != 0:
 		return nil, fmt.Errorf("open a session with %s: %w", o.Endpoint, e)
 	}

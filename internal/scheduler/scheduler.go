@@ -84,9 +84,19 @@ type Request struct {
 	Constraints        []Constraint
 	Strategies         []Strategy
 	Data               []DataRequirement
+	// Zones limits placement to instances in zones where each shared file
+	// system the task mounts has a mount target.
+	Zones []ZoneRequirement
 	// Candidates, when set, limits placement to these instance ids in this
 	// order (StartTask): each task goes to the next candidate.
 	Candidates []string
+}
+
+// ZoneRequirement is a volume whose file system can be mounted only in
+// some zones.
+type ZoneRequirement struct {
+	Volume, FileSystem string
+	Zones              map[string]bool
 }
 
 // Failure explains why an instance could not take a task.
@@ -285,6 +295,13 @@ func staticCheck(s *Snapshot, r *Request, in *Instance, env *cql.Env) Failure {
 		got, ok := in.Attributes[name]
 		if !ok || (want != "" && got != want) {
 			f.Reason, f.Detail = ReasonAttribute, "missing attribute "+name
+			return f
+		}
+	}
+	for _, z := range r.Zones {
+		if zone := in.Attributes["ecs.availability-zone"]; !z.Zones[zone] {
+			f.Reason = ReasonAttribute
+			f.Detail = "EFS file system " + z.FileSystem + " of volume '" + z.Volume + "' has no mount target in zone " + zone
 			return f
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	iofs "io/fs"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,9 +20,15 @@ import (
 // Shared file systems: the mount API (metadata operations, chunks, change
 // events) and Berth's own management endpoints.
 func (s *Server) fsRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /berth/v1/fs/op", s.auth(http.HandlerFunc(s.fsOp)))
-	mux.Handle("/berth/v1/fs/chunks/{fs}/{id}", s.auth(http.HandlerFunc(s.fsChunk)))
-	mux.Handle("GET /berth/v1/fs/events", s.auth(http.HandlerFunc(s.fsEvents)))
+	mux.Handle("POST /berth/v1/fs/op", s.fsAuth(http.HandlerFunc(s.fsOp)))
+	mux.Handle("/berth/v1/fs/chunks/{fs}/{id}", s.fsAuth(http.HandlerFunc(s.fsChunk)))
+	mux.Handle("GET /berth/v1/fs/events", s.fsAuth(http.HandlerFunc(s.fsEvents)))
+	mux.Handle("POST /berth/v1/agent/efs-mount", s.auth(jsonHandler(s.efsMount)))
+	mux.HandleFunc("GET /berth/v1/ca", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(s.caPEM)
+	})
+	s.efs.Routes(mux, s.auth)
 	mux.Handle("POST /berth/v1/fs/create", s.auth(jsonHandler(s.fsCreate)))
 	mux.Handle("POST /berth/v1/fs/describe", s.auth(jsonHandler(s.fsDescribe)))
 	mux.Handle("POST /berth/v1/fs/delete", s.auth(jsonHandler(s.fsDelete)))
@@ -34,7 +41,19 @@ func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unable to parse request body", http.StatusBadRequest)
 		return
 	}
-	resp := s.fs.Do(r.Context(), req)
+	var resp *fsmeta.Response
+	tok := tokenOf(r.Context())
+	switch {
+	case tok != nil && req.FS != tok.FS:
+		resp = &fsmeta.Response{Errno: syscall.EACCES, Message: "the mount token is for another file system"}
+	case req.Op == "session.open":
+		resp = s.openSession(r, req)
+	case tok != nil && (req.Session == "" || req.Session != tok.Session):
+		// A task's mount acts only within the session its token opened.
+		resp = &fsmeta.Response{Errno: syscall.EACCES, Message: "the mount token is for another session"}
+	default:
+		resp = s.fs.Do(r.Context(), req)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
 }
@@ -43,6 +62,10 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 	fs, id := r.PathValue("fs"), r.PathValue("id")
 	if !fsmeta.ValidFSID(fs) || !fsmeta.ValidChunkID(id) {
 		http.Error(w, "invalid chunk", http.StatusBadRequest)
+		return
+	}
+	if tok := tokenOf(r.Context()); tok != nil && (tok.FS != fs || tok.Session == "") {
+		http.Error(w, "the mount token is for another file system", http.StatusForbidden)
 		return
 	}
 	switch r.Method {
@@ -98,6 +121,10 @@ func (s *Server) fsExists(ctx context.Context, fs string) (bool, error) {
 // goes away, leaving out those the asking session made itself. A blank line every few seconds keeps idle connections alive.
 func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 	fs, sess := r.URL.Query().Get("fs"), r.URL.Query().Get("session")
+	if tok := tokenOf(r.Context()); tok != nil && (tok.FS != fs || tok.Session != sess) {
+		http.Error(w, "the mount token is for another file system", http.StatusForbidden)
+		return
+	}
 	if ok, err := s.fsExists(r.Context(), fs); err != nil || !ok {
 		http.Error(w, "no such file system", http.StatusNotFound)
 		return
@@ -131,6 +158,7 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			for _, ev := range resp.Events {
 				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok && (e.By == "" || e.By != sess) {
+					s.fs.PresentEvent(sess, &e)
 					if enc.Encode(e) != nil {
 						return
 					}

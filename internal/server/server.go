@@ -27,6 +27,7 @@ import (
 
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
@@ -69,6 +70,8 @@ type Server struct {
 	client *clientv3.Client
 	API    *ecs.API
 	fs     *fsmeta.Engine
+	efs    *efs.API
+	caPEM  []byte
 	http   *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -142,6 +145,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.fs.OrphanGrace = cfg.FSOrphanGrace
 	}
 	go s.fs.Maintain(rctx, 2*time.Second)
+	s.efs = &efs.API{FS: s.fs, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
 
@@ -150,6 +154,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	tlsCfg, caPEM, err := serverTLS(cfg.DataDir, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		s.Close()
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	s.caPEM = caPEM
+	s.efs.Address, _, _ = net.SplitHostPort(ln.Addr().String())
+	ln = &sniffListener{Listener: ln, cfg: tlsCfg}
 	s.ln = ln
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)

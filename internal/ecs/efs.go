@@ -1,0 +1,120 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/scheduler"
+
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// EFSMountRequest is an agent asking to mount one EFS volume of a task
+// placed on its instance.
+type EFSMountRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
+	Task              string `json:"task"`
+	Volume            string `json:"volume"`
+}
+
+// EFSMountResponse is what an agent gets to mount a task's EFS volume:
+// a short-lived token for the mount process.
+type EFSMountResponse struct {
+	Token        string `json:"token"`
+	FileSystemID string `json:"fileSystemId"`
+	Zone         string `json:"zone"`
+	TLS          bool   `json:"tls"`
+	CA           string `json:"ca,omitempty"` // PEM of the server's CA, for TLS mounts
+}
+
+// EFSMountGrant is what the control plane knows of such a mount: the
+// volume's configuration, the instance's zone and the task's role.
+type EFSMountGrant struct {
+	Cluster     string
+	TaskArn     string
+	InstanceID  string
+	Zone        string
+	Config      spec.EFSVolumeConfiguration
+	TaskRoleArn string
+}
+
+// EFSMount checks that the task runs on the asking instance and uses the
+// volume, so an instance can mount only file systems its tasks need.
+func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant, error) {
+	cluster, inst, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
+	if err != nil {
+		return nil, err
+	}
+	tid, err := a.taskID(cluster, r.Task)
+	if err != nil {
+		return nil, err
+	}
+	t := &state.TaskRecord{}
+	if _, err := a.Store.Get(ctx, state.TaskKey(cluster, tid), t); errors.Is(err, state.ErrNotFound) {
+		return nil, spec.InvalidParam("Task %s does not exist.", r.Task)
+	} else if err != nil {
+		return nil, err
+	}
+	if t.InstanceID != inst || spec.Val(t.LastStatus) == "STOPPED" {
+		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Task " + r.Task + " does not run on this container instance."}
+	}
+	td, _, err := a.loadTaskDef(ctx, spec.Val(t.TaskDefinitionArn))
+	if err != nil {
+		return nil, err
+	}
+	g := &EFSMountGrant{Cluster: cluster, TaskArn: spec.Val(t.TaskArn), InstanceID: inst, TaskRoleArn: spec.Val(td.TaskDefinition.TaskRoleArn)}
+	if o := t.Overrides; o != nil && spec.Val(o.TaskRoleArn) != "" {
+		g.TaskRoleArn = spec.Val(o.TaskRoleArn)
+	}
+	found := false
+	for _, v := range td.TaskDefinition.Volumes {
+		if spec.Val(v.Name) == r.Volume && v.EfsVolumeConfiguration != nil {
+			g.Config, found = *v.EfsVolumeConfiguration, true
+		}
+	}
+	if !found {
+		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Task " + r.Task + " has no EFS volume '" + r.Volume + "'."}
+	}
+	ir := &state.InstanceRecord{}
+	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, inst), ir); err != nil {
+		return nil, err
+	}
+	for _, at := range ir.Attributes {
+		if spec.Val(at.Name) == "ecs.availability-zone" {
+			g.Zone = spec.Val(at.Value)
+		}
+	}
+	return g, nil
+}
+
+// mountTargetPrefix is where the EFS API keeps a file system's mount
+// targets, one key per zone (internal/efs.MountTargetPrefix).
+func mountTargetPrefix(fs string) string { return state.Prefix + "efs/mt/" + fs + "/" }
+
+// efsZones lists, for each EFS volume of a task definition, the zones in
+// which its file system has a mount target: only there can it be mounted.
+func (a *API) efsZones(ctx context.Context, def *spec.TaskDefinition) ([]scheduler.ZoneRequirement, error) {
+	var out []scheduler.ZoneRequirement
+	for _, v := range def.Volumes {
+		e := v.EfsVolumeConfiguration
+		if e == nil {
+			continue
+		}
+		fs := spec.Val(e.FileSystemId)
+		resp, err := a.Store.Client.Get(ctx, mountTargetPrefix(fs), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return nil, err
+		}
+		z := scheduler.ZoneRequirement{Volume: spec.Val(v.Name), FileSystem: fs, Zones: map[string]bool{}}
+		for _, kv := range resp.Kvs {
+			z.Zones[strings.TrimPrefix(string(kv.Key), mountTargetPrefix(fs))] = true
+		}
+		out = append(out, z)
+	}
+	return out, nil
+}

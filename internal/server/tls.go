@@ -1,0 +1,144 @@
+package server
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The server's own CA signs the certificate it serves TLS with (mounts
+// with transitEncryption ENABLED). The CA is made on first start and kept
+// in the data dir; agents receive its certificate over their authenticated
+// channel and hand it to the mounts they start.
+
+func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if c, err := os.ReadFile(certPath); err == nil {
+		k, err := os.ReadFile(keyPath)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cb, _ := pem.Decode(c)
+		kb, _ := pem.Decode(k)
+		if cb == nil || kb == nil {
+			return nil, nil, nil, fmt.Errorf("%s or %s is not PEM", certPath, keyPath)
+		}
+		cert, err := x509.ParseCertificate(cb.Bytes)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		key, err := x509.ParseECPrivateKey(kb.Bytes)
+		return cert, key, c, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "Berth CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return nil, nil, nil, err
+	}
+	c := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certPath, c, 0o644); err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, c, err
+}
+
+// serverTLS issues the serving certificate for the listen address.
+func serverTLS(dir, listen string) (*tls.Config, []byte, error) {
+	ca, caKey, caPEM, err := loadOrCreateCA(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "berth-server"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}}
+	if h, _ := os.Hostname(); h != "" {
+		tmpl.DNSNames = append(tmpl.DNSNames, h)
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	} else if host != "" && ip == nil {
+		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, n.IP)
+			}
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"}}
+	return cfg, caPEM, nil
+}
+
+// sniffListener serves TLS and plain HTTP on one port: a connection whose
+// first byte is a TLS handshake record is wrapped in TLS.
+type sniffListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func (l *sniffListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		first, err := br.Peek(1)
+		c.SetReadDeadline(time.Time{})
+		if err != nil {
+			c.Close()
+			continue
+		}
+		pc := &peekedConn{Conn: c, r: br}
+		if first[0] == 0x16 {
+			return tls.Server(pc, l.cfg), nil
+		}
+		return pc, nil
+	}
+}

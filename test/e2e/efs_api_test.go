@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+	"github.com/aws/smithy-go"
+)
+
+func efsClient(endpoint string) *efs.Client {
+	return efs.New(efs.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("berth", "berth", ""), RetryMaxAttempts: 1})
+}
+
+func efsCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// TestEFSAPI drives every EFS operation Berth serves with the AWS SDK for
+// Go v2, error cases included, and checks the same through the AWS CLI.
+func TestEFSAPI(t *testing.T) {
+	s := start(t)
+	c := efsClient(s.Endpoint())
+	ctx := context.Background()
+
+	fs, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("tok-1"), Encrypted: aws.Bool(true),
+		Tags: []types.Tag{{Key: aws.String("Name"), Value: aws.String("web")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(fs.FileSystemId)
+	if fs.LifeCycleState != types.LifeCycleStateCreating || aws.ToString(fs.Name) != "web" || fs.PerformanceMode != types.PerformanceModeGeneralPurpose ||
+		fs.ThroughputMode != types.ThroughputModeBursting || !aws.ToBool(fs.Encrypted) || aws.ToString(fs.KmsKeyId) == "" ||
+		!strings.HasPrefix(aws.ToString(fs.FileSystemArn), "arn:aws:elasticfilesystem:us-east-1:000000000000:file-system/fs-") {
+		t.Fatalf("created: %+v", fs)
+	}
+	_, err = c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("tok-1")})
+	var exists *types.FileSystemAlreadyExists
+	if !errors.As(err, &exists) || aws.ToString(exists.FileSystemId) != id {
+		t.Fatalf("duplicate creation token: %v", err)
+	}
+	for _, bad := range []*efs.CreateFileSystemInput{
+		{CreationToken: aws.String("p"), ThroughputMode: types.ThroughputModeProvisioned},
+		{CreationToken: aws.String("m"), PerformanceMode: types.PerformanceModeMaxIo, ThroughputMode: types.ThroughputModeElastic},
+	} {
+		if _, err := c.CreateFileSystem(ctx, bad); efsCode(err) != "BadRequest" {
+			t.Fatalf("invalid create %+v: %v", bad, err)
+		}
+	}
+	oz, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("tok-2"), AvailabilityZoneName: aws.String("us-east-1a"),
+		ThroughputMode: types.ThroughputModeProvisioned, ProvisionedThroughputInMibps: aws.Float64(64)})
+	if err != nil || aws.ToString(oz.AvailabilityZoneName) != "us-east-1a" || aws.ToFloat64(oz.ProvisionedThroughputInMibps) != 64 {
+		t.Fatalf("One Zone: %v %+v", err, oz)
+	}
+	// Describe: by id, by token, and in pages.
+	d, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)})
+	if err != nil || len(d.FileSystems) != 1 || d.FileSystems[0].LifeCycleState != types.LifeCycleStateAvailable {
+		t.Fatalf("describe by id: %v %+v", err, d)
+	}
+	d, _ = c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{CreationToken: aws.String("tok-2")})
+	if len(d.FileSystems) != 1 || aws.ToString(d.FileSystems[0].FileSystemId) != aws.ToString(oz.FileSystemId) {
+		t.Fatalf("describe by token: %+v", d)
+	}
+	seen := 0
+	p := efs.NewDescribeFileSystemsPaginator(c, &efs.DescribeFileSystemsInput{MaxItems: aws.Int32(1)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil || len(page.FileSystems) != 1 {
+			t.Fatalf("page: %v %+v", err, page)
+		}
+		seen++
+	}
+	if seen != 2 {
+		t.Fatalf("paged through %d file systems", seen)
+	}
+	if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String("fs-0123456789abcdef0")}); efsCode(err) != "FileSystemNotFound" {
+		t.Fatalf("unknown id: %v", err)
+	}
+	u, err := c.UpdateFileSystem(ctx, &efs.UpdateFileSystemInput{FileSystemId: aws.String(id), ThroughputMode: types.ThroughputModeElastic})
+	if err != nil || u.ThroughputMode != types.ThroughputModeElastic {
+		t.Fatalf("update: %v %+v", err, u)
+	}
+
+	// Mount targets: one per zone, named by subnet-ZONE.
+	mt, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: aws.String(id), SubnetId: aws.String("subnet-us-east-1a")})
+	if err != nil || aws.ToString(mt.AvailabilityZoneName) != "us-east-1a" || mt.LifeCycleState != types.LifeCycleStateAvailable {
+		t.Fatalf("mount target: %v %+v", err, mt)
+	}
+	if _, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: aws.String(id), SubnetId: aws.String("subnet-us-east-1a")}); efsCode(err) != "MountTargetConflict" {
+		t.Fatalf("second mount target in a zone: %v", err)
+	}
+	if _, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: oz.FileSystemId, SubnetId: aws.String("subnet-us-east-1b")}); efsCode(err) != "AvailabilityZonesMismatch" {
+		t.Fatalf("One Zone file system in another zone: %v", err)
+	}
+	if _, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: aws.String(id), SubnetId: aws.String("sn-123456789012345")}); efsCode(err) != "SubnetNotFound" {
+		t.Fatalf("bad subnet: %v", err)
+	}
+	if _, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: aws.String(id), SubnetId: aws.String("subnet-us-east-1b")}); err != nil {
+		t.Fatal(err)
+	}
+	mts, err := c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{FileSystemId: aws.String(id)})
+	if err != nil || len(mts.MountTargets) != 2 {
+		t.Fatalf("describe mount targets: %v %+v", err, mts)
+	}
+	if _, err := c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{MountTargetId: aws.String("fsmt-0123456789abcdef0")}); efsCode(err) != "MountTargetNotFound" {
+		t.Fatalf("unknown mount target: %v", err)
+	}
+	if d, _ := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)}); d.FileSystems[0].NumberOfMountTargets != 2 {
+		t.Fatalf("NumberOfMountTargets: %+v", d.FileSystems[0])
+	}
+	if _, err := c.DeleteFileSystem(ctx, &efs.DeleteFileSystemInput{FileSystemId: aws.String(id)}); efsCode(err) != "FileSystemInUse" {
+		t.Fatalf("delete with mount targets: %v", err)
+	}
+
+	// Access points: the SDK fills ClientToken; a retry with the same token
+	// and request gets the same access point.
+	apIn := &efs.CreateAccessPointInput{FileSystemId: aws.String(id), ClientToken: aws.String("ap-token"),
+		PosixUser: &types.PosixUser{Uid: aws.Int64(1000), Gid: aws.Int64(1000), SecondaryGids: []int64{2000}},
+		RootDirectory: &types.RootDirectory{Path: aws.String("/app"), CreationInfo: &types.CreationInfo{OwnerUid: aws.Int64(1000), OwnerGid: aws.Int64(1000), Permissions: aws.String("0750")}}}
+	ap, err := c.CreateAccessPoint(ctx, apIn)
+	if err != nil || !strings.HasPrefix(aws.ToString(ap.AccessPointId), "fsap-") || aws.ToInt64(ap.PosixUser.Uid) != 1000 || aws.ToString(ap.RootDirectory.Path) != "/app" {
+		t.Fatalf("access point: %v %+v", err, ap)
+	}
+	again, err := c.CreateAccessPoint(ctx, apIn)
+	if err != nil || aws.ToString(again.AccessPointId) != aws.ToString(ap.AccessPointId) {
+		t.Fatalf("retried create: %v %+v", err, again)
+	}
+	apIn.PosixUser.Uid = aws.Int64(1)
+	if _, err := c.CreateAccessPoint(ctx, apIn); efsCode(err) != "AccessPointAlreadyExists" {
+		t.Fatalf("token reused for another access point: %v", err)
+	}
+	if _, err := c.CreateAccessPoint(ctx, &efs.CreateAccessPointInput{FileSystemId: aws.String(id), RootDirectory: &types.RootDirectory{Path: aws.String("/a/../b")}}); efsCode(err) != "BadRequest" {
+		t.Fatalf("root path with ..: %v", err)
+	}
+	aps, err := c.DescribeAccessPoints(ctx, &efs.DescribeAccessPointsInput{FileSystemId: aws.String(id)})
+	if err != nil || len(aps.AccessPoints) != 1 {
+		t.Fatalf("describe access points: %v %+v", err, aps)
+	}
+	if _, err := c.DescribeAccessPoints(ctx, &efs.DescribeAccessPointsInput{AccessPointId: aws.String("fsap-0123456789abcdef0")}); efsCode(err) != "AccessPointNotFound" {
+		t.Fatalf("unknown access point: %v", err)
+	}
+	mts, _ = c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{AccessPointId: ap.AccessPointId})
+	if len(mts.MountTargets) != 2 {
+		t.Fatalf("mount targets by access point: %+v", mts)
+	}
+
+	// Policies.
+	if _, err := c.DescribeFileSystemPolicy(ctx, &efs.DescribeFileSystemPolicyInput{FileSystemId: aws.String(id)}); efsCode(err) != "PolicyNotFound" {
+		t.Fatalf("no policy yet: %v", err)
+	}
+	if _, err := c.PutFileSystemPolicy(ctx, &efs.PutFileSystemPolicyInput{FileSystemId: aws.String(id), Policy: aws.String("{not json")}); efsCode(err) != "InvalidPolicyException" {
+		t.Fatalf("invalid policy: %v", err)
+	}
+	pol := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["elasticfilesystem:ClientMount"]}]}`
+	if _, err := c.PutFileSystemPolicy(ctx, &efs.PutFileSystemPolicyInput{FileSystemId: aws.String(id), Policy: aws.String(pol)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.DescribeFileSystemPolicy(ctx, &efs.DescribeFileSystemPolicyInput{FileSystemId: aws.String(id)}); err != nil || aws.ToString(got.Policy) != pol {
+		t.Fatalf("describe policy: %v %+v", err, got)
+	}
+	if _, err := c.DeleteFileSystemPolicy(ctx, &efs.DeleteFileSystemPolicyInput{FileSystemId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Tags on file systems and access points.
+	if _, err := c.TagResource(ctx, &efs.TagResourceInput{ResourceId: aws.String(id), Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("a")}, {Key: aws.String("Name"), Value: aws.String("api")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UntagResource(ctx, &efs.UntagResourceInput{ResourceId: aws.String(id), TagKeys: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := c.ListTagsForResource(ctx, &efs.ListTagsForResourceInput{ResourceId: aws.String(id)})
+	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Value) != "api" {
+		t.Fatalf("tags: %v %+v", err, tags)
+	}
+	if d, _ := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)}); aws.ToString(d.FileSystems[0].Name) != "api" {
+		t.Fatalf("Name follows the Name tag: %+v", d.FileSystems[0])
+	}
+	if _, err := c.TagResource(ctx, &efs.TagResourceInput{ResourceId: ap.AccessPointId, Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if tags, _ := c.ListTagsForResource(ctx, &efs.ListTagsForResourceInput{ResourceId: ap.AccessPointId}); len(tags.Tags) != 1 {
+		t.Fatalf("access point tags: %+v", tags)
+	}
+
+	// The same through the AWS CLI.
+	ep := s.Endpoint()
+	out, e := runAWS(t, ep, "efs", "describe-file-systems", "--creation-token", "tok-1")
+	if e != "" || len(out["FileSystems"].([]any)) != 1 {
+		t.Fatalf("CLI describe: %s %v", e, out)
+	}
+	if _, e := runAWS(t, ep, "efs", "create-file-system", "--creation-token", "tok-1"); !strings.Contains(e, "FileSystemAlreadyExists") {
+		t.Fatalf("CLI duplicate token: %s", e)
+	}
+	if _, e := runAWS(t, ep, "efs", "create-mount-target", "--file-system-id", id, "--subnet-id", "subnet-us-east-1a"); !strings.Contains(e, "MountTargetConflict") {
+		t.Fatalf("CLI second mount target: %s", e)
+	}
+	if _, e := runAWS(t, ep, "efs", "delete-file-system", "--file-system-id", id); !strings.Contains(e, "FileSystemInUse") {
+		t.Fatalf("CLI delete in use: %s", e)
+	}
+	if _, e := runAWS(t, ep, "efs", "describe-access-points", "--access-point-id", "fsap-0123456789abcdef0"); !strings.Contains(e, "AccessPointNotFound") {
+		t.Fatalf("CLI unknown access point: %s", e)
+	}
+
+	// Deleting: access point, mount targets, then the file system.
+	if _, err := c.DeleteAccessPoint(ctx, &efs.DeleteAccessPointInput{AccessPointId: ap.AccessPointId}); err != nil {
+		t.Fatal(err)
+	}
+	mts, _ = c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{FileSystemId: aws.String(id)})
+	for _, m := range mts.MountTargets {
+		if _, e := runAWS(t, ep, "efs", "delete-mount-target", "--mount-target-id", aws.ToString(m.MountTargetId)); e != "" {
+			t.Fatal(e)
+		}
+	}
+	if _, err := c.DeleteFileSystem(ctx, &efs.DeleteFileSystemInput{FileSystemId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)}); efsCode(err) != "FileSystemNotFound" {
+		t.Fatalf("deleted file system: %v", err)
+	}
+}
