@@ -9,9 +9,9 @@ package fsmount
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"

@@ -29,10 +29,10 @@ type Options struct {
 	AccessPoint string
 	Zone        string
 	// CA, when set, makes the mount's traffic TLS, verified against it.
-	CA          []byte
-	Log         *slog.Logger
-	CacheBytes  int // chunk cache; default 256 MiB
-	Debug       bool
+	CA         []byte
+	Log        *slog.Logger
+	CacheBytes int // chunk cache; default 256 MiB
+	Debug      bool
 }
 
 // Mount is a served mount.

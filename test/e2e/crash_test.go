@@ -17,13 +17,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
+var berthBuild struct {
+	sync.Mutex
+	path string
+}
+
+// buildBerth builds the berth binary once per test run.
 func buildBerth(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "berth")
+	berthBuild.Lock()
+	defer berthBuild.Unlock()
+	if berthBuild.path != "" {
+		return berthBuild.path
+	}
+	dir, err := os.MkdirTemp("", "berth-test-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "berth")
 	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/berth")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build berth: %v\n%s", err, out)
 	}
+	berthBuild.path = bin
 	return bin
 }
 

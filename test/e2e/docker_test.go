@@ -92,7 +92,7 @@ func (c *cluster) addAgent(zone, dataDir string) *runningAgent {
 	}
 	a, err := agent.New(agent.Config{Server: c.srv.Endpoint(), Cluster: "default", Zone: zone, DataDir: dataDir,
 		CPU: 4096, Memory: 4096, CleanupWait: time.Second, HeartbeatInterval: 500 * time.Millisecond,
-		Log: testLogger()})
+		Log: testLogger(), MountBinary: buildBerth(c.t)})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -233,6 +233,10 @@ func testLogger() *slog.Logger {
 // unmountAll releases the block volumes an agent left mounted (a lost
 // instance's, in tests that lose one).
 func unmountAll(dataDir string) {
+	efsMounts, _ := filepath.Glob(filepath.Join(dataDir, "efs", "*", "*"))
+	for _, m := range efsMounts {
+		exec.Command("umount", "-l", m).Run()
+	}
 	entries, _ := os.ReadDir(filepath.Join(dataDir, "mounts"))
 	for _, e := range entries {
 		exec.Command("umount", filepath.Join(dataDir, "mounts", e.Name())).Run()

@@ -125,7 +125,7 @@ func TestEFSAPI(t *testing.T) {
 	// Access points: the SDK fills ClientToken; a retry with the same token
 	// and request gets the same access point.
 	apIn := &efs.CreateAccessPointInput{FileSystemId: aws.String(id), ClientToken: aws.String("ap-token"),
-		PosixUser: &types.PosixUser{Uid: aws.Int64(1000), Gid: aws.Int64(1000), SecondaryGids: []int64{2000}},
+		PosixUser:     &types.PosixUser{Uid: aws.Int64(1000), Gid: aws.Int64(1000), SecondaryGids: []int64{2000}},
 		RootDirectory: &types.RootDirectory{Path: aws.String("/app"), CreationInfo: &types.CreationInfo{OwnerUid: aws.Int64(1000), OwnerGid: aws.Int64(1000), Permissions: aws.String("0750")}}}
 	ap, err := c.CreateAccessPoint(ctx, apIn)
 	if err != nil || !strings.HasPrefix(aws.ToString(ap.AccessPointId), "fsap-") || aws.ToInt64(ap.PosixUser.Uid) != 1000 || aws.ToString(ap.RootDirectory.Path) != "/app" {

@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+	efstypes "github.com/aws/aws-sdk-go-v2/service/efs/types"
+)
+
+// efsFS creates a file system with mount targets in zones.
+func (c *cluster) efsFS(token string, zones ...string) string {
+	c.t.Helper()
+	ec := efsClient(c.srv.Endpoint())
+	fs, err := ec.CreateFileSystem(c.ctx, &efs.CreateFileSystemInput{CreationToken: aws.String(token)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, z := range zones {
+		if _, err := ec.CreateMountTarget(c.ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId, SubnetId: aws.String("subnet-" + z)}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return aws.ToString(fs.FileSystemId)
+}
+
+// efsTask registers a task definition whose one container runs script
+// (sh -c) with the EFS volume at /mnt/efs, in zone when given.
+func (c *cluster) efsTask(family, zone string, vol *types.EFSVolumeConfiguration, script string, mod ...func(*ecs.RegisterTaskDefinitionInput)) string {
+	in := &ecs.RegisterTaskDefinitionInput{Family: aws.String(family),
+		Volumes: []types.Volume{{Name: aws.String("data"), EfsVolumeConfiguration: vol}},
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Command: []string{"sh", "-c", script},
+			MountPoints: []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/mnt/efs")}}}}}
+	if zone != "" {
+		in.PlacementConstraints = []types.TaskDefinitionPlacementConstraint{{Type: types.TaskDefinitionPlacementConstraintTypeMemberOf,
+			Expression: aws.String("attribute:ecs.availability-zone == " + zone)}}
+	}
+	for _, m := range mod {
+		m(in)
+	}
+	return c.register(in)
+}
+
+// finish waits for a task to stop and returns it.
+func (c *cluster) finish(arn *string) types.Task {
+	c.t.Helper()
+	return c.wait(arn, "STOPPED")
+}
+
+// adminMount mounts a file system as the operator, for checking what
+// tasks wrote.
+func (c *cluster) adminMount(fs string) *fsMount {
+	s := &fsServer{t: c.t, bin: buildBerth(c.t), endpoint: c.srv.Endpoint()}
+	return s.mountFS(fs)
+}
+
+// TestEFSTasksShareAcrossZones: two tasks on two instances in different
+// zones mount one file system at once; one writes and closes a file, the
+// other then reads it; the data outlives both, and a task on a new
+// instance sees it. A zone without a mount target gets no such task.
+func TestEFSTasksShareAcrossZones(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("us-east-1a", "")
+	c.addAgent("us-east-1b", "")
+	fs := c.efsFS("share", "us-east-1a", "us-east-1b", "us-east-1c")
+	vol := &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs)}
+	writer := c.run(c.efsTask("writer", "us-east-1a", vol, "echo hello-across-zones > /mnt/efs/msg.tmp && mv /mnt/efs/msg.tmp /mnt/efs/msg; sleep 60"))
+	reader := c.run(c.efsTask("reader", "us-east-1b", vol,
+		"for i in $(seq 1 150); do grep -q hello-across-zones /mnt/efs/msg 2>/dev/null && exit 0; sleep 0.2; done; exit 1"))
+	c.wait(writer.TaskArn, "RUNNING")
+	if r := c.finish(reader.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("the reader in us-east-1b did not see the writer's file: %s", describeContainers(r))
+	}
+	c.stop(writer.TaskArn)
+	c.finish(writer.TaskArn)
+	// A new instance, in a third zone, sees the data.
+	c.addAgent("us-east-1c", "")
+	third := c.run(c.efsTask("third", "us-east-1c", vol, "grep -q hello-across-zones /mnt/efs/msg"))
+	if r := c.finish(third.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("a task on a new instance did not see the data: %s %s", aws.ToString(r.StoppedReason), describeContainers(r))
+	}
+	// A file system with a mount target only in a zone with no instance.
+	lonely := c.efsFS("lonely", "us-east-1d")
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(c.efsTask("lonely", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(lonely)}, "true"))})
+	if err != nil || len(out.Tasks) != 0 || len(out.Failures) != 3 || !strings.Contains(aws.ToString(out.Failures[0].Detail), "no mount target in zone") ||
+		!strings.Contains(aws.ToString(out.Failures[0].Detail), lonely) {
+		t.Fatalf("placement without a mount target: %v %+v", err, out)
+	}
+}
+
+// TestEFSAccessPoint: through an access point with PosixUser 1000:1000, a
+// container running as root creates files owned by 1000:1000, the access
+// point's root is created with CreationInfo's owner and mode, and the
+// client sees only that directory. A missing root without CreationInfo
+// stops the task with a reason naming the file system.
+func TestEFSAccessPoint(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("us-east-1a", "")
+	fs := c.efsFS("ap", "us-east-1a")
+	ec := efsClient(c.srv.Endpoint())
+	ap, err := ec.CreateAccessPoint(c.ctx, &efs.CreateAccessPointInput{FileSystemId: aws.String(fs),
+		PosixUser: &efstypes.PosixUser{Uid: aws.Int64(1000), Gid: aws.Int64(1000)},
+		RootDirectory: &efstypes.RootDirectory{Path: aws.String("/app/data"),
+			CreationInfo: &efstypes.CreationInfo{OwnerUid: aws.Int64(1000), OwnerGid: aws.Int64(1000), Permissions: aws.String("0750")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs), TransitEncryption: types.EFSTransitEncryptionEnabled,
+		AuthorizationConfig: &types.EFSAuthorizationConfig{AccessPointId: ap.AccessPointId}}
+	script := `id -u | grep -qx 0 || exit 10
+echo data > /mnt/efs/created || exit 11
+[ "$(stat -c %u:%g /mnt/efs/created)" = 1000:1000 ] || exit 12
+chown 0:0 /mnt/efs/created 2>/dev/null && exit 13
+ls -a /mnt/efs | grep -qx created || exit 14
+exit 0`
+	task := c.run(c.efsTask("ap", "", vol, script))
+	if r := c.finish(task.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("task through the access point: %s %s", aws.ToString(r.StoppedReason), describeContainers(r))
+	}
+	m := c.adminMount(fs)
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.path("app/data"), &st); err != nil || st.Uid != 1000 || st.Gid != 1000 || st.Mode&0o7777 != 0o750 {
+		t.Fatalf("access point root: %v uid %d gid %d mode %o", err, st.Uid, st.Gid, st.Mode&0o7777)
+	}
+	if err := syscall.Stat(m.path("app/data/created"), &st); err != nil || st.Uid != 1000 || st.Gid != 1000 {
+		t.Fatalf("file created by root through the access point: %v uid %d gid %d", err, st.Uid, st.Gid)
+	}
+	entries, _ := os.ReadDir(m.dir)
+	if len(entries) != 1 || entries[0].Name() != "app" {
+		t.Fatalf("file system root: %v", entries)
+	}
+	// Missing root, no CreationInfo.
+	bad, err := ec.CreateAccessPoint(c.ctx, &efs.CreateAccessPointInput{FileSystemId: aws.String(fs),
+		RootDirectory: &efstypes.RootDirectory{Path: aws.String("/nowhere")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol.AuthorizationConfig.AccessPointId = bad.AccessPointId
+	task = c.run(c.efsTask("ap-missing", "", vol, "true"))
+	r := c.finish(task.TaskArn)
+	if reason := aws.ToString(r.StoppedReason); !strings.Contains(reason, fs) || !strings.Contains(reason, "does not exist") {
+		t.Fatalf("missing access point root: %q", reason)
+	}
+}
+
+// TestEFSPolicies: a file system policy decides read-only, read-write or
+// no mount; without ClientRootAccess root is squashed; with iam ENABLED
+// the task's role is the principal.
+func TestEFSPolicies(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("us-east-1a", "")
+	ec := efsClient(c.srv.Endpoint())
+	policy := func(fs, doc string) {
+		if _, err := ec.PutFileSystemPolicy(c.ctx, &efs.PutFileSystemPolicyInput{FileSystemId: aws.String(fs), Policy: aws.String(doc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow := func(principal string, actions ...string) string {
+		return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":["%s"]}]}`, principal, strings.Join(actions, `","`))
+	}
+	const mount, write, root = "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"
+
+	// Read-only: writes fail with EROFS.
+	ro := c.efsFS("ro", "us-east-1a")
+	policy(ro, allow("*", mount))
+	task := c.run(c.efsTask("ro", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(ro)},
+		`{ echo x > /mnt/efs/f; } 2>/tmp/err && exit 20; cat /tmp/err; grep -q "Read-only file system" /tmp/err`))
+	if r := c.finish(task.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("read-only policy: %s", describeContainers(r))
+	}
+	// ClientMount denied: the task stops with a reason naming the file system.
+	denied := c.efsFS("denied", "us-east-1a")
+	policy(denied, `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"elasticfilesystem:ClientMount"},{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"elasticfilesystem:*"}]}`)
+	task = c.run(c.efsTask("denied", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(denied)}, "true"))
+	if r := c.finish(task.TaskArn); !strings.Contains(aws.ToString(r.StoppedReason), denied) || !strings.Contains(aws.ToString(r.StoppedReason), "ClientMount") {
+		t.Fatalf("denied mount: %q", aws.ToString(r.StoppedReason))
+	}
+	// Without ClientRootAccess, root is squashed to 65534.
+	sq := c.efsFS("squash", "us-east-1a")
+	policy(sq, allow("*", mount, write))
+	task = c.run(c.efsTask("squash", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(sq)},
+		`mkdir /mnt/efs/d 2>/tmp/err && exit 30; grep -q "Permission denied" /tmp/err || exit 31; exit 0`))
+	if r := c.finish(task.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("root squash (the root directory is root's, 0755): %s", describeContainers(r))
+	}
+	m := c.adminMount(sq)
+	os.Mkdir(m.path("open"), 0o777)
+	os.Chmod(m.path("open"), 0o777)
+	task = c.run(c.efsTask("squash2", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(sq)}, `touch /mnt/efs/open/f`))
+	if r := c.finish(task.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("squashed root writing a world-writable directory: %s", describeContainers(r))
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(m.dir, "open", "f"), &st); err != nil || st.Uid != 65534 {
+		t.Fatalf("squashed root's file: %v uid %d", err, st.Uid)
+	}
+	// IAM: only the task role the policy names may mount.
+	iam := c.efsFS("iam", "us-east-1a")
+	role := "arn:aws:iam::000000000000:role/app"
+	policy(iam, allow(role, mount, write, root))
+	withRole := func(arn string) func(*ecs.RegisterTaskDefinitionInput) {
+		return func(in *ecs.RegisterTaskDefinitionInput) { in.TaskRoleArn = aws.String(arn) }
+	}
+	iamVol := &types.EFSVolumeConfiguration{FileSystemId: aws.String(iam), AuthorizationConfig: &types.EFSAuthorizationConfig{Iam: types.EFSAuthorizationConfigIAMEnabled},
+		TransitEncryption: types.EFSTransitEncryptionEnabled}
+	task = c.run(c.efsTask("iam-ok", "", iamVol, "echo ok > /mnt/efs/f", withRole(role)))
+	if r := c.finish(task.TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("the allowed role: %s %s", aws.ToString(r.StoppedReason), describeContainers(r))
+	}
+	task = c.run(c.efsTask("iam-other", "", iamVol, "true", withRole("arn:aws:iam::000000000000:role/other")))
+	if r := c.finish(task.TaskArn); !strings.Contains(aws.ToString(r.StoppedReason), "ClientMount") {
+		t.Fatalf("another role: %q", aws.ToString(r.StoppedReason))
+	}
+}
