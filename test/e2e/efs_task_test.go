@@ -219,3 +219,49 @@ func TestEFSPolicies(t *testing.T) {
 		t.Fatalf("another role: %q", aws.ToString(r.StoppedReason))
 	}
 }
+
+// TestEFSTransitEncryption: a volume with transitEncryption ENABLED is
+// mounted over TLS; its mount token is refused over plain HTTP.
+func TestEFSTransitEncryption(t *testing.T) {
+	c := newCluster(t)
+	ra := c.addAgent("us-east-1a", "")
+	fs := c.efsFS("tls", "us-east-1a")
+	vol := &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs), TransitEncryption: types.EFSTransitEncryptionEnabled}
+	task := c.run(c.efsTask("tls", "", vol, "echo secret > /mnt/efs/f && sleep 60"))
+	c.wait(task.TaskArn, "RUNNING")
+	defer c.stop(task.TaskArn)
+	// Take another token for the task's volume, as its agent would.
+	var grant ecs2EFSGrant
+	if err := c.post("/berth/v1/agent/efs-mount", map[string]string{"cluster": "default", "containerInstance": ra.arn,
+		"task": aws.ToString(task.TaskArn), "volume": "data"}, &grant); err != nil || !grant.TLS || !strings.Contains(grant.CA, "BEGIN CERTIFICATE") {
+		t.Fatalf("mount grant: %v %+v", err, grant)
+	}
+	open := map[string]any{"op": "session.open", "fs": fs, "host": "test"}
+	var plain struct {
+		Errno   int    `json:"errno"`
+		Message string `json:"message"`
+	}
+	if err := postWithToken(nil, c.srv.Endpoint(), grant.Token, open, &plain); err != nil || plain.Errno != int(syscall.EACCES) || !strings.Contains(plain.Message, "TLS") {
+		t.Fatalf("plain session with a TLS-only token: %v %+v", err, plain)
+	}
+	var secure struct {
+		Errno   int    `json:"errno"`
+		Session string `json:"session"`
+	}
+	if err := postWithToken([]byte(grant.CA), c.srv.Endpoint(), grant.Token, open, &secure); err != nil || secure.Errno != 0 || secure.Session == "" {
+		t.Fatalf("TLS session: %v %+v", err, secure)
+	}
+	// A token opens one session only, and the bogus one nothing.
+	if err := postWithToken([]byte(grant.CA), c.srv.Endpoint(), grant.Token, open, &plain); err != nil || plain.Errno != int(syscall.EACCES) {
+		t.Fatalf("second session with one token: %v %+v", err, plain)
+	}
+	if err := postWithToken(nil, c.srv.Endpoint(), "bogus", open, &plain); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("bogus token: %v", err)
+	}
+}
+
+type ecs2EFSGrant struct {
+	Token string `json:"token"`
+	TLS   bool   `json:"tls"`
+	CA    string `json:"ca"`
+}

@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -590,6 +594,25 @@ func TestFSCommands(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mp, "hello"), []byte("world"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Without a signature or a mount token nothing is read or written.
+	for _, probe := range []struct{ method, path, body string }{
+		{"POST", "/berth/v1/fs/op", `{"op":"lookup","fs":"` + id + `","parent":1,"name":"hello"}`},
+		{"POST", "/berth/v1/fs/op", `{"op":"session.open","fs":"` + id + `"}`},
+		{"GET", "/berth/v1/fs/chunks/" + id + "/" + fsmeta.NewChunkID(), ""},
+		{"PUT", "/berth/v1/fs/chunks/" + id + "/" + fsmeta.NewChunkID(), "data"},
+		{"GET", "/berth/v1/fs/events?fs=" + id, ""},
+	} {
+		req, _ := http.NewRequest(probe.method, s.Endpoint()+probe.path, strings.NewReader(probe.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 || !strings.Contains(string(b), "UnrecognizedClientException") {
+			t.Fatalf("unsigned %s %s: HTTP %d %s", probe.method, probe.path, resp.StatusCode, b)
+		}
+	}
 	if out, _ := run(creds, "fs", "ls"); !strings.Contains(out, id) || !strings.Contains(out, "data") {
 		t.Fatalf("ls: %s", out)
 	}
@@ -609,4 +632,28 @@ func TestFSCommands(t *testing.T) {
 	if out, err := run(creds, "fs", "ls", id); err == nil || !strings.Contains(out, "FileSystemNotFound") {
 		t.Fatalf("ls of a removed file system: %v %s", err, out)
 	}
+}
+
+// postWithToken posts JSON to the mount API with a mount token, over TLS
+// verified against ca when it is given.
+func postWithToken(ca []byte, endpoint, token string, in, out any) error {
+	body, _ := json.Marshal(in)
+	hc := http.DefaultClient
+	if ca != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		endpoint = "https://" + strings.TrimPrefix(endpoint, "http://")
+	}
+	req, _ := http.NewRequest(http.MethodPost, endpoint+"/berth/v1/fs/op", bytes.NewReader(body))
+	req.Header.Set("X-Berth-Mount-Token", token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
