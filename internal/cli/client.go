@@ -55,6 +55,9 @@ func printJSON(w io.Writer, v any) error {
 
 // friendly turns an API error into "Code: message".
 func friendly(err error) error {
+	if err == nil {
+		return nil
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return fmt.Errorf("%s: %s", ae.ErrorCode(), ae.ErrorMessage())

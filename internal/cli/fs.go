@@ -21,7 +21,7 @@ import (
 )
 
 func fsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "fs", Short: "Shared file systems: create, ls, rm, mount, umount, fsck"}
+	cmd := &cobra.Command{Use: "fs", Short: "Shared file systems: create, ls, rm, mount, umount, fsck, mount targets, access points"}
 
 	f := &userFlags{}
 	create := &cobra.Command{Use: "create NAME", Short: "Create a shared file system", Args: cobra.ExactArgs(1),
@@ -152,7 +152,7 @@ func fsCmd() *cobra.Command {
 			}
 			return nil
 		}}
-	cmd.AddCommand(create, ls, rm, fsck, mount, umount)
+	cmd.AddCommand(create, ls, rm, fsck, mount, umount, mountTargetCmd(), accessPointCmd())
 	return cmd
 }
 

@@ -308,3 +308,59 @@ func TestCompactionMergesSlices(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A restricted session (an access point's) acts as its identity whatever
+// uid the client claims, sees its root as inode 1, and reaches nothing
+// outside it, even by naming inode numbers it should not know.
+func TestRestrictedSessionConfinement(t *testing.T) {
+	e, fs := newEngine(t)
+	ctx := context.Background()
+	secret := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "secret", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	outside := mkdir(t, e, fs, RootIno, "outside")
+	uid, gid := uint32(1000), uint32(1000)
+	spec := &Session{Uid: &uid, Gid: &gid}
+	resp, err := e.OpenSession(ctx, fs, spec, "/app", &Attr{Uid: 1000, Gid: 1000, Mode: 0o750})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := resp.Session
+	root := e.Do(ctx, &Request{Op: "getattr", FS: fs, Session: sess, Ino: RootIno})
+	if root.Errno != 0 || root.Attr.Ino != RootIno || root.Attr.Uid != 1000 || root.Attr.Mode&0o777 != 0o750 {
+		t.Fatalf("the session's root: %v %+v", root.Errno, root.Attr)
+	}
+	f := e.Do(ctx, &Request{Op: "mknod", FS: fs, Session: sess, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644, Uid: 0, Gid: 0})
+	if f.Errno != 0 || f.Attr.Uid != 1000 || f.Attr.Gid != 1000 {
+		t.Fatalf("a file made by a client claiming root: %v %+v", f.Errno, f.Attr)
+	}
+	for _, r := range []*Request{
+		{Op: "getattr", Ino: secret},
+		{Op: "open", Ino: secret},
+		{Op: "readblocks", Ino: secret},
+		{Op: "lookup", Parent: outside, Name: "x"},
+		{Op: "mknod", Parent: outside, Name: "x", Mode: syscall.S_IFREG | 0o644},
+		{Op: "setattr", Ino: secret, Valid: SetMode, Mode: 0o777},
+		{Op: "rename", Parent: RootIno, Name: "f", NewParent: 999999, NewName: "x"},
+	} {
+		r.FS, r.Session = fs, sess
+		if got := e.Do(ctx, r).Errno; got != syscall.EACCES && got != syscall.ENOENT {
+			t.Fatalf("%s outside the root: %v", r.Op, got)
+		}
+	}
+	// The file system's own root does not list the file; /app does.
+	if l := must(t, e, &Request{Op: "lookup", FS: fs, Parent: e.mustLookup(t, fs, RootIno, "app"), Name: "f"}); l.Attr.Uid != 1000 {
+		t.Fatalf("f as the operator sees it: %+v", l.Attr)
+	}
+	// Not the owner, the session cannot chmod root's files it can see.
+	other := must(t, e, &Request{Op: "mknod", FS: fs, Parent: e.mustLookup(t, fs, RootIno, "app"), Name: "roots", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	if got := e.Do(ctx, &Request{Op: "setattr", FS: fs, Session: sess, Ino: other, Valid: SetMode, Mode: 0o666}).Errno; got != syscall.EPERM {
+		t.Fatalf("chmod of another user's file: %v", got)
+	}
+	if got := e.Do(ctx, &Request{Op: "commit", FS: fs, Session: sess, Ino: other, Slices: []BlockSlice{{Slice: Slice{Len: 1, ID: NewChunkID()}}}}).Errno; got != syscall.EACCES {
+		t.Fatalf("write to a 0644 file of another user: %v", got)
+	}
+}
+
+func (e *Engine) mustLookup(t *testing.T, fs string, parent uint64, name string) uint64 {
+	t.Helper()
+	return must(t, e, &Request{Op: "lookup", FS: fs, Parent: parent, Name: name}).Attr.Ino
+}

@@ -86,6 +86,21 @@ func TestEFSTasksShareAcrossZones(t *testing.T) {
 	if r := c.finish(third.TaskArn); exitCode(r, "app") != 0 {
 		t.Fatalf("a task on a new instance did not see the data: %s %s", aws.ToString(r.StoppedReason), describeContainers(r))
 	}
+	// Deleting a zone's mount target breaks that zone's mounts.
+	looper := c.run(c.efsTask("looper", "us-east-1b", vol, "while echo x >> /mnt/efs/loop; do sleep 0.1; done; exit 3"))
+	c.wait(looper.TaskArn, "RUNNING")
+	ec := efsClient(c.srv.Endpoint())
+	mts, _ := ec.DescribeMountTargets(c.ctx, &efs.DescribeMountTargetsInput{FileSystemId: aws.String(fs)})
+	for _, mt := range mts.MountTargets {
+		if aws.ToString(mt.AvailabilityZoneName) == "us-east-1b" {
+			if _, err := ec.DeleteMountTarget(c.ctx, &efs.DeleteMountTargetInput{MountTargetId: mt.MountTargetId}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r := c.finish(looper.TaskArn); exitCode(r, "app") != 3 {
+		t.Fatalf("a mount in a zone whose mount target was deleted kept working: %s", describeContainers(r))
+	}
 	// A file system with a mount target only in a zone with no instance.
 	lonely := c.efsFS("lonely", "us-east-1d")
 	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(c.efsTask("lonely", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(lonely)}, "true"))})

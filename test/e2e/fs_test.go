@@ -622,6 +622,42 @@ func TestFSCommands(t *testing.T) {
 	if out, err := run(creds, "fs", "fsck", id); err != nil || !strings.Contains(out, "clean") {
 		t.Fatalf("fsck: %v %s", err, out)
 	}
+	// Mount targets and access points; a mount through the access point, over TLS.
+	if out, err := run(creds, "fs", "mount-target", "create", id, "us-east-1a"); err != nil || !strings.Contains(out, "us-east-1a") {
+		t.Fatalf("mount-target create: %v %s", err, out)
+	}
+	out, err = run(creds, "fs", "access-point", "create", id, "--uid", "1000", "--gid", "1000", "--path", "/ap",
+		"--owner-uid", "1000", "--owner-gid", "1000", "--permissions", "0700", "-o", "json")
+	var aps []struct{ AccessPointId string }
+	if json.Unmarshal([]byte(out), &aps); err != nil || len(aps) != 1 {
+		t.Fatalf("access-point create: %v %s", err, out)
+	}
+	mp2 := filepath.Join(t.TempDir(), "ap")
+	if out, err := run(creds, "fs", "mount", "--detach", "--tls", "--access-point", aps[0].AccessPointId, id, mp2); err != nil {
+		t.Fatalf("mount through the access point: %v %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(mp2, "mine"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(mp, "ap", "mine"), &st); err != nil || st.Uid != 1000 || st.Gid != 1000 {
+		t.Fatalf("file written as root through the access point: %v uid %d", err, st.Uid)
+	}
+	if out, err := run(nil, "fs", "umount", mp2); err != nil {
+		t.Fatalf("umount: %v %s", err, out)
+	}
+	if out, err := run(creds, "fs", "access-point", "ls", id); err != nil || !strings.Contains(out, "1000:1000") || !strings.Contains(out, "/ap") {
+		t.Fatalf("access-point ls: %v %s", err, out)
+	}
+	out, _ = run(creds, "fs", "mount-target", "ls", id, "-o", "json")
+	var mts []struct{ MountTargetId string }
+	json.Unmarshal([]byte(out), &mts)
+	if len(mts) != 1 {
+		t.Fatalf("mount-target ls: %s", out)
+	}
+	if out, err := run(creds, "fs", "mount-target", "rm", mts[0].MountTargetId); err != nil {
+		t.Fatalf("mount-target rm: %v %s", err, out)
+	}
 	if out, err := run(nil, "fs", "umount", mp); err != nil {
 		t.Fatalf("umount: %v %s", err, out)
 	}
