@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.caPEM = caPEM
 	s.efs.Address, _, _ = net.SplitHostPort(ln.Addr().String())
-	ln = &sniffListener{Listener: ln, cfg: tlsCfg}
+	ln = newSniffListener(ln, tlsCfg)
 	s.ln = ln
 	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)

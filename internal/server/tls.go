@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,12 +8,17 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"io"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The server's own CA signs the certificate it serves TLS with (mounts
@@ -108,37 +112,101 @@ func serverTLS(dir, listen string) (*tls.Config, []byte, error) {
 }
 
 // sniffListener serves TLS and plain HTTP on one port: a connection whose
-// first byte is a TLS handshake record is wrapped in TLS.
+// first byte is a TLS handshake record is wrapped in TLS. The byte is
+// peeked (MSG_PEEK), not read, so a plain connection is handed on as the
+// TCP connection itself (sendfile and all); each connection is sniffed in
+// its own goroutine, so a silent client holds up no one.
 type sniffListener struct {
 	net.Listener
-	cfg *tls.Config
+	cfg   *tls.Config
+	conns chan net.Conn
+	errs  chan error
+	done  chan struct{}
+	once  sync.Once
 }
 
-type peekedConn struct {
-	net.Conn
-	r *bufio.Reader
+func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
+	l := &sniffListener{Listener: ln, cfg: cfg, conns: make(chan net.Conn), errs: make(chan error, 1), done: make(chan struct{})}
+	go l.loop()
+	return l
 }
 
-func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-func (l *sniffListener) Accept() (net.Conn, error) {
+func (l *sniffListener) loop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			select {
+			case l.errs <- err:
+			case <-l.done:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
 		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
-		first, err := br.Peek(1)
-		c.SetReadDeadline(time.Time{})
-		if err != nil {
-			c.Close()
-			continue
-		}
-		pc := &peekedConn{Conn: c, r: br}
-		if first[0] == 0x16 {
-			return tls.Server(pc, l.cfg), nil
-		}
-		return pc, nil
+		go l.sniff(c)
 	}
+}
+
+func (l *sniffListener) sniff(c net.Conn) {
+	first, err := peekByte(c)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if first == 0x16 {
+		c = tls.Server(c, l.cfg)
+	}
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func peekByte(c net.Conn) (byte, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0, fmt.Errorf("not a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer tc.SetReadDeadline(time.Time{})
+	var b [1]byte
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return b[0], nil
+}
+
+func (l *sniffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case err := <-l.errs:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *sniffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
