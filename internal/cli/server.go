@@ -16,7 +16,7 @@ import (
 type serverFlags struct {
 	dataDir, listen, region, account string
 	etcd                             []string
-	accessKeys                       []string
+	accessKeys, agentKeys            []string
 	leaseTTL, retention, lostGrace   time.Duration
 	fsSessionTTL, fsChunkGrace       time.Duration
 }
@@ -33,21 +33,32 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.retention, "stopped-task-retention", 3*time.Hour, "how long stopped tasks stay describable")
 	cmd.Flags().DurationVar(&f.lostGrace, "lost-instance-grace", 15*time.Second, "how long an instance may be without its agent before its service tasks are replaced elsewhere")
 	cmd.Flags().DurationVar(&f.fsSessionTTL, "fs-session-ttl", 15*time.Second, "a shared file system mount silent for this long loses its session and its locks")
+	cmd.Flags().StringSliceVar(&f.agentKeys, "agent-access-key", nil, "ACCESS_KEY_ID:SECRET for agents only: their own endpoints, RegisterContainerInstance and SubmitTaskStateChange, and EFS mounts only for their tasks (repeatable; also $BERTH_AGENT_ACCESS_KEYS)")
 	cmd.Flags().DurationVar(&f.fsChunkGrace, "fs-chunk-grace", 10*time.Minute, "shared file system chunks younger than this are never collected")
 }
 
 func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error) {
-	creds := map[string]string{}
-	keys := f.accessKeys
-	if env := os.Getenv("BERTH_ACCESS_KEYS"); env != "" {
-		keys = append(keys, strings.Split(env, ",")...)
-	}
-	for _, k := range keys {
-		id, secret, ok := strings.Cut(strings.TrimSpace(k), ":")
-		if !ok || id == "" || secret == "" {
-			return server.Config{}, fmt.Errorf("--access-key wants ACCESS_KEY_ID:SECRET, got %q", k)
+	parse := func(flag string, keys []string, env string) (map[string]string, error) {
+		creds := map[string]string{}
+		if e := os.Getenv(env); e != "" {
+			keys = append(keys, strings.Split(e, ",")...)
 		}
-		creds[id] = secret
+		for _, k := range keys {
+			id, secret, ok := strings.Cut(strings.TrimSpace(k), ":")
+			if !ok || id == "" || secret == "" {
+				return nil, fmt.Errorf("--%s wants ACCESS_KEY_ID:SECRET, got %q", flag, k)
+			}
+			creds[id] = secret
+		}
+		return creds, nil
+	}
+	creds, err := parse("access-key", f.accessKeys, "BERTH_ACCESS_KEYS")
+	if err != nil {
+		return server.Config{}, err
+	}
+	agentCreds, err := parse("agent-access-key", f.agentKeys, "BERTH_AGENT_ACCESS_KEYS")
+	if err != nil {
+		return server.Config{}, err
 	}
 	loopback := isLoopback(f.listen)
 	if requireAuthOffLoopback && !loopback && len(creds) == 0 {
@@ -55,7 +66,7 @@ func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error)
 	}
 	return server.Config{
 		DataDir: f.dataDir, Listen: f.listen, EtcdEndpoints: f.etcd, Region: f.region, Account: f.account,
-		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, FSSessionTTL: f.fsSessionTTL, FSChunkGrace: f.fsChunkGrace, Credentials: creds, RequireAuth: len(creds) > 0, Log: logger(),
+		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, FSSessionTTL: f.fsSessionTTL, FSChunkGrace: f.fsChunkGrace, Credentials: creds, AgentCredentials: agentCreds, RequireAuth: len(creds)+len(agentCreds) > 0, Log: logger(),
 	}, nil
 }
 

@@ -41,6 +41,9 @@ type EFSMountGrant struct {
 	Zone        string
 	Config      spec.EFSVolumeConfiguration
 	TaskRoleArn string
+	// SlotDir is set for a task of a stateful service: the slot's own
+	// subdirectory (SERVICE-N) of the volume's root, its stable data.
+	SlotDir string
 }
 
 // EFSMount checks that the task runs on the asking instance and uses the
@@ -71,6 +74,11 @@ func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant,
 	if o := t.Overrides; o != nil && spec.Val(o.TaskRoleArn) != "" {
 		g.TaskRoleArn = spec.Val(o.TaskRoleArn)
 	}
+	slot, isSlot := tagValue(t.Tags, SlotTag)
+	svc, hasSvc := tagValue(t.Tags, ServiceTag)
+	if isSlot && hasSvc {
+		g.SlotDir = svc + "-" + slot
+	}
 	found := false
 	for _, v := range td.TaskDefinition.Volumes {
 		if spec.Val(v.Name) == r.Volume && v.EfsVolumeConfiguration != nil {
@@ -83,6 +91,9 @@ func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant,
 	ir := &state.InstanceRecord{}
 	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, inst), ir); err != nil {
 		return nil, err
+	}
+	if k := AgentKeyOf(ctx); k != "" && k != ir.AgentKey {
+		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Only the agent of container instance " + inst + " may mount its tasks' volumes."}
 	}
 	for _, at := range ir.Attributes {
 		if spec.Val(at.Name) == "ecs.availability-zone" {
@@ -117,4 +128,18 @@ func (a *API) efsZones(ctx context.Context, def *spec.TaskDefinition) ([]schedul
 		out = append(out, z)
 	}
 	return out, nil
+}
+
+type agentKeyCtx struct{}
+
+// WithAgentKey marks a request as made with an agent's access key.
+func WithAgentKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, agentKeyCtx{}, key)
+}
+
+// AgentKeyOf is the agent access key a request was made with ("" for an
+// operator's key or an unauthenticated loopback server).
+func AgentKeyOf(ctx context.Context) string {
+	k, _ := ctx.Value(agentKeyCtx{}).(string)
+	return k
 }

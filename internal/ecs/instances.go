@@ -114,7 +114,7 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 	for _, p := range udp {
 		ports = append(ports, p+"/udp")
 	}
-	rec := &state.InstanceRecord{Cluster: cluster, ID: id, CPU: cpu, Memory: mem, UsedPorts: dedupeSorted(ports)}
+	rec := &state.InstanceRecord{Cluster: cluster, ID: id, CPU: cpu, Memory: mem, UsedPorts: dedupeSorted(ports), AgentKey: AgentKeyOf(ctx)}
 	rec.ContainerInstanceArn = spec.Str(a.instanceARN(cluster, id))
 	rec.Ec2InstanceId = spec.Str(doc.InstanceID)
 	rec.Status = spec.Str("ACTIVE")

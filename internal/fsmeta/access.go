@@ -52,20 +52,31 @@ func (c cred) may(a *Attr, want uint32) bool {
 	return bits&want == want
 }
 
-// OpenSession opens a session with what spec allows. A spec with an
-// access point root path resolves it (creating it with the given owner and
-// mode when create is set) and records the directory as the client's root.
-func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, rootPath string, create *Attr) (*Response, error) {
+// OpenSession opens a session with what spec allows. A root path is
+// resolved (missing directories created with create's owner and mode when
+// create is set) and becomes the client's root; sub, when set, is a
+// directory under it (created with subCreate) that becomes the root
+// instead.
+func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, rootPath string, create *Attr, sub string, subCreate *Attr) (*Response, error) {
 	if ok, err := e.fsExists(ctx, fs); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, errno(syscall.ENODEV, "no file system %s", fs)
 	}
+	root := uint64(RootIno)
 	if rootPath != "" && rootPath != "/" {
-		root, err := e.resolve(ctx, fs, rootPath, create)
-		if err != nil {
+		var err error
+		if root, err = e.resolve(ctx, fs, RootIno, rootPath, create); err != nil {
 			return nil, err
 		}
+	}
+	if sub != "" {
+		var err error
+		if root, err = e.resolve(ctx, fs, root, sub, subCreate); err != nil {
+			return nil, err
+		}
+	}
+	if root != RootIno {
 		spec.Root = root
 	}
 	lease, err := e.Client.Grant(ctx, e.SessionTTL)
@@ -83,8 +94,8 @@ func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, root
 
 // resolve walks an absolute path from the root, creating missing
 // directories with create's owner and mode when create is set.
-func (e *Engine) resolve(ctx context.Context, fs, p string, create *Attr) (uint64, error) {
-	cur := uint64(RootIno)
+func (e *Engine) resolve(ctx context.Context, fs string, from uint64, p string, create *Attr) (uint64, error) {
+	cur := from
 	for _, part := range strings.Split(strings.Trim(p, "/"), "/") {
 		if part == "" {
 			continue

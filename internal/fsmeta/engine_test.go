@@ -319,7 +319,7 @@ func TestRestrictedSessionConfinement(t *testing.T) {
 	outside := mkdir(t, e, fs, RootIno, "outside")
 	uid, gid := uint32(1000), uint32(1000)
 	spec := &Session{Uid: &uid, Gid: &gid}
-	resp, err := e.OpenSession(ctx, fs, spec, "/app", &Attr{Uid: 1000, Gid: 1000, Mode: 0o750})
+	resp, err := e.OpenSession(ctx, fs, spec, "/app", &Attr{Uid: 1000, Gid: 1000, Mode: 0o750}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,18 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if e := s.verify(r, body); e != nil {
+		agentKey, e := s.verify(r, body)
+		if e != nil {
 			ecs.WriteError(w, e)
 			return
+		}
+		if agentKey {
+			if !agentMayCall(r) {
+				ecs.WriteError(w, &spec.Error{Code: "AccessDeniedException", Message: "An agent's access key cannot call this operation."})
+				return
+			}
+			p, _ := parseAuthorization(r.Header.Get("Authorization"))
+			r = r.WithContext(ecs.WithAgentKey(r.Context(), p.accessKey))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -82,7 +91,36 @@ var (
 	errBadSig      = &spec.Error{Code: "InvalidSignatureException", Message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."}
 )
 
-func (s *Server) verify(r *http.Request, body []byte) *spec.Error {
+// agentMayCall says what an agent's key may do: the agent endpoints, the
+// chunk store (snapshots), and the ECS calls an agent makes. EFS mounts go
+// through tokens the agent endpoint hands out for its own tasks only.
+func agentMayCall(r *http.Request) bool {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/berth/v1/agent/"), strings.HasPrefix(p, "/berth/v1/blobs/"), p == "/berth/v1/snapshots/describe":
+		return true
+	case p == "/":
+		switch strings.TrimPrefix(r.Header.Get("X-Amz-Target"), ecs.TargetPrefix) {
+		case "RegisterContainerInstance", "SubmitTaskStateChange", "SubmitContainerStateChange":
+			return true
+		}
+	}
+	return false
+}
+
+// verify checks a request's signature and says whether it was made with
+// an agent's key.
+func (s *Server) verify(r *http.Request, body []byte) (bool, *spec.Error) {
+	e := s.verifyKey(r, body)
+	if e != nil {
+		return false, e
+	}
+	p, _ := parseAuthorization(r.Header.Get("Authorization"))
+	_, operator := s.cfg.Credentials[p.accessKey]
+	return !operator, nil
+}
+
+func (s *Server) verifyKey(r *http.Request, body []byte) *spec.Error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return errMissingAuth
@@ -92,6 +130,9 @@ func (s *Server) verify(r *http.Request, body []byte) *spec.Error {
 		return &spec.Error{Code: "IncompleteSignatureException", Message: "Authorization header is malformed."}
 	}
 	secret, ok := s.cfg.Credentials[p.accessKey]
+	if !ok {
+		secret, ok = s.cfg.AgentCredentials[p.accessKey]
+	}
 	if !ok {
 		return errUnknownKey
 	}

@@ -40,6 +40,7 @@ type mountToken struct {
 	IAM         bool   `json:"iam,omitempty"`
 	Role        string `json:"role,omitempty"`
 	TLS         bool   `json:"tls,omitempty"`
+	SlotDir     string `json:"slotDir,omitempty"`
 	Session     string `json:"session,omitempty"`
 }
 
@@ -66,7 +67,8 @@ func (s *Server) efsMount(ctx context.Context, r *ecs.EFSMountRequest) (*ecs.EFS
 	if mt.Count == 0 {
 		return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("EFS file system %s has no mount target in %s.", fs, g.Zone)}
 	}
-	tok := mountToken{FS: fs, Task: g.TaskArn, Zone: g.Zone, RootDir: spec.Val(g.Config.RootDirectory), TLS: spec.Val(g.Config.TransitEncryption) == "ENABLED"}
+	tok := mountToken{FS: fs, Task: g.TaskArn, Zone: g.Zone, RootDir: spec.Val(g.Config.RootDirectory), TLS: spec.Val(g.Config.TransitEncryption) == "ENABLED",
+		SlotDir: g.SlotDir}
 	if a := g.Config.AuthorizationConfig; a != nil {
 		tok.AccessPoint = spec.Val(a.AccessPointId)
 		tok.IAM = spec.Val(a.Iam) == "ENABLED"
@@ -133,7 +135,7 @@ func (s *Server) openSession(r *http.Request, req *fsmeta.Request) *fsmeta.Respo
 		return &fsmeta.Response{Errno: e, Message: fmt.Sprintf(format, a...)}
 	}
 	spec := &fsmeta.Session{Host: req.Host, Mount: req.Name, Zone: req.Zone}
-	apID, rootPath := req.AccessPoint, ""
+	apID, rootPath, slotDir := req.AccessPoint, "", ""
 	tok := tokenOf(ctx)
 	if tok != nil {
 		if tok.Session != "" {
@@ -162,7 +164,7 @@ func (s *Server) openSession(r *http.Request, req *fsmeta.Request) *fsmeta.Respo
 		}
 		spec.ReadOnly = !efs.Allows(f.Policy, pr, efs.ActionWrite)
 		spec.RootSquash = !efs.Allows(f.Policy, pr, efs.ActionRoot)
-		spec.Task, spec.Zone, apID, rootPath = tok.Task, tok.Zone, tok.AccessPoint, tok.RootDir
+		spec.Task, spec.Zone, apID, rootPath, slotDir = tok.Task, tok.Zone, tok.AccessPoint, tok.RootDir, tok.SlotDir
 	}
 	var create *fsmeta.Attr
 	if apID != "" {
@@ -186,7 +188,16 @@ func (s *Server) openSession(r *http.Request, req *fsmeta.Request) *fsmeta.Respo
 			}
 		}
 	}
-	resp, err := s.fs.OpenSession(ctx, req.FS, spec, rootPath, create)
+	var slotCreate *fsmeta.Attr
+	if slotDir != "" {
+		// A stateful service's slot gets its own directory, made on its
+		// first start (as the access point's user when there is one).
+		slotCreate = &fsmeta.Attr{Mode: 0o755}
+		if spec.Uid != nil {
+			slotCreate.Uid, slotCreate.Gid = *spec.Uid, *spec.Gid
+		}
+	}
+	resp, err := s.fs.OpenSession(ctx, req.FS, spec, rootPath, create, slotDir, slotCreate)
 	if err != nil {
 		var fe *fsmeta.Error
 		if errors.As(err, &fe) {

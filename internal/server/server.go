@@ -45,7 +45,10 @@ type Config struct {
 	// Credentials maps access key ids to secret keys. Requests must be
 	// SigV4-signed with one of them when RequireAuth is set.
 	Credentials map[string]string
-	RequireAuth bool
+	// AgentCredentials are keys for agents only: their own endpoints and
+	// the ECS calls an agent makes; anything else is refused.
+	AgentCredentials map[string]string
+	RequireAuth      bool
 	Log         *slog.Logger
 	// StoppedTaskRetention is how long a stopped task stays describable.
 	StoppedTaskRetention time.Duration

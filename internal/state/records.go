@@ -29,6 +29,9 @@ type InstanceRecord struct {
 	Memory    int            `json:"berthRemainingMemory"`
 	UsedPorts []string       `json:"berthUsedPorts,omitempty"`
 	Groups    map[string]int `json:"berthGroups,omitempty"`
+	// AgentKey is the agent access key that registered the instance; only
+	// it may obtain EFS mounts for the instance's tasks.
+	AgentKey string `json:"berthAgentKey,omitempty"`
 }
 
 // Reservation is what a task holds on its instance until it stops.

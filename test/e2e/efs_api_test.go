@@ -8,9 +8,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/server"
 )
 
 func efsClient(endpoint string) *efs.Client {
@@ -227,5 +232,75 @@ func TestEFSAPI(t *testing.T) {
 	}
 	if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)}); efsCode(err) != "FileSystemNotFound" {
 		t.Fatalf("deleted file system: %v", err)
+	}
+}
+
+// TestAgentKeysAreScoped: an agent's access key may do what an agent does
+// and no more: no API calls of an operator, no mount without a token, and
+// EFS mount tokens only for the tasks of the instance it registered.
+func TestAgentKeysAreScoped(t *testing.T) {
+	s := start(t, func(c *server.Config) {
+		c.Credentials = map[string]string{"OPERATOR": "op-secret"}
+		c.AgentCredentials = map[string]string{"AGENT1": "a1-secret", "AGENT2": "a2-secret"}
+		c.RequireAuth = true
+	})
+	ctx := context.Background()
+	op := client(s.Endpoint(), "OPERATOR", "op-secret")
+	a1, a2 := client(s.Endpoint(), "AGENT1", "a1-secret"), client(s.Endpoint(), "AGENT2", "a2-secret")
+	if _, err := a1.ListClusters(ctx, &ecs.ListClustersInput{}); efsCode(err) != "AccessDeniedException" {
+		t.Fatalf("ListClusters with an agent key: %v", err)
+	}
+	register := func(c *ecs.Client, zone string) string {
+		out, err := c.RegisterContainerInstance(ctx, &ecs.RegisterContainerInstanceInput{
+			InstanceIdentityDocument: aws.String(`{"availabilityZone":"` + zone + `"}`),
+			TotalResources: []ecstypes.Resource{{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: 1024},
+				{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: 1024}},
+			Attributes: []ecstypes.Attribute{{Name: aws.String("ecs.capability.efs")}}})
+		if err != nil {
+			t.Fatalf("register with an agent key: %v", err)
+		}
+		return aws.ToString(out.ContainerInstance.ContainerInstanceArn)
+	}
+	inst1 := register(a1, "us-east-1a")
+	register(a2, "us-east-1a")
+	ec := efs.New(efs.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AGENT1", "a1-secret", "")})
+	if _, err := ec.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("x")}); efsCode(err) != "AccessDeniedException" {
+		t.Fatalf("CreateFileSystem with an agent key: %v", err)
+	}
+	oe := efs.New(efs.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("OPERATOR", "op-secret", "")})
+	fs, err := oe.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("scoped")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oe.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId, SubnetId: aws.String("subnet-us-east-1a")}); err != nil {
+		t.Fatal(err)
+	}
+	td, err := op.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("efs"),
+		Volumes: []ecstypes.Volume{{Name: aws.String("data"), EfsVolumeConfiguration: &ecstypes.EFSVolumeConfiguration{FileSystemId: fs.FileSystemId}}},
+		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := op.StartTask(ctx, &ecs.StartTaskInput{TaskDefinition: td.TaskDefinition.TaskDefinitionArn, ContainerInstances: []string{inst1}})
+	if err != nil || len(run.Tasks) != 1 {
+		t.Fatalf("start: %v %+v", err, run)
+	}
+	req := map[string]string{"cluster": "default", "containerInstance": inst1, "task": aws.ToString(run.Tasks[0].TaskArn), "volume": "data"}
+	var grant struct{ Token string }
+	signed := func(id, secret string) *agent.Client {
+		return &agent.Client{Endpoint: s.Endpoint(), Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
+	}
+	if err := signed("AGENT2", "a2-secret").Post(ctx, "/berth/v1/agent/efs-mount", req, &grant); err == nil || !strings.Contains(err.Error(), "Only the agent") {
+		t.Fatalf("another instance's agent asked for a mount token: %v", err)
+	}
+	if err := signed("AGENT1", "a1-secret").Post(ctx, "/berth/v1/agent/efs-mount", req, &grant); err != nil || grant.Token == "" {
+		t.Fatalf("the instance's own agent: %v", err)
+	}
+	var out map[string]any
+	err = signed("AGENT1", "a1-secret").Post(ctx, "/berth/v1/fs/op", map[string]string{"op": "session.open", "fs": aws.ToString(fs.FileSystemId)}, &out)
+	if err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("a mount with an agent key and no token: %v %v", err, out)
 	}
 }

@@ -280,3 +280,39 @@ type ecs2EFSGrant struct {
 	TLS   bool   `json:"tls"`
 	CA    string `json:"ca"`
 }
+
+// TestStatefulServiceOnEFS: each slot of a stateful service mounts its own
+// directory (SERVICE-N) of the EFS volume; replacements, wherever they
+// land, find their slot's data.
+func TestStatefulServiceOnEFS(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("us-east-1a", "")
+	c.addAgent("us-east-1b", "")
+	fs := c.efsFS("slots", "us-east-1a", "us-east-1b")
+	td := c.efsTask("db", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs)},
+		`if [ -e /mnt/efs/id ]; then test "$(cat /mnt/efs/id)" = "$BERTH_SERVICE_SLOT" || echo "$BERTH_SERVICE_SLOT" >> /mnt/efs/mismatch; else echo "$BERTH_SERVICE_SLOT" > /mnt/efs/id; fi; echo start >> /mnt/efs/starts; trap 'exit 0' TERM; sleep 3600 & wait`)
+	if _, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("db"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2),
+		Tags: []types.Tag{{Key: aws.String("berth:stateful"), Value: aws.String("true")}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitService("db", "2 slots running", func(s types.Service) bool { return s.RunningCount == 2 && hasEvent(s, "steady state") })
+	m := c.adminMount(fs)
+	starts := func(slot string) int {
+		b, _ := os.ReadFile(m.path(slot + "/starts"))
+		return strings.Count(string(b), "start")
+	}
+	eventually(t, "both slots wrote their directories", func() bool { return starts("db-1") == 1 && starts("db-2") == 1 })
+	list, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("db")})
+	for _, arn := range list.TaskArns {
+		c.ecs.StopTask(c.ctx, &ecs.StopTaskInput{Task: aws.String(arn)})
+	}
+	eventually(t, "replacements found their slots' data", func() bool { return starts("db-1") == 2 && starts("db-2") == 2 })
+	for _, slot := range []string{"db-1", "db-2"} {
+		if id, _ := os.ReadFile(m.path(slot + "/id")); strings.TrimSpace(string(id)) != slot {
+			t.Fatalf("%s holds %q", slot, id)
+		}
+		if _, err := os.Stat(m.path(slot + "/mismatch")); err == nil {
+			t.Fatalf("a replacement of %s got another slot's directory", slot)
+		}
+	}
+}
