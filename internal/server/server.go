@@ -49,7 +49,7 @@ type Config struct {
 	// the ECS calls an agent makes; anything else is refused.
 	AgentCredentials map[string]string
 	RequireAuth      bool
-	Log         *slog.Logger
+	Log              *slog.Logger
 	// StoppedTaskRetention is how long a stopped task stays describable.
 	StoppedTaskRetention time.Duration
 	// LostInstanceGrace is how long an instance may be without its agent

@@ -278,7 +278,7 @@ func TestAgentKeysAreScoped(t *testing.T) {
 		t.Fatal(err)
 	}
 	td, err := op.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("efs"),
-		Volumes: []ecstypes.Volume{{Name: aws.String("data"), EfsVolumeConfiguration: &ecstypes.EFSVolumeConfiguration{FileSystemId: fs.FileSystemId}}},
+		Volumes:              []ecstypes.Volume{{Name: aws.String("data"), EfsVolumeConfiguration: &ecstypes.EFSVolumeConfiguration{FileSystemId: fs.FileSystemId}}},
 		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64)}}})
 	if err != nil {
 		t.Fatal(err)
