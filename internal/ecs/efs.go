@@ -75,9 +75,8 @@ func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant,
 		g.TaskRoleArn = spec.Val(o.TaskRoleArn)
 	}
 	slot, isSlot := tagValue(t.Tags, SlotTag)
-	svc, hasSvc := tagValue(t.Tags, ServiceTag)
-	if isSlot && hasSvc {
-		g.SlotDir = svc + "-" + slot
+	if svc, ok := strings.CutPrefix(spec.Val(t.Group), "service:"); ok && isSlot {
+		g.SlotDir = svc + "-" + slot // as BERTH_SERVICE_SLOT names the slot
 	}
 	found := false
 	for _, v := range td.TaskDefinition.Volumes {

@@ -107,14 +107,14 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if v, _ := tagValue(r.Tags, StatefulTag); v == "true" && len(vcs) == 0 {
-		return nil, spec.InvalidParam("A service tagged %s=true needs volumeConfigurations: each slot gets its own volume.", StatefulTag)
-	}
 	// Validate the launch as the controller will make it.
 	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: spec.Str("service:" + name),
 		LaunchType: r.LaunchType, Constraints: r.PlacementConstraints, Strategies: strategies, VolumeConfigurations: vcs, Count: 1})
 	if err != nil {
 		return nil, err
+	}
+	if v, _ := tagValue(r.Tags, StatefulTag); v == "true" && len(vcs) == 0 && !hasEFS(&ls.td.TaskDefinition) {
+		return nil, spec.InvalidParam("A service tagged %s=true needs volumeConfigurations or an EFS volume: each slot gets its own volume or directory.", StatefulTag)
 	}
 	td := spec.Val(ls.td.TaskDefinition.TaskDefinitionArn)
 	now := spec.TS(a.Now())
@@ -365,4 +365,13 @@ func addEvent(s *state.ServiceRecord, now *spec.Timestamp, format string, args .
 		s.Events = s.Events[:100]
 	}
 	return true
+}
+
+func hasEFS(td *spec.TaskDefinition) bool {
+	for _, v := range td.Volumes {
+		if v.EfsVolumeConfiguration != nil {
+			return true
+		}
+	}
+	return false
 }

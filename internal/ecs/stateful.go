@@ -19,6 +19,9 @@ import (
 // first start and kept when the task stops or the service scales down. A
 // replacement for slot N gets slot N's volume, on the instance (and so in
 // the zone) that holds it; while that instance is lost, the slot waits.
+// A stateful service may use an EFS volume instead (or as well): each slot
+// then mounts its own directory SERVICE-N of the volume's root, made on
+// its first start, wherever the slot runs.
 const (
 	StatefulTag = "berth:stateful"
 	SlotTag     = "berth:slot"

@@ -42,6 +42,9 @@ var ErrChunkExists = errors.New("chunk already exists")
 func (d ChunkDir) path(fsid, id string) string { return filepath.Join(d.Path, fsid, id[:2], id) }
 
 func (d ChunkDir) check(fsid, id string) error {
+	if d.Path == "" {
+		return errors.New("this server keeps no file data (it has no --data-dir)")
+	}
 	if !ValidFSID(fsid) || !ValidChunkID(id) {
 		return fmt.Errorf("invalid chunk %s/%s", fsid, id)
 	}
@@ -84,6 +87,9 @@ func (d ChunkDir) Put(fsid, id string, data []byte) error {
 // Sync makes every chunk stored so far durable, with their directory
 // entries: one syncfs(2) of the file system that holds the store.
 func (d ChunkDir) Sync() error {
+	if d.Path == "" {
+		return errors.New("this server keeps no file data (it has no --data-dir)")
+	}
 	f, err := os.Open(d.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -145,6 +151,9 @@ func (d ChunkDir) Delete(fsid, id string) error {
 
 // Walk calls fn for every chunk of a file system with its age and size.
 func (d ChunkDir) Walk(fsid string, fn func(id string, age time.Duration, size int64)) error {
+	if d.Path == "" {
+		return nil
+	}
 	root := filepath.Join(d.Path, fsid)
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -168,6 +177,9 @@ func (d ChunkDir) Walk(fsid string, fn func(id string, age time.Duration, size i
 
 // RemoveAll deletes a file system's chunks.
 func (d ChunkDir) RemoveAll(fsid string) error {
+	if d.Path == "" {
+		return nil
+	}
 	if !ValidFSID(fsid) {
 		return fmt.Errorf("invalid file system id %q", fsid)
 	}

@@ -376,6 +376,9 @@ type FsckReport struct {
 // inodes orphaned (and so freed), leaked chunks deleted. Missing chunks are
 // reported, never "repaired": that would hide data loss.
 func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport, error) {
+	if e.Chunks.Path == "" {
+		return nil, fmt.Errorf("this server keeps no file data (it has no --data-dir): run fsck on the one that does")
+	}
 	if _, err := e.GetFS(ctx, fs); err != nil {
 		return nil, err
 	}

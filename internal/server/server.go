@@ -137,7 +137,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.cancel = rcancel
 	go func() { cache.Run(rctx); close(s.done) }()
 	go s.gcLoop(rctx)
-	s.fs = fsmeta.NewEngine(cli, fsmeta.ChunkDir{Path: filepath.Join(cfg.DataDir, "fs-chunks")}, cfg.Log)
+	chunks := fsmeta.ChunkDir{}
+	if cfg.DataDir != "" {
+		chunks.Path = filepath.Join(cfg.DataDir, "fs-chunks")
+	}
+	s.fs = fsmeta.NewEngine(cli, chunks, cfg.Log)
 	if cfg.FSSessionTTL > 0 {
 		s.fs.SessionTTL = int64(cfg.FSSessionTTL / time.Second)
 	}
@@ -157,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	tlsCfg, caPEM, err := serverTLS(cfg.DataDir, ln.Addr().String())
+	tlsCfg, caPEM, err := serverTLS(sctx, cli, ln.Addr().String())
 	if err != nil {
 		ln.Close()
 		s.Close()

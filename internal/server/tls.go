@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,66 +15,76 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/state"
 )
 
-// The server's own CA signs the certificate it serves TLS with (mounts
-// with transitEncryption ENABLED). The CA is made on first start and kept
-// in the data dir; agents receive its certificate over their authenticated
-// channel and hand it to the mounts they start.
+// The cluster's own CA signs the certificate each server serves TLS with
+// (mounts with transitEncryption ENABLED). The CA is made on the first
+// start and kept in etcd; agents receive its certificate over their
+// authenticated channel and hand it to the mounts they start.
 
-func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
-	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	if c, err := os.ReadFile(certPath); err == nil {
-		k, err := os.ReadFile(keyPath)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		cb, _ := pem.Decode(c)
-		kb, _ := pem.Decode(k)
-		if cb == nil || kb == nil {
-			return nil, nil, nil, fmt.Errorf("%s or %s is not PEM", certPath, keyPath)
-		}
-		cert, err := x509.ParseCertificate(cb.Bytes)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		key, err := x509.ParseECPrivateKey(kb.Bytes)
-		return cert, key, c, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// caKey holds the CA (certificate and key, PEM) in etcd, so every server
+// of a cluster signs with the same CA and a mount trusts any of them.
+var caKey = state.Prefix + "ca"
+
+func loadOrCreateCA(ctx context.Context, cli *clientv3.Client) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
+	resp, err := cli.Get(ctx, caKey)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		certPEM, keyPEM, err := newCA()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		// The first server to get here makes it; the others read theirs.
+		if _, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(caKey), "=", 0)).
+			Then(clientv3.OpPut(caKey, string(certPEM)+string(keyPEM))).Commit(); err != nil {
+			return nil, nil, nil, err
+		}
+		if resp, err = cli.Get(ctx, caKey); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	rest := resp.Kvs[0].Value
+	cb, rest := pem.Decode(rest)
+	kb, _ := pem.Decode(rest)
+	if cb == nil || kb == nil {
+		return nil, nil, nil, fmt.Errorf("the CA in etcd is not PEM")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	return cert, key, pem.EncodeToMemory(cb), err
+}
+
+func newCA() ([]byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "Berth CA"}, NotBefore: time.Now().Add(-time.Hour),
 		NotAfter: time.Now().AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return nil, nil, nil, err
-	}
-	c := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(certPath, c, 0o644); err != nil {
-		return nil, nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, c, err
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
 // serverTLS issues the serving certificate for the listen address.
-func serverTLS(dir, listen string) (*tls.Config, []byte, error) {
-	ca, caKey, caPEM, err := loadOrCreateCA(dir)
+func serverTLS(ctx context.Context, cli *clientv3.Client, listen string) (*tls.Config, []byte, error) {
+	ca, caKey, caPEM, err := loadOrCreateCA(ctx, cli)
 	if err != nil {
 		return nil, nil, err
 	}

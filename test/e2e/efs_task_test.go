@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -301,13 +302,28 @@ func TestStatefulServiceOnEFS(t *testing.T) {
 		b, _ := os.ReadFile(m.path(slot + "/starts"))
 		return strings.Count(string(b), "start")
 	}
-	eventually(t, "both slots wrote their directories", func() bool { return starts("db-1") == 1 && starts("db-2") == 1 })
+	if !waitFor(15*time.Second, func() bool { return starts("db-0") == 1 && starts("db-1") == 1 }) {
+		entries, _ := os.ReadDir(m.dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		list, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("db")})
+		d, _ := c.ecs.DescribeTasks(c.ctx, &ecs.DescribeTasksInput{Tasks: list.TaskArns, Include: []types.TaskField{types.TaskFieldTags}})
+		var tags []string
+		for _, tk := range d.Tasks {
+			for _, tg := range tk.Tags {
+				tags = append(tags, aws.ToString(tg.Key)+"="+aws.ToString(tg.Value))
+			}
+		}
+		t.Fatalf("slot directories: root has %v; task tags %v", names, tags)
+	}
 	list, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("db")})
 	for _, arn := range list.TaskArns {
 		c.ecs.StopTask(c.ctx, &ecs.StopTaskInput{Task: aws.String(arn)})
 	}
-	eventually(t, "replacements found their slots' data", func() bool { return starts("db-1") == 2 && starts("db-2") == 2 })
-	for _, slot := range []string{"db-1", "db-2"} {
+	eventually(t, "replacements found their slots' data", func() bool { return starts("db-0") == 2 && starts("db-1") == 2 })
+	for _, slot := range []string{"db-0", "db-1"} {
 		if id, _ := os.ReadFile(m.path(slot + "/id")); strings.TrimSpace(string(id)) != slot {
 			t.Fatalf("%s holds %q", slot, id)
 		}
@@ -315,4 +331,15 @@ func TestStatefulServiceOnEFS(t *testing.T) {
 			t.Fatalf("a replacement of %s got another slot's directory", slot)
 		}
 	}
+}
+
+func waitFor(d time.Duration, ok func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
 }
