@@ -131,7 +131,8 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 	ts := spec.TS(now)
 	name := spec.Val(s.ServiceName)
 	primary := s.Deployments[0]
-	in := service.SlotInput{Desired: int(spec.Val(s.DesiredCount)), Primary: spec.Val(primary.TaskDefinition), LostGrace: c.LostGrace}
+	in := service.SlotInput{Desired: int(spec.Val(s.DesiredCount)), Primary: spec.Val(primary.TaskDefinition), LostGrace: c.LostGrace,
+		Movable: len(primary.VolumeConfigurations) == 0}
 	if spec.Val(s.Status) == "DRAINING" {
 		in.Desired = 0
 	}

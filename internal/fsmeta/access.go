@@ -2,11 +2,15 @@ package fsmeta
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"strings"
 	"syscall"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/state"
 )
 
 // Restricted sessions: an access point's identity and root, read-only and
@@ -84,7 +88,11 @@ func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, root
 		return nil, err
 	}
 	spec.ID, spec.Lease, spec.Started = newID(12), int64(lease.ID), now()
-	if _, err := e.Client.Put(ctx, skey(fs, spec.ID), marshal(spec), clientv3.WithLease(lease.ID)); err != nil {
+	ops := []clientv3.Op{clientv3.OpPut(skey(fs, spec.ID), marshal(spec), clientv3.WithLease(lease.ID))}
+	if spec.Task != "" {
+		ops = append(ops, clientv3.OpPut(taskSessionKey(spec.Task, spec.ID), fs, clientv3.WithLease(lease.ID)))
+	}
+	if _, err := e.Client.Txn(ctx).Then(ops...).Commit(); err != nil {
 		return nil, err
 	}
 	e.leases.Store(spec.ID, lease.ID)
@@ -142,6 +150,33 @@ func (e *Engine) Session(ctx context.Context, fs, sess string) (*Session, error)
 	}
 	e.sessions.Store(sess, s)
 	return s, nil
+}
+
+func taskSessionKey(task, sess string) string {
+	return state.Prefix + "efs/tasksess/" + task[strings.LastIndex(task, "/")+1:] + "/" + sess
+}
+
+// RevokeTaskSessions ends every session opened for a task: once the task
+// is stopped (its instance lost, say), its mounts can no longer write, so
+// the slot's replacement is the only writer.
+func (e *Engine) RevokeTaskSessions(ctx context.Context, task string) error {
+	resp, err := e.Client.Get(ctx, taskSessionKey(task, ""), clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	for _, kv := range resp.Kvs {
+		sess := string(kv.Key)[strings.LastIndex(string(kv.Key), "/")+1:]
+		s, err := e.Session(ctx, string(kv.Value), sess)
+		if err != nil {
+			continue
+		}
+		e.sessions.Delete(sess)
+		e.leases.Delete(sess)
+		if _, err := e.Client.Revoke(ctx, clientv3.LeaseID(s.Lease)); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // RevokeZoneSessions ends every session of fs opened in zone: the mounts

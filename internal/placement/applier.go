@@ -27,6 +27,10 @@ import (
 type Applier struct {
 	Store *state.Store
 	Cache *state.Cache
+	// Stopped, when set, is called once a transition to STOPPED has
+	// committed, before Transition returns (the server ends the task's
+	// shared file system sessions there).
+	Stopped func(ctx context.Context, t *state.TaskRecord)
 
 	mu    sync.Mutex
 	rng   *rand.Rand
@@ -310,6 +314,9 @@ func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate
 		if resp.Succeeded {
 			// A later RunTask on this server must see the released resources.
 			a.Cache.WaitRev(resp.Header.Revision, 2*time.Second)
+			if a.Stopped != nil && spec.Val(t.LastStatus) == "STOPPED" {
+				a.Stopped(ctx, t)
+			}
 			return t, nil
 		}
 	}

@@ -155,6 +155,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.efs = &efs.API{FS: s.fs, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
+	s.API.Applier.Stopped = func(ctx context.Context, t *state.TaskRecord) {
+		if err := s.fs.RevokeTaskSessions(ctx, spec.Val(t.TaskArn)); err != nil {
+			cfg.Log.Warn("ending a stopped task's file system sessions", "task", spec.Val(t.TaskArn), "err", err)
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

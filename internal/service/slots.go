@@ -29,6 +29,9 @@ type SlotInput struct {
 	Tasks     []SlotTask
 	Volumes   []SlotVolume
 	LostGrace time.Duration
+	// Movable: the slots keep their data on a shared file system, not on
+	// block volumes, so a slot whose instance is lost starts elsewhere.
+	Movable bool
 }
 
 // SlotStart starts a task for Slot, attaching VolumeID ("" creates the
@@ -62,6 +65,10 @@ func PlanSlots(in SlotInput) SlotPlan {
 	for _, t := range tasks {
 		if _, dup := active[t.Slot]; dup || t.Slot < 0 || t.Slot >= in.Desired {
 			p.Stop = append(p.Stop, t.ID)
+			continue
+		}
+		if in.Movable && t.LostFor > 0 && t.LostFor > in.LostGrace {
+			p.Stop = append(p.Stop, t.ID) // its slot starts again below
 			continue
 		}
 		active[t.Slot] = t

@@ -89,3 +89,20 @@ func TestPlanSlotsCases(t *testing.T) {
 		t.Fatalf("lost: %+v", p)
 	}
 }
+
+// Slots on a shared file system move: a lost slot's task is stopped and
+// the slot starts again elsewhere at once; with block volumes it waits.
+func TestMovableSlotsRestartElsewhere(t *testing.T) {
+	in := SlotInput{Desired: 2, Primary: "td:1", LostGrace: time.Second, Movable: true,
+		Tasks: []SlotTask{{ID: "a", Slot: 0, TaskDefinition: "td:1", Running: true, LostFor: 5 * time.Second},
+			{ID: "b", Slot: 1, TaskDefinition: "td:1", Running: true}}}
+	p := PlanSlots(in)
+	if len(p.Stop) != 1 || p.Stop[0] != "a" || len(p.Start) != 1 || p.Start[0].Slot != 0 || len(p.Waiting) != 0 {
+		t.Fatalf("movable: %+v", p)
+	}
+	in.Movable = false
+	p = PlanSlots(in)
+	if len(p.Stop) != 0 || len(p.Start) != 0 || len(p.Waiting) != 1 || p.Waiting[0] != 0 {
+		t.Fatalf("on block volumes: %+v", p)
+	}
+}

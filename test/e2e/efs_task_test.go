@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	efstypes "github.com/aws/aws-sdk-go-v2/service/efs/types"
+
+	"github.com/berth-project/berth/internal/server"
 )
 
 // efsFS creates a file system with mount targets in zones.
@@ -342,4 +345,65 @@ func waitFor(d time.Duration, ok func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
+}
+
+// TestLostInstanceEFSSlotIsFenced: a stateful slot on EFS whose instance
+// is lost starts elsewhere, and the old task's mount — still running on
+// the lost host — can no longer write once the task is marked stopped, so
+// the slot's directory has one writer.
+func TestLostInstanceEFSSlotIsFenced(t *testing.T) {
+	c := newCluster(t, func(cfg *server.Config) { cfg.LeaseTTL = 2 * time.Second; cfg.LostInstanceGrace = 2 * time.Second })
+	a := c.addAgent("us-east-1a", "")
+	c.addAgent("us-east-1b", "")
+	fs := c.efsFS("fence", "us-east-1a", "us-east-1b")
+	td := c.efsTask("db", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs)},
+		`while echo "$(hostname)" >> /mnt/efs/log; do sleep 0.1; done; exit 3`)
+	if _, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("db"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
+		Tags: []types.Tag{{Key: aws.String("berth:stateful"), Value: aws.String("true")}},
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == us-east-1a")}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitService("db", "the slot running in us-east-1a", func(s types.Service) bool { return s.RunningCount == 1 })
+	list, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("db")})
+	old := taskContainers(t, list.TaskArns[0])
+	if len(old) != 1 {
+		t.Fatalf("containers of the first task: %v", old)
+	}
+	host, _ := exec.Command("docker", "inspect", "-f", "{{.Config.Hostname}}", old[0]).Output()
+	oldHost := strings.TrimSpace(string(host))
+	// Let the slot move: only us-east-1b is left.
+	if _, err := c.ecs.UpdateService(c.ctx, &ecs.UpdateServiceInput{Service: aws.String("db"), PlacementConstraints: []types.PlacementConstraint{}}); err != nil {
+		t.Fatal(err)
+	}
+	c.stopAgent(a) // the host's agent is gone; its container and mount are not
+	m := c.adminMount(fs)
+	count := func(h string) int {
+		b, _ := os.ReadFile(m.path("db-0/log"))
+		return strings.Count(string(b), h+"\n")
+	}
+	if !waitFor(30*time.Second, func() bool {
+		b, _ := os.ReadFile(m.path("db-0/log"))
+		for _, l := range strings.Split(string(b), "\n") {
+			if l != "" && l != oldHost {
+				return true
+			}
+		}
+		return false
+	}) {
+		sv := c.service("db")
+		var ev []string
+		for _, e := range sv.Events {
+			ev = append(ev, aws.ToString(e.Message))
+		}
+		t.Fatalf("the slot did not start elsewhere: constraints %+v events %v", sv.PlacementConstraints, ev)
+	}
+	before := count(oldHost)
+	time.Sleep(1500 * time.Millisecond)
+	if after := count(oldHost); after != before {
+		t.Fatalf("the lost task still wrote to the slot after its replacement started: %d lines, then %d", before, after)
+	}
+	state, _ := exec.Command("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", old[0]).Output()
+	if !strings.HasPrefix(strings.TrimSpace(string(state)), "exited 3") {
+		t.Fatalf("the lost task's writer: %s (want it stopped by a write error)", state)
+	}
 }
