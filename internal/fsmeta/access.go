@@ -2,8 +2,8 @@ package fsmeta
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"strings"
 	"syscall"
 

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/state"
 )

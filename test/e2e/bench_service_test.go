@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
 
 	"github.com/berth-project/berth/internal/server"
 )
@@ -21,8 +24,15 @@ import (
 // BenchmarkServiceFailover measures, with default settings (agent lease
 // 10 s, lost-instance grace 15 s), the time from kill -9 of the agent
 // running a service's task to the service's replacement task RUNNING on
-// another instance. Agents are `berth agent` processes.
+// another instance. Agents are `berth agent` processes. "stateless" is a
+// plain service; "stateful-efs" is a stateful service whose slot keeps its
+// data in a directory of an EFS volume (and finds it after the move).
 func BenchmarkServiceFailover(b *testing.B) {
+	b.Run("stateless", func(b *testing.B) { benchFailover(b, false) })
+	b.Run("stateful-efs", func(b *testing.B) { benchFailover(b, true) })
+}
+
+func benchFailover(b *testing.B, withEFS bool) {
 	ensureTestImage(b)
 	bin := buildBerth(&testing.T{})
 	dir, _ := os.MkdirTemp("", "berth-bench-failover-")
@@ -50,6 +60,10 @@ func BenchmarkServiceFailover(b *testing.B) {
 			a.Process.Kill()
 			a.Wait()
 		}
+		mounts, _ := filepath.Glob(dir + "/*/efs/*/*")
+		for _, m := range mounts {
+			exec.Command("umount", "-l", m).Run()
+		}
 		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.amazonaws.ecs.task-definition-family=failover").Output()
 		if len(out) > 0 {
 			exec.Command("sh", "-c", "docker rm -f $(docker ps -aq --filter label=com.amazonaws.ecs.task-definition-family=failover)").Run()
@@ -62,9 +76,33 @@ func BenchmarkServiceFailover(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	td, _ := c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("failover"), ContainerDefinitions: []types.ContainerDefinition{
-		{Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(16), Command: []string{"sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"}}}})
-	if _, err := c.CreateService(ctx, &ecs.CreateServiceInput{ServiceName: aws.String("failover"), TaskDefinition: td.TaskDefinition.TaskDefinitionArn, DesiredCount: aws.Int32(1)}); err != nil {
+	tdIn := &ecs.RegisterTaskDefinitionInput{Family: aws.String("failover"), ContainerDefinitions: []types.ContainerDefinition{
+		{Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(16), Command: []string{"sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"}}}}
+	svcIn := &ecs.CreateServiceInput{ServiceName: aws.String("failover"), DesiredCount: aws.Int32(1)}
+	var fsID *string
+	if withEFS {
+		ec := efsClient(s.Endpoint())
+		fs, err := ec.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("failover")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fsID = fs.FileSystemId
+		for _, z := range []string{"zone-a", "zone-b", "zone-c"} {
+			if _, err := ec.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fsID, SubnetId: aws.String("subnet-" + z)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tdIn.Volumes = []types.Volume{{Name: aws.String("data"), EfsVolumeConfiguration: &types.EFSVolumeConfiguration{FileSystemId: fsID}}}
+		tdIn.ContainerDefinitions[0].MountPoints = []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/data")}}
+		tdIn.ContainerDefinitions[0].Command = []string{"sh", "-c", "echo start >> /data/starts; trap 'exit 0' TERM; sleep 3600 & wait"}
+		svcIn.Tags = []types.Tag{{Key: aws.String("berth:stateful"), Value: aws.String("true")}}
+	}
+	td, err := c.RegisterTaskDefinition(ctx, tdIn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svcIn.TaskDefinition = td.TaskDefinition.TaskDefinitionArn
+	if _, err := c.CreateService(ctx, svcIn); err != nil {
 		b.Fatal(err)
 	}
 	running := func() (types.Task, bool) {
@@ -104,6 +142,21 @@ func BenchmarkServiceFailover(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
+	if withEFS {
+		// The slot's directory holds one start per task the slot has had.
+		fsrv := &fsServer{t: &testing.T{}, bin: bin, endpoint: s.Endpoint()}
+		m := fsrv.mountFS(aws.ToString(fsID))
+		var data []byte
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if data, _ = os.ReadFile(m.path("failover-0/starts")); strings.Count(string(data), "start") == b.N+1 {
+				break
+			}
+		}
+		m.kill()
+		if n := strings.Count(string(data), "start"); n != b.N+1 {
+			b.Fatalf("slot directory has %d starts after %d failovers", n, b.N)
+		}
+	}
 	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 	b.ReportMetric(samples[len(samples)/2].Seconds(), "median-s")
 	b.ReportMetric(samples[len(samples)-1].Seconds(), "max-s")

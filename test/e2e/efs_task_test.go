@@ -359,7 +359,7 @@ func TestLostInstanceEFSSlotIsFenced(t *testing.T) {
 	td := c.efsTask("db", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs)},
 		`while echo "$(hostname)" >> /mnt/efs/log; do sleep 0.1; done; exit 3`)
 	if _, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("db"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
-		Tags: []types.Tag{{Key: aws.String("berth:stateful"), Value: aws.String("true")}},
+		Tags:                 []types.Tag{{Key: aws.String("berth:stateful"), Value: aws.String("true")}},
 		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == us-east-1a")}}}); err != nil {
 		t.Fatal(err)
 	}
