@@ -223,6 +223,24 @@ func (e *Engine) dentry(ctx context.Context, fs string, parent uint64, name stri
 	return d, resp.Kvs[0].ModRevision, nil
 }
 
+// named reads an entry and its inode; ENOENT when the entry is missing,
+// a nil node when the inode went between the two reads (retry).
+func (e *Engine) named(ctx context.Context, fs string, parent uint64, name string) (*Dentry, int64, *node, error) {
+	d, drev, err := e.dentry(ctx, fs, parent, name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if d == nil {
+		return nil, 0, nil, errno(syscall.ENOENT, "no entry %q", name)
+	}
+	n, err := e.load(ctx, fs, d.Ino)
+	var fe *Error
+	if errors.As(err, &fe) && fe.Errno == syscall.ENOENT {
+		return d, drev, nil, nil
+	}
+	return d, drev, n, err
+}
+
 func (e *Engine) txn(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op, els ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	if len(cmps) > maxOps || len(ops) > maxOps {
 		return nil, errno(syscall.EFBIG, "operation needs %d guards and %d writes, more than one etcd transaction holds", len(cmps), len(ops))
@@ -484,16 +502,12 @@ func (e *Engine) unlink(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	for i := 0; i < attempts; i++ {
-		d, drev, err := e.dentry(ctx, r.FS, r.Parent, r.Name)
+		d, drev, n, err := e.named(ctx, r.FS, r.Parent, r.Name)
 		if err != nil {
 			return nil, err
 		}
-		if d == nil {
-			return nil, errno(syscall.ENOENT, "no entry %q", r.Name)
-		}
-		n, err := e.load(ctx, r.FS, d.Ino)
-		if err != nil {
-			continue
+		if n == nil {
+			continue // removed between the two reads
 		}
 		if n.a.IsDir() {
 			return nil, errno(syscall.EISDIR, "%q is a directory", r.Name)
@@ -541,15 +555,11 @@ func (e *Engine) rmdir(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	for i := 0; i < attempts; i++ {
-		d, drev, err := e.dentry(ctx, r.FS, r.Parent, r.Name)
+		d, drev, n, err := e.named(ctx, r.FS, r.Parent, r.Name)
 		if err != nil {
 			return nil, err
 		}
-		if d == nil {
-			return nil, errno(syscall.ENOENT, "no entry %q", r.Name)
-		}
-		n, err := e.load(ctx, r.FS, d.Ino)
-		if err != nil {
+		if n == nil {
 			continue
 		}
 		if !n.a.IsDir() {

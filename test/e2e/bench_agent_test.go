@@ -27,6 +27,28 @@ func reportMedian(b *testing.B, samples []time.Duration) {
 	}
 }
 
+// untilRunning runs a task and waits until DescribeTasks says RUNNING.
+func untilRunning(b *testing.B, ctx context.Context, c *ecs.Client, def *string) (time.Duration, *string) {
+	start := time.Now()
+	out, err := c.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: def})
+	if err != nil || len(out.Tasks) != 1 {
+		b.Fatal(err, out)
+	}
+	arn := out.Tasks[0].TaskArn
+	for {
+		d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: []string{*arn}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st := aws.ToString(d.Tasks[0].LastStatus); st == "RUNNING" {
+			return time.Since(start), arn
+		} else if st == "STOPPED" {
+			b.Fatal(aws.ToString(d.Tasks[0].StoppedReason))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // BenchmarkTaskToRunning measures RunTask until DescribeTasks says RUNNING,
 // for a one-container task of a local image, on a server with a local agent.
 // Run it beside BenchmarkDockerRunDetached with -benchtime 20x.
@@ -65,23 +87,7 @@ func BenchmarkTaskToRunning(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		out, err := c.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: reg.TaskDefinition.TaskDefinitionArn})
-		if err != nil || len(out.Tasks) != 1 {
-			b.Fatal(err, out)
-		}
-		arn := out.Tasks[0].TaskArn
-		for {
-			d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: []string{*arn}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st := aws.ToString(d.Tasks[0].LastStatus); st == "RUNNING" {
-				break
-			} else if st == "STOPPED" {
-				b.Fatal(aws.ToString(d.Tasks[0].StoppedReason))
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		_, arn := untilRunning(b, ctx, c, reg.TaskDefinition.TaskDefinitionArn)
 		samples = append(samples, time.Since(start))
 		if alog != quiet {
 			fmt.Fprintln(os.Stderr, "total", time.Since(start))

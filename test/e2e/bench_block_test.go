@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -28,17 +26,7 @@ type fioResult struct {
 }
 
 func fio(b *testing.B, dir, rw, bs string) (iops, mibps float64) {
-	out, err := exec.Command("fio", "--name=bench", "--directory="+dir, "--rw="+rw, "--bs="+bs, "--size=256M",
-		"--direct=1", "--ioengine=libaio", "--iodepth=16", "--runtime=4", "--time_based", "--output-format=json").Output()
-	if err != nil {
-		b.Fatalf("fio (Debian package fio) in %s: %v", dir, err)
-	}
-	var r fioResult
-	if err := json.Unmarshal(out, &r); err != nil || len(r.Jobs) == 0 {
-		b.Fatalf("fio output: %v", err)
-	}
-	j := r.Jobs[0]
-	return j.Read.IOPS + j.Write.IOPS, (j.Read.BW + j.Write.BW) / 1024
+	return fioJob(b, dir, "--rw="+rw, "--bs="+bs, "--size=256M", "--direct=1", "--ioengine=libaio", "--iodepth=16", "--runtime=4", "--time_based")
 }
 
 // BenchmarkBlockVolumeFio runs fio in a running task's block volume — on

@@ -64,33 +64,13 @@ func BenchmarkEFSTaskStart(b *testing.B) {
 	}
 	efsDef := reg("bench-efs", types.Volume{Name: aws.String("data"), EfsVolumeConfiguration: &types.EFSVolumeConfiguration{FileSystemId: fs.FileSystemId}})
 	bindDef := reg("bench-bind", types.Volume{Name: aws.String("data"), Host: &types.HostVolumeProperties{SourcePath: aws.String(dir + "/bind")}})
-	toRunning := func(def *string) (time.Duration, *string) {
-		start := time.Now()
-		out, err := c.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: def})
-		if err != nil || len(out.Tasks) != 1 {
-			b.Fatal(err, out)
-		}
-		arn := out.Tasks[0].TaskArn
-		for {
-			d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: []string{*arn}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st := aws.ToString(d.Tasks[0].LastStatus); st == "RUNNING" {
-				return time.Since(start), arn
-			} else if st == "STOPPED" {
-				b.Fatal(aws.ToString(d.Tasks[0].StoppedReason))
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
 	var efsT, bindT []time.Duration
 	var arns []*string
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		d, arn := toRunning(efsDef)
+		d, arn := untilRunning(b, ctx, c, efsDef)
 		efsT, arns = append(efsT, d), append(arns, arn)
-		d, arn = toRunning(bindDef)
+		d, arn = untilRunning(b, ctx, c, bindDef)
 		bindT, arns = append(bindT, d), append(arns, arn)
 	}
 	b.StopTimer()

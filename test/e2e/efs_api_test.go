@@ -217,6 +217,48 @@ func TestEFSAPI(t *testing.T) {
 		t.Fatalf("CLI unknown access point: %s", e)
 	}
 
+	// Every operation once more through the AWS CLI, on a file system of its own.
+	cli := func(args ...string) map[string]any {
+		t.Helper()
+		out, e := runAWS(t, ep, append([]string{"efs"}, args...)...)
+		if e != "" {
+			t.Fatalf("aws efs %v: %s", args, e)
+		}
+		return out
+	}
+	cf := cli("create-file-system", "--creation-token", "cli-token", "--tags", "Key=Name,Value=cli")
+	cid := cf["FileSystemId"].(string)
+	if cli("describe-file-systems", "--file-system-id", cid)["FileSystems"].([]any)[0].(map[string]any)["Name"] != "cli" {
+		t.Fatal("CLI describe-file-systems: wrong name")
+	}
+	if cli("update-file-system", "--file-system-id", cid, "--throughput-mode", "elastic")["ThroughputMode"] != "elastic" {
+		t.Fatal("CLI update-file-system")
+	}
+	cmt := cli("create-mount-target", "--file-system-id", cid, "--subnet-id", "subnet-us-east-1c")["MountTargetId"].(string)
+	if len(cli("describe-mount-targets", "--file-system-id", cid)["MountTargets"].([]any)) != 1 {
+		t.Fatal("CLI describe-mount-targets")
+	}
+	cap := cli("create-access-point", "--file-system-id", cid, "--posix-user", "Uid=7,Gid=7")["AccessPointId"].(string)
+	if len(cli("describe-access-points", "--file-system-id", cid)["AccessPoints"].([]any)) != 1 {
+		t.Fatal("CLI describe-access-points")
+	}
+	cli("put-file-system-policy", "--file-system-id", cid, "--policy", pol)
+	if cli("describe-file-system-policy", "--file-system-id", cid)["Policy"] != pol {
+		t.Fatal("CLI describe-file-system-policy")
+	}
+	cli("delete-file-system-policy", "--file-system-id", cid)
+	cli("tag-resource", "--resource-id", cid, "--tags", "Key=env,Value=test")
+	cli("untag-resource", "--resource-id", cid, "--tag-keys", "env")
+	if len(cli("list-tags-for-resource", "--resource-id", cid)["Tags"].([]any)) != 1 {
+		t.Fatal("CLI list-tags-for-resource")
+	}
+	cli("delete-access-point", "--access-point-id", cap)
+	cli("delete-mount-target", "--mount-target-id", cmt)
+	cli("delete-file-system", "--file-system-id", cid)
+	if _, e := runAWS(t, ep, "efs", "describe-mount-targets", "--mount-target-id", cmt); !strings.Contains(e, "MountTargetNotFound") {
+		t.Fatalf("CLI deleted mount target: %s", e)
+	}
+
 	// Deleting: access point, mount targets, then the file system.
 	if _, err := c.DeleteAccessPoint(ctx, &efs.DeleteAccessPointInput{AccessPointId: ap.AccessPointId}); err != nil {
 		t.Fatal(err)

@@ -138,6 +138,10 @@ echo data > /mnt/efs/created || exit 11
 [ "$(stat -c %u:%g /mnt/efs/created)" = 1000:1000 ] || exit 12
 chown 0:0 /mnt/efs/created 2>/dev/null && exit 13
 ls -a /mnt/efs | grep -qx created || exit 14
+ln -s ../.. /mnt/efs/escape || exit 15
+[ -e /mnt/efs/escape/app ] && exit 16
+[ -e /mnt/efs/../app ] && exit 17
+[ -e /mnt/efs/../../app/data ] && exit 18
 exit 0`
 	task := c.run(c.efsTask("ap", "", vol, script))
 	if r := c.finish(task.TaskArn); exitCode(r, "app") != 0 {
@@ -405,5 +409,28 @@ func TestLostInstanceEFSSlotIsFenced(t *testing.T) {
 	state, _ := exec.Command("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", old[0]).Output()
 	if !strings.HasPrefix(strings.TrimSpace(string(state)), "exited 3") {
 		t.Fatalf("the lost task's writer: %s (want it stopped by a write error)", state)
+	}
+}
+
+// TestEFSFargateTask: a FARGATE-compatible task definition (awsvpc, task
+// cpu and memory) with an EFS volume runs with launchType FARGATE.
+func TestEFSFargateTask(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("us-east-1a", "")
+	fs := c.efsFS("fargate", "us-east-1a")
+	td := c.efsTask("fargate", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs), TransitEncryption: types.EFSTransitEncryptionEnabled},
+		"echo fargate > /mnt/efs/f && grep -q fargate /mnt/efs/f", func(in *ecs.RegisterTaskDefinitionInput) {
+			in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
+			in.NetworkMode = types.NetworkModeAwsvpc
+			in.Cpu, in.Memory = aws.String("256"), aws.String("512")
+			in.ContainerDefinitions[0].Memory = nil
+		})
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeFargate,
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-us-east-1a"}}}})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatalf("run on FARGATE: %v %+v", err, out)
+	}
+	if r := c.finish(out.Tasks[0].TaskArn); exitCode(r, "app") != 0 {
+		t.Fatalf("FARGATE task on EFS: %s %s", aws.ToString(r.StoppedReason), describeContainers(r))
 	}
 }
