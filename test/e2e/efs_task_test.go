@@ -434,3 +434,45 @@ func TestEFSFargateTask(t *testing.T) {
 		t.Fatalf("FARGATE task on EFS: %s %s", aws.ToString(r.StoppedReason), describeContainers(r))
 	}
 }
+
+// TestEFSMountOutlivesAgentRestart: the mount is served by a process of
+// its own, so stopping and restarting the agent does not interrupt a
+// running task's file access; stopping the task afterwards unmounts it.
+func TestEFSMountOutlivesAgentRestart(t *testing.T) {
+	c := newCluster(t)
+	ra := c.addAgent("us-east-1a", "")
+	fs := c.efsFS("restart", "us-east-1a")
+	task := c.run(c.efsTask("writer", "", &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs)},
+		`trap 'exit 0' TERM; while echo x >> /mnt/efs/log; do sleep 0.05; done; exit 3`))
+	c.wait(task.TaskArn, "RUNNING")
+	m := c.adminMount(fs)
+	lines := func() int {
+		b, _ := os.ReadFile(m.path("log"))
+		return strings.Count(string(b), "x")
+	}
+	c.stopAgent(ra)
+	before := lines()
+	if !waitFor(5*time.Second, func() bool { return lines() > before+10 }) {
+		t.Fatal("the task stopped writing while its agent was down")
+	}
+	ra2 := c.addAgent("us-east-1a", ra.dir)
+	if ra2.arn != ra.arn {
+		t.Fatalf("the agent came back as another instance: %s", ra2.arn)
+	}
+	after := lines()
+	if !waitFor(5*time.Second, func() bool { return lines() > after+10 }) {
+		t.Fatal("the task stopped writing after its agent came back")
+	}
+	c.stop(task.TaskArn)
+	r := c.finish(task.TaskArn)
+	if exitCode(r, "app") != 0 {
+		t.Fatalf("the writer: %s", describeContainers(r))
+	}
+	mp := filepath.Join(ra.dir, "efs", aws.ToString(task.TaskArn)[strings.LastIndex(aws.ToString(task.TaskArn), "/")+1:], "data")
+	if !waitFor(5*time.Second, func() bool {
+		out, _ := os.ReadFile("/proc/self/mountinfo")
+		return !strings.Contains(string(out), mp)
+	}) {
+		t.Fatalf("%s is still mounted after the task stopped", mp)
+	}
+}
