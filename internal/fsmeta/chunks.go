@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,7 +55,11 @@ func (d ChunkDir) check(fsid, id string) error {
 
 // Put stores a chunk under its id (temp file, then a link, so a chunk is
 // never visible half written). It does not wait for the disk: Sync does,
-// once for every chunk a commit names, before the commit is recorded.
+// once for every chunk a commit names, before the commit is recorded. A
+// chunk of whole 4 KiB pages in a page-aligned buffer (a sequential
+// writer's full block) is written with O_DIRECT: it goes to the disk
+// without a copy into the page cache, which costs the server more CPU than
+// anything else it does for a write.
 func (d ChunkDir) Put(fsid, id string, data []byte) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
@@ -63,15 +69,29 @@ func (d ChunkDir) Put(fsid, id string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-")
+	tmp := filepath.Join(dir, ".tmp-"+NewChunkID())
+	direct := len(data) > 0 && len(data)%4096 == 0 && uintptr(unsafe.Pointer(&data[0]))%4096 == 0
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if direct {
+		flags |= syscall.O_DIRECT
+	}
+	f, err := os.OpenFile(tmp, flags, 0o600)
+	if err != nil && direct {
+		direct, flags = false, flags&^syscall.O_DIRECT // a file system without O_DIRECT
+		f, err = os.OpenFile(tmp, flags, 0o600)
+	}
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp)
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
+	}
+	if !direct {
+		// Start writing it back now (without waiting), so the sync before
+		// the commit finds little left to do.
+		unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -82,6 +102,14 @@ func (d ChunkDir) Put(fsid, id string, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// AlignedBuffer returns a page-aligned buffer of n bytes, so that a full
+// chunk read into it can be written with O_DIRECT.
+func AlignedBuffer(n int) []byte {
+	b := make([]byte, n+4096)
+	off := int((4096 - uintptr(unsafe.Pointer(&b[0]))%4096) % 4096)
+	return b[off : off+n : off+n]
 }
 
 // Sync makes every chunk stored so far durable, with their directory

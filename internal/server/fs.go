@@ -8,6 +8,7 @@ import (
 	iofs "io/fs"
 	"net/http"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -87,7 +88,9 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "a chunk needs a Content-Length of at most one block", http.StatusRequestEntityTooLarge)
 			return
 		}
-		b := make([]byte, r.ContentLength)
+		bp := chunkBufs.Get().(*[]byte)
+		defer chunkBufs.Put(bp)
+		b := (*bp)[:r.ContentLength]
 		if _, err := io.ReadFull(r.Body, b); err != nil {
 			http.Error(w, "short chunk body", http.StatusBadRequest)
 			return
@@ -108,6 +111,10 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
 }
+
+// chunkBufs recycles the buffers chunk uploads are read into: at hundreds
+// of MiB/s, fresh 4 MiB buffers cost the server more than the copying.
+var chunkBufs = sync.Pool{New: func() any { b := fsmeta.AlignedBuffer(fsmeta.BlockSize); return &b }}
 
 func (s *Server) fsExists(ctx context.Context, fs string) (bool, error) {
 	_, err := s.fs.GetFS(ctx, fs)
