@@ -208,6 +208,18 @@ func (e *Engine) load(ctx context.Context, fs string, ino uint64) (*node, error)
 	return n, nil
 }
 
+// dir loads an inode that must be a directory.
+func (e *Engine) dir(ctx context.Context, fs string, ino uint64) (*node, error) {
+	n, err := e.load(ctx, fs, ino)
+	if err != nil {
+		return nil, err
+	}
+	if !n.a.IsDir() {
+		return nil, errno(syscall.ENOTDIR, "inode %d is not a directory", ino)
+	}
+	return n, nil
+}
+
 func (e *Engine) dentry(ctx context.Context, fs string, parent uint64, name string) (*Dentry, int64, error) {
 	resp, err := e.Client.Get(ctx, dkey(fs, parent, name))
 	if err != nil {
@@ -446,12 +458,9 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 // tmpfile creates an unnamed regular file (O_TMPFILE): an orphan from
 // birth, held by the caller's session.
 func (e *Engine) tmpfile(ctx context.Context, r *Request) (*Response, error) {
-	p, err := e.load(ctx, r.FS, r.Parent)
+	p, err := e.dir(ctx, r.FS, r.Parent)
 	if err != nil {
 		return nil, err
-	}
-	if !p.a.IsDir() {
-		return nil, errno(syscall.ENOTDIR, "not a directory")
 	}
 	lease, err := e.sessionLease(ctx, r.FS, r.Session)
 	if err != nil {
@@ -612,12 +621,9 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 		}
 		// An unlinked inode may be linked again (the kernel allows it only
 		// for O_TMPFILE files): it stops being an orphan.
-		p, err := e.load(ctx, r.FS, r.NewParent)
+		p, err := e.dir(ctx, r.FS, r.NewParent)
 		if err != nil {
 			return nil, err
-		}
-		if !p.a.IsDir() {
-			return nil, errno(syscall.ENOTDIR, "parent is not a directory")
 		}
 		t := now()
 		a := *n.a
@@ -656,12 +662,9 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 }
 
 func (e *Engine) readdir(ctx context.Context, r *Request) (*Response, error) {
-	n, err := e.load(ctx, r.FS, r.Ino)
+	n, err := e.dir(ctx, r.FS, r.Ino)
 	if err != nil {
 		return nil, err
-	}
-	if !n.a.IsDir() {
-		return nil, errno(syscall.ENOTDIR, "not a directory")
 	}
 	limit := r.Limit
 	if limit <= 0 || limit > 1000 {
