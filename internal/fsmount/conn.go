@@ -109,7 +109,8 @@ func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, sys
 // PutChunk uploads a new chunk.
 func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
 	var last error
-	for attempt := 0; attempt < 20; attempt++ {
+	// As long as a metadata operation would wait for a restarting server.
+	for attempt := 0; attempt < 120; attempt++ {
 		resp, err := c.request(ctx, http.MethodPut, "/berth/v1/fs/chunks/"+c.FS+"/"+id, data)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
@@ -129,7 +130,7 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
 	}
 	return last
 }

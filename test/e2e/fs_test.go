@@ -476,6 +476,7 @@ func TestFSServerKill9(t *testing.T) {
 	type ack struct {
 		name string
 		sum  [32]byte
+		data []byte
 	}
 	var mu sync.Mutex
 	var acked []ack
@@ -506,7 +507,7 @@ func TestFSServerKill9(t *testing.T) {
 				continue
 			}
 			mu.Lock()
-			acked = append(acked, ack{name, sha256.Sum256(data)})
+			acked = append(acked, ack{name, sha256.Sum256(data), data})
 			mu.Unlock()
 		}
 	}()
@@ -527,7 +528,25 @@ func TestFSServerKill9(t *testing.T) {
 	for _, a := range acked {
 		got, err := os.ReadFile(fresh.path(a.name))
 		if err != nil || sha256.Sum256(got) != a.sum {
-			t.Fatalf("acknowledged file %s: err %v, checksum mismatch %v", a.name, err, err == nil)
+			first := -1
+			for i := 0; i < min(len(got), len(a.data)); i++ {
+				if got[i] != a.data[i] {
+					first = i
+					break
+				}
+			}
+			st1, _ := os.Stat(fresh.path(a.name))
+			st2, _ := os.Stat(m.path(a.name))
+			viaWriter, _ := os.ReadFile(m.path(a.name))
+			var s1, s2 int64 = -1, -1
+			if st1 != nil {
+				s1 = st1.Size()
+			}
+			if st2 != nil {
+				s2 = st2.Size()
+			}
+			t.Fatalf("acknowledged file %s: err %v; read %d bytes, wrote %d, first difference at %d; size %d on a fresh mount, %d on the writer's (which reads %d bytes)",
+				a.name, err, len(got), len(a.data), first, s1, s2, len(viaWriter))
 		}
 	}
 	if rep := s.fsck(id, false); len(rep.Problems) != 0 {
