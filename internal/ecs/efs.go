@@ -102,10 +102,6 @@ func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant,
 	return g, nil
 }
 
-// mountTargetPrefix is where the EFS API keeps a file system's mount
-// targets, one key per zone (internal/efs.MountTargetPrefix).
-func mountTargetPrefix(fs string) string { return state.Prefix + "efs/mt/" + fs + "/" }
-
 // efsZones lists, for each EFS volume of a task definition, the zones in
 // which its file system has a mount target: only there can it be mounted.
 func (a *API) efsZones(ctx context.Context, def *spec.TaskDefinition) ([]scheduler.ZoneRequirement, error) {
@@ -116,13 +112,13 @@ func (a *API) efsZones(ctx context.Context, def *spec.TaskDefinition) ([]schedul
 			continue
 		}
 		fs := spec.Val(e.FileSystemId)
-		resp, err := a.Store.Client.Get(ctx, mountTargetPrefix(fs), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		resp, err := a.Store.Client.Get(ctx, state.EFSMountTargetPrefix(fs), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
 			return nil, err
 		}
 		z := scheduler.ZoneRequirement{Volume: spec.Val(v.Name), FileSystem: fs, Zones: map[string]bool{}}
 		for _, kv := range resp.Kvs {
-			z.Zones[strings.TrimPrefix(string(kv.Key), mountTargetPrefix(fs))] = true
+			z.Zones[strings.TrimPrefix(string(kv.Key), state.EFSMountTargetPrefix(fs))] = true
 		}
 		out = append(out, z)
 	}

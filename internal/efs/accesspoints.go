@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/state"
 )
 
 var permRE = regexp.MustCompile(`^[0-7]{3,4}$`)
@@ -87,13 +88,13 @@ func (a *API) createAccessPoint(ctx context.Context, r *http.Request) (any, erro
 	if count.Count >= 1000 {
 		return nil, &Error{Status: 403, Code: "AccessPointLimitExceeded", Msg: "A file system has at most 1000 access points."}
 	}
-	tk := accessPointTokenKey(in.ClientToken)
+	tk := state.EFSAccessPointTokenKey(in.ClientToken)
 	resp, err := a.FS.Client.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(fsmeta.FSKey(in.FileSystemId)), ">", 0),
 		clientv3.Compare(clientv3.CreateRevision(tk), "=", 0),
 	).Then(
 		clientv3.OpPut(accessPointKey(in.FileSystemId, ap.AccessPointId), marshal(ap)),
-		clientv3.OpPut(accessPointIDKey(ap.AccessPointId), in.FileSystemId),
+		clientv3.OpPut(state.EFSAccessPointIDKey(ap.AccessPointId), in.FileSystemId),
 		clientv3.OpPut(tk, ap.AccessPointId),
 	).Else(clientv3.OpGet(tk)).Commit()
 	if err != nil {
@@ -122,7 +123,7 @@ func (a *API) createAccessPoint(ctx context.Context, r *http.Request) (any, erro
 
 // AccessPoint reads one access point.
 func (a *API) AccessPoint(ctx context.Context, id string) (*AccessPoint, error) {
-	resp, err := a.FS.Client.Get(ctx, accessPointIDKey(id))
+	resp, err := a.FS.Client.Get(ctx, state.EFSAccessPointIDKey(id))
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +195,7 @@ func (a *API) describeAccessPoints(ctx context.Context, r *http.Request) (any, e
 	return out, nil
 }
 
-var fsmetaPrefixAll = strings.TrimSuffix(AccessPointPrefix("x"), "x/")
+var fsmetaPrefixAll = state.Prefix + "efs/ap/" // every file system's access points
 
 func (a *API) deleteAccessPoint(ctx context.Context, r *http.Request) (any, error) {
 	ap, err := a.AccessPoint(ctx, r.PathValue("id"))
@@ -202,7 +203,7 @@ func (a *API) deleteAccessPoint(ctx context.Context, r *http.Request) (any, erro
 		return nil, err
 	}
 	_, err = a.FS.Client.Txn(ctx).Then(clientv3.OpDelete(accessPointKey(ap.FileSystemId, ap.AccessPointId)),
-		clientv3.OpDelete(accessPointIDKey(ap.AccessPointId)), clientv3.OpDelete(accessPointTokenKey(ap.ClientToken))).Commit()
+		clientv3.OpDelete(state.EFSAccessPointIDKey(ap.AccessPointId)), clientv3.OpDelete(state.EFSAccessPointTokenKey(ap.ClientToken))).Commit()
 	return nil, err
 }
 

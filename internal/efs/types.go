@@ -13,19 +13,14 @@ import (
 	"github.com/berth-project/berth/internal/state"
 )
 
-// Key builders (under state.Prefix). The ECS side reads mount targets too
-// (internal/ecs.mountTargetPrefix), for placement.
-func MountTargetPrefix(fs string) string { return state.Prefix + "efs/mt/" + fs + "/" }
+// Key builders (state owns the shared ones).
+func MountTargetPrefix(fs string) string { return state.EFSMountTargetPrefix(fs) }
 func mountTargetKey(fs, zone string) string {
-	return MountTargetPrefix(fs) + zone
+	return state.EFSMountTargetPrefix(fs) + zone
 }
-func mountTargetIDKey(id string) string  { return state.Prefix + "efs/mtid/" + id }
-func AccessPointPrefix(fs string) string { return state.Prefix + "efs/ap/" + fs + "/" }
-func accessPointKey(fs, id string) string {
-	return AccessPointPrefix(fs) + id
-}
-func accessPointIDKey(id string) string   { return state.Prefix + "efs/apid/" + id }
-func accessPointTokenKey(t string) string { return state.Prefix + "efs/aptoken/" + t }
+func mountTargetIDKey(id string) string   { return state.Prefix + "efs/mtid/" + id }
+func AccessPointPrefix(fs string) string  { return state.EFSAccessPointPrefix(fs) }
+func accessPointKey(fs, id string) string { return state.EFSAccessPointPrefix(fs) + id }
 
 // FileSystemSize is the size EFS reports.
 type FileSystemSize struct {

@@ -121,24 +121,17 @@ func (e *Engine) Sessions(ctx context.Context, fs string) (int64, error) {
 	return resp.Count, nil
 }
 
-// The EFS API's records of a file system (internal/efs): mount targets
-// per zone and access points with their id and client-token index keys.
-func efsMountTargets(fs string) string  { return state.Prefix + "efs/mt/" + fs + "/" }
-func efsAccessPoints(fs string) string  { return state.Prefix + "efs/ap/" + fs + "/" }
-func efsAccessPointID(id string) string { return state.Prefix + "efs/apid/" + id }
-func efsAPToken(t string) string        { return state.Prefix + "efs/aptoken/" + t }
-
 // DeleteFS deletes a file system, its access points and all its data. It
 // refuses while the file system has mount targets or mounts.
 func (e *Engine) DeleteFS(ctx context.Context, id, token string) error {
-	aps, err := e.Client.Get(ctx, efsAccessPoints(id), clientv3.WithPrefix())
+	aps, err := e.Client.Get(ctx, state.EFSAccessPointPrefix(id), clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}
 	ops := []clientv3.Op{
 		clientv3.OpDelete(FSKey(id)),
 		clientv3.OpDelete(fsPrefix(id), clientv3.WithPrefix()),
-		clientv3.OpDelete(efsAccessPoints(id), clientv3.WithPrefix()),
+		clientv3.OpDelete(state.EFSAccessPointPrefix(id), clientv3.WithPrefix()),
 	}
 	if token != "" {
 		ops = append(ops, clientv3.OpDelete(FSTokenKey(token)))
@@ -146,13 +139,13 @@ func (e *Engine) DeleteFS(ctx context.Context, id, token string) error {
 	for _, kv := range aps.Kvs {
 		var ap struct{ AccessPointId, ClientToken string }
 		json.Unmarshal(kv.Value, &ap)
-		ops = append(ops, clientv3.OpDelete(efsAccessPointID(ap.AccessPointId)), clientv3.OpDelete(efsAPToken(ap.ClientToken)))
+		ops = append(ops, clientv3.OpDelete(state.EFSAccessPointIDKey(ap.AccessPointId)), clientv3.OpDelete(state.EFSAccessPointTokenKey(ap.ClientToken)))
 	}
 	resp, err := e.txn(ctx, []clientv3.Cmp{
 		clientv3.Compare(clientv3.CreateRevision(FSKey(id)), ">", 0),
 		clientv3.Compare(clientv3.CreateRevision(fsPrefix(id)+"s/"), "=", 0).WithPrefix(),
-		clientv3.Compare(clientv3.CreateRevision(efsMountTargets(id)), "=", 0).WithPrefix(),
-		clientv3.Compare(clientv3.ModRevision(efsAccessPoints(id)), "<", aps.Header.Revision+1).WithPrefix(),
+		clientv3.Compare(clientv3.CreateRevision(state.EFSMountTargetPrefix(id)), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.ModRevision(state.EFSAccessPointPrefix(id)), "<", aps.Header.Revision+1).WithPrefix(),
 	}, ops)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package state owns Berth's data in etcd: the key layout, the stored record
 // types and a watch-fed cache of container instances for the scheduler. It is
-// the only package that talks to etcd. It knows nothing of HTTP or ECS wire
+// the only package of the ECS side that talks to etcd; the shared file
+// system's engine (internal/fsmeta) and the EFS API keep their own keys. It knows nothing of HTTP or ECS wire
 // errors; callers translate ErrNotFound and ErrConflict.
 //
 // Key layout (all under Prefix):
@@ -16,6 +17,8 @@
 //	volumes/CLUSTER/ID              VolumeRecord (block volume, its attachment and epoch)
 //	snapshots/CLUSTER/ID            SnapshotRecord
 //	services/CLUSTER/NAME           ServiceRecord
+//	filesystems/, fstokens/, fsm/   shared file systems (internal/fsmeta owns them)
+//	efs/                            EFS mount targets, access points, mount tokens (internal/efs, internal/server)
 package state
 
 import (
@@ -40,9 +43,16 @@ var (
 )
 
 // Key builders.
-func ClusterKey(name string) string      { return Prefix + "clusters/" + name }
-func FamilyKey(family string) string     { return Prefix + "families/" + family }
-func TaskDefPrefix(family string) string { return Prefix + "taskdefs/" + family + "/" }
+
+// EFS records (internal/efs), read also by placement (mount targets) and
+// by file system deletion (internal/fsmeta).
+func EFSMountTargetPrefix(fs string) string      { return Prefix + "efs/mt/" + fs + "/" }
+func EFSAccessPointPrefix(fs string) string      { return Prefix + "efs/ap/" + fs + "/" }
+func EFSAccessPointIDKey(id string) string       { return Prefix + "efs/apid/" + id }
+func EFSAccessPointTokenKey(token string) string { return Prefix + "efs/aptoken/" + token }
+func ClusterKey(name string) string              { return Prefix + "clusters/" + name }
+func FamilyKey(family string) string             { return Prefix + "families/" + family }
+func TaskDefPrefix(family string) string         { return Prefix + "taskdefs/" + family + "/" }
 func TaskDefKey(family string, rev int) string {
 	return fmt.Sprintf("%s%010d", TaskDefPrefix(family), rev)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-project/berth/internal/agent"
-	"github.com/berth-project/berth/internal/server"
 )
 
 type fioResult struct {
@@ -35,14 +34,8 @@ func fio(b *testing.B, dir, rw, bs string) (iops, mibps float64) {
 // volume's image, side by side.
 func BenchmarkBlockVolumeFio(b *testing.B) {
 	ensureTestImage(b)
-	dir, _ := os.MkdirTemp("", "berth-bench-block-")
-	defer os.RemoveAll(dir)
+	s, dir := benchServer(b, "berth-bench-block-")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.Start(context.Background(), server.Config{DataDir: dir + "/server", Listen: "127.0.0.1:0", Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
 	ag, _ := agent.New(agent.Config{Server: s.Endpoint(), DataDir: dir + "/agent", CPU: 8192, Memory: 8192, CleanupWait: time.Minute, Log: quiet})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

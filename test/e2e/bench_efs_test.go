@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 
 	"github.com/berth-project/berth/internal/agent"
-	"github.com/berth-project/berth/internal/server"
 )
 
 // BenchmarkEFSTaskStart: RunTask until RUNNING for a task with one EFS
@@ -23,14 +21,8 @@ import (
 // one run on one server and agent. Reports both medians and their ratio.
 func BenchmarkEFSTaskStart(b *testing.B) {
 	ensureTestImage(b)
-	dir, _ := os.MkdirTemp("", "berth-bench-efs-")
-	defer os.RemoveAll(dir)
+	s, dir := benchServer(b, "berth-bench-efs-")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.Start(context.Background(), server.Config{DataDir: dir + "/server", Listen: "127.0.0.1:0", Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
 	t := &testing.T{}
 	ag, err := agent.New(agent.Config{Server: s.Endpoint(), Zone: "us-east-1a", DataDir: dir + "/agent", CPU: 8192, Memory: 8192,
 		CleanupWait: time.Hour, Log: quiet, MountBinary: buildBerth(t)})

@@ -84,19 +84,25 @@ func statFiles(b *testing.B, dir string, n int, d time.Duration) float64 {
 	return float64(count) / time.Since(start).Seconds()
 }
 
+// benchServer starts a server with its data in a temp dir, both gone when
+// the benchmark ends.
+func benchServer(b *testing.B, name string) (*server.Server, string) {
+	dir, _ := os.MkdirTemp("", name)
+	s, err := server.Start(context.Background(), server.Config{DataDir: dir + "/server", Listen: "127.0.0.1:0",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close(); os.RemoveAll(dir) })
+	return s, dir
+}
+
 // BenchmarkSharedFS measures a Berth shared file system mount (the mount
 // in a process of its own, the server in this one, both on loopback)
 // against the same work on the local disk under the same temp directory,
 // side by side in one run.
 func BenchmarkSharedFS(b *testing.B) {
-	dir, _ := os.MkdirTemp("", "berth-bench-fs-")
-	defer os.RemoveAll(dir)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.Start(context.Background(), server.Config{DataDir: dir + "/server", Listen: "127.0.0.1:0", Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv, dir := benchServer(b, "berth-bench-fs-")
 	t := &testing.T{}
 	s := &fsServer{t: t, bin: buildBerth(t), endpoint: srv.Endpoint()}
 	m := s.mountFS(s.createFS("bench"))
