@@ -860,7 +860,9 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 		for id := range chunks {
 			age, err := e.Chunks.Age(r.FS, id)
 			if err != nil || age > e.ChunkGrace/2 {
-				return nil, errno(syscall.EIO, "chunk %s is missing or too old to commit", id)
+				// The client still holds the data: it uploads it again
+				// under a new id.
+				return nil, errno(ErrChunkExpired, "chunk %s is missing or too old to commit", id)
 			}
 		}
 		n, err := e.load(ctx, r.FS, r.Ino)

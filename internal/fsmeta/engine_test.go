@@ -154,7 +154,7 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 				switch resp.Errno {
 				case 0:
 					ok.Add(1)
-				case syscall.EIO:
+				case ErrChunkExpired:
 					refused.Add(1)
 				default:
 					t.Errorf("commit: %v", resp.Errno)

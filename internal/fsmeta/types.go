@@ -271,6 +271,11 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Msg, e.Errno) }
 
+// ErrChunkExpired refuses a commit naming a chunk that is missing or was
+// uploaded too long ago to be safe from collection: the client uploads the
+// data again under a new chunk id and retries.
+const ErrChunkExpired = syscall.EKEYEXPIRED
+
 func errno(e syscall.Errno, format string, a ...any) error {
 	return &Error{Errno: e, Msg: fmt.Sprintf(format, a...)}
 }

@@ -35,7 +35,32 @@ type Conn struct {
 	Token       string           // a task's mount token, sent instead
 	Region      string
 	HTTP        *http.Client
-	session     string
+	// Patience is how long an operation or upload keeps retrying an
+	// unreachable or restarting server before it fails with EIO.
+	Patience time.Duration
+	session  string
+}
+
+// defaultPatience outlasts a server restart, etcd's recovery included.
+const defaultPatience = 4 * time.Minute
+
+// backoff sleeps before the next attempt of a call that began at start,
+// and reports false when the caller should give up instead.
+func (c *Conn) backoff(ctx context.Context, start time.Time, attempt int) bool {
+	patience := c.Patience
+	if patience == 0 {
+		patience = defaultPatience
+	}
+	delay := min(50*time.Millisecond<<min(attempt, 6), 2*time.Second)
+	if ctx.Err() != nil || time.Since(start)+delay > patience {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(delay):
+		return true
+	}
 }
 
 func (c *Conn) init(tlsCfg *tls.Config) {
@@ -79,7 +104,7 @@ func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, sys
 	if err != nil {
 		return nil, syscall.EINVAL
 	}
-	delay := 50 * time.Millisecond
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodPost, "/berth/v1/fs/op", body)
 		if err == nil {
@@ -93,24 +118,17 @@ func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, sys
 				return nil, syscall.EACCES
 			}
 		}
-		// The server may be restarting: retry until the caller gives up.
-		if ctx.Err() != nil || attempt > 100 {
+		// The server may be restarting: retry for a while.
+		if !c.backoff(ctx, start, attempt) {
 			return nil, syscall.EIO
 		}
-		select {
-		case <-ctx.Done():
-			return nil, syscall.EINTR
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 2*time.Second)
 	}
 }
 
 // PutChunk uploads a new chunk.
 func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
-	var last error
-	// As long as a metadata operation would wait for a restarting server.
-	for attempt := 0; attempt < 120; attempt++ {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodPut, "/berth/v1/fs/chunks/"+c.FS+"/"+id, data)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
@@ -126,13 +144,13 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
 				return err
 			}
 		}
-		last = err
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if !c.backoff(ctx, start, attempt) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
 		}
-		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
 	}
-	return last
 }
 
 // GetChunk downloads a chunk.

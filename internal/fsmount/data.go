@@ -27,7 +27,6 @@ type inode struct {
 	dirty    map[uint32][]extent
 	dirtyN   int
 	inflight int
-	upErr    syscall.Errno
 	opens    int
 	held     bool
 	locks    map[lockKey]bool
@@ -48,8 +47,9 @@ type extent struct {
 
 type pendingSlice struct {
 	fsmeta.BlockSlice
-	data     []byte // held until the upload finishes (then the cache has it)
+	data     []byte // held until the upload succeeds (then the cache has it)
 	uploaded bool
+	failed   bool // the last upload gave up; the next flush tries again
 }
 
 func newInode(ino uint64) *inode {
@@ -138,7 +138,9 @@ func (n *inode) takeDirty(full bool) []*pendingSlice {
 	return out
 }
 
-// upload sends pending slices' chunks to the server, a few at a time.
+// upload sends pending slices' chunks to the server, a few at a time. A
+// slice whose upload fails keeps its data and is marked failed: the next
+// flush uploads it again, and every flush reports EIO until one succeeds.
 func (f *FS) upload(n *inode, ps []*pendingSlice) {
 	for _, p := range ps {
 		f.upSem <- struct{}{}
@@ -148,14 +150,13 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 			if err == nil {
 				f.cache.put(p.ID, p.data)
 			} else {
-				f.log.Warn("chunk upload failed", "ino", n.ino, "err", err)
+				f.log.Warn("chunk upload failed; it is kept for the next flush", "ino", n.ino, "err", err)
 			}
 			n.mu.Lock()
-			p.uploaded = true
 			if err != nil {
-				n.upErr = syscall.EIO
+				p.failed = true
 			} else {
-				p.data = nil
+				p.uploaded, p.data = true, nil
 			}
 			n.inflight--
 			n.cond.Broadcast()
@@ -165,39 +166,55 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 }
 
 // flush uploads every dirty byte of n and commits it: once it returns
-// without error, any open on any host sees the data.
+// without error, any open on any host sees the data. An error leaves the
+// data buffered, so a later flush (or fsync) may still commit it; no caller
+// is told success for data that was not committed, whoever else flushed
+// first (a forked child's close flushes the same file, too).
 func (f *FS) flush(ctx context.Context, n *inode) syscall.Errno {
-	n.mu.Lock()
-	ps := n.takeDirty(false)
-	n.mu.Unlock()
-	f.upload(n, ps)
-	n.mu.Lock()
-	for n.inflight > 0 {
-		n.cond.Wait()
+	for round := 0; ; round++ {
+		n.mu.Lock()
+		var retry []*pendingSlice
+		for _, p := range n.pending {
+			if p.failed {
+				p.failed = false
+				n.inflight++
+				retry = append(retry, p)
+			}
+		}
+		ps := n.takeDirty(false)
+		n.mu.Unlock()
+		f.upload(n, append(retry, ps...))
+		n.mu.Lock()
+		for n.inflight > 0 {
+			n.cond.Wait()
+		}
+		n.mu.Unlock()
+		e := f.commit(ctx, n)
+		if e != fsmeta.ErrChunkExpired {
+			return e
+		}
+		if round == 2 {
+			return syscall.EIO
+		}
 	}
-	n.mu.Unlock()
-	return f.commit(ctx, n)
 }
 
 // commit records the uploaded prefix of the pending slices, in
-// transactions of at most MaxCommitBlocks blocks.
+// transactions of at most MaxCommitBlocks blocks. It fails with EIO when
+// the prefix stops at a slice whose upload failed; slices still uploading
+// (writes that came after the flush began) are left for their own flush.
+// A commit the server refused or could not be reached for stays pending.
 func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
 	n.commitMu.Lock()
 	defer n.commitMu.Unlock()
 	for {
 		n.mu.Lock()
-		if e := n.upErr; e != 0 {
-			// The data of a failed upload is lost: say so once, as close(2)
-			// and fsync(2) do, and drop what cannot be committed.
-			n.upErr = 0
-			n.pending = nil
-			n.mu.Unlock()
-			return e
-		}
 		var batch []fsmeta.BlockSlice
 		seen := map[uint32]bool{}
+		failed := false
 		for _, p := range n.pending {
 			if !p.uploaded {
+				failed = p.failed
 				break
 			}
 			if !seen[p.Blk] && len(seen) == 64 {
@@ -208,13 +225,24 @@ func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
 		}
 		n.mu.Unlock()
 		if len(batch) == 0 {
+			if failed {
+				return syscall.EIO
+			}
 			return 0
 		}
 		resp, e := f.c.Op(ctx, &fsmeta.Request{Op: "commit", Ino: n.ino, Slices: batch})
+		if e == fsmeta.ErrChunkExpired {
+			// Uploaded too long ago (the server was away): upload the
+			// batch again under new ids, from the cache or the server.
+			return f.reupload(ctx, n, len(batch))
+		}
 		if e != 0 {
-			n.mu.Lock()
-			n.pending = n.pending[len(batch):]
-			n.mu.Unlock()
+			if e == syscall.ENOENT || e == syscall.ESTALE {
+				// The file is gone everywhere: nobody can read this data.
+				n.mu.Lock()
+				n.pending = n.pending[len(batch):]
+				n.mu.Unlock()
+			}
 			return e
 		}
 		n.mu.Lock()
@@ -228,6 +256,31 @@ func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
 		n.size = max(n.size, resp.Attr.Size)
 		n.mu.Unlock()
 	}
+}
+
+// reupload gives the first k pending slices new chunk ids and marks them
+// for upload; it returns ErrChunkExpired for flush to go round again, or
+// EIO when a chunk's data can no longer be found.
+func (f *FS) reupload(ctx context.Context, n *inode, k int) syscall.Errno {
+	n.mu.Lock()
+	ps := append([]*pendingSlice(nil), n.pending[:k]...)
+	n.mu.Unlock()
+	datas := make([][]byte, len(ps))
+	for i, p := range ps {
+		d, err := f.cache.load(ctx, p.ID)
+		if err != nil {
+			f.log.Error("an uncommitted chunk was lost", "ino", n.ino, "chunk", p.ID, "err", err)
+			return syscall.EIO
+		}
+		datas[i] = d
+	}
+	n.mu.Lock()
+	for i, p := range ps {
+		p.ID, p.data = fsmeta.NewChunkID(), datas[i]
+		p.uploaded, p.failed = false, true
+	}
+	n.mu.Unlock()
+	return fsmeta.ErrChunkExpired
 }
 
 // slicesOf returns the committed slices of blocks [first, last], fetching

@@ -356,10 +356,6 @@ func (f *FS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint3
 	n := f.node(in.NodeId, false)
 	h := f.handle(in.Fh)
 	n.mu.Lock()
-	if e := n.upErr; e != 0 {
-		n.mu.Unlock()
-		return 0, st(e)
-	}
 	off := in.Offset
 	if h != nil && h.append {
 		off = n.size

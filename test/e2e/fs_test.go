@@ -1,22 +1,24 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -461,7 +463,10 @@ func TestFSMountKilledMidWrite(t *testing.T) {
 
 // TestFSServerKill9: SIGKILL of the server in the middle of a stream of
 // creates, renames and writes; after a restart every write acknowledged by
-// fsync and close is intact and fsck is clean.
+// fsync and close is intact and fsck is clean. The writer is a process of
+// its own, as an application is: a process holding a file open on the
+// mount would wait in its own fork of the new server (the child's close of
+// the inherited descriptor flushes the file, which waits for the server).
 func TestFSServerKill9(t *testing.T) {
 	requireFUSE(t)
 	bin := buildBerth(t)
@@ -473,71 +478,66 @@ func TestFSServerKill9(t *testing.T) {
 	id := s.createFS("durable")
 	m := s.mountFS(id)
 
-	type ack struct {
-		name string
-		sum  [32]byte
-		data []byte
+	writer := exec.Command(os.Args[0])
+	writer.Env = append(os.Environ(), "BERTH_TEST_WRITER="+m.dir)
+	writer.Stderr = os.Stderr
+	stop, err := writer.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var acked []ack
-	stop := make(chan struct{})
-	done := make(chan struct{})
+	out, err := writer.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Process.Kill()
+	acks := make(chan []int, 1)
 	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+		var got []int
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var i int
+			if _, err := fmt.Sscan(sc.Text(), &i); err == nil {
+				got = append(got, i)
 			}
-			data := make([]byte, 1000+i*37%300000)
-			rand.Read(data)
-			name := fmt.Sprintf("f%05d", i)
-			f, err := os.Create(m.path("tmp-" + name))
-			if err != nil {
-				continue
-			}
-			_, werr := f.Write(data)
-			serr := f.Sync()
-			cerr := f.Close()
-			if werr != nil || serr != nil || cerr != nil {
-				continue
-			}
-			if err := os.Rename(m.path("tmp-"+name), m.path(name)); err != nil {
-				continue
-			}
-			mu.Lock()
-			acked = append(acked, ack{name, sha256.Sum256(data), data})
-			mu.Unlock()
 		}
+		acks <- got
 	}()
 	time.Sleep(1500 * time.Millisecond)
 	srv.Process.Kill() // SIGKILL
 	srv.Wait()
 	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
 	srv = startProcess(t, bin, dir, addr)
+	t.Logf("server restarted in %v", time.Since(t0).Round(time.Millisecond))
 	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
+	stop.Close()
+	t0 = time.Now()
+	acked := <-acks
+	if err := writer.Wait(); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	t.Logf("writer stopped %v after being told", time.Since(t0).Round(time.Millisecond))
 	if len(acked) < 10 {
 		t.Fatalf("only %d files were acknowledged", len(acked))
 	}
 	fresh := s.mountFS(id) // no cache of the writer's: what the server has
-	for _, a := range acked {
-		got, err := os.ReadFile(fresh.path(a.name))
-		if err != nil || sha256.Sum256(got) != a.sum {
+	for _, i := range acked {
+		name, data := writerFile(i)
+		got, err := os.ReadFile(fresh.path(name))
+		if err != nil || !bytes.Equal(got, data) {
 			first := -1
-			for i := 0; i < min(len(got), len(a.data)); i++ {
-				if got[i] != a.data[i] {
+			for i := 0; i < min(len(got), len(data)); i++ {
+				if got[i] != data[i] {
 					first = i
 					break
 				}
 			}
-			st1, _ := os.Stat(fresh.path(a.name))
-			st2, _ := os.Stat(m.path(a.name))
-			viaWriter, _ := os.ReadFile(m.path(a.name))
+			st1, _ := os.Stat(fresh.path(name))
+			st2, _ := os.Stat(m.path(name))
+			viaWriter, _ := os.ReadFile(m.path(name))
 			var s1, s2 int64 = -1, -1
 			if st1 != nil {
 				s1 = st1.Size()
@@ -546,13 +546,53 @@ func TestFSServerKill9(t *testing.T) {
 				s2 = st2.Size()
 			}
 			t.Fatalf("acknowledged file %s: err %v; read %d bytes, wrote %d, first difference at %d; size %d on a fresh mount, %d on the writer's (which reads %d bytes)",
-				a.name, err, len(got), len(a.data), first, s1, s2, len(viaWriter))
+				name, err, len(got), len(data), first, s1, s2, len(viaWriter))
 		}
 	}
 	if rep := s.fsck(id, false); len(rep.Problems) != 0 {
 		t.Fatalf("fsck after kill -9: %+v", rep)
 	}
 	t.Logf("%d acknowledged files intact across the server's kill -9", len(acked))
+}
+
+// writerFile is the name and content of the writer's i-th file.
+func writerFile(i int) (string, []byte) {
+	data := make([]byte, 1000+i*37%300000)
+	r := mrand.New(mrand.NewPCG(uint64(i), 7))
+	for k := range data {
+		data[k] = byte(r.Uint32())
+	}
+	return fmt.Sprintf("f%05d", i), data
+}
+
+// writerMain is TestFSServerKill9's writer process: it writes files into
+// dir (create, write, fsync, close, rename) until its standard input
+// closes, printing the number of each file once all of that succeeded.
+func writerMain(dir string) int {
+	var stopped atomic.Bool
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		stopped.Store(true)
+	}()
+	for i := 0; !stopped.Load(); i++ {
+		name, data := writerFile(i)
+		tmp := filepath.Join(dir, "tmp-"+name)
+		f, err := os.Create(tmp)
+		if err != nil {
+			continue
+		}
+		_, werr := f.Write(data)
+		serr := f.Sync()
+		cerr := f.Close()
+		if werr != nil || serr != nil || cerr != nil {
+			continue
+		}
+		if os.Rename(tmp, filepath.Join(dir, name)) != nil {
+			continue
+		}
+		fmt.Println(i)
+	}
+	return 0
 }
 
 func eventually(t *testing.T, what string, ok func() bool) {

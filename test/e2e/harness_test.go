@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -102,4 +103,13 @@ func (e *env) registerSimple(family string, mem int32, ports ...int32) string {
 		e.t.Fatalf("register task definition: %v", err)
 	}
 	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+}
+
+// TestMain runs the tests, or, in a child process a test started, the part
+// that must run in a process of its own.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("BERTH_TEST_WRITER"); dir != "" {
+		os.Exit(writerMain(dir))
+	}
+	os.Exit(m.Run())
 }
