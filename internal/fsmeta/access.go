@@ -322,22 +322,29 @@ func present(s *Session, resp *Response) {
 	if s.Root == 0 {
 		return
 	}
-	if resp.Attr != nil {
-		if resp.Attr.Ino == s.Root {
-			a := *resp.Attr
-			a.Ino, a.Parent = RootIno, RootIno
-			resp.Attr = &a
-		} else if resp.Attr.Parent == s.Root {
-			a := *resp.Attr
-			a.Parent = RootIno
-			resp.Attr = &a
-		}
-	}
+	resp.Attr, resp.Dir = presentAttr(s, resp.Attr), presentAttr(s, resp.Dir)
 	for i := range resp.Entries {
 		if resp.Entries[i].Ino == s.Root {
 			resp.Entries[i].Ino = RootIno
 		}
 	}
+}
+
+// presentAttr maps the session's root directory to inode 1.
+func presentAttr(s *Session, a *Attr) *Attr {
+	switch {
+	case a == nil:
+		return nil
+	case a.Ino == s.Root:
+		c := *a
+		c.Ino, c.Parent = RootIno, RootIno
+		return &c
+	case a.Parent == s.Root:
+		c := *a
+		c.Parent = RootIno
+		return &c
+	}
+	return a
 }
 
 // PresentEvent maps an event for a session with its own root.

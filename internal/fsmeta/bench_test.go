@@ -37,3 +37,14 @@ func BenchmarkCreateSerial(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookupMissing is a lookup of a name that does not exist (what
+// the kernel asks before every create), serially.
+func BenchmarkLookupMissing(b *testing.B) {
+	e, fs := newEngine(&testing.T{})
+	for i := 0; i < b.N; i++ {
+		if r := e.Do(context.Background(), &Request{Op: "lookup", FS: fs, Parent: RootIno, Name: fmt.Sprint("f", i)}); r.Errno != syscall.ENOENT {
+			b.Fatal(r.Errno)
+		}
+	}
+}

@@ -416,11 +416,11 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 		}
 		ops := []clientv3.Op{clientv3.OpPut(dk, marshal(&Dentry{Ino: a.Ino, Mode: typ, By: r.Session}))}
 		a.Parent = r.Parent
+		pa := *p.a
+		pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
 		if typ == syscall.S_IFDIR {
 			a.Nlink = 2
-			pa := *p.a
 			pa.Nlink++
-			pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
 			e.forget(r.FS, r.Parent)
 			ops = append(ops, clientv3.OpPut(ikey(r.FS, r.Parent), storeAttr(&pa)))
 		} else {
@@ -433,7 +433,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 		}
 		if resp.Succeeded {
 			a.Rev = resp.Header.Revision
-			return &Response{Attr: a}, nil
+			return &Response{Attr: a, Dir: &pa}, nil
 		}
 		e.forget(r.FS, r.Parent)
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {

@@ -35,6 +35,17 @@ type FS struct {
 	nodes   map[uint64]*inode
 	handles map[uint64]*handle
 	nextFh  uint64
+	// dirs holds directory attributes this mount's own creates returned,
+	// so the kernel's next getattr of the directory (it drops its copy
+	// after every create) needs no round trip; dirGen counts the changes
+	// of each directory, so a reply that raced another change is not kept.
+	dirs   map[uint64]cachedDir
+	dirGen map[uint64]uint64
+}
+
+type cachedDir struct {
+	a       fsmeta.Attr
+	expires time.Time
 }
 
 type handle struct {
@@ -45,7 +56,8 @@ type handle struct {
 
 func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int) *FS {
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: cacheTTL, ctx: ctx,
-		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{}}
+		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{},
+		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]uint64{}}
 	f.cache = newChunkCache(cacheBytes, c.GetChunk)
 	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
 	f.nodes[fsmeta.RootIno].lookups = 1
@@ -134,8 +146,45 @@ func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*f
 	if h != nil {
 		r.Uid, r.Gid = h.Uid, h.Gid
 	}
+	changes := !readOnlyOps[r.Op]
+	if changes {
+		f.dirChanged(r.Parent, r.NewParent, r.Ino)
+	}
 	resp, e := f.c.Op(ctx, r)
+	if changes {
+		f.dirChanged(r.Parent, r.NewParent, r.Ino)
+	}
 	return resp, st(e)
+}
+
+// readOnlyOps change no directory's attributes.
+var readOnlyOps = map[string]bool{"lookup": true, "getattr": true, "open": true, "readdir": true,
+	"readblocks": true, "getxattr": true, "listxattr": true, "statfs": true, "getlk": true}
+
+// dirChanged forgets the cached attributes of the given inodes (0s are
+// skipped) and counts a change of each.
+func (f *FS) dirChanged(inos ...uint64) {
+	f.mu.Lock()
+	for _, ino := range inos {
+		if ino != 0 {
+			delete(f.dirs, ino)
+			f.dirGen[ino]++
+		}
+	}
+	f.mu.Unlock()
+}
+
+// cachedDirAttr returns a directory's attributes as this mount's last
+// create in it left them, while they are fresh.
+func (f *FS) cachedDirAttr(ino uint64) (fsmeta.Attr, time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.dirs[ino]
+	left := time.Until(c.expires)
+	if !ok || left <= 0 {
+		return fsmeta.Attr{}, 0, false
+	}
+	return c.a, left, true
 }
 
 func (f *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
@@ -164,6 +213,11 @@ func (f *FS) Forget(ino, nlookup uint64) {
 }
 
 func (f *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+	if a, left, ok := f.cachedDirAttr(in.NodeId); ok {
+		f.fillAttr(&a, &out.Attr)
+		out.SetTimeout(left)
+		return fuse.OK
+	}
 	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "getattr", Ino: in.NodeId})
 	if !s.Ok() {
 		return s
@@ -228,9 +282,21 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 
 func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, out *fuse.EntryOut) (*fsmeta.Attr, fuse.Status) {
 	r.Op, r.Parent = "mknod", h.NodeId
+	f.mu.Lock()
+	before := f.dirGen[r.Parent]
+	f.mu.Unlock()
 	resp, s := f.op(cancel, h, r)
 	if !s.Ok() {
 		return nil, s
+	}
+	if resp.Dir != nil && resp.Dir.Ino == r.Parent {
+		f.mu.Lock()
+		// op counts this create twice, before and after; more means
+		// something else changed the directory meanwhile.
+		if f.dirGen[r.Parent] == before+2 {
+			f.dirs[r.Parent] = cachedDir{a: *resp.Dir, expires: time.Now().Add(f.ttl)}
+		}
+		f.mu.Unlock()
 	}
 	f.entry(resp.Attr, out)
 	return resp.Attr, fuse.OK

@@ -170,7 +170,11 @@ func (m *Mount) Unmount() error {
 // onEvent drops what the kernel caches about an entry or inode another
 // mount changed.
 func (f *FS) onEvent(ev fsmeta.Event) {
-	if f.srv == nil || (ev.By != "" && ev.By == f.c.session) {
+	if ev.By != "" && ev.By == f.c.session {
+		return
+	}
+	f.dirChanged(ev.Parent, ev.Ino)
+	if f.srv == nil {
 		return
 	}
 	if ev.Name != "" {

@@ -336,6 +336,35 @@ func TestFSTwoMounts(t *testing.T) {
 		t.Fatalf("B saw A's rename and unlink after %v; its cached entries live 5s, so the push did not work", took)
 	}
 
+	// A directory's attributes after creates in it: the creating mount
+	// answers from what its create returned; both mounts agree with the
+	// server, and B's create in it is seen by A.
+	os.Mkdir(a.path("dir"), 0o755)
+	dirStat := func(m *fsMount) unix.Stat_t {
+		var st unix.Stat_t
+		if err := unix.Stat(m.path("dir"), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	before := dirStat(a)
+	time.Sleep(20 * time.Millisecond)
+	os.WriteFile(a.path("dir/x"), nil, 0o644)
+	os.Mkdir(a.path("dir/sub"), 0o755)
+	afterA := dirStat(a)
+	if afterA.Mtim == before.Mtim || afterA.Nlink != 3 {
+		t.Fatalf("A's view of the directory after its creates: mtime %v (was %v), nlink %d", afterA.Mtim, before.Mtim, afterA.Nlink)
+	}
+	if fresh := dirStat(s.mountFS(id)); fresh.Mtim != afterA.Mtim || fresh.Nlink != afterA.Nlink {
+		t.Fatalf("the server has mtime %v nlink %d, A shows %v %d", fresh.Mtim, fresh.Nlink, afterA.Mtim, afterA.Nlink)
+	}
+	time.Sleep(20 * time.Millisecond)
+	os.Mkdir(b.path("dir/fromB"), 0o755)
+	eventually(t, "A sees B's mkdir in the directory's attributes", func() bool {
+		st := dirStat(a)
+		return st.Nlink == 4 && st.Mtim != afterA.Mtim
+	})
+
 	// Concurrent appends under flock from both mounts lose nothing.
 	const perMount = 200
 	var wg sync.WaitGroup
