@@ -8,6 +8,9 @@ import (
 
 // chunkCache keeps recently used chunks in memory, bounded by bytes.
 // Chunks never change, so an entry is valid for as long as it is kept.
+// Readers hold a reference while they use a chunk's bytes (a read's reply
+// is written to the kernel after the read returns); a block-sized buffer
+// goes back to the pool once its entry is evicted and nobody holds it.
 type chunkCache struct {
 	mu       sync.Mutex
 	budget   int
@@ -19,13 +22,16 @@ type chunkCache struct {
 }
 
 type cacheEntry struct {
-	id   string
-	data []byte
+	id      string
+	data    []byte
+	refs    int
+	evicted bool
+	pooled  bool // data is a pool buffer, fetched by the cache
 }
 
 type fetch struct {
 	done chan struct{}
-	data []byte
+	e    *cacheEntry
 	err  error
 }
 
@@ -33,51 +39,95 @@ func newChunkCache(budget int, get func(ctx context.Context, id string) ([]byte,
 	return &chunkCache{budget: budget, lru: list.New(), entries: map[string]*list.Element{}, inflight: map[string]*fetch{}, get: get}
 }
 
-func (c *chunkCache) put(id string, data []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[id]; ok {
-		return
-	}
-	c.entries[id] = c.lru.PushFront(&cacheEntry{id: id, data: data})
-	c.used += len(data)
+// insert adds an entry (c.mu held) and evicts the least recently used
+// beyond the budget.
+func (c *chunkCache) insert(e *cacheEntry) {
+	c.entries[e.id] = c.lru.PushFront(e)
+	c.used += len(e.data)
 	for c.used > c.budget && c.lru.Len() > 1 {
 		el := c.lru.Back()
-		e := el.Value.(*cacheEntry)
+		old := el.Value.(*cacheEntry)
 		c.lru.Remove(el)
-		delete(c.entries, e.id)
-		c.used -= len(e.data)
+		delete(c.entries, old.id)
+		c.used -= len(old.data)
+		old.evicted = true
+		if old.refs == 0 && old.pooled {
+			putBlockBuf(old.data)
+		}
 	}
 }
 
-// load returns a chunk from the cache or fetches it once, however many
-// readers ask at the same time.
-func (c *chunkCache) load(ctx context.Context, id string) ([]byte, error) {
+// put adds a chunk whose bytes nobody else will change.
+func (c *chunkCache) put(id string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[id]; !ok {
+		c.insert(&cacheEntry{id: id, data: data})
+	}
+}
+
+// release drops a reader's reference.
+func (c *chunkCache) release(e *cacheEntry) {
+	c.mu.Lock()
+	e.refs--
+	if e.refs == 0 && e.evicted && e.pooled {
+		putBlockBuf(e.data)
+	}
+	c.mu.Unlock()
+}
+
+// load returns a chunk from the cache, or fetches it once however many
+// readers ask at the same time, and a function the caller calls once it
+// no longer uses the bytes.
+func (c *chunkCache) load(ctx context.Context, id string) ([]byte, func(), error) {
 	c.mu.Lock()
 	if el, ok := c.entries[id]; ok {
 		c.lru.MoveToFront(el)
+		e := el.Value.(*cacheEntry)
+		e.refs++
 		c.mu.Unlock()
-		return el.Value.(*cacheEntry).data, nil
+		return e.data, func() { c.release(e) }, nil
 	}
 	if f, ok := c.inflight[id]; ok {
+		f.e.refs++ // taken now, so the entry cannot be recycled before use
 		c.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.data, f.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			go func() { <-f.done; c.release(f.e) }()
+			return nil, nil, ctx.Err()
 		}
+		if f.err != nil {
+			return nil, nil, f.err
+		}
+		return f.e.data, func() { c.release(f.e) }, nil
 	}
-	f := &fetch{done: make(chan struct{})}
+	f := &fetch{done: make(chan struct{}), e: &cacheEntry{id: id, refs: 1, pooled: true}}
 	c.inflight[id] = f
 	c.mu.Unlock()
-	f.data, f.err = c.get(context.WithoutCancel(ctx), id)
-	if f.err == nil {
-		c.put(id, f.data)
-	}
+	data, err := c.get(context.WithoutCancel(ctx), id)
 	c.mu.Lock()
 	delete(c.inflight, id)
+	if err != nil {
+		f.err = err
+		c.mu.Unlock()
+		close(f.done)
+		return nil, nil, err
+	}
+	f.e.data = data
+	if _, ok := c.entries[id]; !ok {
+		c.insert(f.e)
+	} else {
+		f.e.evicted = true // a put raced the fetch: this copy is private
+	}
 	c.mu.Unlock()
 	close(f.done)
-	return f.data, f.err
+	return data, func() { c.release(f.e) }, nil
+}
+
+// warm fetches a chunk into the cache (read-ahead).
+func (c *chunkCache) warm(ctx context.Context, id string) {
+	if _, release, err := c.load(ctx, id); err == nil {
+		release()
+	}
 }

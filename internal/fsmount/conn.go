@@ -162,8 +162,13 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 			var b []byte
 			var rerr error
 			if resp.ContentLength >= 0 && resp.ContentLength <= fsmeta.BlockSize {
-				b = make([]byte, resp.ContentLength)
+				// A pool buffer: the cache gives it back when it evicts
+				// the chunk.
+				b = getBlockBuf()[:resp.ContentLength]
 				_, rerr = io.ReadFull(resp.Body, b)
+				if rerr != nil || resp.StatusCode != http.StatusOK {
+					putBlockBuf(b)
+				}
 			} else {
 				b, rerr = io.ReadAll(resp.Body)
 			}

@@ -27,6 +27,7 @@ type inode struct {
 	dirty    map[uint32][]extent
 	dirtyN   int
 	inflight int
+	readers  int // reads using pending slices' data outside the lock
 	opens    int
 	held     bool
 	locks    map[lockKey]bool
@@ -41,13 +42,41 @@ type lockKey struct {
 }
 
 type extent struct {
-	off  uint32
-	data []byte
+	off    uint32
+	data   []byte
+	pooled []byte // the whole block buffer data lies in, when it is one
+}
+
+// blockBufs keeps block buffers whose data was uploaded, for the next
+// writes: a buffer used again costs no page faults, and a fresh one
+// costs one per page (most of a sequential writer's CPU otherwise).
+var blockBufs = make(chan []byte, 64)
+
+func getBlockBuf() []byte {
+	select {
+	case b := <-blockBufs:
+		return b
+	default:
+		return make([]byte, bs)
+	}
+}
+
+// putBlockBuf takes back a buffer from getBlockBuf (any length of it).
+func putBlockBuf(b []byte) {
+	if cap(b) != bs {
+		return
+	}
+	b = b[:bs]
+	select {
+	case blockBufs <- b:
+	default:
+	}
 }
 
 type pendingSlice struct {
 	fsmeta.BlockSlice
-	data     []byte // held until the upload succeeds (then the cache has it)
+	data     []byte // held until the upload succeeds
+	pooled   []byte
 	uploaded bool
 	failed   bool // the last upload gave up; the next flush tries again
 }
@@ -73,7 +102,12 @@ func (n *inode) addDirty(blk uint32, off uint32, data []byte) {
 		if off >= last.off && off <= lend {
 			if end > lend {
 				n.dirtyN += int(end - lend)
-				last.data = append(last.data, make([]byte, end-lend)...)
+				if need := int(end - last.off); need <= cap(last.data) {
+					// The bytes past the length are all overwritten below.
+					last.data = last.data[:need]
+				} else {
+					last.data = append(last.data, make([]byte, end-lend)...)
+				}
 			}
 			copy(last.data[off-last.off:], data)
 			return
@@ -82,9 +116,10 @@ func (n *inode) addDirty(blk uint32, off uint32, data []byte) {
 	if len(exts) == 0 {
 		// A new extent: room for the rest of the block, as sequential
 		// writers fill it.
-		buf := make([]byte, len(data), bs-off)
+		pooled := getBlockBuf()
+		buf := pooled[off : off+uint32(len(data))]
 		copy(buf, data)
-		n.dirty[blk] = []extent{{off: off, data: buf}}
+		n.dirty[blk] = []extent{{off: off, data: buf, pooled: pooled}}
 		n.dirtyN += len(data)
 		return
 	}
@@ -104,6 +139,7 @@ func (n *inode) addDirty(blk uint32, off uint32, data []byte) {
 	for _, e := range merged {
 		copy(buf[e.off-lo:], e.data)
 		n.dirtyN -= len(e.data)
+		putBlockBuf(e.pooled) // reads copy dirty extents under the lock
 	}
 	copy(buf[off-lo:], data)
 	n.dirtyN += len(buf)
@@ -127,7 +163,7 @@ func (n *inode) takeDirty(full bool) []*pendingSlice {
 			continue
 		}
 		for _, e := range exts {
-			p := &pendingSlice{BlockSlice: fsmeta.BlockSlice{Blk: b, Slice: fsmeta.Slice{Off: e.off, Len: uint32(len(e.data)), ID: fsmeta.NewChunkID()}}, data: e.data}
+			p := &pendingSlice{BlockSlice: fsmeta.BlockSlice{Blk: b, Slice: fsmeta.Slice{Off: e.off, Len: uint32(len(e.data)), ID: fsmeta.NewChunkID()}}, data: e.data, pooled: e.pooled}
 			out = append(out, p)
 			n.dirtyN -= len(e.data)
 		}
@@ -147,16 +183,22 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 		go func(p *pendingSlice) {
 			defer func() { <-f.upSem }()
 			err := f.c.PutChunk(f.ctx, p.ID, p.data)
-			if err == nil {
+			if err == nil && p.pooled == nil {
 				f.cache.put(p.ID, p.data)
-			} else {
+			} else if err != nil {
 				f.log.Warn("chunk upload failed; it is kept for the next flush", "ino", n.ino, "err", err)
 			}
 			n.mu.Lock()
 			if err != nil {
 				p.failed = true
 			} else {
-				p.uploaded, p.data = true, nil
+				// A block buffer goes back for the next writes (not to the
+				// cache: a reader of the cache may hold its data long
+				// after), unless a read is copying from it right now.
+				if p.pooled != nil && n.readers == 0 {
+					putBlockBuf(p.pooled)
+				}
+				p.uploaded, p.data, p.pooled = true, nil, nil
 			}
 			n.inflight--
 			n.cond.Broadcast()
@@ -267,12 +309,13 @@ func (f *FS) reupload(ctx context.Context, n *inode, k int) syscall.Errno {
 	n.mu.Unlock()
 	datas := make([][]byte, len(ps))
 	for i, p := range ps {
-		d, err := f.cache.load(ctx, p.ID)
+		d, release, err := f.cache.load(ctx, p.ID)
 		if err != nil {
 			f.log.Error("an uncommitted chunk was lost", "ino", n.ino, "chunk", p.ID, "err", err)
 			return syscall.EIO
 		}
-		datas[i] = d
+		datas[i] = append([]byte(nil), d...)
+		release()
 	}
 	n.mu.Lock()
 	for i, p := range ps {
@@ -331,15 +374,16 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 }
 
 // read returns the file's bytes at off (in buf, or straight from the chunk
-// cache): committed slices, then
-// pending ones, then dirty bytes, later ones winning.
-func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte, syscall.Errno) {
+// cache): committed slices, then pending ones, then dirty bytes, later
+// ones winning. The caller calls release, when not nil, once it no longer
+// uses the bytes.
+func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data []byte, release func(), errno syscall.Errno) {
 	n.mu.Lock()
 	size := n.size
 	sequential := off == n.lastRead
 	n.mu.Unlock()
 	if off >= size {
-		return nil, 0
+		return nil, nil, 0
 	}
 	end := min(off+uint64(len(buf)), size)
 	buf = buf[:end-off]
@@ -347,7 +391,7 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte
 	first, last := uint32(off/bs), uint32((end-1)/bs)
 	committed, e := f.slicesOf(ctx, n, first, last)
 	if e != 0 {
-		return nil, e
+		return nil, nil, e
 	}
 	type piece struct {
 		blk  uint32
@@ -366,6 +410,12 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte
 			pieces = append(pieces, piece{blk: p.Blk, s: p.Slice, data: p.data})
 		}
 	}
+	n.readers++
+	defer func() {
+		n.mu.Lock()
+		n.readers--
+		n.mu.Unlock()
+	}()
 	for b := first; b <= last; b++ {
 		for _, x := range n.dirty[b] {
 			d := make([]byte, len(x.data))
@@ -380,19 +430,28 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte
 		p := pieces[k-1]
 		base := uint64(p.blk) * bs
 		if base+uint64(p.s.Off) <= off && base+uint64(p.s.Off)+uint64(p.s.Len) >= end {
-			if d, err := f.cache.load(ctx, p.s.ID); err == nil {
+			if d, release, err := f.cache.load(ctx, p.s.ID); err == nil {
 				src := uint64(p.s.ChunkOff) + off - base - uint64(p.s.Off)
 				if src+(end-off) <= uint64(len(d)) {
 					if sequential {
 						f.readAhead(n, last+1, size)
 					}
-					return d[src : src+(end-off)], 0
+					return d[src : src+(end-off)], release, 0
 				}
+				release()
 			}
 		}
 	}
 	// Fetch the chunks in parallel, then apply in order.
 	datas := make([][]byte, len(pieces))
+	releases := make([]func(), len(pieces))
+	defer func() {
+		for _, r := range releases {
+			if r != nil {
+				r()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var ferr syscall.Errno
@@ -404,7 +463,7 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte
 		wg.Add(1)
 		go func(i int, id string) {
 			defer wg.Done()
-			d, err := f.cache.load(ctx, id)
+			d, release, err := f.cache.load(ctx, id)
 			if err != nil {
 				f.log.Warn("chunk read failed", "ino", n.ino, "chunk", id, "err", err)
 				errMu.Lock()
@@ -412,12 +471,12 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte
 				errMu.Unlock()
 				return
 			}
-			datas[i] = d
+			datas[i], releases[i] = d, release
 		}(i, p.s.ID)
 	}
 	wg.Wait()
 	if ferr != 0 {
-		return nil, ferr
+		return nil, nil, ferr
 	}
 	for i, p := range pieces {
 		base := uint64(p.blk) * bs
@@ -433,14 +492,14 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) ([]byte
 			src = lo - base - uint64(s.Off)
 		}
 		if src+(hi-lo) > uint64(len(d)) {
-			return nil, syscall.EIO
+			return nil, nil, syscall.EIO
 		}
 		copy(buf[lo-off:hi-off], d[src:src+(hi-lo)])
 	}
 	if sequential {
 		f.readAhead(n, last+1, size)
 	}
-	return buf, 0
+	return buf, nil, 0
 }
 
 // readAheadBlocks is how many blocks (of 4 MiB) a sequential reader
@@ -460,7 +519,7 @@ func (f *FS) readAhead(n *inode, from uint32, size uint64) {
 		}
 		for _, ss := range sl {
 			for _, s := range ss {
-				go f.cache.load(f.ctx, s.ID)
+				go f.cache.warm(f.ctx, s.ID)
 			}
 		}
 	}()

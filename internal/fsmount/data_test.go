@@ -156,7 +156,10 @@ func TestFlushFailureIsNotSwallowed(t *testing.T) {
 	}
 	// The writer reads its own data meanwhile.
 	buf := make([]byte, len(data))
-	got, e := f.read(ctx, n, buf, 0)
+	got, release, e := f.read(ctx, n, buf, 0)
+	if release != nil {
+		defer release()
+	}
 	if e != 0 || !bytes.Equal(got, data) {
 		t.Fatalf("the writer's read of its buffered data: %v, %d bytes", e, len(got))
 	}
@@ -173,7 +176,7 @@ func TestFlushFailureIsNotSwallowed(t *testing.T) {
 // until its chunks were too old to be committed safely is uploaded again
 // under new ids, and the flush that commits it succeeds.
 func TestCommitOfExpiredChunk(t *testing.T) {
-	mount, _ := testFS(t, server.Config{FSChunkGrace: 2 * time.Second})
+	mount, _ := testFS(t, server.Config{FSChunkGrace: 4 * time.Second})
 	tr := &flaky{}
 	f := mount(tr)
 	data := randomBytes(5<<20, 2) // one whole block and a part of the next
@@ -185,7 +188,7 @@ func TestCommitOfExpiredChunk(t *testing.T) {
 		t.Fatalf("flush while commits fail: %v, want EIO", e)
 	}
 	puts := tr.puts.Load()
-	time.Sleep(1500 * time.Millisecond) // older than half the grace
+	time.Sleep(2500 * time.Millisecond) // older than half the grace, younger than all of it
 	tr.failCommits.Store(false)
 	if e := f.flush(ctx, n); e != 0 {
 		t.Fatalf("flush after the server came back: %v", e)

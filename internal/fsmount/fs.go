@@ -408,11 +408,26 @@ func (f *FS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Rea
 	ctx, stop := f.opCtx()
 	defer stop()
 	n := f.node(in.NodeId, false)
-	data, e := f.read(ctx, n, buf[:min(len(buf), int(in.Size))], in.Offset)
+	data, release, e := f.read(ctx, n, buf[:min(len(buf), int(in.Size))], in.Offset)
 	if e != 0 {
 		return nil, st(e)
 	}
-	return fuse.ReadResultData(data), fuse.OK
+	return &readResult{data: data, release: release}, fuse.OK
+}
+
+// readResult is a read's reply; the chunk it may point into is released
+// once the reply is written to the kernel.
+type readResult struct {
+	data    []byte
+	release func()
+}
+
+func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *readResult) Size() int                         { return len(r.data) }
+func (r *readResult) Done() {
+	if r.release != nil {
+		r.release()
+	}
 }
 
 // maxDirty is how many bytes one file may buffer before they are uploaded.
