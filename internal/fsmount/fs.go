@@ -423,7 +423,7 @@ type readResult struct {
 }
 
 func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
-func (r *readResult) Size() int                         { return len(r.data) }
+func (r *readResult) Size() int                          { return len(r.data) }
 func (r *readResult) Done() {
 	if r.release != nil {
 		r.release()
