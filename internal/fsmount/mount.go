@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/fsmeta"
 )
@@ -100,6 +101,7 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 		m.Unmount()
 		return nil, err
 	}
+	setReadAhead(o.Mountpoint, readAheadKiB, o.Log)
 	go m.keepAlive(rctx, time.Duration(resp.LeaseTTL)*time.Second/3)
 	go c.Events(rctx, f.onEvent, nil)
 	return m, nil
@@ -203,5 +205,23 @@ func (f *FS) onEvent(ev fsmeta.Event) {
 				f.holdIfOpen(ev.Ino)
 			}
 		}()
+	}
+}
+
+// readAheadKiB is the kernel's read-ahead for a mount: as much as one
+// block, so a sequential reader's requests come 1 MiB at a time (the most
+// one FUSE request carries) rather than the kernel's default 128 KiB.
+const readAheadKiB = 4096
+
+// setReadAhead raises the read-ahead of the mount's backing device (the
+// kernel caps what a FUSE server asks for at mount time to its default).
+func setReadAhead(mountpoint string, kib int, log *slog.Logger) {
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(fmt.Sprint(kib)), 0); err != nil {
+		log.Debug("read-ahead stays the kernel's default", "err", err)
 	}
 }
