@@ -13,7 +13,7 @@ import (
 // under the mount's create rate. Parallel creates go to one directory per
 // goroutine.
 func BenchmarkCreate(b *testing.B) {
-	e, fs := newEngine(&testing.T{})
+	e, fs := newEngine(b)
 	var dirs atomic.Int64
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
@@ -30,7 +30,7 @@ func BenchmarkCreate(b *testing.B) {
 }
 
 func BenchmarkCreateSerial(b *testing.B) {
-	e, fs := newEngine(&testing.T{})
+	e, fs := newEngine(b)
 	for i := 0; i < b.N; i++ {
 		if r := e.Do(context.Background(), &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: fmt.Sprint("f", i), Mode: syscall.S_IFREG | 0o644, Excl: true}); r.Errno != 0 {
 			b.Fatal(r.Errno)
@@ -41,7 +41,7 @@ func BenchmarkCreateSerial(b *testing.B) {
 // BenchmarkLookupMissing is a lookup of a name that does not exist (what
 // the kernel asks before every create), serially.
 func BenchmarkLookupMissing(b *testing.B) {
-	e, fs := newEngine(&testing.T{})
+	e, fs := newEngine(b)
 	for i := 0; i < b.N; i++ {
 		if r := e.Do(context.Background(), &Request{Op: "lookup", FS: fs, Parent: RootIno, Name: fmt.Sprint("f", i)}); r.Errno != syscall.ENOENT {
 			b.Fatal(r.Errno)

@@ -23,7 +23,7 @@ import (
 )
 
 // newEngine runs a real single-member etcd in a temp dir.
-func newEngine(t *testing.T) (*Engine, string) {
+func newEngine(t testing.TB) (*Engine, string) {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()

@@ -131,11 +131,11 @@ func BenchmarkDockerRunDetached(b *testing.B) {
 // (embedded etcd, server, local agent registered), from a fresh data dir.
 func BenchmarkUpReady(b *testing.B) {
 	ensureTestImage(b)
-	bin := buildBerth(&testing.T{})
+	bin := buildBerth(b)
 	var samples []time.Duration
 	for i := 0; i < b.N; i++ {
 		dir, _ := os.MkdirTemp("", "berth-up-")
-		addr := freeAddr(&testing.T{})
+		addr := freeAddr(b)
 		start := time.Now()
 		cmd := exec.Command(bin, "up", "--data-dir", dir, "--listen", addr)
 		stdout, _ := cmd.StdoutPipe()

@@ -23,9 +23,8 @@ func BenchmarkEFSTaskStart(b *testing.B) {
 	ensureTestImage(b)
 	s, dir := benchServer(b, "berth-bench-efs-")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	t := &testing.T{}
 	ag, err := agent.New(agent.Config{Server: s.Endpoint(), Zone: "us-east-1a", DataDir: dir + "/agent", CPU: 8192, Memory: 8192,
-		CleanupWait: time.Hour, Log: quiet, MountBinary: buildBerth(t)})
+		CleanupWait: time.Hour, Log: quiet, MountBinary: buildBerth(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

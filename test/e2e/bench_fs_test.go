@@ -103,8 +103,7 @@ func benchServer(b *testing.B, name string) (*server.Server, string) {
 // side by side in one run.
 func BenchmarkSharedFS(b *testing.B) {
 	srv, dir := benchServer(b, "berth-bench-fs-")
-	t := &testing.T{}
-	s := &fsServer{t: t, bin: buildBerth(t), endpoint: srv.Endpoint()}
+	s := &fsServer{t: b, bin: buildBerth(b), endpoint: srv.Endpoint()}
 	m := s.mountFS(s.createFS("bench"))
 	defer m.kill()
 	local := filepath.Join(dir, "local")
@@ -169,8 +168,7 @@ func createParallel(b *testing.B, dir string, n, workers int) float64 {
 // own.
 func BenchmarkSharedFSCreates(b *testing.B) {
 	srv, _ := benchServer(b, "berth-bench-fs-")
-	t := &testing.T{}
-	s := &fsServer{t: t, bin: buildBerth(t), endpoint: srv.Endpoint()}
+	s := &fsServer{t: b, bin: buildBerth(b), endpoint: srv.Endpoint()}
 	m := s.mountFS(s.createFS("bench"))
 	defer m.kill()
 	for i := 0; i < b.N; i++ {

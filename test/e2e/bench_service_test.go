@@ -34,7 +34,7 @@ func BenchmarkServiceFailover(b *testing.B) {
 
 func benchFailover(b *testing.B, withEFS bool) {
 	ensureTestImage(b)
-	bin := buildBerth(&testing.T{})
+	bin := buildBerth(b)
 	dir, _ := os.MkdirTemp("", "berth-bench-failover-")
 	defer os.RemoveAll(dir)
 	s, err := server.Start(context.Background(), server.Config{DataDir: dir + "/server", Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -144,7 +144,7 @@ func benchFailover(b *testing.B, withEFS bool) {
 	b.StopTimer()
 	if withEFS {
 		// The slot's directory holds one start per task the slot has had.
-		fsrv := &fsServer{t: &testing.T{}, bin: bin, endpoint: s.Endpoint()}
+		fsrv := &fsServer{t: b, bin: bin, endpoint: s.Endpoint()}
 		m := fsrv.mountFS(aws.ToString(fsID))
 		var data []byte
 		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {

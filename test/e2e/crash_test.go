@@ -23,7 +23,7 @@ var berthBuild struct {
 }
 
 // buildBerth builds the berth binary once per test run.
-func buildBerth(t *testing.T) string {
+func buildBerth(t testing.TB) string {
 	t.Helper()
 	berthBuild.Lock()
 	defer berthBuild.Unlock()
@@ -43,7 +43,7 @@ func buildBerth(t *testing.T) string {
 	return bin
 }
 
-func startProcess(t *testing.T, bin, dir, addr string) *exec.Cmd {
+func startProcess(t testing.TB, bin, dir, addr string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "server", "--data-dir", dir, "--listen", addr, "--agent-lease-ttl", "10m")
 	cmd.Stderr = os.Stderr

@@ -33,7 +33,7 @@ import (
 
 // fsServer is a Berth server for shared file system tests.
 type fsServer struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	endpoint string
 }
@@ -114,7 +114,7 @@ func startFSServer(t *testing.T, mod ...func(*server.Config)) *fsServer {
 	return &fsServer{t: t, bin: buildBerth(t), endpoint: s.Endpoint()}
 }
 
-func requireFUSE(t *testing.T) {
+func requireFUSE(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatalf("these tests need FUSE (/dev/fuse): %v", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -111,5 +112,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("BERTH_TEST_WRITER"); dir != "" {
 		os.Exit(writerMain(dir))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if berthBuild.path != "" {
+		os.RemoveAll(filepath.Dir(berthBuild.path))
+	}
+	os.Exit(code)
 }
