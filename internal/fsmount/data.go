@@ -50,7 +50,7 @@ type extent struct {
 // blockBufs keeps block buffers whose data was uploaded, for the next
 // writes: a buffer used again costs no page faults, and a fresh one
 // costs one per page (most of a sequential writer's CPU otherwise).
-var blockBufs = make(chan []byte, 64)
+var blockBufs = make(chan []byte, 16) // 64 MiB: eight uploads in flight and the blocks being filled
 
 func getBlockBuf() []byte {
 	select {
