@@ -41,6 +41,15 @@ type FS struct {
 	// of each directory, so a reply that raced another change is not kept.
 	dirs   map[uint64]cachedDir
 	dirGen map[uint64]uint64
+	// whole holds the directories this mount made itself, with every name
+	// in them, for as long as nothing else is known to have changed them:
+	// the kernel's lookup before each create there is answered here.
+	whole map[uint64]*wholeDir
+}
+
+type wholeDir struct {
+	names   map[string]bool
+	expires time.Time
 }
 
 type cachedDir struct {
@@ -57,7 +66,7 @@ type handle struct {
 func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int) *FS {
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: cacheTTL, ctx: ctx,
 		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{},
-		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]uint64{}}
+		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]uint64{}, whole: map[uint64]*wholeDir{}}
 	f.cache = newChunkCache(cacheBytes, c.GetChunk)
 	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
 	f.nodes[fsmeta.RootIno].lookups = 1
@@ -149,6 +158,9 @@ func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*f
 	changes := !readOnlyOps[r.Op]
 	if changes {
 		f.dirChanged(r.Parent, r.NewParent, r.Ino)
+		if r.Op != "mknod" {
+			f.notWhole(r.Parent, r.NewParent, r.Ino)
+		}
 	}
 	resp, e := f.c.Op(ctx, r)
 	if changes {
@@ -174,6 +186,32 @@ func (f *FS) dirChanged(inos ...uint64) {
 	f.mu.Unlock()
 }
 
+// notWhole forgets that this mount knows every name in these directories.
+func (f *FS) notWhole(inos ...uint64) {
+	f.mu.Lock()
+	for _, ino := range inos {
+		delete(f.whole, ino)
+	}
+	f.mu.Unlock()
+}
+
+// absent reports that name is known not to exist in parent: the mount
+// made parent, has seen every name made in it since, and no other mount
+// has changed it (their changes are pushed, as for the kernel's caches).
+func (f *FS) absent(parent uint64, name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w, ok := f.whole[parent]
+	if !ok {
+		return false
+	}
+	if time.Now().After(w.expires) {
+		delete(f.whole, parent)
+		return false
+	}
+	return !w.names[name]
+}
+
 // cachedDirAttr returns a directory's attributes as this mount's last
 // create in it left them, while they are fresh.
 func (f *FS) cachedDirAttr(ino uint64) (fsmeta.Attr, time.Duration, bool) {
@@ -188,6 +226,9 @@ func (f *FS) cachedDirAttr(ino uint64) (fsmeta.Attr, time.Duration, bool) {
 }
 
 func (f *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	if f.absent(h.NodeId, name) {
+		return fuse.ENOENT
+	}
 	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "lookup", Parent: h.NodeId, Name: name})
 	if !s.Ok() {
 		return s
@@ -287,8 +328,21 @@ func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, 
 	f.mu.Unlock()
 	resp, s := f.op(cancel, h, r)
 	if !s.Ok() {
+		f.notWhole(r.Parent) // the name may exist after all
 		return nil, s
 	}
+	f.mu.Lock()
+	if w, ok := f.whole[r.Parent]; ok {
+		w.names[r.Name] = true
+		w.expires = time.Now().Add(f.ttl)
+	}
+	if resp.Attr.IsDir() {
+		if len(f.whole) >= 4096 {
+			clear(f.whole) // a bound; forgetting only costs lookups
+		}
+		f.whole[resp.Attr.Ino] = &wholeDir{names: map[string]bool{}, expires: time.Now().Add(f.ttl)}
+	}
+	f.mu.Unlock()
 	if resp.Dir != nil && resp.Dir.Ino == r.Parent {
 		f.mu.Lock()
 		// op counts this create twice, before and after; more means

@@ -103,7 +103,12 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	}
 	setReadAhead(o.Mountpoint, readAheadKiB, o.Log)
 	go m.keepAlive(rctx, time.Duration(resp.LeaseTTL)*time.Second/3)
-	go c.Events(rctx, f.onEvent, nil)
+	go c.Events(rctx, f.onEvent, func() {
+		// Changes may have been missed while the stream was down.
+		f.mu.Lock()
+		clear(f.whole)
+		f.mu.Unlock()
+	})
 	return m, nil
 }
 
@@ -176,6 +181,7 @@ func (f *FS) onEvent(ev fsmeta.Event) {
 		return
 	}
 	f.dirChanged(ev.Parent, ev.Ino)
+	f.notWhole(ev.Parent, ev.Ino)
 	if f.srv == nil {
 		return
 	}

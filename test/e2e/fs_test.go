@@ -372,6 +372,45 @@ func TestFSTwoMounts(t *testing.T) {
 		return st.Nlink == 4 && st.Mtim != afterA.Mtim
 	})
 
+	// A directory A made itself: A answers the kernel's lookups of missing
+	// names there without asking the server, yet B's change is pushed to
+	// A well before A's own knowledge would expire (5 s), a name B makes
+	// is never created twice, and a create without O_EXCL opens B's file.
+	for _, d := range []string{"mine", "mine2"} {
+		if err := os.Mkdir(a.path(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(a.path(d+"/a"), []byte("from A"), 0o644)
+		for _, n := range []string{"b", "c"} {
+			if err := os.WriteFile(b.path(d+"/"+n), []byte("from B"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pushed := time.Now()
+	eventually(t, "A sees B's file in a directory A made", func() bool {
+		got, err := os.ReadFile(a.path("mine/b"))
+		return err == nil && string(got) == "from B"
+	})
+	if took := time.Since(pushed); took > 2*time.Second {
+		t.Fatalf("A saw B's file after %v: not pushed", took)
+	}
+	if _, err := os.OpenFile(a.path("mine2/b"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("A created %q that B had made: %v", "mine2/b", err)
+	}
+	if fc, err := os.OpenFile(a.path("mine2/c"), os.O_CREATE|os.O_RDWR, 0o644); err != nil {
+		t.Fatal(err)
+	} else {
+		got, _ := io.ReadAll(fc)
+		fc.Close()
+		if string(got) != "from B" {
+			t.Fatalf("A's O_CREAT open of B's file reads %q", got)
+		}
+	}
+	if got, err := os.ReadFile(b.path("mine/a")); err != nil || string(got) != "from A" {
+		t.Fatalf("B reads A's file: %q %v", got, err)
+	}
+
 	// Concurrent appends under flock from both mounts lose nothing.
 	const perMount = 200
 	var wg sync.WaitGroup
