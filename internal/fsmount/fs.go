@@ -38,9 +38,10 @@ type FS struct {
 	// dirs holds directory attributes this mount's own creates returned,
 	// so the kernel's next getattr of the directory (it drops its copy
 	// after every create) needs no round trip; dirGen counts the changes
-	// of each directory, so a reply that raced another change is not kept.
+	// of each directory a create is under way in, so a reply that raced
+	// another change is not kept.
 	dirs   map[uint64]cachedDir
-	dirGen map[uint64]uint64
+	dirGen map[uint64]*dirWatch
 	// whole holds the directories this mount made itself, with every name
 	// in them, for as long as nothing else is known to have changed them:
 	// the kernel's lookup before each create there is answered here.
@@ -50,6 +51,11 @@ type FS struct {
 type wholeDir struct {
 	names   map[string]bool
 	expires time.Time
+}
+
+type dirWatch struct {
+	creates int // under way
+	changes uint64
 }
 
 type cachedDir struct {
@@ -66,7 +72,7 @@ type handle struct {
 func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int) *FS {
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: cacheTTL, ctx: ctx,
 		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{},
-		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]uint64{}, whole: map[uint64]*wholeDir{}}
+		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]*dirWatch{}, whole: map[uint64]*wholeDir{}}
 	f.cache = newChunkCache(cacheBytes, c.GetChunk)
 	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
 	f.nodes[fsmeta.RootIno].lookups = 1
@@ -178,9 +184,9 @@ var readOnlyOps = map[string]bool{"lookup": true, "getattr": true, "open": true,
 func (f *FS) dirChanged(inos ...uint64) {
 	f.mu.Lock()
 	for _, ino := range inos {
-		if ino != 0 {
-			delete(f.dirs, ino)
-			f.dirGen[ino]++
+		delete(f.dirs, ino)
+		if w, ok := f.dirGen[ino]; ok {
+			w.changes++
 		}
 	}
 	f.mu.Unlock()
@@ -324,9 +330,28 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, out *fuse.EntryOut) (*fsmeta.Attr, fuse.Status) {
 	r.Op, r.Parent = "mknod", h.NodeId
 	f.mu.Lock()
-	before := f.dirGen[r.Parent]
+	w := f.dirGen[r.Parent]
+	if w == nil {
+		w = &dirWatch{}
+		f.dirGen[r.Parent] = w
+	}
+	w.creates++
+	before := w.changes
 	f.mu.Unlock()
 	resp, s := f.op(cancel, h, r)
+	f.mu.Lock()
+	// op counts this create twice, before and after; more means something
+	// else changed the directory meanwhile.
+	if s.Ok() && resp.Dir != nil && resp.Dir.Ino == r.Parent && w.changes == before+2 {
+		if len(f.dirs) >= 4096 {
+			clear(f.dirs) // a bound; forgetting only costs getattrs
+		}
+		f.dirs[r.Parent] = cachedDir{a: *resp.Dir, expires: time.Now().Add(f.ttl)}
+	}
+	if w.creates--; w.creates == 0 {
+		delete(f.dirGen, r.Parent)
+	}
+	f.mu.Unlock()
 	if !s.Ok() {
 		f.notWhole(r.Parent) // the name may exist after all
 		return nil, s
@@ -343,15 +368,6 @@ func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, 
 		f.whole[resp.Attr.Ino] = &wholeDir{names: map[string]bool{}, expires: time.Now().Add(f.ttl)}
 	}
 	f.mu.Unlock()
-	if resp.Dir != nil && resp.Dir.Ino == r.Parent {
-		f.mu.Lock()
-		// op counts this create twice, before and after; more means
-		// something else changed the directory meanwhile.
-		if f.dirGen[r.Parent] == before+2 {
-			f.dirs[r.Parent] = cachedDir{a: *resp.Dir, expires: time.Now().Add(f.ttl)}
-		}
-		f.mu.Unlock()
-	}
 	f.entry(resp.Attr, out)
 	return resp.Attr, fuse.OK
 }
