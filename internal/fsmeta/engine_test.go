@@ -3,7 +3,6 @@ package fsmeta
 import (
 	"context"
 	"fmt"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"io"
 	"log/slog"
 	"math"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -40,8 +40,10 @@ func newEngine(t testing.TB) (*Engine, string) {
 	}
 	t.Cleanup(e.Close)
 	<-e.Server.ReadyNotify()
-	// In process, as the server talks to its embedded member.
-	cli := v3client.New(e.Server)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { cli.Close() })
 	eng := NewEngine(cli, ChunkDir{Path: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f, err := eng.CreateFS(context.Background(), "t", &FileSystem{Name: "t"})

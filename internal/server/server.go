@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"io"
 	"log/slog"
 	"net"
@@ -116,19 +115,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.etcd = e
 		endpoints = []string{ep}
 	}
-	var cli *clientv3.Client
-	if s.etcd != nil {
-		// The embedded member is called in process, without gRPC over
-		// loopback: a metadata read costs tens of microseconds, not
-		// hundreds.
-		cli = v3client.New(s.etcd.Server)
-	} else {
-		var err error
-		cli, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: quietZap()})
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("etcd client: %w", err)
-		}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: quietZap()})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	s.client = cli
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
