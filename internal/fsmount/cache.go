@@ -6,11 +6,11 @@ import (
 	"sync"
 )
 
-// chunkCache keeps recently used chunks in memory, bounded by bytes.
+// chunkCache keeps recently fetched chunks in memory, bounded by bytes.
 // Chunks never change, so an entry is valid for as long as it is kept.
 // Readers hold a reference while they use a chunk's bytes (a read's reply
-// is written to the kernel after the read returns); a block-sized buffer
-// goes back to the pool once its entry is evicted and nobody holds it.
+// is written to the kernel after the read returns); an entry's buffer goes
+// back to the block pool once it is evicted and nobody holds it.
 type chunkCache struct {
 	mu       sync.Mutex
 	budget   int
@@ -26,7 +26,6 @@ type cacheEntry struct {
 	data    []byte
 	refs    int
 	evicted bool
-	pooled  bool // data is a pool buffer, fetched by the cache
 }
 
 type fetch struct {
@@ -51,18 +50,9 @@ func (c *chunkCache) insert(e *cacheEntry) {
 		delete(c.entries, old.id)
 		c.used -= len(old.data)
 		old.evicted = true
-		if old.refs == 0 && old.pooled {
+		if old.refs == 0 {
 			putBlockBuf(old.data)
 		}
-	}
-}
-
-// put adds a chunk whose bytes nobody else will change.
-func (c *chunkCache) put(id string, data []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[id]; !ok {
-		c.insert(&cacheEntry{id: id, data: data})
 	}
 }
 
@@ -70,7 +60,7 @@ func (c *chunkCache) put(id string, data []byte) {
 func (c *chunkCache) release(e *cacheEntry) {
 	c.mu.Lock()
 	e.refs--
-	if e.refs == 0 && e.evicted && e.pooled {
+	if e.refs == 0 && e.evicted {
 		putBlockBuf(e.data)
 	}
 	c.mu.Unlock()
@@ -102,7 +92,7 @@ func (c *chunkCache) load(ctx context.Context, id string) ([]byte, func(), error
 		}
 		return f.e.data, func() { c.release(f.e) }, nil
 	}
-	f := &fetch{done: make(chan struct{}), e: &cacheEntry{id: id, refs: 1, pooled: true}}
+	f := &fetch{done: make(chan struct{}), e: &cacheEntry{id: id, refs: 1}}
 	c.inflight[id] = f
 	c.mu.Unlock()
 	data, err := c.get(context.WithoutCancel(ctx), id)
@@ -115,11 +105,7 @@ func (c *chunkCache) load(ctx context.Context, id string) ([]byte, func(), error
 		return nil, nil, err
 	}
 	f.e.data = data
-	if _, ok := c.entries[id]; !ok {
-		c.insert(f.e)
-	} else {
-		f.e.evicted = true // a put raced the fetch: this copy is private
-	}
+	c.insert(f.e)
 	c.mu.Unlock()
 	close(f.done)
 	return data, func() { c.release(f.e) }, nil

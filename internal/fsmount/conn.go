@@ -153,41 +153,45 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
 	}
 }
 
-// GetChunk downloads a chunk.
+// GetChunk downloads a chunk, waiting for a restarting server as long as
+// an operation does.
 func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
-	var last error
-	for attempt := 0; attempt < 20; attempt++ {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
 		if err == nil {
 			var b []byte
 			var rerr error
-			if resp.ContentLength >= 0 && resp.ContentLength <= fsmeta.BlockSize {
+			if resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength <= fsmeta.BlockSize {
 				// A pool buffer: the cache gives it back when it evicts
 				// the chunk.
 				b = getBlockBuf()[:resp.ContentLength]
-				_, rerr = io.ReadFull(resp.Body, b)
-				if rerr != nil || resp.StatusCode != http.StatusOK {
+				if _, rerr = io.ReadFull(resp.Body, b); rerr != nil {
 					putBlockBuf(b)
 				}
 			} else {
 				b, rerr = io.ReadAll(resp.Body)
 			}
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && rerr == nil {
+			switch {
+			case resp.StatusCode == http.StatusOK && rerr == nil:
 				return b, nil
+			case rerr != nil:
+				err = fmt.Errorf("get chunk %s: %w", id, rerr)
+			default:
+				err = fmt.Errorf("get chunk %s: HTTP %d", id, resp.StatusCode)
 			}
-			err = fmt.Errorf("get chunk %s: HTTP %d", id, resp.StatusCode)
 			if resp.StatusCode == http.StatusNotFound {
 				return nil, err
 			}
 		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if !c.backoff(ctx, start, attempt) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
 		}
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 	}
-	return nil, last
 }
 
 // Events follows the server's change stream, calling fn for each event,

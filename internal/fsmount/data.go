@@ -183,18 +183,16 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 		go func(p *pendingSlice) {
 			defer func() { <-f.upSem }()
 			err := f.c.PutChunk(f.ctx, p.ID, p.data)
-			if err == nil && p.pooled == nil {
-				f.cache.put(p.ID, p.data)
-			} else if err != nil {
+			if err != nil {
 				f.log.Warn("chunk upload failed; it is kept for the next flush", "ino", n.ino, "err", err)
 			}
 			n.mu.Lock()
 			if err != nil {
 				p.failed = true
 			} else {
-				// A block buffer goes back for the next writes (not to the
-				// cache: a reader of the cache may hold its data long
-				// after), unless a read is copying from it right now.
+				// A block buffer goes back for the next writes, unless a
+				// read is copying from it right now. Written data is not
+				// cached: a later read fetches it.
 				if p.pooled != nil && n.readers == 0 {
 					putBlockBuf(p.pooled)
 				}
@@ -405,17 +403,22 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data [
 		}
 	}
 	n.mu.Lock()
+	pending := false
 	for _, p := range n.pending {
 		if p.Blk >= first && p.Blk <= last {
 			pieces = append(pieces, piece{blk: p.Blk, s: p.Slice, data: p.data})
+			pending = pending || p.data != nil
 		}
 	}
-	n.readers++
-	defer func() {
-		n.mu.Lock()
-		n.readers--
-		n.mu.Unlock()
-	}()
+	if pending {
+		// Their buffers must not go back to the pool before the copy below.
+		n.readers++
+		defer func() {
+			n.mu.Lock()
+			n.readers--
+			n.mu.Unlock()
+		}()
+	}
 	for b := first; b <= last; b++ {
 		for _, x := range n.dirty[b] {
 			d := make([]byte, len(x.data))

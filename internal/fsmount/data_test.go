@@ -123,6 +123,13 @@ func readBack(t *testing.T, f *FS, name string) []byte {
 	return got
 }
 
+func wantFlush(t *testing.T, f *FS, n *inode, want syscall.Errno, what string) {
+	t.Helper()
+	if e := f.flush(context.Background(), n); e != want {
+		t.Fatalf("%s: %v, want %v", what, e, want)
+	}
+}
+
 func randomBytes(n int, seed uint64) []byte {
 	b := make([]byte, n)
 	r := rand.New(rand.NewPCG(seed, seed))
@@ -145,12 +152,8 @@ func TestFlushFailureIsNotSwallowed(t *testing.T) {
 	n := f.node(ino, false)
 	tr.failPuts.Store(true)
 	ctx := context.Background()
-	if e := f.flush(ctx, n); e != syscall.EIO {
-		t.Fatalf("first flush while uploads fail: %v, want EIO", e)
-	}
-	if e := f.flush(ctx, n); e != syscall.EIO {
-		t.Fatalf("a second flush while uploads fail: %v, want EIO (the first must not consume the error)", e)
-	}
+	wantFlush(t, f, n, syscall.EIO, "the first flush while uploads fail")
+	wantFlush(t, f, n, syscall.EIO, "a second flush while uploads fail (the first must not consume the error)")
 	if got := readBack(t, mount(nil), "acked"); len(got) != 0 {
 		t.Fatalf("a fresh mount sees %d bytes that were never committed", len(got))
 	}
@@ -164,9 +167,7 @@ func TestFlushFailureIsNotSwallowed(t *testing.T) {
 		t.Fatalf("the writer's read of its buffered data: %v, %d bytes", e, len(got))
 	}
 	tr.failPuts.Store(false)
-	if e := f.flush(ctx, n); e != 0 {
-		t.Fatalf("flush after the server came back: %v", e)
-	}
+	wantFlush(t, f, n, 0, "a flush after the server came back")
 	if got := readBack(t, mount(nil), "acked"); !bytes.Equal(got, data) {
 		t.Fatalf("a fresh mount reads %d bytes, want the %d written", len(got), len(data))
 	}
@@ -183,16 +184,11 @@ func TestCommitOfExpiredChunk(t *testing.T) {
 	ino, _ := create(t, f, "late", data)
 	n := f.node(ino, false)
 	tr.failCommits.Store(true)
-	ctx := context.Background()
-	if e := f.flush(ctx, n); e != syscall.EIO {
-		t.Fatalf("flush while commits fail: %v, want EIO", e)
-	}
+	wantFlush(t, f, n, syscall.EIO, "a flush while commits fail")
 	puts := tr.puts.Load()
 	time.Sleep(2500 * time.Millisecond) // older than half the grace, younger than all of it
 	tr.failCommits.Store(false)
-	if e := f.flush(ctx, n); e != 0 {
-		t.Fatalf("flush after the server came back: %v", e)
-	}
+	wantFlush(t, f, n, 0, "a flush after the server came back")
 	if again := tr.puts.Load() - puts; again != 2 {
 		t.Fatalf("%d chunks uploaded again, want the 2 that expired", again)
 	}

@@ -1,8 +1,9 @@
 // Package state owns Berth's data in etcd: the key layout, the stored record
 // types and a watch-fed cache of container instances for the scheduler. It is
 // the only package of the ECS side that talks to etcd; the shared file
-// system's engine (internal/fsmeta) and the EFS API keep their own keys. It knows nothing of HTTP or ECS wire
-// errors; callers translate ErrNotFound and ErrConflict.
+// system's engine (internal/fsmeta) and the EFS API keep their own keys.
+// It knows nothing of HTTP or ECS wire errors; callers translate
+// ErrNotFound and ErrConflict.
 //
 // Key layout (all under Prefix):
 //
