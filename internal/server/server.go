@@ -377,6 +377,10 @@ func startEmbedded(dir string) (*embed.Etcd, string, error) {
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	// NewConfig leaves this at zero (only etcd's flags default it), which
+	// makes every request "expensive": etcd would format each one as text
+	// for a log line that goes nowhere.
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	e, err := embed.StartEtcd(cfg)
