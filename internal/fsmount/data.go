@@ -385,7 +385,6 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data [
 	}
 	end := min(off+uint64(len(buf)), size)
 	buf = buf[:end-off]
-	clear(buf)
 	first, last := uint32(off/bs), uint32((end-1)/bs)
 	committed, e := f.slicesOf(ctx, n, first, last)
 	if e != 0 {
@@ -445,7 +444,9 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data [
 			}
 		}
 	}
-	// Fetch the chunks in parallel, then apply in order.
+	// Holes read as zeros; then fetch the chunks in parallel and apply
+	// them in order.
+	clear(buf)
 	datas := make([][]byte, len(pieces))
 	releases := make([]func(), len(pieces))
 	defer func() {
