@@ -899,7 +899,9 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 				json.Unmarshal(kvs[0].Value, &b)
 				rev = kvs[0].ModRevision
 			}
-			b.Slices = append(b.Slices, blocks[blk]...)
+			// Slices the new ones hide entirely are dropped: readers
+			// would fetch them for nothing, and their chunks can go.
+			b.Slices = Visible(append(b.Slices, blocks[blk]...))
 			b.By = r.Session
 			if len(b.Slices) > MaxSlices {
 				compact = append(compact, blk)

@@ -115,6 +115,63 @@ type Slice struct {
 	ChunkOff uint32 `json:"co,omitempty"`
 }
 
+// Coverage is a set of byte ranges of one block, kept as sorted, disjoint
+// intervals: the ranges that later slices already cover, when a block's
+// slices are walked from the newest back.
+type Coverage struct{ iv [][2]uint32 }
+
+// Covers reports whether [lo, hi) is covered entirely.
+func (c *Coverage) Covers(lo, hi uint32) bool {
+	for _, v := range c.iv {
+		if v[0] <= lo && hi <= v[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// Add adds [lo, hi), merging it with the ranges it overlaps or touches.
+func (c *Coverage) Add(lo, hi uint32) {
+	if lo >= hi {
+		return
+	}
+	var out [][2]uint32
+	i := 0
+	for ; i < len(c.iv) && c.iv[i][1] < lo; i++ {
+		out = append(out, c.iv[i])
+	}
+	for ; i < len(c.iv) && c.iv[i][0] <= hi; i++ {
+		lo, hi = min(lo, c.iv[i][0]), max(hi, c.iv[i][1])
+	}
+	out = append(out, [2]uint32{lo, hi})
+	c.iv = append(out, c.iv[i:]...)
+}
+
+// Visible returns a block's slices without those that later slices hide
+// entirely (later slices win), in their order.
+func Visible(ss []Slice) []Slice {
+	var c Coverage
+	keep := make([]bool, len(ss))
+	hidden := 0
+	for i := len(ss) - 1; i >= 0; i-- {
+		lo, hi := ss[i].Off, ss[i].Off+ss[i].Len
+		if keep[i] = !c.Covers(lo, hi); !keep[i] {
+			hidden++
+		}
+		c.Add(lo, hi)
+	}
+	if hidden == 0 {
+		return ss
+	}
+	out := make([]Slice, 0, len(ss)-hidden)
+	for i, s := range ss {
+		if keep[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // BlockSlice is a slice and the block it belongs to, as a write commits it.
 type BlockSlice struct {
 	Blk uint32 `json:"b"`

@@ -371,6 +371,48 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 	return out, 0
 }
 
+// piece is one slice that a read applies.
+type piece struct {
+	blk  uint32
+	s    fsmeta.Slice
+	data []byte // set for slices still held in memory
+}
+
+// visiblePieces drops the pieces that later ones (later pieces win) hide
+// entirely within [off, end), or that lie outside it, so that overwritten
+// data is not fetched for nothing.
+func visiblePieces(ps []piece, off, end uint64) []piece {
+	cover := map[uint32]*fsmeta.Coverage{}
+	keep := make([]bool, len(ps))
+	kept := 0
+	for i := len(ps) - 1; i >= 0; i-- {
+		p := ps[i]
+		base := uint64(p.blk) * bs
+		lo := max(base+uint64(p.s.Off), off)
+		hi := min(base+uint64(p.s.Off)+uint64(p.s.Len), end)
+		if lo >= hi {
+			continue
+		}
+		c := cover[p.blk]
+		if c == nil {
+			c = &fsmeta.Coverage{}
+			cover[p.blk] = c
+		}
+		if !c.Covers(uint32(lo-base), uint32(hi-base)) {
+			keep[i] = true
+			kept++
+		}
+		c.Add(uint32(lo-base), uint32(hi-base))
+	}
+	out := make([]piece, 0, kept)
+	for i, p := range ps {
+		if keep[i] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // read returns the file's bytes at off (in buf, or straight from the chunk
 // cache): committed slices, then pending ones, then dirty bytes, later
 // ones winning. The caller calls release, when not nil, once it no longer
@@ -389,11 +431,6 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data [
 	committed, e := f.slicesOf(ctx, n, first, last)
 	if e != 0 {
 		return nil, nil, e
-	}
-	type piece struct {
-		blk  uint32
-		s    fsmeta.Slice
-		data []byte // set for slices still held in memory
 	}
 	var pieces []piece
 	for b := first; b <= last; b++ {
@@ -427,6 +464,7 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data [
 	}
 	n.lastRead = end
 	n.mu.Unlock()
+	pieces = visiblePieces(pieces, off, end)
 	// One cached chunk holding the whole range: hand it out without a copy.
 	if k := len(pieces); k > 0 && pieces[k-1].data == nil {
 		p := pieces[k-1]
