@@ -150,7 +150,7 @@ func marshal(v any) string {
 
 func storeAttr(a *Attr) string {
 	c := *a
-	c.Rev = 0
+	c.Rev, c.Xattrs = 0, false
 	return marshal(&c)
 }
 
@@ -280,6 +280,9 @@ func (e *Engine) Do(ctx context.Context, r *Request) *Response {
 	if err == nil && s != nil {
 		present(s, resp)
 	}
+	if err == nil {
+		resp.Attr, resp.Dir = forClient(resp.Attr), forClient(resp.Dir)
+	}
 	if err != nil {
 		var fe *Error
 		if errors.As(err, &fe) {
@@ -292,6 +295,18 @@ func (e *Engine) Do(ctx context.Context, r *Request) *Response {
 		return &Response{Errno: syscall.EIO}
 	}
 	return resp
+}
+
+// forClient is an inode as clients see it: whether it has extended
+// attributes, not their values (reading one is a getxattr, which checks
+// read permission).
+func forClient(a *Attr) *Attr {
+	if a == nil || len(a.Xattr) == 0 {
+		return a
+	}
+	c := *a
+	c.Xattr, c.Xattrs = nil, true
+	return &c
 }
 
 func (e *Engine) do(ctx context.Context, r *Request) (*Response, error) {

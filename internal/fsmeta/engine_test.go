@@ -346,6 +346,15 @@ func TestRestrictedSessionConfinement(t *testing.T) {
 			t.Fatalf("%s outside the root: %v", r.Op, got)
 		}
 	}
+	// Replies say that an inode has xattrs, never their values: reading
+	// one is a getxattr, which needs read permission.
+	must(t, e, &Request{Op: "setxattr", FS: fs, Ino: secret, Key: "user.k", Value: []byte("v")})
+	if a := must(t, e, &Request{Op: "getattr", FS: fs, Ino: secret}).Attr; !a.Xattrs || a.Xattr != nil {
+		t.Fatalf("getattr of a file with an xattr: %+v", a)
+	}
+	if v := must(t, e, &Request{Op: "getxattr", FS: fs, Ino: secret, Key: "user.k"}).Value; string(v) != "v" {
+		t.Fatalf("getxattr: %q", v)
+	}
 	// The file system's own root does not list the file; /app does.
 	if l := must(t, e, &Request{Op: "lookup", FS: fs, Parent: e.mustLookup(t, fs, RootIno, "app"), Name: "f"}); l.Attr.Uid != 1000 {
 		t.Fatalf("f as the operator sees it: %+v", l.Attr)

@@ -76,8 +76,11 @@ type Attr struct {
 	Rdev   uint32            `json:"r,omitempty"`
 	Parent uint64            `json:"p,omitempty"` // directories: the parent directory
 	Target string            `json:"l,omitempty"` // symlinks
-	Xattr  map[string][]byte `json:"x,omitempty"`
-	By     string            `json:"by,omitempty"` // session that last wrote it (for invalidation)
+	Xattr  map[string][]byte `json:"x,omitempty"` // stored; never sent to clients
+	// Xattrs tells a client that the inode has extended attributes; it
+	// reads them with getxattr, which checks read permission.
+	Xattrs bool   `json:"xs,omitempty"`
+	By     string `json:"by,omitempty"` // session that last wrote it (for invalidation)
 	// Rev is the etcd mod revision of the inode: it changes with every
 	// change to the file, so a client keeps its page cache only while Rev
 	// is unchanged.

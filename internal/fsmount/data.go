@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/berth-project/berth/internal/fsmeta"
 )
@@ -32,6 +33,11 @@ type inode struct {
 	held     bool
 	locks    map[lockKey]bool
 	lastRead uint64
+	// noXattrs is when the server last said the inode has no extended
+	// attributes (zero: not known). The kernel asks for
+	// security.capability before every write; while this is fresh the
+	// mount answers it.
+	noXattrs time.Time
 
 	commitMu sync.Mutex
 }

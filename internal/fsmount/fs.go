@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,10 @@ type FS struct {
 	ctx   context.Context
 	cache *chunkCache
 	upSem chan struct{}
+	// xattrGen counts what may change extended attributes (this mount's
+	// changes, pushed changes, reconnects): a reply that raced one of
+	// them does not say that an inode has none.
+	xattrGen atomic.Uint64
 
 	mu      sync.Mutex
 	nodes   map[uint64]*inode
@@ -148,6 +153,7 @@ func (f *FS) entry(a *fsmeta.Attr, out *fuse.EntryOut) {
 	if !n.local() && n.opens == 0 {
 		n.size = a.Size
 	}
+	n.learnXattrs(a)
 	n.mu.Unlock()
 	out.NodeId, out.Generation = a.Ino, 1
 	out.SetEntryTimeout(f.ttl)
@@ -168,9 +174,20 @@ func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*f
 			f.notWhole(r.Parent, r.NewParent, r.Ino)
 		}
 	}
+	if changes && r.Ino != 0 {
+		f.forgetXattrs(r.Ino)
+	}
+	gen := f.xattrGen.Load()
 	resp, e := f.c.Op(ctx, r)
 	if changes {
 		f.dirChanged(r.Parent, r.NewParent, r.Ino)
+	}
+	if e == 0 && resp.Attr != nil && f.xattrGen.Load() == gen {
+		if n := f.known(resp.Attr.Ino); n != nil {
+			n.mu.Lock()
+			n.learnXattrs(resp.Attr)
+			n.mu.Unlock()
+		}
 	}
 	return resp, st(e)
 }
@@ -740,7 +757,51 @@ func (f *FS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOu
 	return fuse.OK
 }
 
+// learnXattrs records what the server says of n's extended attributes
+// (n.mu held).
+func (n *inode) learnXattrs(a *fsmeta.Attr) {
+	if a.Xattrs {
+		n.noXattrs = time.Time{}
+	} else {
+		n.noXattrs = time.Now()
+	}
+}
+
+// forgetXattrs drops what the mount knows of ino's extended attributes:
+// they may be changing.
+func (f *FS) forgetXattrs(ino uint64) {
+	f.xattrGen.Add(1)
+	if n := f.known(ino); n != nil {
+		n.mu.Lock()
+		n.noXattrs = time.Time{}
+		n.mu.Unlock()
+	}
+}
+
+// hasNoXattrs reports whether ino has no extended attributes, as the
+// server said within the attribute timeout (another mount's change to the
+// inode is pushed and forgets it sooner). When it does not know, it asks
+// for the inode's attributes: once per timeout for a file being written,
+// which the kernel asks about before every write.
+func (f *FS) hasNoXattrs(cancel <-chan struct{}, h *fuse.InHeader) bool {
+	n := f.known(h.NodeId)
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	at := n.noXattrs
+	n.mu.Unlock()
+	if !at.IsZero() && time.Since(at) < f.ttl {
+		return true
+	}
+	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getattr", Ino: h.NodeId})
+	return s.Ok() && !resp.Attr.Xattrs
+}
+
 func (f *FS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	if f.hasNoXattrs(cancel, h) {
+		return 0, fuse.ENOATTR
+	}
 	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getxattr", Ino: h.NodeId, Key: attr})
 	if !s.Ok() {
 		return 0, s
@@ -752,6 +813,9 @@ func (f *FS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, des
 }
 
 func (f *FS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	if f.hasNoXattrs(cancel, h) {
+		return 0, fuse.OK
+	}
 	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "listxattr", Ino: h.NodeId})
 	if !s.Ok() {
 		return 0, s

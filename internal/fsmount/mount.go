@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,7 +109,11 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 		// Changes may have been missed while the stream was down.
 		f.mu.Lock()
 		clear(f.whole)
+		nodes := slices.Collect(maps.Keys(f.nodes))
 		f.mu.Unlock()
+		for _, ino := range nodes {
+			f.forgetXattrs(ino)
+		}
 	})
 	return m, nil
 }
@@ -182,6 +188,9 @@ func (f *FS) onEvent(ev fsmeta.Event) {
 	}
 	f.dirChanged(ev.Parent, ev.Ino)
 	f.notWhole(ev.Parent, ev.Ino)
+	if ev.Ino != 0 {
+		f.forgetXattrs(ev.Ino)
+	}
 	if f.srv == nil {
 		return
 	}

@@ -26,8 +26,8 @@ func TestVisiblePieces(t *testing.T) {
 	}{
 		{"rewritten block", []piece{p(0, 0, bs, "old"), p(0, 0, bs, "new")}, 0, 1 << 20, []string{"new"}},
 		// "old" shows outside the read only: not needed for it.
-		{"hidden within the read", []piece{p(0, 0, bs, "old"), p(0, 0, 1 << 20, "new")}, 0, 1 << 20, []string{"new"}},
-		{"shows within the read", []piece{p(0, 0, bs, "old"), p(0, 0, 1 << 20, "new")}, 0, 2 << 20, []string{"old", "new"}},
+		{"hidden within the read", []piece{p(0, 0, bs, "old"), p(0, 0, 1<<20, "new")}, 0, 1 << 20, []string{"new"}},
+		{"shows within the read", []piece{p(0, 0, bs, "old"), p(0, 0, 1<<20, "new")}, 0, 2 << 20, []string{"old", "new"}},
 		{"outside the read", []piece{p(0, 0, 4096, "a"), p(0, 8192, 4096, "b")}, 8192, 12288, []string{"b"}},
 		// Coverage is per block: a piece of block 1 hides nothing of block 0.
 		{"two blocks", []piece{p(0, bs-4096, 4096, "a"), p(1, 0, 4096, "b")}, bs - 4096, bs + 4096, []string{"a", "b"}},

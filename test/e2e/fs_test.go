@@ -343,6 +343,42 @@ func TestFSTwoMounts(t *testing.T) {
 		t.Fatalf("B saw A's rename and unlink after %v; its cached entries live 5s, so the push did not work", took)
 	}
 
+	// Extended attributes: B answers "none" for a file it knows has none
+	// (the kernel asks before every write), and a change on A is pushed
+	// to it well before its attributes time out.
+	// B asks for a trusted.* xattr through an open file: as for
+	// security.capability, the kernel checks no file permission first, so
+	// nothing makes it refresh the file's attributes.
+	os.WriteFile(a.path("x"), []byte("x"), 0o644)
+	bx, err := os.Open(b.path("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bx.Close()
+	buf := make([]byte, 64)
+	if _, err := unix.Fgetxattr(int(bx.Fd()), "trusted.tag", buf); err != unix.ENODATA {
+		t.Fatalf("B's getxattr of a file without xattrs: %v", err)
+	}
+	start = time.Now()
+	if err := unix.Setxattr(a.path("x"), "trusted.tag", []byte("blue"), 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B sees A's xattr", func() bool {
+		n, err := unix.Fgetxattr(int(bx.Fd()), "trusted.tag", buf)
+		return err == nil && string(buf[:n]) == "blue"
+	})
+	if n, err := unix.Flistxattr(int(bx.Fd()), buf); err != nil || string(buf[:n]) != "trusted.tag\x00" {
+		t.Fatalf("B lists %q, %v", buf[:n], err)
+	}
+	unix.Removexattr(a.path("x"), "trusted.tag")
+	eventually(t, "B sees A's xattr removed", func() bool {
+		_, err := unix.Fgetxattr(int(bx.Fd()), "trusted.tag", buf)
+		return err == unix.ENODATA
+	})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("B saw A's xattr changes after %v: the push did not reach its xattr knowledge", took)
+	}
+
 	// A directory's attributes after creates in it: the creating mount
 	// answers from what its create returned; both mounts agree with the
 	// server, and B's create in it is seen by A.
