@@ -33,11 +33,12 @@ type inode struct {
 	held     bool
 	locks    map[lockKey]bool
 	lastRead uint64
-	// noXattrs is when the server last said the inode has no extended
-	// attributes (zero: not known). The kernel asks for
-	// security.capability before every write; while this is fresh the
-	// mount answers it.
-	noXattrs time.Time
+	// xattrsAt is when the server last said whether the inode has
+	// extended attributes (zero: not known), hasXattrs what it said. The
+	// kernel asks for security.capability before every write; while this
+	// is fresh and says none, the mount answers it.
+	xattrsAt  time.Time
+	hasXattrs bool
 
 	commitMu sync.Mutex
 }

@@ -760,11 +760,7 @@ func (f *FS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOu
 // learnXattrs records what the server says of n's extended attributes
 // (n.mu held).
 func (n *inode) learnXattrs(a *fsmeta.Attr) {
-	if a.Xattrs {
-		n.noXattrs = time.Time{}
-	} else {
-		n.noXattrs = time.Now()
-	}
+	n.xattrsAt, n.hasXattrs = time.Now(), a.Xattrs
 }
 
 // forgetXattrs drops what the mount knows of ino's extended attributes:
@@ -773,7 +769,7 @@ func (f *FS) forgetXattrs(ino uint64) {
 	f.xattrGen.Add(1)
 	if n := f.known(ino); n != nil {
 		n.mu.Lock()
-		n.noXattrs = time.Time{}
+		n.xattrsAt = time.Time{}
 		n.mu.Unlock()
 	}
 }
@@ -789,10 +785,10 @@ func (f *FS) hasNoXattrs(cancel <-chan struct{}, h *fuse.InHeader) bool {
 		return false
 	}
 	n.mu.Lock()
-	at := n.noXattrs
+	at, has := n.xattrsAt, n.hasXattrs
 	n.mu.Unlock()
 	if !at.IsZero() && time.Since(at) < f.ttl {
-		return true
+		return !has
 	}
 	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getattr", Ino: h.NodeId})
 	return s.Ok() && !resp.Attr.Xattrs

@@ -65,22 +65,11 @@ func BenchmarkBlockVolumeFio(b *testing.B) {
 	hostDir := filepath.Join(dir, "host")
 	os.MkdirAll(hostDir, 0o755)
 	b.ResetTimer()
-	// Both sides of these short runs vary by tens of per cent on a virtual
-	// disk, so each job runs fioRounds times on each side, alternating which
-	// goes first, and the medians are compared.
-	const fioRounds = 5
 	for i := 0; i < b.N; i++ {
 		for _, j := range []struct{ rw, bs string }{{"randread", "4k"}, {"randwrite", "4k"}, {"read", "1M"}, {"write", "1M"}} {
-			var vol, host []float64
-			for r := 0; r < fioRounds; r++ {
-				first, second := &vol, &host
-				d1, d2 := volDir, hostDir
-				if r%2 == 1 {
-					first, second, d1, d2 = second, first, d2, d1
-				}
-				*first = append(*first, fioFigure(b, d1, j.rw, j.bs))
-				*second = append(*second, fioFigure(b, d2, j.rw, j.bs))
-			}
+			vol, host := sideBySide(5,
+				func() float64 { return fioFigure(b, volDir, j.rw, j.bs) },
+				func() float64 { return fioFigure(b, hostDir, j.rw, j.bs) })
 			unit := "iops"
 			if j.bs == "1M" {
 				unit = "MiB/s"
@@ -101,6 +90,22 @@ func fioFigure(b *testing.B, dir, rw, bs string) float64 {
 		return iops
 	}
 	return mibps
+}
+
+// sideBySide runs a and b rounds times each, alternating which goes
+// first, and returns their figures. Single short runs on a virtual disk
+// vary by tens of per cent, so the benchmarks compare medians.
+func sideBySide(rounds int, a, b func() float64) (as, bs []float64) {
+	for r := 0; r < rounds; r++ {
+		if r%2 == 0 {
+			as = append(as, a())
+			bs = append(bs, b())
+		} else {
+			bs = append(bs, b())
+			as = append(as, a())
+		}
+	}
+	return as, bs
 }
 
 func median(xs []float64) float64 {

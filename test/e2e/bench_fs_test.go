@@ -108,10 +108,9 @@ func BenchmarkSharedFS(b *testing.B) {
 	defer m.kill()
 	local := filepath.Join(dir, "local")
 	os.MkdirAll(local, 0o755)
-	sides := []struct{ name, dir string }{{"berth", m.dir}, {"local", local}}
 	for i := 0; i < b.N; i++ {
 		seqRounds(b, m.dir, local)
-		for _, side := range sides {
+		for _, side := range []struct{ name, dir string }{{"berth", m.dir}, {"local", local}} {
 			// 4 KiB random reads of a 256 MiB file read once before (warm cache).
 			args := []string{"--filename=rand.dat", "--size=256M", "--bs=4k", "--ioengine=psync"}
 			fioJob(b, side.dir, append([]string{"--rw=write", "--bs=1M", "--end_fsync=1"}, args[:2]...)...)
@@ -128,46 +127,37 @@ func BenchmarkSharedFS(b *testing.B) {
 	}
 }
 
-// seqRounds writes 1 GiB sequentially (1 MiB writes, a final fsync) and
-// reads it back after dropping the page cache, through the mount and on
-// the local disk. Both sides vary a lot from one run to the next on a
-// virtual disk, so the sides alternate (which goes first changes every
-// round) and the medians are reported: 3 writes and 5 cold reads a side.
+// seqRounds writes 1 GiB sequentially (1 MiB writes to a new file, a
+// final fsync) and reads it back after dropping the page cache, through
+// the mount and on the local disk, side by side: 5 writes and 5 cold
+// reads a side.
 func seqRounds(b *testing.B, mount, local string) {
-	seq := []string{"--bs=1M", "--size=1G", "--ioengine=psync"}
-	dirs := map[string]string{"berth": mount, "local": local}
-	for _, job := range []struct {
+	job := func(dir, rw string) func() float64 {
+		return func() float64 {
+			args := []string{"--rw=" + rw, "--bs=1M", "--size=1G", "--ioengine=psync"}
+			if rw == "write" {
+				os.Remove(filepath.Join(dir, "bench.0.0")) // the first write, not an overwrite
+				args = append(args, "--end_fsync=1")
+			} else {
+				dropCaches()
+			}
+			_, mibps := fioJob(b, dir, args...)
+			return mibps
+		}
+	}
+	for _, j := range []struct {
 		rw     string
 		rounds int
-	}{{"write", 3}, {"read", 5}} {
-		got := map[string][]float64{}
-		for r := 0; r < job.rounds; r++ {
-			order := []string{"berth", "local"}
-			if r%2 == 1 {
-				order[0], order[1] = order[1], order[0]
-			}
-			for _, side := range order {
-				args := append([]string{"--rw=" + job.rw}, seq...)
-				if job.rw == "write" {
-					// A new file every round: the first write, not an overwrite.
-					os.Remove(filepath.Join(dirs[side], "bench.0.0"))
-					args = append(args, "--end_fsync=1")
-				} else {
-					dropCaches()
-				}
-				_, mibps := fioJob(b, dirs[side], args...)
-				got[side] = append(got[side], mibps)
-			}
-		}
-		b.Logf("seq%s MiB/s: berth %.0f, local %.0f", job.rw, got["berth"], got["local"])
-		for side, xs := range got {
-			b.ReportMetric(median(xs), "seq"+job.rw+"-"+side+"-MiB/s")
-		}
-		b.ReportMetric(100*median(got["berth"])/median(got["local"]), "seq"+job.rw+"-%")
+	}{{"write", 5}, {"read", 5}} {
+		rw := j.rw
+		berth, loc := sideBySide(j.rounds, job(mount, rw), job(local, rw))
+		b.Logf("seq%s MiB/s: berth %.0f, local %.0f", rw, berth, loc)
+		b.ReportMetric(median(berth), "seq"+rw+"-berth-MiB/s")
+		b.ReportMetric(median(loc), "seq"+rw+"-local-MiB/s")
+		b.ReportMetric(100*median(berth)/median(loc), "seq"+rw+"-%")
 	}
-	for _, dir := range dirs {
-		os.RemoveAll(filepath.Join(dir, "bench.0.0"))
-	}
+	os.Remove(filepath.Join(mount, "bench.0.0"))
+	os.Remove(filepath.Join(local, "bench.0.0"))
 }
 
 // createParallel creates n files from `workers` goroutines, each in a
