@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
@@ -30,6 +31,29 @@ func (f *userFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 }
 
+// NewHTTPClient is the HTTP client for Berth's AWS SDK clients. The SDK
+// closes a request's body as soon as the response's headers arrive, and
+// the closed body's WriteTo returns io.EOF. net/http, still checking that
+// the body holds nothing beyond its Content-Length, takes that for a
+// failed write and drops the connection while the response is being read
+// ("use of closed network connection"); a fast server makes this likely.
+// Bodies go to net/http without WriteTo, so a read after close is a plain
+// end of file.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: plainBodies{http.DefaultTransport.(*http.Transport).Clone()}}
+}
+
+type plainBodies struct{ base http.RoundTripper }
+
+func (t plainBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, ok := req.Body.(io.WriterTo); ok {
+		r := req.Clone(req.Context())
+		r.Body = struct{ io.ReadCloser }{req.Body}
+		req = r
+	}
+	return t.base.RoundTrip(req)
+}
+
 // client is an ECS client for the endpoint, signed with $AWS_ACCESS_KEY_ID
 // and $AWS_SECRET_ACCESS_KEY when set (any key works on loopback).
 func (f *userFlags) client() *ecs.Client {
@@ -41,7 +65,7 @@ func (f *userFlags) client() *ecs.Client {
 	if region == "" {
 		region = "us-east-1"
 	}
-	return ecs.New(ecs.Options{BaseEndpoint: aws.String(f.endpoint), Region: region,
+	return ecs.New(ecs.Options{BaseEndpoint: aws.String(f.endpoint), Region: region, HTTPClient: NewHTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, "")})
 }
 

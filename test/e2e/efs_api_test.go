@@ -15,11 +15,12 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/cli"
 	"github.com/berth-project/berth/internal/server"
 )
 
 func efsClient(endpoint string) *efs.Client {
-	return efs.New(efs.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
+	return efs.New(efs.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1", HTTPClient: cli.NewHTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider("berth", "berth", ""), RetryMaxAttempts: 1})
 }
 
@@ -305,12 +306,12 @@ func TestAgentKeysAreScoped(t *testing.T) {
 	}
 	inst1 := register(a1, "us-east-1a")
 	register(a2, "us-east-1a")
-	ec := efs.New(efs.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1,
+	ec := efs.New(efs.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: cli.NewHTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider("AGENT1", "a1-secret", "")})
 	if _, err := ec.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("x")}); efsCode(err) != "AccessDeniedException" {
 		t.Fatalf("CreateFileSystem with an agent key: %v", err)
 	}
-	oe := efs.New(efs.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1,
+	oe := efs.New(efs.Options{BaseEndpoint: aws.String(s.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: cli.NewHTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider("OPERATOR", "op-secret", "")})
 	fs, err := oe.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("scoped")})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berth-project/berth/internal/cli"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -45,6 +46,7 @@ func start(t testing.TB, mod ...func(*server.Config)) *server.Server {
 
 func client(endpoint, key, secret string) *ecs.Client {
 	return ecs.New(ecs.Options{
+		HTTPClient:       cli.NewHTTPClient(),
 		BaseEndpoint:     aws.String(endpoint),
 		Region:           "us-east-1",
 		Credentials:      credentials.NewStaticCredentialsProvider(key, secret, ""),
