@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 
 	"github.com/berth-project/berth/internal/blob"
@@ -115,10 +116,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.etcd = e
 		endpoints = []string{ep}
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: quietZap()})
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("etcd client: %w", err)
+	var cli *clientv3.Client
+	if s.etcd != nil {
+		// The embedded member is called in process, not through gRPC over
+		// loopback: an engine read costs tens of microseconds, not
+		// hundreds.
+		cli = v3client.New(s.etcd.Server)
+	} else {
+		var err error
+		cli, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: quietZap()})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("etcd client: %w", err)
+		}
 	}
 	s.client = cli
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
