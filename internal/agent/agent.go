@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/volume/block"
 )
 
 // Version is the agent version reported to the server.
@@ -121,6 +123,12 @@ func New(cfg Config) (*Agent, error) {
 		api = &Client{}
 	}
 	api.Endpoint = strings.TrimSuffix(cfg.Server, "/")
+	if api.HTTP == nil {
+		// Snapshots and restores keep block.Workers requests in flight.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 2 * block.Workers
+		api.HTTP = &http.Client{Transport: t}
+	}
 	return &Agent{cfg: cfg, api: api, docker: dc, log: cfg.Log, runners: map[string]*runner{}, ready: make(chan struct{})}, nil
 }
 

@@ -192,19 +192,28 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 			if !p.Exists() {
 				req.Error = "the volume has no data on its instance yet"
 			} else {
+				var prev *block.Manifest
+				if sn.PreviousManifest != "" {
+					// Without it the snapshot is still whole, only slower.
+					m, err := block.ReadManifest(ctx, Blobs{a.api}, sn.PreviousManifest)
+					if err != nil {
+						a.log.Warn("previous snapshot's manifest", "snapshot", sn.SnapshotID, "err", err)
+					}
+					prev = m
+				}
 				// Crash-consistent: writes are suspended while the image is read.
-				if err := p.Freeze(); err != nil {
+				start := time.Now()
+				var frozen time.Duration
+				key, st, err := block.Snapshot(ctx, p.Image, Blobs{a.api}, prev, p.Freeze, func() error {
+					frozen = time.Since(start)
+					return p.Thaw()
+				})
+				if err != nil {
 					req.Error = err.Error()
 				} else {
-					start := time.Now()
-					key, st, err := block.Snapshot(ctx, p.Image, Blobs{a.api})
-					p.Thaw()
-					if err != nil {
-						req.Error = err.Error()
-					} else {
-						req.Manifest, req.UploadedBytes = key, st.UploadedBytes
-						a.log.Info("snapshot taken", "snapshot", sn.SnapshotID, "volume", sn.VolumeID, "uploadedMiB", st.UploadedBytes>>20, "took", time.Since(start))
-					}
+					req.Manifest, req.UploadedBytes = key, st.UploadedBytes
+					a.log.Info("snapshot taken", "snapshot", sn.SnapshotID, "volume", sn.VolumeID, "uploadedMiB", st.UploadedBytes>>20,
+						"writesSuspended", frozen, "took", time.Since(start))
 				}
 			}
 			a.api.Post(ctx, "/berth/v1/agent/snapshot-done", req, nil)

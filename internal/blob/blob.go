@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 )
 
 // ErrNotFound is returned for a chunk the store does not hold.
@@ -54,6 +55,20 @@ func (d Dir) Has(_ context.Context, key string) (bool, error) {
 	return err == nil, err
 }
 
+// Touch reports whether the chunk exists and, if it does, sets its
+// modification time to now.
+func (d Dir) Touch(key string) (bool, error) {
+	if !ValidKey(key) {
+		return false, fmt.Errorf("invalid blob key %q", key)
+	}
+	now := time.Now()
+	err := os.Chtimes(d.path(key), now, now)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (d Dir) Get(_ context.Context, key string) ([]byte, error) {
 	if !ValidKey(key) {
 		return nil, fmt.Errorf("invalid blob key %q", key)
@@ -74,8 +89,8 @@ func (d Dir) Put(_ context.Context, key string, data []byte) error {
 		return fmt.Errorf("blob key %q does not match its content", key)
 	}
 	p := d.path(key)
-	if _, err := os.Stat(p); err == nil {
-		return nil
+	if ok, err := d.Touch(key); ok || err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err

@@ -81,6 +81,7 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 	defs := map[string]*spec.TaskDefinition{}
 	out.Revision = resp.Header.Revision
 	vols := map[string]state.VolumeRecord{}
+	latest := map[string]state.SnapshotRecord{}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -94,10 +95,21 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 			}
 		case strings.HasPrefix(key, state.SnapshotPrefix(cluster)):
 			sn := state.SnapshotRecord{}
-			if json.Unmarshal(kv.Value, &sn) == nil && sn.InstanceID == id && sn.State == "pending" {
+			if json.Unmarshal(kv.Value, &sn) != nil {
+				continue
+			}
+			if sn.InstanceID == id && sn.State == "pending" {
 				out.Snapshots = append(out.Snapshots, sn)
 			}
+			if l, ok := latest[sn.VolumeID]; sn.State == "completed" && sn.Manifest != "" && (!ok || sn.CreatedAt.After(l.CreatedAt.Time)) {
+				latest[sn.VolumeID] = sn
+			}
 		}
+	}
+	// A new snapshot need not send again what the volume's latest completed
+	// one holds: chunks are not collected while a snapshot is pending.
+	for i := range out.Snapshots {
+		out.Snapshots[i].PreviousManifest = latest[out.Snapshots[i].VolumeID].Manifest
 	}
 	for _, kv := range resp.Kvs {
 		if !strings.HasPrefix(string(kv.Key), state.TaskPrefix(cluster)) {

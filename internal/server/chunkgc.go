@@ -60,7 +60,11 @@ func (s *Server) collectChunks(ctx context.Context, grace time.Duration) (int, e
 		if d.IsDir() || !blob.ValidKey(d.Name()) || keep[d.Name()] {
 			return nil
 		}
-		info, err := d.Info()
+		// Exclusive of blob requests, so a chunk a snapshot has just found
+		// (and touched) is not deleted under it.
+		s.blobMu.Lock()
+		defer s.blobMu.Unlock()
+		info, err := os.Stat(p)
 		if err != nil || time.Since(info.ModTime()) < grace {
 			return nil
 		}

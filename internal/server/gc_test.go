@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -110,5 +111,41 @@ func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
 	s.client.Put(ctx, state.SnapshotKey("c", "snap-2"), state.Marshal(&state.SnapshotRecord{SnapshotID: "snap-2", State: "pending"}))
 	if n, err := s.collectChunks(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("collected %d while a snapshot was pending: %v", n, err)
+	}
+}
+
+// A snapshot that finds a chunk in the store (HEAD) will reference it, so
+// the collector must not delete it, even if no recorded snapshot does yet.
+func TestCollectChunksKeepsChunksFoundBySnapshots(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	put := func(data string) string {
+		k := blob.Key([]byte(data))
+		store.Put(ctx, k, []byte(data))
+		past := time.Now().Add(-2 * time.Hour)
+		os.Chtimes(filepath.Join(dir, "blobs", k[:2], k), past, past)
+		return k
+	}
+	found, orphan := put("chunk of a deleted snapshot, found again"), put("chunk of a deleted snapshot")
+	req, _ := http.NewRequest(http.MethodHead, s.Endpoint()+"/berth/v1/blobs/"+found, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatal(err, resp)
+	}
+	resp.Body.Close()
+	if n, err := s.collectChunks(ctx, time.Hour); err != nil || n != 1 {
+		t.Fatalf("collected %d: %v", n, err)
+	}
+	if has, _ := store.Has(ctx, found); !has {
+		t.Error("a chunk a snapshot had just found was deleted")
+	}
+	if has, _ := store.Has(ctx, orphan); has {
+		t.Error("an unreferenced chunk was kept")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,11 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
+	// blobMu orders blob requests (shared) before the chunk collector's
+	// deletions (exclusive): a chunk found or put is kept from deletion
+	// for the collector's grace period.
+	blobMu sync.RWMutex
+
 	cfg    Config
 	etcd   *embed.Etcd
 	client *clientv3.Client
@@ -299,9 +305,13 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid blob key", http.StatusBadRequest)
 		return
 	}
+	s.blobMu.RLock()
+	defer s.blobMu.RUnlock()
 	switch r.Method {
 	case http.MethodHead:
-		ok, err := store.Has(r.Context(), key)
+		// A snapshot that finds a chunk will reference it; it must
+		// outlive the collector's grace period.
+		ok, err := store.Touch(key)
 		switch {
 		case err != nil:
 			w.WriteHeader(http.StatusInternalServerError)

@@ -107,6 +107,9 @@ type SnapshotRecord struct {
 	UploadedBytes  int64           `json:"uploadedBytes"`
 	CreatedAt      *spec.Timestamp `json:"createdAt"`
 	CompletedAt    *spec.Timestamp `json:"completedAt,omitempty"`
+	// PreviousManifest is the manifest of the volume's latest completed
+	// snapshot, sent to the agent with a pending snapshot; never stored.
+	PreviousManifest string `json:"previousManifest,omitempty"`
 }
 
 // ServiceRecord is a stored service; runningCount and pendingCount are

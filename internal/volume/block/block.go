@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Volume is one volume's files on this machine.
@@ -61,15 +63,35 @@ func (v Volume) Exists() bool {
 
 // Format makes a file system on the image (xfs, ext4 or ext3).
 func (v Volume) Format(fs string) error {
+	var err error
 	switch fs {
 	case "xfs":
-		_, err := run("mkfs.xfs", "-q", v.Image)
-		return err
+		_, err = run("mkfs.xfs", "-q", v.Image)
 	case "ext4", "ext3":
-		_, err := run("mkfs."+fs, "-q", "-F", v.Image)
+		_, err = run("mkfs."+fs, "-q", "-F", v.Image)
+	default:
+		return fmt.Errorf("unsupported file system %q", fs)
+	}
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("unsupported file system %q", fs)
+	return dropCache(v.Image)
+}
+
+// dropCache writes the image's cached pages and drops them. The loop
+// device reads and writes the image with direct I/O: cached copies would
+// only cost memory, and while any are cached every direct write has to
+// look for them.
+func dropCache(image string) error {
+	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
 
 // Loop returns the loop device the image is attached to, or "".
