@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -121,40 +122,86 @@ func scan(image string, up *uploader, known map[string]bool, budget int64) (*Man
 		return nil, err
 	}
 	m := &Manifest{Size: info.Size(), ChunkSize: ChunkSize, Chunks: make([]string, (info.Size()+ChunkSize-1)/ChunkSize)}
-	buf, err := unix.Mmap(-1, 0, window, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	// One goroutine reads windows while this one hashes the last.
+	const nbuf = 3
+	mem, err := unix.Mmap(-1, 0, nbuf*window, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Munmap(buf)
-	seen := map[string]bool{}
-	err = dataRegions(f, m.Size, func(start, end int64) error {
-		// Whole chunks covering [start, end), a window at a time.
-		for off := start / ChunkSize * ChunkSize; off < end; off += window {
-			n := min(int64(window), (end+ChunkSize-1)/ChunkSize*ChunkSize-off, m.Size-off)
-			got, err := readFull(f, buf[:alignUp(n)], off)
-			if err != nil {
-				return fmt.Errorf("read %s at %d: %w", image, off, err)
+	defer unix.Munmap(mem)
+	type piece struct {
+		buf []byte
+		off int64 // where buf starts in the image
+		err error
+	}
+	free := make(chan []byte, nbuf)
+	for i := 0; i < nbuf; i++ {
+		free <- mem[i*window : (i+1)*window]
+	}
+	read := make(chan piece)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(stop)
+		<-stopped // before the buffers are unmapped
+	}()
+	go func() {
+		defer close(stopped)
+		defer close(read)
+		err := dataRegions(f, m.Size, func(start, end int64) error {
+			// Whole chunks covering [start, end), a window at a time.
+			for off := start / ChunkSize * ChunkSize; off < end; off += window {
+				n := min(int64(window), (end+ChunkSize-1)/ChunkSize*ChunkSize-off, m.Size-off)
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-stop:
+					return errStopped
+				}
+				got, err := readFull(f, buf[:alignUp(n)], off)
+				if err != nil {
+					return fmt.Errorf("read %s at %d: %w", image, off, err)
+				}
+				select {
+				case read <- piece{buf: buf[:min(n, int64(got))], off: off}:
+				case <-stop:
+					return errStopped
+				}
 			}
-			for c := int64(0); c < min(n, int64(got)); c += ChunkSize {
-				chunk := buf[c:min(c+ChunkSize, int64(got))]
-				if bytes.Equal(chunk, zero[:len(chunk)]) {
-					continue
-				}
-				key := blob.Key(chunk)
-				m.Chunks[(off+c)/ChunkSize] = key
-				if known[key] || seen[key] {
-					continue
-				}
-				seen[key] = true
-				if err := up.add(key, chunk, budget); err != nil {
-					return err
-				}
+			return nil
+		})
+		if err != nil && err != errStopped {
+			select {
+			case read <- piece{err: err}:
+			case <-stop:
 			}
 		}
-		return nil
-	})
-	return m, err
+	}()
+	seen := map[string]bool{}
+	for p := range read {
+		if p.err != nil {
+			return nil, p.err
+		}
+		for c := 0; c < len(p.buf); c += ChunkSize {
+			chunk := p.buf[c:min(c+ChunkSize, len(p.buf))]
+			if bytes.Equal(chunk, zero[:len(chunk)]) {
+				continue
+			}
+			key := blob.Key(chunk)
+			m.Chunks[(p.off+int64(c))/ChunkSize] = key
+			if known[key] || seen[key] {
+				continue
+			}
+			seen[key] = true
+			if err := up.add(key, chunk, budget); err != nil {
+				return nil, err
+			}
+		}
+		free <- p.buf[:cap(p.buf)]
+	}
+	return m, nil
 }
+
+var errStopped = errors.New("stopped")
 
 // uploader sends chunks to a store, Workers at a time: chunks handed over
 // with send go at once; staged ones wait in the staging file for
