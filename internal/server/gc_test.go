@@ -56,12 +56,7 @@ func TestCollectStoppedTasks(t *testing.T) {
 }
 
 func TestCollectChunks(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, dir := dataServer(t)
 	ctx := context.Background()
 	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
 	put := func(data string, old bool) string {
@@ -96,12 +91,7 @@ func TestCollectChunks(t *testing.T) {
 }
 
 func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, dir := dataServer(t)
 	ctx := context.Background()
 	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
 	k := blob.Key([]byte("uploaded, manifest not recorded yet"))
@@ -117,22 +107,18 @@ func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
 // A snapshot that finds a chunk in the store (HEAD) will reference it, so
 // the collector must not delete it, even if no recorded snapshot does yet.
 func TestCollectChunksKeepsChunksFoundBySnapshots(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, dir := dataServer(t)
 	ctx := context.Background()
 	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
-	put := func(data string) string {
+	var keys []string
+	for _, data := range []string{"chunk of a deleted snapshot, found again", "chunk of a deleted snapshot"} {
 		k := blob.Key([]byte(data))
 		store.Put(ctx, k, []byte(data))
 		past := time.Now().Add(-2 * time.Hour)
 		os.Chtimes(filepath.Join(dir, "blobs", k[:2], k), past, past)
-		return k
+		keys = append(keys, k)
 	}
-	found, orphan := put("chunk of a deleted snapshot, found again"), put("chunk of a deleted snapshot")
+	found, orphan := keys[0], keys[1]
 	req, _ := http.NewRequest(http.MethodHead, s.Endpoint()+"/berth/v1/blobs/"+found, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
@@ -148,4 +134,16 @@ func TestCollectChunksKeepsChunksFoundBySnapshots(t *testing.T) {
 	if has, _ := store.Has(ctx, orphan); has {
 		t.Error("an unreferenced chunk was kept")
 	}
+}
+
+// dataServer starts a server with a data directory, closed at the end of
+// the test.
+func dataServer(t *testing.T) (*Server, string) {
+	dir := t.TempDir()
+	s, err := Start(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
 }
