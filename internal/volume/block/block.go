@@ -177,6 +177,7 @@ func (v Volume) Remove() error {
 		return err
 	}
 	os.Remove(v.MountPoint)
+	os.Remove(stagingPath(v.Image))
 	if err := os.Remove(v.Image); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

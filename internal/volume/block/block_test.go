@@ -167,6 +167,9 @@ func TestSnapshotOfSparseImage(t *testing.T) {
 	if data := st.Chunks - st.Zero; st.Chunks != (1<<30)/ChunkSize || data != 12 || st.Uploaded != 12 {
 		t.Fatalf("stats %+v, want 12 chunks with data of %d", st, (1<<30)/ChunkSize)
 	}
+	if _, err := os.Stat(img + ".snapshot"); !os.IsNotExist(err) {
+		t.Fatalf("staging file left behind: %v", err)
+	}
 	restored := filepath.Join(dir, "restored")
 	if _, err := Restore(ctx, store, key, restored, 2<<30, nil); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -63,7 +62,9 @@ func Snapshot(ctx context.Context, image string, store blob.Store, prev *Manifes
 			known[k] = true
 		}
 	}
-	stage, err := os.CreateTemp(filepath.Dir(image), ".snapshot-")
+	// One snapshot of a volume at a time: the agent sees to it. A staging
+	// file left by a crash is truncated here, or removed with the volume.
+	stage, err := os.OpenFile(stagingPath(image), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", st, err
 	}
@@ -107,6 +108,8 @@ func Snapshot(ctx context.Context, image string, store blob.Store, prev *Manifes
 	}
 	return key, st, nil
 }
+
+func stagingPath(image string) string { return image + ".snapshot" }
 
 // scan reads the image's data regions into a manifest and hands the up
 // the chunks not in known, once each: staged while staging stays within
