@@ -70,9 +70,10 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	// blobMu orders blob requests (shared) before the chunk collector's
-	// deletions (exclusive): a chunk found or put is kept from deletion
-	// for the collector's grace period.
+	// blobMu is held shared while a blob request finds or puts a chunk
+	// (which makes the chunk new) and exclusive while the chunk collector
+	// checks a chunk's age and deletes it, so a chunk just found or put
+	// is never deleted.
 	blobMu sync.RWMutex
 
 	cfg    Config
@@ -305,13 +306,13 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid blob key", http.StatusBadRequest)
 		return
 	}
-	s.blobMu.RLock()
-	defer s.blobMu.RUnlock()
 	switch r.Method {
 	case http.MethodHead:
 		// A snapshot that finds a chunk will reference it; it must
 		// outlive the collector's grace period.
+		s.blobMu.RLock()
 		ok, err := store.Touch(key)
+		s.blobMu.RUnlock()
 		switch {
 		case err != nil:
 			w.WriteHeader(http.StatusInternalServerError)
@@ -335,7 +336,10 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := store.Put(r.Context(), key, b); err != nil {
+		s.blobMu.RLock()
+		err = store.Put(r.Context(), key, b)
+		s.blobMu.RUnlock()
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
