@@ -149,6 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("docker engine: %w", err)
 	}
 	a.docker.NegotiateAPIVersionPing(ping)
+	a.thawVolumes()
 	if err := a.register(ctx); err != nil {
 		return err
 	}

@@ -129,6 +129,19 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 	return nil
 }
 
+// thawVolumes resumes writes to block volumes a snapshot of an earlier
+// run of the agent froze and did not thaw: the agent died in between.
+func (a *Agent) thawVolumes() {
+	entries, _ := os.ReadDir(filepath.Join(a.cfg.DataDir, "mounts"))
+	for _, e := range entries {
+		if thawed, err := a.volumePaths(e.Name()).ThawIfFrozen(); err != nil {
+			a.log.Warn("thaw block volume", "volume", e.Name(), "err", err)
+		} else if thawed {
+			a.log.Info("resumed writes to a block volume left frozen by an interrupted snapshot", "volume", e.Name())
+		}
+	}
+}
+
 // unmountStale unmounts block volumes that no live task of this agent uses
 // (their task was stopped while the agent was away).
 func (a *Agent) unmountStale(live map[string]bool) {

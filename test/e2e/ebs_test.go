@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -303,4 +305,44 @@ func TestSnapshotWhileRunningAndRestoreInAnotherZone(t *testing.T) {
 		t.Fatalf("fs mismatch: %s %q", code, msg)
 	}
 	c.stop(task.TaskArn)
+}
+
+// An agent that dies while a snapshot has the volume frozen leaves the
+// task's writes hanging; the next run of the agent resumes them.
+func TestAgentRestartThawsAVolumeLeftFrozen(t *testing.T) {
+	c := newCluster(t)
+	dir := t.TempDir()
+	a := c.addAgent("local-a", dir)
+	td := ebsDefinition(c, "frozen", `while true; do date >> /data/log; sleep 0.1; done`)
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), VolumeConfigurations: managed(1, false)})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	c.wait(out.Tasks[0].TaskArn, "RUNNING")
+	mnt := fmt.Sprintf("%s/mounts/%s", dir, volumeIDOf(out.Tasks[0]))
+	lines := func() int {
+		b, _ := os.ReadFile(mnt + "/log")
+		return strings.Count(string(b), "\n")
+	}
+	c.stopAgent(a)
+	// What a snapshot interrupted between freeze and thaw leaves behind.
+	if out, err := exec.Command("fsfreeze", "--freeze", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("fsfreeze: %v: %s", err, out)
+	}
+	defer exec.Command("fsfreeze", "--unfreeze", mnt).Run()
+	time.Sleep(500 * time.Millisecond)
+	before := lines()
+	time.Sleep(time.Second)
+	if n := lines(); n != before {
+		t.Fatalf("the log grew from %d to %d lines while the volume was frozen", before, n)
+	}
+	c.addAgent("local-a", dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for lines() <= before+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes did not resume after the agent restarted: %d lines, %d when frozen", lines(), before)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.stop(out.Tasks[0].TaskArn)
 }

@@ -194,6 +194,19 @@ func (v Volume) Freeze() error {
 	return err
 }
 
+// ThawIfFrozen resumes writes if the file system is frozen, as it stays
+// when whoever froze it dies before thawing it; it reports whether it was.
+func (v Volume) ThawIfFrozen() (bool, error) {
+	if !v.Mounted() {
+		return false, nil
+	}
+	out, err := run("fsfreeze", "--unfreeze", v.MountPoint)
+	if err != nil && strings.Contains(out, "Invalid argument") {
+		return false, nil // not frozen
+	}
+	return err == nil, err
+}
+
 // Thaw resumes writes after Freeze.
 func (v Volume) Thaw() error {
 	if !v.Mounted() {
