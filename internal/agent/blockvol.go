@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/blkiodev"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
 	"github.com/berth-project/berth/internal/ecs"
@@ -102,6 +104,7 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 	if len(r.blockVols) > 0 && r.a.fenced.Load() {
 		return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: the container instance has not renewed its lease"}
 	}
+	r.limits = container.Resources{}
 	for _, bv := range r.blockVols {
 		var v *state.VolumeRecord
 		for i := range r.volumes {
@@ -117,9 +120,11 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotCreateVolumeError: " + err.Error()}
 		}
 		p := r.a.volumePaths(v.VolumeID)
-		if _, err := p.Mount(v.FilesystemType); err != nil {
+		dev, err := p.Mount(v.FilesystemType)
+		if err != nil {
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: " + err.Error()}
 		}
+		r.limitIO(dev, v)
 		if err := r.a.volumeEvent(ctx, v, "created", "", bv.Epoch); err != nil {
 			p.Unmount()
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: " + err.Error()}
@@ -139,6 +144,23 @@ func (a *Agent) thawVolumes() {
 		} else if thawed {
 			a.log.Info("resumed writes to a block volume left frozen by an interrupted snapshot", "volume", e.Name())
 		}
+	}
+}
+
+// limitIO limits the containers' I/O to the volume's loop device to its
+// provisioned IOPS and throughput, as EBS does: reads and writes each (the
+// kernel's throttle counts them apart), large requests counting as several
+// operations.
+func (r *runner) limitIO(dev string, v *state.VolumeRecord) {
+	l := &r.limits
+	if v.Iops > 0 {
+		l.BlkioDeviceReadIOps = append(l.BlkioDeviceReadIOps, &blkiodev.ThrottleDevice{Path: dev, Rate: uint64(v.Iops)})
+		l.BlkioDeviceWriteIOps = append(l.BlkioDeviceWriteIOps, &blkiodev.ThrottleDevice{Path: dev, Rate: uint64(v.Iops)})
+	}
+	if v.Throughput > 0 {
+		bps := uint64(v.Throughput) << 20
+		l.BlkioDeviceReadBps = append(l.BlkioDeviceReadBps, &blkiodev.ThrottleDevice{Path: dev, Rate: bps})
+		l.BlkioDeviceWriteBps = append(l.BlkioDeviceWriteBps, &blkiodev.ThrottleDevice{Path: dev, Rate: bps})
 	}
 }
 

@@ -44,6 +44,9 @@ type runner struct {
 	blockVols []state.TaskBlockVolume
 	volumes   []state.VolumeRecord
 	fenced    atomic.Bool
+	// limits are the I/O limits of the task's block volumes, set on every
+	// container of the task.
+	limits container.Resources
 }
 
 // fence stops the task's containers at once and unmounts its block
@@ -610,6 +613,8 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 			host.ShmSize = int64(*lp.SharedMemorySize) << 20
 		}
 	}
+	host.BlkioDeviceReadIOps, host.BlkioDeviceWriteIOps = r.limits.BlkioDeviceReadIOps, r.limits.BlkioDeviceWriteIOps
+	host.BlkioDeviceReadBps, host.BlkioDeviceWriteBps = r.limits.BlkioDeviceReadBps, r.limits.BlkioDeviceWriteBps
 	for _, mp := range c.MountPoints {
 		m := mounts[spec.Val(mp.SourceVolume)]
 		m.Target = spec.Val(mp.ContainerPath)

@@ -346,3 +346,49 @@ func TestAgentRestartThawsAVolumeLeftFrozen(t *testing.T) {
 	}
 	c.stop(out.Tasks[0].TaskArn)
 }
+
+// A volume's provisioned IOPS and throughput limit the task's I/O to it:
+// gp3's default 125 MiB/s, and io2's provisioned IOPS.
+func TestBlockVolumeIOLimits(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("local-a", "")
+	// 400 MiB of direct writes take 3.2 s at 125 MiB/s; 300 direct 4 KiB
+	// writes take 3 s at 100 IOPS. Unlimited, either takes well under 1 s
+	// on the disks this runs on.
+	for _, tc := range []struct {
+		name, script string
+		cfg          func(*types.TaskManagedEBSVolumeConfiguration)
+		inspect      string
+	}{
+		{"gp3-throughput", `dd if=/dev/zero of=/data/f bs=1M count=400 oflag=direct`,
+			func(*types.TaskManagedEBSVolumeConfiguration) {}, "{{range .HostConfig.BlkioDeviceWriteBps}}{{.Rate}}{{end}} {{range .HostConfig.BlkioDeviceWriteIOps}}{{.Rate}}{{end}}"},
+		{"io2-iops", `dd if=/dev/zero of=/data/f bs=4k count=300 oflag=direct`,
+			func(m *types.TaskManagedEBSVolumeConfiguration) {
+				m.VolumeType, m.Iops = aws.String("io2"), aws.Int32(100)
+			}, "{{range .HostConfig.BlkioDeviceWriteBps}}{{.Rate}}{{end}} {{range .HostConfig.BlkioDeviceWriteIOps}}{{.Rate}}{{end}}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td := ebsDefinition(c, "io-"+tc.name, `s=$(date +%s); `+tc.script+` && e=$(date +%s) && echo "took $((e-s)) s" && test $((e-s)) -ge 2`)
+			cfg := managed(4, false)
+			tc.cfg(cfg[0].ManagedEBSVolume)
+			out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), VolumeConfigurations: cfg})
+			if err != nil || len(out.Tasks) != 1 {
+				t.Fatal(err, out)
+			}
+			c.wait(out.Tasks[0].TaskArn, "RUNNING")
+			ids := taskContainers(t, aws.ToString(out.Tasks[0].TaskArn))
+			if len(ids) != 1 {
+				t.Fatalf("containers %v", ids)
+			}
+			limits, _ := exec.Command("docker", "inspect", "-f", tc.inspect, ids[0]).Output()
+			want := map[string]string{"gp3-throughput": "131072000 3000", "io2-iops": " 100"}[tc.name]
+			if got := strings.TrimRight(string(limits), "\n"); got != want {
+				t.Fatalf("container write limits (bytes/s, IOPS) %q, want %q", got, want)
+			}
+			done := c.wait(out.Tasks[0].TaskArn, "STOPPED")
+			if exitCode(done, "app") != 0 {
+				t.Fatalf("the I/O was not limited: %s", describeContainers(done))
+			}
+		})
+	}
+}
