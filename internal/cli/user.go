@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/internal/agent"
+	ecsapi "github.com/berth-project/berth/internal/ecs"
 )
 
 // exitError makes the CLI exit with a given code.
@@ -56,12 +57,12 @@ and then exits with the exit code of its essential container.`,
 				return friendly(err)
 			}
 			td := aws.ToString(reg.TaskDefinition.TaskDefinitionArn)
-			vcs, err := ebsFlags(ebs)
+			vcs, tags, err := ebsFlags(ebs)
 			if err != nil {
 				return err
 			}
 			out, err := c.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(f.cluster), TaskDefinition: aws.String(td), StartedBy: aws.String("berth-cli"),
-				VolumeConfigurations: vcs})
+				VolumeConfigurations: vcs, Tags: tags})
 			if err != nil {
 				return friendly(err)
 			}
@@ -130,17 +131,24 @@ and then exits with the exit code of its essential container.`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the task until it stops and exit with its essential container's exit code")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return as soon as the task is placed")
-	cmd.Flags().StringArrayVar(&ebs, "ebs", nil, "a block volume for a configuredAtLaunch volume: NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID] (repeatable)")
+	cmd.Flags().StringArrayVar(&ebs, "ebs", nil, "a block volume for a configuredAtLaunch volume: a new one, NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID], or an existing one, NAME=vol-… (repeatable)")
 	return cmd
 }
 
-// ebsFlags turns --ebs NAME=SIZE[,keep][,fs=..][,snapshot=..] into volumeConfigurations.
-func ebsFlags(specs []string) ([]types.TaskVolumeConfiguration, error) {
+// ebsFlags turns --ebs NAME=SIZE[,keep][,fs=..][,snapshot=..] into
+// volumeConfigurations, and --ebs NAME=vol-… into the RunTask tag that
+// attaches an existing volume.
+func ebsFlags(specs []string) ([]types.TaskVolumeConfiguration, []types.Tag, error) {
 	var out []types.TaskVolumeConfiguration
+	var tags []types.Tag
 	for _, s := range specs {
 		name, rest, ok := strings.Cut(s, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("--ebs wants NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID], got %q", s)
+			return nil, nil, fmt.Errorf("--ebs wants NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID] or NAME=vol-…, got %q", s)
+		}
+		if strings.HasPrefix(rest, "vol-") {
+			tags = append(tags, types.Tag{Key: aws.String(ecsapi.AttachVolumeTagPrefix + name), Value: aws.String(rest)})
+			continue
 		}
 		m := &types.TaskManagedEBSVolumeConfiguration{RoleArn: aws.String("arn:aws:iam::000000000000:role/berth")}
 		for i, part := range strings.Split(rest, ",") {
@@ -149,7 +157,7 @@ func ebsFlags(specs []string) ([]types.TaskVolumeConfiguration, error) {
 			case i == 0 && k != "":
 				n, err := strconv.Atoi(k)
 				if err != nil {
-					return nil, fmt.Errorf("--ebs %s: size %q is not a number of GiB", name, k)
+					return nil, nil, fmt.Errorf("--ebs %s: size %q is not a number of GiB", name, k)
 				}
 				m.SizeInGiB = aws.Int32(int32(n))
 			case k == "keep":
@@ -159,12 +167,12 @@ func ebsFlags(specs []string) ([]types.TaskVolumeConfiguration, error) {
 			case k == "snapshot":
 				m.SnapshotId = aws.String(v)
 			case k != "":
-				return nil, fmt.Errorf("--ebs %s: unknown option %q", name, k)
+				return nil, nil, fmt.Errorf("--ebs %s: unknown option %q", name, k)
 			}
 		}
 		out = append(out, types.TaskVolumeConfiguration{Name: aws.String(name), ManagedEBSVolume: m})
 	}
-	return out, nil
+	return out, tags, nil
 }
 
 func exitStr(p *int32) string {

@@ -74,6 +74,22 @@ func TestUserCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "journal exit 0") {
 		t.Fatalf("block volume run: %d\n%s", code, out)
 	}
+	// The kept volume, attached to the next run with --ebs NAME=vol-….
+	kept := regexp.MustCompile(`vol-[0-9a-f]{17}`).FindString(func() string { o, _ := berth("volume", "ls"); return o }())
+	if kept == "" {
+		t.Fatal("no kept volume in berth volume ls")
+	}
+	out, code = berth("run", "--wait", "../../examples/block-volume.json", "--ebs", "data="+kept)
+	m := taskID.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("run on the kept volume: %d\n%s", code, out)
+	}
+	if out, _ := berth("logs", m[1]); strings.Count(out, "UTC") != 2 {
+		t.Fatalf("the second run's journal should hold both runs' lines:\n%s", out)
+	}
+	if out, code := berth("run", "--wait", "../../examples/block-volume.json", "--ebs", "data=vol-0123456789abcdef0"); code == 0 || !strings.Contains(out, "vol-0123456789abcdef0") {
+		t.Fatalf("unknown volume: %d %s", code, out)
+	}
 	if out, code := berth("run", "--wait", "../../examples/block-volume.json", "--ebs", "data=99999"); code == 0 || !strings.Contains(out, "InvalidParameterException") {
 		t.Fatalf("bad --ebs size: %d %s", code, out)
 	}
