@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -240,17 +244,20 @@ func (c *cluster) snapshot(vol string) state.SnapshotRecord {
 	}
 }
 
-// TestSnapshotWhileRunningAndRestoreInAnotherZone snapshots a volume while
-// its task keeps writing, changes a little, snapshots again (incremental),
-// deletes the first snapshot and restores the second into a task in
-// another zone, comparing checksums.
+// TestSnapshotWhileRunningAndRestoreInAnotherZone is the issue's snapshot
+// test through a running cluster: a task writes 1 GiB and keeps running
+// (appending to a log) while it is snapshotted; it changes 10 MiB and the
+// second snapshot sends at most 11 MiB of new chunks; the first snapshot
+// is deleted and the second restores into a task in another zone with
+// the same checksum.
 func TestSnapshotWhileRunningAndRestoreInAnotherZone(t *testing.T) {
 	c := newCluster(t)
 	a := c.addAgent("local-a", "")
 	c.addAgent("local-b", "")
-	// The writer fills 64 MiB, then keeps appending to a log while snapshots are taken.
-	writer := ebsDefinition(c, "snap-w", `head -c 67108864 /dev/urandom > /data/big && sum=$(md5sum /data/big | cut -c1-32) && echo $sum > /data/big.md5 && touch /data/ready && while true; do date >> /data/log; sleep 0.1; done`)
-	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(1, true),
+	writer := ebsDefinition(c, "snap-w", `head -c 1073741824 /dev/urandom > /data/big && sync && touch /data/ready && `+
+		`while [ ! -e /data/go ]; do date >> /data/log; sleep 0.1; done && `+
+		`dd if=/dev/urandom of=/data/big bs=1M count=10 seek=300 conv=notrunc && sync && touch /data/changed && sleep 3600`)
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(2, true),
 		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == local-a")}}})
 	if err != nil || len(out.Tasks) != 1 {
 		t.Fatal(err, out)
@@ -261,17 +268,32 @@ func TestSnapshotWhileRunningAndRestoreInAnotherZone(t *testing.T) {
 	}
 	vol := volumeIDOf(task)
 	c.wait(task.TaskArn, "RUNNING")
-	deadline := time.Now().Add(60 * time.Second)
-	for !fileExists(fmt.Sprintf("%s/mounts/%s/ready", c.agentDir(a), vol)) {
-		if time.Now().After(deadline) {
-			t.Fatal("writer never finished its data")
+	mount := fmt.Sprintf("%s/mounts/%s", c.agentDir(a), vol)
+	waitFile := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for !fileExists(filepath.Join(mount, name)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer never made %s", name)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	waitFile("ready")
+	logSize := func() int64 { fi, _ := os.Stat(filepath.Join(mount, "log")); return fi.Size() }
 	first := c.snapshot(vol)
+	// The task kept running through the snapshot and writes again.
+	grown := logSize()
+	time.Sleep(500 * time.Millisecond)
+	if logSize() <= grown {
+		t.Fatal("the task's writes did not resume after the snapshot")
+	}
+	os.WriteFile(filepath.Join(mount, "go"), nil, 0o644)
+	waitFile("changed")
+	want := md5File(t, filepath.Join(mount, "big"))
 	second := c.snapshot(vol)
-	t.Logf("first snapshot uploaded %d MiB, second %d KiB", first.UploadedBytes>>20, second.UploadedBytes>>10)
-	if first.UploadedBytes < 64<<20 || second.UploadedBytes > 8<<20 {
+	t.Logf("first snapshot uploaded %d MiB, second (10 MiB changed) %.2f MiB", first.UploadedBytes>>20, float64(second.UploadedBytes)/(1<<20))
+	if first.UploadedBytes < 1<<30 || second.UploadedBytes > 11<<20 {
 		t.Fatalf("snapshots not incremental: %d then %d bytes", first.UploadedBytes, second.UploadedBytes)
 	}
 	d, _ := c.ecs.DescribeTasks(c.ctx, &ecs.DescribeTasksInput{Tasks: []string{aws.ToString(task.TaskArn)}})
@@ -282,7 +304,7 @@ func TestSnapshotWhileRunningAndRestoreInAnotherZone(t *testing.T) {
 	if err := c.post("/berth/v1/snapshots/delete", &becs.SnapshotsRequest{SnapshotIDs: []string{first.SnapshotID}}, &del); err != nil {
 		t.Fatal(err)
 	}
-	reader := ebsDefinition(c, "snap-r", `test "$(md5sum /data/big | cut -c1-32)" = "$(cat /data/big.md5)" && test -s /data/log`)
+	reader := ebsDefinition(c, "snap-r", `test "$(md5sum /data/big | cut -c1-32)" = "`+want+`" && test -s /data/log`)
 	cfg := managed(2, false)
 	cfg[0].ManagedEBSVolume.SnapshotId = aws.String(second.SnapshotID)
 	cfg[0].ManagedEBSVolume.SizeInGiB = aws.Int32(2)
@@ -391,4 +413,19 @@ func TestBlockVolumeIOLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// md5File is the file's MD5 in hex, as md5sum prints it.
+func md5File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
