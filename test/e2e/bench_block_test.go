@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +27,11 @@ type fioResult struct {
 	} `json:"jobs"`
 }
 
+// fioSeconds is how long each fio job runs.
+const fioSeconds = 4
+
 func fio(b *testing.B, dir, rw, bs string) (iops, mibps float64) {
-	return fioJob(b, dir, "--rw="+rw, "--bs="+bs, "--size=256M", "--direct=1", "--ioengine=libaio", "--iodepth=16", "--runtime=4", "--time_based")
+	return fioJob(b, dir, "--rw="+rw, "--bs="+bs, "--size=256M", "--direct=1", "--ioengine=libaio", "--iodepth=16", fmt.Sprintf("--runtime=%d", fioSeconds), "--time_based")
 }
 
 // BenchmarkBlockVolumeFio runs fio in a running task's block volume — on
@@ -67,9 +73,10 @@ func BenchmarkBlockVolumeFio(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, j := range []struct{ rw, bs string }{{"randread", "4k"}, {"randwrite", "4k"}, {"read", "1M"}, {"write", "1M"}} {
+			var volCPU, hostCPU []float64
 			vol, host := sideBySide(5,
-				func() float64 { return fioFigure(b, volDir, j.rw, j.bs) },
-				func() float64 { return fioFigure(b, hostDir, j.rw, j.bs) })
+				func() float64 { f, c := fioFigure(b, volDir, j.rw, j.bs); volCPU = append(volCPU, c); return f },
+				func() float64 { f, c := fioFigure(b, hostDir, j.rw, j.bs); hostCPU = append(hostCPU, c); return f })
 			unit := "iops"
 			if j.bs == "1M" {
 				unit = "MiB/s"
@@ -79,17 +86,46 @@ func BenchmarkBlockVolumeFio(b *testing.B) {
 			b.ReportMetric(v, j.rw+"-volume-"+unit)
 			b.ReportMetric(h, j.rw+"-host-"+unit)
 			b.ReportMetric(100*v/h, j.rw+"-%")
+			if j.bs == "4k" {
+				b.Logf("%s CPU µs per I/O: volume %.1f, host %.1f", j.rw, volCPU, hostCPU)
+				b.ReportMetric(median(volCPU), j.rw+"-volume-cpu-us/io")
+				b.ReportMetric(median(hostCPU), j.rw+"-host-cpu-us/io")
+			}
 		}
 	}
 }
 
-// fioFigure is IOPS for 4 KiB jobs and MiB/s for the others.
-func fioFigure(b *testing.B, dir, rw, bs string) float64 {
+// fioFigure is IOPS for 4 KiB jobs and MiB/s for the others, and the
+// machine's busy CPU time (all CPUs: fio, the loop device's workers,
+// interrupts) per I/O in microseconds.
+func fioFigure(b *testing.B, dir, rw, bs string) (figure, cpuPerIO float64) {
+	busy0 := cpuBusy(b)
 	iops, mibps := fio(b, dir, rw, bs)
+	cpuPerIO = float64((cpuBusy(b) - busy0).Microseconds()) / (iops * fioSeconds)
 	if bs == "4k" {
-		return iops
+		return iops, cpuPerIO
 	}
-	return mibps
+	return mibps, cpuPerIO
+}
+
+// cpuBusy is the time all CPUs have spent busy since boot, from the
+// first line of /proc/stat (in USER_HZ, 100 a second on Linux).
+func cpuBusy(b *testing.B) time.Duration {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	var busy int64
+	// user nice system idle iowait irq softirq steal
+	for i, f := range strings.Fields(line)[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
 }
 
 // sideBySide runs a and b rounds times each, alternating which goes
