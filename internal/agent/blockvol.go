@@ -69,10 +69,10 @@ func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
 		}
 		start := time.Now()
 		last := time.Now()
-		st, err := block.Restore(ctx, Blobs{a.api}, out.Snapshots[0].Manifest, p.Image, size, func(done, total int) {
-			if time.Since(last) > time.Second {
+		st, err := block.Restore(ctx, Blobs{a.api}, out.Snapshots[0].Manifest, p.Image, size, func(done, total int64) {
+			if time.Since(last) > time.Second && total > 0 {
 				last = time.Now()
-				progress := fmt.Sprintf("restoring from %s: %d%% (%d of %d chunks)", v.SnapshotID, 100*done/total, done, total)
+				progress := fmt.Sprintf("restoring from %s: %d%% (%d of %d MiB)", v.SnapshotID, 100*done/total, done>>20, total>>20)
 				a.log.Info("restoring volume", "volume", v.VolumeID, "progress", progress)
 				a.volumeEvent(ctx, v, "progress", progress, 0)
 			}

@@ -86,7 +86,11 @@ func (f *userFlags) printVolumes(cmd *cobra.Command, vs []state.VolumeRecord) er
 		if v.Attachment != nil {
 			att = shortID(v.Attachment.TaskArn)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d GiB\t%s\t%s\t%s\t%s\t%s\n", v.VolumeID, v.Zone, v.SizeInGiB, v.FilesystemType, v.State, v.InstanceID, att, dash(v.SnapshotID))
+		state := v.State
+		if v.StateReason != "" {
+			state += " (" + v.StateReason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d GiB\t%s\t%s\t%s\t%s\t%s\n", v.VolumeID, v.Zone, v.SizeInGiB, v.FilesystemType, state, v.InstanceID, att, dash(v.SnapshotID))
 	}
 	return tw.Flush()
 }

@@ -171,8 +171,20 @@ func TestSnapshotOfSparseImage(t *testing.T) {
 		t.Fatalf("staging file left behind: %v", err)
 	}
 	restored := filepath.Join(dir, "restored")
-	if _, err := Restore(ctx, store, key, restored, 2<<30, nil); err != nil {
+	// Progress counts the data, not the holes: it reaches the 12 chunks'
+	// worth, rising, and ends there.
+	var calls, last, total int64
+	progress := func(done, all int64) {
+		if done < last || (total != 0 && all != total) {
+			t.Errorf("progress went from %d to %d (of %d, then %d)", last, done, total, all)
+		}
+		calls, last, total = calls+1, done, all
+	}
+	if _, err := Restore(ctx, store, key, restored, 2<<30, progress); err != nil {
 		t.Fatal(err)
+	}
+	if calls < 2 || last != 12*ChunkSize || total != 12*ChunkSize {
+		t.Fatalf("progress: %d calls, ended at %d of %d, want 12 chunks of data", calls, last, total)
 	}
 	a, b := fileSum(t, img), sectionSum(t, restored, 1<<30)
 	if a != b {

@@ -370,9 +370,9 @@ func ReadManifest(ctx context.Context, store blob.Store, key string) (*Manifest,
 // Restore writes a snapshot into a new sparse image of at least the
 // snapshot's size (size may be larger: the volume grows, the file system
 // does not), fetching Workers chunks at a time. progress, if set, is called
-// with the chunks done so far, from one goroutine at a time. On error the
-// image is removed.
-func Restore(ctx context.Context, store blob.Store, manifestKey, image string, size int64, progress func(done, total int)) (Stats, error) {
+// with the bytes of data restored so far and in all (holes excluded), from
+// one goroutine at a time. On error the image is removed.
+func Restore(ctx context.Context, store blob.Store, manifestKey, image string, size int64, progress func(done, total int64)) (Stats, error) {
 	var st Stats
 	m, err := ReadManifest(ctx, store, manifestKey)
 	if err != nil {
@@ -392,7 +392,7 @@ func Restore(ctx context.Context, store blob.Store, manifestKey, image string, s
 	return st, nil
 }
 
-func restoreChunks(ctx context.Context, store blob.Store, m *Manifest, image string, st *Stats, progress func(done, total int)) error {
+func restoreChunks(ctx context.Context, store blob.Store, m *Manifest, image string, st *Stats, progress func(done, total int64)) error {
 	f, err := os.OpenFile(image, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -400,6 +400,13 @@ func restoreChunks(ctx context.Context, store blob.Store, m *Manifest, image str
 	defer f.Close()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// Progress counts the chunks that hold data: holes cost nothing.
+	var done, total int64
+	for _, key := range m.Chunks {
+		if key != "" {
+			total += int64(m.ChunkSize)
+		}
+	}
 	next := make(chan int)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -418,8 +425,9 @@ func restoreChunks(ctx context.Context, store blob.Store, m *Manifest, image str
 				}
 				mu.Lock()
 				st.Chunks++
+				done += int64(m.ChunkSize)
 				if progress != nil {
-					progress(st.Chunks, len(m.Chunks))
+					progress(done, total)
 				}
 				mu.Unlock()
 			}
@@ -444,7 +452,7 @@ func restoreChunks(ctx context.Context, store blob.Store, m *Manifest, image str
 		return err
 	}
 	if progress != nil {
-		progress(len(m.Chunks), len(m.Chunks))
+		progress(total, total)
 	}
 	return dropCache(image)
 }
