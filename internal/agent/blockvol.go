@@ -69,13 +69,17 @@ func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
 		}
 		start := time.Now()
 		last := time.Now()
-		st, err := block.Restore(ctx, Blobs{a.api}, out.Snapshots[0].Manifest, p.Image, size, func(done, total int64) {
-			if time.Since(last) > time.Second && total > 0 {
-				last = time.Now()
-				progress := fmt.Sprintf("restoring from %s: %d%% (%d of %d MiB)", v.SnapshotID, 100*done/total, done>>20, total>>20)
-				a.log.Info("restoring volume", "volume", v.VolumeID, "progress", progress)
-				a.volumeEvent(ctx, v, "progress", progress, 0)
-			}
+		var st block.Stats
+		err := p.Provision(func(image string) (err error) {
+			st, err = block.Restore(ctx, Blobs{a.api}, out.Snapshots[0].Manifest, image, size, func(done, total int64) {
+				if time.Since(last) > time.Second && total > 0 {
+					last = time.Now()
+					progress := fmt.Sprintf("restoring from %s: %d%% (%d of %d MiB)", v.SnapshotID, 100*done/total, done>>20, total>>20)
+					a.log.Info("restoring volume", "volume", v.VolumeID, "progress", progress)
+					a.volumeEvent(ctx, v, "progress", progress, 0)
+				}
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("restore %s from %s: %w", v.VolumeID, v.SnapshotID, err)
@@ -83,14 +87,13 @@ func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
 		a.log.Info("volume restored", "volume", v.VolumeID, "snapshot", v.SnapshotID, "chunks", st.Chunks, "took", time.Since(start))
 		return nil
 	}
-	if err := p.Create(size); err != nil {
-		return err
-	}
-	if err := p.Format(v.FilesystemType); err != nil {
-		p.Remove()
-		return err
-	}
-	return nil
+	return p.Provision(func(image string) error {
+		img := block.Volume{Image: image}
+		if err := img.Create(size); err != nil {
+			return err
+		}
+		return img.Format(v.FilesystemType)
+	})
 }
 
 func (a *Agent) volumeEvent(ctx context.Context, v *state.VolumeRecord, event, reason string, epoch int64) error {

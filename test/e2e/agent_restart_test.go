@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-project/berth/internal/agent"
+	becs "github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -46,16 +48,7 @@ func TestAgentKill9Readopts(t *testing.T) {
 	dir := t.TempDir()
 	proc := startAgentProcess(t, bin, c.srv.Endpoint(), dir)
 	defer func() { proc.Process.Kill(); proc.Wait() }()
-	var inst string
-	for deadline := time.Now().Add(30 * time.Second); inst == ""; time.Sleep(200 * time.Millisecond) {
-		out, err := c.ecs.ListContainerInstances(c.ctx, &ecs.ListContainerInstancesInput{})
-		if err == nil && len(out.ContainerInstanceArns) == 1 {
-			inst = out.ContainerInstanceArns[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("agent did not register")
-		}
-	}
+	inst := waitForOneInstance(t, c)
 	t.Cleanup(func() { removeTaskContainers(inst) })
 	long := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("long"), ContainerDefinitions: []types.ContainerDefinition{
 		{Name: aws.String("app"), Command: sh("sleep 3600")}}})
@@ -97,4 +90,85 @@ func TestAgentKill9Readopts(t *testing.T) {
 		t.Fatalf("container state after re-adoption: %s", out)
 	}
 	c.stop(a.TaskArn)
+}
+
+// TestAgentKill9DuringRestoreStartsOver kills the agent with SIGKILL while
+// it restores a volume from a snapshot. The half-restored data must never
+// become the volume: the restarted agent starts the restore over, and a
+// task on the volume reads the snapshot's data, checksum for checksum.
+func TestAgentKill9DuringRestoreStartsOver(t *testing.T) {
+	c := newCluster(t)
+	bin := buildBerth(t)
+	dir := t.TempDir()
+	proc := startAgentProcess(t, bin, c.srv.Endpoint(), dir)
+	defer func() { proc.Process.Kill(); proc.Wait() }()
+	inst := waitForOneInstance(t, c)
+	t.Cleanup(func() { removeTaskContainers(inst) })
+
+	writer := ebsDefinition(c, "restore-w", `head -c 536870912 /dev/urandom > /data/big && md5sum /data/big | cut -c1-32 > /data/big.md5`)
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(1, true)})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	if done := c.wait(out.Tasks[0].TaskArn, "STOPPED"); exitCode(done, "app") != 0 {
+		t.Fatalf("writer: %s", describeContainers(done))
+	}
+	snap := c.snapshot(volumeIDOf(out.Tasks[0]))
+
+	var created becs.VolumesResponse
+	if err := c.post("/berth/v1/volumes/create", &becs.CreateVolumeRequest{Zone: "local-a", SnapshotID: snap.SnapshotID}, &created); err != nil {
+		t.Fatal(err)
+	}
+	vol := created.Volumes[0].VolumeID
+	image := filepath.Join(dir, "volumes", vol+".img")
+	allocated := func(p string) int64 {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) != nil {
+			return 0
+		}
+		return st.Blocks * 512
+	}
+	// Kill the agent once a tenth of the data is on disk.
+	for deadline := time.Now().Add(60 * time.Second); allocated(image)+allocated(image+".partial") < 50<<20; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) || c.volume(vol).State == "available" {
+			t.Fatalf("the restore was not caught in progress (volume %s)", c.volume(vol).State)
+		}
+	}
+	proc.Process.Signal(syscall.SIGKILL)
+	proc.Wait()
+	if _, err := os.Stat(image); err == nil {
+		t.Fatal("a half-restored image is in the volume's place")
+	}
+	proc = startAgentProcess(t, bin, c.srv.Endpoint(), dir)
+	for deadline := time.Now().Add(60 * time.Second); c.volume(vol).State != "available"; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restore did not finish after the agent restarted: %+v", c.volume(vol))
+		}
+	}
+	if _, err := os.Stat(image + ".partial"); !os.IsNotExist(err) {
+		t.Fatalf("partial restore left behind: %v", err)
+	}
+	reader := ebsDefinition(c, "restore-r", `test "$(md5sum /data/big | cut -c1-32)" = "$(cat /data/big.md5)"`)
+	out, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader),
+		Tags: []types.Tag{{Key: aws.String(becs.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	if done := c.wait(out.Tasks[0].TaskArn, "STOPPED"); exitCode(done, "app") != 0 {
+		t.Fatalf("the restored volume's data differs from the snapshot's: %s", describeContainers(done))
+	}
+}
+
+// waitForOneInstance waits for the cluster's one container instance.
+func waitForOneInstance(t *testing.T, c *cluster) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := c.ecs.ListContainerInstances(c.ctx, &ecs.ListContainerInstancesInput{})
+		if err == nil && len(out.ContainerInstanceArns) == 1 {
+			return out.ContainerInstanceArns[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agent did not register")
+		}
+	}
 }

@@ -56,6 +56,46 @@ func (v Volume) Create(size int64) error {
 }
 
 // Exists reports whether the image file exists.
+// Provision makes the volume's image whole or not at all: fill (which
+// creates, formats or restores an image at the path it is given) works on
+// a partial file beside the image, which is synced and renamed into place
+// only when fill succeeds. An image that exists is therefore complete; a
+// partial file left by a crash is discarded and fill runs again.
+func (v Volume) Provision(fill func(image string) error) error {
+	partial := partialPath(v.Image)
+	if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := fill(partial); err != nil {
+		os.Remove(partial)
+		return err
+	}
+	f, err := os.Open(partial)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err == nil {
+		err = os.Rename(partial, v.Image)
+	}
+	if err != nil {
+		os.Remove(partial)
+		return err
+	}
+	return syncDir(filepath.Dir(v.Image))
+}
+
+func partialPath(image string) string { return image + ".partial" }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func (v Volume) Exists() bool {
 	_, err := os.Stat(v.Image)
 	return err == nil
@@ -178,6 +218,7 @@ func (v Volume) Remove() error {
 	}
 	os.Remove(v.MountPoint)
 	os.Remove(stagingPath(v.Image))
+	os.Remove(partialPath(v.Image))
 	if err := os.Remove(v.Image); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

@@ -3,6 +3,7 @@ package block
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math"
 	"math/rand"
@@ -212,4 +213,34 @@ func sectionSum(t *testing.T, path string, n int64) [32]byte {
 	var s [32]byte
 	copy(s[:], h.Sum(nil))
 	return s
+}
+
+// TestProvisionIsAllOrNothing: an image appears only when filling it
+// succeeded; a failed fill, or a partial file a crash left, leaves no image.
+func TestProvisionIsAllOrNothing(t *testing.T) {
+	v := Paths(t.TempDir(), "vol-p")
+	os.MkdirAll(filepath.Dir(v.Image), 0o700)
+	// What a crash in the middle of a fill leaves.
+	if err := os.WriteFile(v.Image+".partial", []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := v.Provision(func(image string) error {
+		if _, err := os.Stat(image); !os.IsNotExist(err) {
+			t.Errorf("fill was handed a leftover partial file: %v", err)
+		}
+		os.WriteFile(image, []byte("some"), 0o600)
+		return errors.New("the store went away")
+	})
+	if err == nil || v.Exists() {
+		t.Fatalf("a failed fill: err %v, image exists %v", err, v.Exists())
+	}
+	if _, err := os.Stat(v.Image + ".partial"); !os.IsNotExist(err) {
+		t.Fatalf("a failed fill left its partial file: %v", err)
+	}
+	if err := v.Provision(func(image string) error { return os.WriteFile(image, []byte("whole"), 0o600) }); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(v.Image); err != nil || string(b) != "whole" {
+		t.Fatalf("image after a good fill: %q %v", b, err)
+	}
 }
