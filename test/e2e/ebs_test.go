@@ -81,7 +81,8 @@ func volumeIDOf(t types.Task) string {
 // to a new task which reads the data, and is deleted with that task.
 func TestManagedBlockVolumeLifecycle(t *testing.T) {
 	c := newCluster(t)
-	c.addAgent("local-a", "")
+	dir := t.TempDir()
+	c.addAgent("local-a", dir)
 	writer := ebsDefinition(c, "ebs-w", "echo durable > /data/file && grep -q ' /data xfs ' /proc/mounts")
 	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(1, true)})
 	if err != nil || len(out.Tasks) != 1 {
@@ -133,6 +134,17 @@ func TestManagedBlockVolumeLifecycle(t *testing.T) {
 			t.Fatalf("volume %s not deleted with its task: %v", gone, d)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Its data went too: no image on the instance, no loop device on it.
+	image := filepath.Join(dir, "volumes", gone+".img")
+	if _, err := os.Stat(image); !os.IsNotExist(err) {
+		t.Fatalf("the deleted volume's image is still there: %v", err)
+	}
+	if out, _ := exec.Command("losetup", "-j", image).Output(); len(out) != 0 {
+		t.Fatalf("a loop device still holds the deleted volume: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "volumes", vol+".img")); err != nil {
+		t.Fatalf("the kept volume's image: %v", err)
 	}
 }
 
