@@ -80,6 +80,7 @@ type Agent struct {
 	found     map[string]map[string]string // task ARN -> container name -> id
 	lastSweep time.Time
 	work      volumeWork
+	images    imageLocks
 
 	// lastHeartbeat is when the server last confirmed the lease (unix nanos);
 	// leaseTTL is the lease it reported.

@@ -49,11 +49,49 @@ func (w *volumeWork) done(id string) {
 	w.mu.Unlock()
 }
 
+// imageLocks serialises the making of one volume's image: the poll that
+// creates a volume and a task placed on it may both reach it first, and
+// the second must wait for the first's image, not start its own or use a
+// half-made one.
+type imageLocks struct {
+	mu    sync.Mutex
+	locks map[string]*imageLock
+}
+
+type imageLock struct {
+	sync.Mutex
+	users int
+}
+
+func (l *imageLocks) lock(id string) (unlock func()) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*imageLock{}
+	}
+	il := l.locks[id]
+	if il == nil {
+		il = &imageLock{}
+		l.locks[id] = il
+	}
+	il.users++
+	l.mu.Unlock()
+	il.Lock()
+	return func() {
+		il.Unlock()
+		l.mu.Lock()
+		if il.users--; il.users == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
 func (a *Agent) volumePaths(id string) block.Volume { return block.Paths(a.cfg.DataDir, id) }
 
 // ensureVolume creates the volume's image on first use: empty and formatted,
 // or restored from its snapshot.
 func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
+	defer a.images.lock(v.VolumeID)()
 	p := a.volumePaths(v.VolumeID)
 	if p.Exists() {
 		return nil
@@ -210,7 +248,10 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 				}
 				a.volumeEvent(ctx, &v, "created", "", 0)
 			case "deleting":
-				if err := a.volumePaths(v.VolumeID).Remove(); err != nil {
+				unlock := a.images.lock(v.VolumeID)
+				err := a.volumePaths(v.VolumeID).Remove()
+				unlock()
+				if err != nil {
 					a.log.Warn("delete volume", "volume", v.VolumeID, "err", err)
 					return
 				}

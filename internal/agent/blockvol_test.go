@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"github.com/berth-project/berth/internal/state"
+)
+
+// TestEnsureVolumeOnceUnderRace: the poll that creates a volume and a task
+// placed on it can both make its image at once. Both must succeed, on one
+// whole, formatted image.
+func TestEnsureVolumeOnceUnderRace(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("needs root (mkfs, mount)")
+	}
+	a := &Agent{cfg: Config{DataDir: t.TempDir()}}
+	v := &state.VolumeRecord{VolumeID: "vol-0123456789abcdef0", SizeInGiB: 1, FilesystemType: "xfs"}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.ensureVolume(context.Background(), v)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := a.volumePaths(v.VolumeID)
+	defer p.Remove()
+	if out, err := exec.Command("xfs_repair", "-n", p.Image).CombinedOutput(); err != nil {
+		t.Fatalf("the image is not a whole xfs file system: %v\n%s", err, out)
+	}
+	if _, err := p.Mount("xfs"); err != nil {
+		t.Fatal(err)
+	}
+}
