@@ -49,10 +49,11 @@ func (w *volumeWork) done(id string) {
 	w.mu.Unlock()
 }
 
-// imageLocks serialises the making of one volume's image: the poll that
-// creates a volume and a task placed on it may both reach it first, and
-// the second must wait for the first's image, not start its own or use a
-// half-made one.
+// imageLocks serialises work on one volume's image. Making it: the poll
+// that creates a volume and a task placed on it may both reach it first,
+// and the second must wait for the first's image, not start its own or use
+// a half-made one. Reading it for a snapshot: the image must not be
+// mounted, unmounted or written by a task starting on it until it is read.
 type imageLocks struct {
 	mu    sync.Mutex
 	locks map[string]*imageLock
@@ -64,7 +65,24 @@ type imageLock struct {
 }
 
 func (l *imageLocks) lock(id string) (unlock func()) {
+	il := l.get(id)
+	il.Lock()
+	return func() { il.Unlock(); l.put(id, il) }
+}
+
+// tryLock is lock for a caller that must not wait.
+func (l *imageLocks) tryLock(id string) (unlock func(), ok bool) {
+	il := l.get(id)
+	if !il.TryLock() {
+		l.put(id, il)
+		return nil, false
+	}
+	return func() { il.Unlock(); l.put(id, il) }, true
+}
+
+func (l *imageLocks) get(id string) *imageLock {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.locks == nil {
 		l.locks = map[string]*imageLock{}
 	}
@@ -74,15 +92,14 @@ func (l *imageLocks) lock(id string) (unlock func()) {
 		l.locks[id] = il
 	}
 	il.users++
-	l.mu.Unlock()
-	il.Lock()
-	return func() {
-		il.Unlock()
-		l.mu.Lock()
-		if il.users--; il.users == 0 {
-			delete(l.locks, id)
-		}
-		l.mu.Unlock()
+	return il
+}
+
+func (l *imageLocks) put(id string, il *imageLock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if il.users--; il.users == 0 {
+		delete(l.locks, id)
 	}
 }
 
@@ -161,7 +178,9 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotCreateVolumeError: " + err.Error()}
 		}
 		p := r.a.volumePaths(v.VolumeID)
+		unlock := r.a.images.lock(v.VolumeID)
 		dev, err := p.Mount(v.FilesystemType)
+		unlock()
 		if err != nil {
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: " + err.Error()}
 		}
@@ -214,19 +233,26 @@ func (a *Agent) unmountStale(live map[string]bool) {
 		if live[id] || !a.volumePaths(id).Mounted() || a.work.busyWith(id) {
 			continue
 		}
+		unlock, ok := a.images.tryLock(id)
+		if !ok {
+			continue // a snapshot is reading it; the next poll will see
+		}
 		a.log.Info("unmounting a block volume no task uses", "volume", id)
 		if err := a.volumePaths(id).Unmount(); err != nil {
 			a.log.Warn("unmount stale volume", "volume", id, "err", err)
 		}
+		unlock()
 	}
 }
 
 // detachBlockVolumes unmounts the task's block volumes (idempotent).
 func (r *runner) detachBlockVolumes() {
 	for _, bv := range r.blockVols {
+		unlock := r.a.images.lock(bv.VolumeID)
 		if err := r.a.volumePaths(bv.VolumeID).Unmount(); err != nil {
 			r.a.log.Warn("unmount block volume", "volume", bv.VolumeID, "err", err)
 		}
+		unlock()
 	}
 }
 
@@ -268,6 +294,9 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 			defer a.work.done(sn.SnapshotID)
 			req := &ecs.SnapshotDoneRequest{Cluster: a.cfg.Cluster, SnapshotID: sn.SnapshotID}
 			p := a.volumePaths(sn.VolumeID)
+			// The image stays as it is (mounted or not) until it is read.
+			release := sync.OnceFunc(a.images.lock(sn.VolumeID))
+			defer release()
 			if !p.Exists() {
 				req.Error = "the volume has no data on its instance yet"
 			} else {
@@ -285,6 +314,7 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 				var frozen time.Duration
 				key, st, err := block.Snapshot(ctx, p.Image, Blobs{a.api}, prev, p.Freeze, func() error {
 					frozen = time.Since(start)
+					defer release()
 					return p.Thaw()
 				})
 				if err != nil {
