@@ -28,6 +28,35 @@ func startAgentProcess(t *testing.T, bin, endpoint, dir string) *exec.Cmd {
 	return cmd
 }
 
+// agentProcess is `berth agent` in a process of its own, so that a test
+// can kill it with SIGKILL and start it again on the same data directory.
+type agentProcess struct {
+	t             *testing.T
+	bin, endpoint string
+	dir           string // the agent's data directory
+	inst          string // its container instance ARN
+	cmd           *exec.Cmd
+}
+
+// runAgentProcess starts the agent, waits for it to register as the
+// cluster's one instance, and stops it and its tasks' containers at the
+// end of the test.
+func runAgentProcess(t *testing.T, c *cluster) *agentProcess {
+	p := &agentProcess{t: t, bin: buildBerth(t), endpoint: c.srv.Endpoint(), dir: t.TempDir()}
+	p.restart()
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	p.inst = waitForOneInstance(t, c)
+	t.Cleanup(func() { removeTaskContainers(p.inst) })
+	return p
+}
+
+func (p *agentProcess) kill9() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+func (p *agentProcess) restart() { p.cmd = startAgentProcess(p.t, p.bin, p.endpoint, p.dir) }
+
 func taskContainers(t *testing.T, taskARN string) []string {
 	out, err := exec.Command("docker", "ps", "-aq", "--no-trunc", "--filter", "label="+agent.LabelTaskARN+"="+taskARN).Output()
 	if err != nil {
@@ -44,12 +73,8 @@ func taskContainers(t *testing.T, taskARN string) []string {
 func TestAgentKill9Readopts(t *testing.T) {
 	ensureTestImage(t)
 	c := &cluster{env: newEnv(t, func(cfg *server.Config) { cfg.LeaseTTL = 3 * time.Second })}
-	bin := buildBerth(t)
-	dir := t.TempDir()
-	proc := startAgentProcess(t, bin, c.srv.Endpoint(), dir)
-	defer func() { proc.Process.Kill(); proc.Wait() }()
-	inst := waitForOneInstance(t, c)
-	t.Cleanup(func() { removeTaskContainers(inst) })
+	proc := runAgentProcess(t, c)
+	inst := proc.inst
 	long := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("long"), ContainerDefinitions: []types.ContainerDefinition{
 		{Name: aws.String("app"), Command: sh("sleep 3600")}}})
 	short := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("short"), ContainerDefinitions: []types.ContainerDefinition{
@@ -63,10 +88,9 @@ func TestAgentKill9Readopts(t *testing.T) {
 		t.Fatalf("containers of the long task: %v", before)
 	}
 
-	proc.Process.Signal(syscall.SIGKILL)
-	proc.Wait()
+	proc.kill9()
 	time.Sleep(6 * time.Second) // the short task's container exits while the agent is down
-	proc = startAgentProcess(t, bin, c.srv.Endpoint(), dir)
+	proc.restart()
 
 	done := c.wait(b.TaskArn, "STOPPED")
 	if exitCode(done, "app") != 7 || done.StopCode != types.TaskStopCodeEssentialContainerExited {
@@ -98,12 +122,7 @@ func TestAgentKill9Readopts(t *testing.T) {
 // task on the volume reads the snapshot's data, checksum for checksum.
 func TestAgentKill9DuringRestoreStartsOver(t *testing.T) {
 	c := newCluster(t)
-	bin := buildBerth(t)
-	dir := t.TempDir()
-	proc := startAgentProcess(t, bin, c.srv.Endpoint(), dir)
-	defer func() { proc.Process.Kill(); proc.Wait() }()
-	inst := waitForOneInstance(t, c)
-	t.Cleanup(func() { removeTaskContainers(inst) })
+	proc := runAgentProcess(t, c)
 
 	writer := ebsDefinition(c, "restore-w", `head -c 536870912 /dev/urandom > /data/big && md5sum /data/big | cut -c1-32 > /data/big.md5`)
 	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(1, true)})
@@ -120,7 +139,7 @@ func TestAgentKill9DuringRestoreStartsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	vol := created.Volumes[0].VolumeID
-	image := filepath.Join(dir, "volumes", vol+".img")
+	image := filepath.Join(proc.dir, "volumes", vol+".img")
 	allocated := func(p string) int64 {
 		var st syscall.Stat_t
 		if syscall.Stat(p, &st) != nil {
@@ -134,12 +153,11 @@ func TestAgentKill9DuringRestoreStartsOver(t *testing.T) {
 			t.Fatalf("the restore was not caught in progress (volume %s)", c.volume(vol).State)
 		}
 	}
-	proc.Process.Signal(syscall.SIGKILL)
-	proc.Wait()
+	proc.kill9()
 	if _, err := os.Stat(image); err == nil {
 		t.Fatal("a half-restored image is in the volume's place")
 	}
-	proc = startAgentProcess(t, bin, c.srv.Endpoint(), dir)
+	proc.restart()
 	for deadline := time.Now().Add(60 * time.Second); c.volume(vol).State != "available"; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the restore did not finish after the agent restarted: %+v", c.volume(vol))
