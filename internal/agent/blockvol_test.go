@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-project/berth/internal/state"
 )
@@ -41,5 +42,39 @@ func TestEnsureVolumeOnceUnderRace(t *testing.T) {
 	}
 	if _, err := p.Mount("xfs"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestImageLocks: one holder per image; a caller that must not wait is
+// turned away while it is held; nothing is kept for images no one holds.
+func TestImageLocks(t *testing.T) {
+	var l imageLocks
+	unlock := l.lock("vol-a")
+	if _, ok := l.tryLock("vol-a"); ok {
+		t.Fatal("tryLock got an image that is held")
+	}
+	other, ok := l.tryLock("vol-b")
+	if !ok {
+		t.Fatal("tryLock refused an image no one holds")
+	}
+	other()
+	got, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		unlock := l.lock("vol-a")
+		close(got)
+		unlock()
+		close(done)
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second holder got the image")
+	case <-time.After(50 * time.Millisecond):
+	}
+	unlock()
+	<-done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.locks) != 0 {
+		t.Fatalf("locks kept for images no one holds: %v", l.locks)
 	}
 }
