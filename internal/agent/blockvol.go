@@ -37,12 +37,6 @@ func (w *volumeWork) start(id string) bool {
 	return true
 }
 
-func (w *volumeWork) busyWith(id string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.busy[id]
-}
-
 func (w *volumeWork) done(id string) {
 	w.mu.Lock()
 	delete(w.busy, id)
@@ -186,7 +180,9 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 		}
 		r.limitIO(dev, v)
 		if err := r.a.volumeEvent(ctx, v, "created", "", bv.Epoch); err != nil {
+			unlock := r.a.images.lock(v.VolumeID)
 			p.Unmount()
+			unlock()
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotAttachVolumeError: " + err.Error()}
 		}
 		mounts[bv.Name] = mount.Mount{Type: mount.TypeBind, Source: p.MountPoint}
@@ -230,12 +226,12 @@ func (a *Agent) unmountStale(live map[string]bool) {
 	entries, _ := os.ReadDir(filepath.Join(a.cfg.DataDir, "mounts"))
 	for _, e := range entries {
 		id := e.Name()
-		if live[id] || !a.volumePaths(id).Mounted() || a.work.busyWith(id) {
+		if live[id] || !a.volumePaths(id).Mounted() {
 			continue
 		}
 		unlock, ok := a.images.tryLock(id)
 		if !ok {
-			continue // a snapshot is reading it; the next poll will see
+			continue // being made, deleted or read for a snapshot; the next poll will see
 		}
 		a.log.Info("unmounting a block volume no task uses", "volume", id)
 		if err := a.volumePaths(id).Unmount(); err != nil {
@@ -293,6 +289,15 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 		go func() {
 			defer a.work.done(sn.SnapshotID)
 			req := &ecs.SnapshotDoneRequest{Cluster: a.cfg.Cluster, SnapshotID: sn.SnapshotID}
+			var prev *block.Manifest
+			if sn.PreviousManifest != "" {
+				// Without it the snapshot is still whole, only slower.
+				m, err := block.ReadManifest(ctx, Blobs{a.api}, sn.PreviousManifest)
+				if err != nil {
+					a.log.Warn("previous snapshot's manifest", "snapshot", sn.SnapshotID, "err", err)
+				}
+				prev = m
+			}
 			p := a.volumePaths(sn.VolumeID)
 			// The image stays as it is (mounted or not) until it is read.
 			release := sync.OnceFunc(a.images.lock(sn.VolumeID))
@@ -300,15 +305,6 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 			if !p.Exists() {
 				req.Error = "the volume has no data on its instance yet"
 			} else {
-				var prev *block.Manifest
-				if sn.PreviousManifest != "" {
-					// Without it the snapshot is still whole, only slower.
-					m, err := block.ReadManifest(ctx, Blobs{a.api}, sn.PreviousManifest)
-					if err != nil {
-						a.log.Warn("previous snapshot's manifest", "snapshot", sn.SnapshotID, "err", err)
-					}
-					prev = m
-				}
 				// Crash-consistent: writes are suspended while the image is read.
 				start := time.Now()
 				var frozen time.Duration

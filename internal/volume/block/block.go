@@ -55,7 +55,6 @@ func (v Volume) Create(size int64) error {
 	return f.Sync()
 }
 
-// Exists reports whether the image file exists.
 // Provision makes the volume's image whole or not at all: fill (which
 // creates, formats or restores an image at the path it is given) works on
 // a partial file beside the image, which is synced and renamed into place
@@ -96,6 +95,7 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// Exists reports whether the image file exists.
 func (v Volume) Exists() bool {
 	_, err := os.Stat(v.Image)
 	return err == nil
