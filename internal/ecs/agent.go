@@ -221,3 +221,67 @@ func (a *API) ReportResidency(ctx context.Context, r *ResidencyRequest) (*Reside
 	}
 	return out, nil
 }
+
+// agentOwns checks that an instance exists and, for a request made with an
+// agent's access key, that this key registered it: an agent acts only for
+// its own instance (its tasks, volumes, snapshots, lease and mounts).
+// Every agent endpoint and agent ECS call passes through it.
+func (a *API) agentOwns(ctx context.Context, cluster, id string) error {
+	ir := &state.InstanceRecord{}
+	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), ir); isNotFound(err) {
+		return spec.InvalidParam("Container instance '%s' is not registered in cluster '%s'.", id, cluster)
+	} else if err != nil {
+		return err
+	}
+	if k := AgentKeyOf(ctx); k != "" && k != ir.AgentKey {
+		return errNotOwner(id)
+	}
+	return nil
+}
+
+func errNotOwner(id string) error {
+	return &spec.Error{Code: "AccessDeniedException", Message: "Only the agent that registered container instance " + id + " may act for it."}
+}
+
+// agentMayRestore lets an agent's key describe only the snapshots that
+// volumes being made on its own instances restore from.
+func (a *API) agentMayRestore(ctx context.Context, cluster string, snapshots []string) error {
+	key := AgentKeyOf(ctx)
+	if key == "" {
+		return nil
+	}
+	denied := &spec.Error{Code: "AccessDeniedException", Message: "An agent may describe only the snapshots its own volumes restore from."}
+	if len(snapshots) == 0 {
+		return denied
+	}
+	need := map[string]bool{}
+	for _, id := range snapshots {
+		need[id] = true
+	}
+	owners := map[string]bool{}
+	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		v := state.VolumeRecord{}
+		if err := json.Unmarshal(val, &v); err != nil {
+			return false, err
+		}
+		if !need[v.SnapshotID] {
+			return true, nil
+		}
+		mine, seen := owners[v.InstanceID]
+		if !seen {
+			mine = a.agentOwns(ctx, cluster, v.InstanceID) == nil
+			owners[v.InstanceID] = mine
+		}
+		if mine {
+			delete(need, v.SnapshotID)
+		}
+		return len(need) > 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(need) > 0 {
+		return denied
+	}
+	return nil
+}

@@ -91,9 +91,6 @@ func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant,
 	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, inst), ir); err != nil {
 		return nil, err
 	}
-	if k := AgentKeyOf(ctx); k != "" && k != ir.AgentKey {
-		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Only the agent of container instance " + inst + " may mount its tasks' volumes."}
-	}
 	for _, at := range ir.Attributes {
 		if spec.Val(at.Name) == "ecs.availability-zone" {
 			g.Zone = spec.Val(at.Value)

@@ -154,6 +154,10 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 		} else if err != nil {
 			return nil, err
 		}
+		if k := AgentKeyOf(ctx); k != "" && k != old.AgentKey {
+			return nil, errNotOwner(id)
+		}
+		rec.AgentKey = old.AgentKey
 		usedCPU := registeredInt(old, "CPU") - old.CPU
 		usedMem := registeredInt(old, "MEMORY") - old.Memory
 		rec.CPU, rec.Memory = cpu-usedCPU, mem-usedMem
@@ -215,10 +219,8 @@ func (a *API) Heartbeat(ctx context.Context, clusterRef, instanceRef string) err
 	if err != nil {
 		return err
 	}
-	if ok, err := a.Store.Exists(ctx, state.InstanceKey(cluster, id)); err != nil {
+	if err := a.agentOwns(ctx, cluster, id); err != nil {
 		return err
-	} else if !ok {
-		return spec.InvalidParam("Container instance '%s' is not registered in cluster '%s'.", id, cluster)
 	}
 	resp, err := a.Store.Client.Get(ctx, state.ConnKey(cluster, id))
 	if err != nil {

@@ -616,6 +616,9 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *TaskStateChange) (*s
 	}
 	now := a.Now()
 	_, err = a.Applier.Transition(ctx, cluster, id, func(t *state.TaskRecord) (bool, error) {
+		if err := a.agentOwns(ctx, cluster, t.InstanceID); err != nil {
+			return false, err
+		}
 		changed := false
 		if status != "" && taskStatusOrder[status] > taskStatusOrder[spec.Val(t.LastStatus)] {
 			t.LastStatus = spec.Str(status)

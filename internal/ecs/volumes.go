@@ -65,8 +65,10 @@ func (a *API) clusterInstance(ctx context.Context, clusterRef, ref string) (clus
 	if cluster, err = a.clusterOf(ctx, clusterRef); err != nil {
 		return "", "", err
 	}
-	id, err = a.instanceID(cluster, ref)
-	return cluster, id, err
+	if id, err = a.instanceID(cluster, ref); err != nil {
+		return "", "", err
+	}
+	return cluster, id, a.agentOwns(ctx, cluster, id)
 }
 
 // CreateVolume validates fully, chooses an instance in the zone to hold the
@@ -257,6 +259,9 @@ func (a *API) DescribeSnapshots(ctx context.Context, r *SnapshotsRequest) (*Snap
 	for _, id := range r.SnapshotIDs {
 		want[id] = true
 	}
+	if err := a.agentMayRestore(ctx, cluster, r.SnapshotIDs); err != nil {
+		return nil, err
+	}
 	err = a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
 		sn := state.SnapshotRecord{}
 		if err := json.Unmarshal(val, &sn); err != nil {
@@ -400,6 +405,9 @@ func (a *API) SnapshotDone(ctx context.Context, r *SnapshotDoneRequest) (*Snapsh
 		return nil, err
 	}
 	sn, err := state.Update(ctx, a.Store, state.SnapshotKey(cluster, r.SnapshotID), func(sn *state.SnapshotRecord) error {
+		if err := a.agentOwns(ctx, cluster, sn.InstanceID); err != nil {
+			return err
+		}
 		if sn.State != "pending" {
 			return spec.InvalidParam("The snapshot '%s' is %s.", sn.SnapshotID, sn.State)
 		}

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/server"
+)
+
+// TestAgentKeyBoundToInstance: an agent's key acts only for the instance
+// it registered. Another agent can neither read that instance's tasks
+// (their environment holds secrets), report for them, renew its lease,
+// claim its data, read its snapshots, nor take over its ARN.
+func TestAgentKeyBoundToInstance(t *testing.T) {
+	s := start(t, func(c *server.Config) {
+		c.Credentials = map[string]string{"OPERATOR": "op-secret"}
+		c.AgentCredentials = map[string]string{"AGENT1": "a1-secret", "AGENT2": "a2-secret"}
+		c.RequireAuth = true
+	})
+	ctx := context.Background()
+	op := client(s.Endpoint(), "OPERATOR", "op-secret")
+	a1, a2 := client(s.Endpoint(), "AGENT1", "a1-secret"), client(s.Endpoint(), "AGENT2", "a2-secret")
+	register := func(c *ecs.Client, arn *string) (string, error) {
+		out, err := c.RegisterContainerInstance(ctx, &ecs.RegisterContainerInstanceInput{
+			ContainerInstanceArn:     arn,
+			InstanceIdentityDocument: aws.String(`{"availabilityZone":"us-east-1a"}`),
+			TotalResources: []ecstypes.Resource{{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: 1024},
+				{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: 1024}}})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.ContainerInstance.ContainerInstanceArn), nil
+	}
+	inst1, err := register(a1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst2, err := register(a2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, err := op.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("secret"),
+		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64),
+			Environment: []ecstypes.KeyValuePair{{Name: aws.String("PASSWORD"), Value: aws.String("hunter2")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := op.StartTask(ctx, &ecs.StartTaskInput{TaskDefinition: td.TaskDefinition.TaskDefinitionArn, ContainerInstances: []string{inst1}})
+	if err != nil || len(run.Tasks) != 1 {
+		t.Fatalf("start: %v %+v", err, run)
+	}
+	task := aws.ToString(run.Tasks[0].TaskArn)
+	signed := func(id, secret string) *agent.Client {
+		return &agent.Client{Endpoint: s.Endpoint(), Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
+	}
+	ag1, ag2 := signed("AGENT1", "a1-secret"), signed("AGENT2", "a2-secret")
+	denied := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+			t.Errorf("%s with another agent's key: %v, want AccessDeniedException", what, err)
+		}
+	}
+	inst := map[string]any{"cluster": "default", "containerInstance": inst1}
+	var tasks struct {
+		Tasks []struct {
+			Task struct {
+				TaskArn string `json:"taskArn"`
+			} `json:"task"`
+		} `json:"tasks"`
+	}
+	denied("long-poll of tasks", ag2.Post(ctx, "/berth/v1/agent/tasks", inst, &tasks))
+	denied("heartbeat", ag2.Post(ctx, "/berth/v1/agent/heartbeat", inst, nil))
+	denied("residency", ag2.Post(ctx, "/berth/v1/agent/residency", map[string]any{"cluster": "default", "containerInstance": inst1, "keys": []string{"docker-volume/x"}}, nil))
+	denied("volume event", ag2.Post(ctx, "/berth/v1/agent/volume-event", map[string]any{"cluster": "default", "containerInstance": inst1, "volumeId": "vol-x", "event": "created"}, nil))
+	denied("snapshot listing", ag2.Post(ctx, "/berth/v1/snapshots/describe", map[string]any{"cluster": "default"}, nil))
+	_, err = a2.SubmitTaskStateChange(ctx, &ecs.SubmitTaskStateChangeInput{Task: aws.String(task), Status: aws.String("STOPPED"), Reason: aws.String("forged")})
+	denied("SubmitTaskStateChange", err)
+	_, err = register(a2, aws.String(inst1))
+	denied("re-registration of the instance", err)
+
+	// The instance's own agent may do all of it, and the forged report
+	// changed nothing.
+	if err := ag1.Post(ctx, "/berth/v1/agent/tasks", inst, &tasks); err != nil || len(tasks.Tasks) != 1 || tasks.Tasks[0].Task.TaskArn != task {
+		t.Fatalf("the instance's own agent reads its tasks: %v %+v", err, tasks)
+	}
+	if err := ag1.Post(ctx, "/berth/v1/agent/heartbeat", inst, nil); err != nil {
+		t.Fatalf("heartbeat of the own instance: %v", err)
+	}
+	if _, err := a1.SubmitTaskStateChange(ctx, &ecs.SubmitTaskStateChangeInput{Task: aws.String(task), Status: aws.String("RUNNING")}); err != nil {
+		t.Fatalf("the own agent reports RUNNING: %v", err)
+	}
+	d, err := op.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: []string{task}})
+	if err != nil || len(d.Tasks) != 1 || aws.ToString(d.Tasks[0].LastStatus) != "RUNNING" {
+		t.Fatalf("task after the reports: %v %+v", err, d)
+	}
+	if got, err := register(a1, aws.String(inst1)); err != nil || got != inst1 {
+		t.Fatalf("the own agent re-registers: %v %s", err, got)
+	}
+	// Re-registration by the operator keeps the instance its agent's.
+	if _, err := register(op, aws.String(inst2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ag2.Post(ctx, "/berth/v1/agent/heartbeat", map[string]any{"cluster": "default", "containerInstance": inst2}, nil); err != nil {
+		t.Fatalf("agent 2 after the operator re-registered its instance: %v", err)
+	}
+}
