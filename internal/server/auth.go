@@ -167,6 +167,9 @@ func (s *Server) verifyKey(r *http.Request, body []byte) *spec.Error {
 	if !signedHost {
 		return &spec.Error{Code: "IncompleteSignatureException", Message: "The host header must be signed."}
 	}
+	if name := unsignedHeader(r.Header, p.signedHeaders); name != "" {
+		return &spec.Error{Code: "IncompleteSignatureException", Message: "The " + name + " header must be signed."}
+	}
 	if req.ContentLength < 0 {
 		req.ContentLength = 0
 	}
@@ -180,4 +183,22 @@ func (s *Server) verifyKey(r *http.Request, body []byte) *spec.Error {
 		return errBadSig
 	}
 	return nil
+}
+
+// unsignedHeader names a header of the request that must be signed and is
+// not: as AWS requires, every x-amz-* header (X-Amz-Target chooses the
+// operation) and Content-Type. Otherwise a captured request could be
+// replayed as another operation within the clock-skew window.
+func unsignedHeader(h http.Header, signed []string) string {
+	in := make(map[string]bool, len(signed))
+	for _, s := range signed {
+		in[s] = true
+	}
+	for name := range h {
+		l := strings.ToLower(name)
+		if (strings.HasPrefix(l, "x-amz-") || l == "content-type") && !in[l] {
+			return name
+		}
+	}
+	return ""
 }

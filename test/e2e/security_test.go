@@ -1,11 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -108,5 +116,52 @@ func TestAgentKeyBoundToInstance(t *testing.T) {
 	}
 	if err := ag2.Post(ctx, "/berth/v1/agent/heartbeat", map[string]any{"cluster": "default", "containerInstance": inst2}, nil); err != nil {
 		t.Fatalf("agent 2 after the operator re-registered its instance: %v", err)
+	}
+}
+
+// TestOperationHeaderMustBeSigned: a request whose signature does not
+// cover X-Amz-Target (or Content-Type) is refused, so a captured request
+// cannot be replayed as another operation.
+func TestOperationHeaderMustBeSigned(t *testing.T) {
+	s := start(t, func(c *server.Config) {
+		c.Credentials = map[string]string{"OPERATOR": "op-secret"}
+		c.RequireAuth = true
+	})
+	ctx := context.Background()
+	send := func(signFirst bool) (int, string) {
+		body := []byte(`{}`)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.Endpoint()+"/", bytes.NewReader(body))
+		target := func() {
+			req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.ListClusters")
+			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		}
+		if signFirst {
+			target()
+		}
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: "OPERATOR", SecretAccessKey: "op-secret"}, req,
+			hex.EncodeToString(sum[:]), "ecs", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if !signFirst {
+			target() // added after signing: SignedHeaders is host;x-amz-date
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var e struct {
+			Type string `json:"__type"`
+		}
+		json.Unmarshal(b, &e)
+		return resp.StatusCode, e.Type
+	}
+	if code, typ := send(false); code == 200 || typ != "IncompleteSignatureException" {
+		t.Fatalf("X-Amz-Target outside the signature: HTTP %d %s, want IncompleteSignatureException", code, typ)
+	}
+	if code, typ := send(true); code != 200 {
+		t.Fatalf("a fully signed request: HTTP %d %s", code, typ)
 	}
 }
