@@ -210,6 +210,19 @@ func Reserve(rec *state.InstanceRecord, t *state.TaskRecord) {
 	SyncResources(rec)
 }
 
+// CountsAsRunning says in which of an instance's counters an unstopped
+// task in this status is: running from RUNNING until STOPPED (a stopping
+// task still runs), pending before. A task that skips RUNNING (stopped
+// while pending) moves to the running counter when it passes it, so the
+// counter it leaves at STOPPED is always the one it is in.
+func CountsAsRunning(status string) bool {
+	switch status {
+	case "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING":
+		return true
+	}
+	return false
+}
+
 // release returns t's reservation to rec (in memory).
 func release(rec *state.InstanceRecord, t *state.TaskRecord, wasRunning bool) {
 	rec.CPU += t.Reserved.CPU
@@ -263,7 +276,7 @@ func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate
 		if err != nil {
 			return nil, err
 		}
-		wasRunning := spec.Val(t.LastStatus) == "RUNNING"
+		wasRunning := CountsAsRunning(spec.Val(t.LastStatus))
 		ok, err := mutate(t)
 		if err != nil || !ok {
 			return t, err
@@ -288,7 +301,7 @@ func (a *Applier) Transition(ctx context.Context, cluster, taskID string, mutate
 					release(rec, t, wasRunning)
 					t.Released = true
 					changed = true
-				} else if !wasRunning && spec.Val(t.LastStatus) == "RUNNING" {
+				} else if !wasRunning && CountsAsRunning(spec.Val(t.LastStatus)) {
 					rec.PendingTasksCount = spec.I32(max(0, spec.Val(rec.PendingTasksCount)-1))
 					rec.RunningTasksCount = spec.I32(spec.Val(rec.RunningTasksCount) + 1)
 					changed = true

@@ -76,17 +76,18 @@ type Server struct {
 	// is never deleted.
 	blobMu sync.RWMutex
 
-	cfg    Config
-	etcd   *embed.Etcd
-	client *clientv3.Client
-	API    *ecs.API
-	fs     *fsmeta.Engine
-	efs    *efs.API
-	caPEM  []byte
-	http   *http.Server
-	ln     net.Listener
-	cancel context.CancelFunc
-	done   chan struct{}
+	closeOnce sync.Once
+	cfg       Config
+	etcd      *embed.Etcd
+	client    *clientv3.Client
+	API       *ecs.API
+	fs        *fsmeta.Engine
+	efs       *efs.API
+	caPEM     []byte
+	http      *http.Server
+	ln        net.Listener
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // Start brings up etcd, the cache and the listener. It returns once the
@@ -145,6 +146,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("etcd at %v: %w", endpoints, err)
 	}
 	store := state.New(cli)
+	if n, err := placement.RepairCounts(sctx, store); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("repair task counts: %w", err)
+	} else if n > 0 {
+		cfg.Log.Info("corrected instances' running and pending task counts", "instances", n)
+	}
 	cache := state.NewCache(cli, cfg.Log)
 	if err := cache.Load(sctx); err != nil {
 		s.Close()
@@ -210,6 +217,11 @@ func (s *Server) Client() *clientv3.Client { return s.client }
 
 // Close stops the listener, the cache and etcd.
 func (s *Server) Close() error {
+	s.closeOnce.Do(s.close)
+	return nil
+}
+
+func (s *Server) close() {
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.http.Shutdown(ctx)
@@ -225,7 +237,6 @@ func (s *Server) Close() error {
 	if s.etcd != nil {
 		s.etcd.Close()
 	}
-	return nil
 }
 
 var requests = prometheus.NewCounterVec(prometheus.CounterOpts{

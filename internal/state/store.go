@@ -57,6 +57,8 @@ func TaskDefPrefix(family string) string         { return Prefix + "taskdefs/" +
 func TaskDefKey(family string, rev int) string {
 	return fmt.Sprintf("%s%010d", TaskDefPrefix(family), rev)
 }
+func InstancesPrefix() string                 { return Prefix + "instances/" }
+func TasksPrefix() string                     { return Prefix + "tasks/" }
 func InstancePrefix(cluster string) string    { return Prefix + "instances/" + cluster + "/" }
 func InstanceKey(cluster, id string) string   { return InstancePrefix(cluster) + id }
 func ConnPrefix(cluster string) string        { return Prefix + "conn/" + cluster + "/" }

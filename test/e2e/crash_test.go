@@ -164,7 +164,7 @@ func TestKill9DuringRunTaskStorm(t *testing.T) {
 		t.Fatalf("%d tasks stored, %d reachable through tokens: a placement committed without its token", len(all), len(seen))
 	}
 	// Reservations agree with the tasks and never exceed capacity.
-	used := map[string]int{}
+	used, count := map[string]int{}, map[string]int32{}
 	for i := 0; i < len(all); i += 100 {
 		d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String("storm"), Tasks: all[i:min(i+100, len(all))]})
 		if err != nil {
@@ -173,6 +173,7 @@ func TestKill9DuringRunTaskStorm(t *testing.T) {
 		for _, tk := range d.Tasks {
 			m, _ := strconv.Atoi(aws.ToString(tk.Memory))
 			used[aws.ToString(tk.ContainerInstanceArn)] += m
+			count[aws.ToString(tk.ContainerInstanceArn)]++
 		}
 	}
 	list, err := c.ListContainerInstances(ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String("storm")})
@@ -188,6 +189,9 @@ func TestKill9DuringRunTaskStorm(t *testing.T) {
 		arn := aws.ToString(in.ContainerInstanceArn)
 		if remaining < 0 || capacity-remaining != used[arn] {
 			t.Fatalf("instance %s: remaining %d, tasks use %d of %d", arn, remaining, used[arn], capacity)
+		}
+		if n := in.RunningTasksCount + in.PendingTasksCount; n != count[arn] {
+			t.Fatalf("instance %s counts %d tasks, holds %d", arn, n, count[arn])
 		}
 	}
 	t.Logf("%d RunTask calls, %d tasks acknowledged before SIGKILL, %d tasks stored after restart", len(calls), acked, len(all))
