@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -87,7 +88,10 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 		switch {
 		case strings.HasPrefix(key, state.VolumePrefix(cluster)):
 			v := state.VolumeRecord{}
-			if json.Unmarshal(kv.Value, &v) == nil && v.InstanceID == id {
+			if err := json.Unmarshal(kv.Value, &v); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", key, err)
+			}
+			if v.InstanceID == id {
 				vols[v.VolumeID] = v
 				if (v.State == "creating" && v.Attachment == nil) || v.State == "deleting" {
 					out.Volumes = append(out.Volumes, v)
@@ -95,8 +99,8 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 			}
 		case strings.HasPrefix(key, state.SnapshotPrefix(cluster)):
 			sn := state.SnapshotRecord{}
-			if json.Unmarshal(kv.Value, &sn) != nil {
-				continue
+			if err := json.Unmarshal(kv.Value, &sn); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", key, err)
 			}
 			if sn.InstanceID == id && sn.State == "pending" {
 				out.Snapshots = append(out.Snapshots, sn)

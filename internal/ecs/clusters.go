@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/berth-project/berth/internal/spec"
@@ -77,13 +78,19 @@ func (a *API) clusterView(ctx context.Context, rec *state.ClusterRecord, include
 	c.RunningTasksCount = spec.I32(running)
 	c.PendingTasksCount = spec.I32(pending)
 	services := int32(0)
-	a.Store.Range(ctx, state.ServicePrefix(name), "", func(_ string, val []byte, _ int64) (bool, error) {
+	err := a.Store.Range(ctx, state.ServicePrefix(name), "", func(key string, val []byte, _ int64) (bool, error) {
 		sv := &state.ServiceRecord{}
-		if jsonUnmarshal(val, sv) == nil && spec.Val(sv.Status) == "ACTIVE" {
+		if err := jsonUnmarshal(val, sv); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if spec.Val(sv.Status) == "ACTIVE" {
 			services++
 		}
 		return true, nil
 	})
+	if err != nil {
+		return c, err
+	}
 	c.ActiveServicesCount = spec.I32(services)
 	if !containsStr(include, "TAGS") {
 		c.Tags = nil
@@ -291,7 +298,10 @@ func (a *API) DeleteCluster(ctx context.Context, r *spec.DeleteClusterRequest) (
 	if !resp.Succeeded {
 		return nil, spec.Exception("UpdateInProgressException", "The cluster changed while it was being deleted. Try again.")
 	}
-	c, _ := a.clusterView(ctx, rec, nil)
+	c, err := a.clusterView(ctx, rec, nil)
+	if err != nil {
+		return nil, err
+	}
 	c.Status = spec.Str("INACTIVE")
 	c.RegisteredContainerInstancesCount = spec.I32(0)
 	return &spec.DeleteClusterResponse{Cluster: &c}, nil

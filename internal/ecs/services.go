@@ -156,7 +156,10 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	} else if err != nil {
 		return nil, err
 	}
-	v := a.serviceView(ctx, svc, []string{"TAGS"})
+	v, err := a.serviceView(ctx, svc, []string{"TAGS"})
+	if err != nil {
+		return nil, err
+	}
 	return &spec.CreateServiceResponse{Service: &v}, nil
 }
 
@@ -174,13 +177,16 @@ func serviceVolumes(in []spec.ServiceVolumeConfiguration) ([]spec.TaskVolumeConf
 }
 
 // serviceView fills runningCount and pendingCount, per deployment too.
-func (a *API) serviceView(ctx context.Context, svc *state.ServiceRecord, include []string) spec.Service {
+func (a *API) serviceView(ctx context.Context, svc *state.ServiceRecord, include []string) (spec.Service, error) {
 	v := svc.Service
 	var running, pending int32
 	counts := map[string][2]int32{}
-	a.Store.Range(ctx, state.TaskPrefix(svc.Cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+	err := a.Store.Range(ctx, state.TaskPrefix(svc.Cluster), "", func(key string, val []byte, _ int64) (bool, error) {
 		t := &state.TaskRecord{}
-		if json.Unmarshal(val, t) != nil || spec.Val(t.Group) != "service:"+spec.Val(svc.ServiceName) || spec.Val(t.DesiredStatus) != "RUNNING" {
+		if err := json.Unmarshal(val, t); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if spec.Val(t.Group) != "service:"+spec.Val(svc.ServiceName) || spec.Val(t.DesiredStatus) != "RUNNING" {
 			return true, nil
 		}
 		c := counts[spec.Val(t.TaskDefinitionArn)]
@@ -196,6 +202,9 @@ func (a *API) serviceView(ctx context.Context, svc *state.ServiceRecord, include
 		counts[spec.Val(t.TaskDefinitionArn)] = c
 		return true, nil
 	})
+	if err != nil {
+		return spec.Service{}, err
+	}
 	v.RunningCount, v.PendingCount = spec.I32(running), spec.I32(pending)
 	v.Deployments = append([]spec.Deployment(nil), svc.Deployments...)
 	for i := range v.Deployments {
@@ -205,7 +214,7 @@ func (a *API) serviceView(ctx context.Context, svc *state.ServiceRecord, include
 	if !containsStr(include, "TAGS") {
 		v.Tags = nil
 	}
-	return v
+	return v, nil
 }
 
 // DescribeServices describes services; unknown ones are MISSING.
@@ -231,7 +240,11 @@ func (a *API) DescribeServices(ctx context.Context, r *spec.DescribeServicesRequ
 		} else if err != nil {
 			return nil, err
 		}
-		out.Services = append(out.Services, a.serviceView(ctx, svc, r.Include))
+		v, err := a.serviceView(ctx, svc, r.Include)
+		if err != nil {
+			return nil, err
+		}
+		out.Services = append(out.Services, v)
 	}
 	return out, nil
 }
@@ -323,7 +336,10 @@ func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (
 	} else if err != nil {
 		return nil, err
 	}
-	v := a.serviceView(ctx, svc, nil)
+	v, err := a.serviceView(ctx, svc, nil)
+	if err != nil {
+		return nil, err
+	}
 	return &spec.UpdateServiceResponse{Service: &v}, nil
 }
 
@@ -349,7 +365,10 @@ func (a *API) DeleteService(ctx context.Context, r *spec.DeleteServiceRequest) (
 	} else if err != nil {
 		return nil, err
 	}
-	v := a.serviceView(ctx, svc, nil)
+	v, err := a.serviceView(ctx, svc, nil)
+	if err != nil {
+		return nil, err
+	}
 	return &spec.DeleteServiceResponse{Service: &v}, nil
 }
 

@@ -39,7 +39,7 @@ const (
 
 // slotSnapshots takes scheduled snapshots of the slots' volumes and returns
 // each volume's latest completed snapshot.
-func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state.ServiceRecord, volumes []service.SlotVolume) map[string]state.SnapshotRecord {
+func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state.ServiceRecord, volumes []service.SlotVolume) (map[string]state.SnapshotRecord, error) {
 	a := c.API
 	latest := map[string]state.SnapshotRecord{}
 	pending := map[string]bool{}
@@ -47,9 +47,12 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 	for _, v := range volumes {
 		ids[v.ID] = true
 	}
-	a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+	err := a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
 		sn := state.SnapshotRecord{}
-		if json.Unmarshal(val, &sn) != nil || !ids[sn.VolumeID] {
+		if err := json.Unmarshal(val, &sn); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if !ids[sn.VolumeID] {
 			return true, nil
 		}
 		switch sn.State {
@@ -62,10 +65,13 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 		}
 		return true, nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	every, _ := tagValue(s.Tags, SnapshotIntervalTag)
 	interval, err := time.ParseDuration(every)
 	if err != nil || interval <= 0 {
-		return latest
+		return latest, nil
 	}
 	for _, v := range volumes {
 		l, ok := latest[v.ID]
@@ -76,7 +82,7 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 			a.Log.Warn("scheduled snapshot", "volume", v.ID, "err", err)
 		}
 	}
-	return latest
+	return latest, nil
 }
 
 // restoreSlot moves a slot whose instance is lost: its task is stopped,
@@ -136,9 +142,14 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 	if spec.Val(s.Status) == "DRAINING" {
 		in.Desired = 0
 	}
-	a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+	// A failed read must stop the pass: a slot whose volume was not seen
+	// would be given a new, empty one.
+	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
 		v := state.VolumeRecord{}
-		if json.Unmarshal(val, &v) != nil || v.State == "deleting" {
+		if err := json.Unmarshal(val, &v); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if v.State == "deleting" {
 			return true, nil
 		}
 		if svc, _ := tagValue(v.Tags, ServiceTag); svc == name {
@@ -149,6 +160,9 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		}
 		return true, nil
 	})
+	if err != nil {
+		return fmt.Errorf("service %s: read volumes: %w", name, err)
+	}
 	byID := map[string]*state.TaskRecord{}
 	for _, t := range tasks {
 		if spec.Val(t.LastStatus) == "STOPPED" || spec.Val(t.DesiredStatus) != "RUNNING" {
@@ -164,7 +178,10 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 			Running: spec.Val(t.LastStatus) == "RUNNING", CreatedAt: t.CreatedAt.Time, LostFor: c.lostFor(cluster, t.InstanceID, now)})
 	}
 	plan := service.PlanSlots(in)
-	latest := c.slotSnapshots(ctx, cluster, s, in.Volumes)
+	latest, err := c.slotSnapshots(ctx, cluster, s, in.Volumes)
+	if err != nil {
+		return fmt.Errorf("service %s: read snapshots: %w", name, err)
+	}
 	restore, _ := tagValue(s.Tags, RestoreLostSlotsTag)
 	restoreFrom := map[int]state.SnapshotRecord{}
 	var events []string
@@ -252,7 +269,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 			}
 		}
 	}
-	_, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
+	_, err = state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
 		for _, e := range events {
 			addEvent(rec, ts, "%s", e)
 		}

@@ -126,18 +126,27 @@ func (s *Store) Count(ctx context.Context, prefix string) (int64, error) {
 }
 
 // Range calls fn for each key under prefix, in key order, starting after
-// `after` (exclusive, "" for the start), reading in pages. fn returns false to stop.
+// `after` (exclusive, "" for the start), reading in pages all at the
+// revision of the first, so the caller sees one consistent state. fn
+// returns false to stop. Every caller must check the error: a failed read
+// is not an empty prefix.
 func (s *Store) Range(ctx context.Context, prefix, after string, fn func(key string, val []byte, modRev int64) (bool, error)) error {
 	start := prefix
 	if after != "" {
 		start = after + "\x00"
 	}
 	end := clientv3.GetPrefixRangeEnd(prefix)
+	var rev int64
 	for {
-		resp, err := s.Client.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(500))
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(500)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.Client.Get(ctx, start, opts...)
 		if err != nil {
 			return fmt.Errorf("range %s: %w", prefix, err)
 		}
+		rev = resp.Header.Revision
 		for _, kv := range resp.Kvs {
 			more, err := fn(string(kv.Key), kv.Value, kv.ModRevision)
 			if err != nil || !more {

@@ -17,8 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/server"
+	"github.com/berth-project/berth/internal/state"
 )
 
 // TestAgentKeyBoundToInstance: an agent's key acts only for the instance
@@ -163,5 +166,82 @@ func TestOperationHeaderMustBeSigned(t *testing.T) {
 	}
 	if code, typ := send(true); code != 200 {
 		t.Fatalf("a fully signed request: HTTP %d %s", code, typ)
+	}
+}
+
+// TestStatefulSlotNeverGetsANewVolumeOnAFailedRead: when the controller
+// cannot read a slot's volume record, it stops its pass for the service
+// instead of giving the slot a new, empty volume.
+func TestStatefulSlotNeverGetsANewVolumeOnAFailedRead(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.LeaseTTL = 120 * time.Second })
+	e.createCluster("default")
+	e.registerInstance("default", "us-east-1a", 2048, 2048, ecstypes.Attribute{Name: aws.String("ecs.capability.ebs-task-attach")})
+	td, err := e.ecs.RegisterTaskDefinition(e.ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("db"),
+		Volumes: []ecstypes.Volume{{Name: aws.String("data"), ConfiguredAtLaunch: aws.Bool(true)}},
+		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64),
+			MountPoints: []ecstypes.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/data")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.ecs.CreateService(e.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("db"), TaskDefinition: td.TaskDefinition.TaskDefinitionArn, DesiredCount: aws.Int32(1),
+		Tags: []ecstypes.Tag{{Key: aws.String("berth:stateful"), Value: aws.String("true")}},
+		VolumeConfigurations: []ecstypes.ServiceVolumeConfiguration{{Name: aws.String("data"), ManagedEBSVolume: &ecstypes.ServiceManagedEBSVolumeConfiguration{
+			RoleArn: aws.String("arn:aws:iam::000000000000:role/ecs"), SizeInGiB: aws.Int32(1)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	volumes := func() []string {
+		resp, err := e.srv.Client().Get(e.ctx, state.VolumePrefix("default"), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, kv := range resp.Kvs {
+			keys = append(keys, string(kv.Key))
+		}
+		return keys
+	}
+	var task string
+	for deadline := time.Now().Add(20 * time.Second); task == "" || len(volumes()) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			d, _ := e.ecs.DescribeServices(e.ctx, &ecs.DescribeServicesInput{Services: []string{"db"}})
+			for _, ev := range d.Services[0].Events {
+				t.Log(aws.ToString(ev.Message))
+			}
+			t.Fatal("the service's slot never got a task and a volume")
+		}
+		list, err := e.ecs.ListTasks(e.ctx, &ecs.ListTasksInput{ServiceName: aws.String("db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.TaskArns) == 1 {
+			task = list.TaskArns[0]
+		}
+	}
+	vols := volumes()
+	if len(vols) != 1 {
+		t.Fatalf("volumes of a one-slot service: %v", vols)
+	}
+	// Scale to zero and stop the task (there is no agent: the test reports
+	// for it); then the slot's volume record cannot be read, and the slot
+	// is wanted again.
+	if _, err := e.ecs.UpdateService(e.ctx, &ecs.UpdateServiceInput{Service: aws.String("db"), DesiredCount: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ecs.StopTask(e.ctx, &ecs.StopTaskInput{Task: aws.String(task)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ecs.SubmitTaskStateChange(e.ctx, &ecs.SubmitTaskStateChangeInput{Task: aws.String(task), Status: aws.String("STOPPED")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.Client().Put(e.ctx, vols[0], "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ecs.UpdateService(e.ctx, &ecs.UpdateServiceInput{Service: aws.String("db"), DesiredCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second) // the controller passes every second
+	if got := volumes(); len(got) != 1 {
+		t.Fatalf("the slot was given a new volume while its own could not be read: %v", got)
 	}
 }
