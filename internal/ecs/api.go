@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,6 +22,11 @@ import (
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
+
+// MaxBody bounds an ECS request body. It is well above ECS's own limits
+// (64 KiB task definitions, 8,192 characters of overrides), so a request
+// over those gets ECS's exception for them, not a truncated body.
+const MaxBody = 4 << 20
 
 // TargetPrefix is the X-Amz-Target prefix of ECS operations.
 const TargetPrefix = "AmazonEC2ContainerServiceV20141113."
@@ -131,9 +135,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, &spec.Error{Code: "UnknownOperationException", Message: "Unknown operation " + name})
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-	if err != nil {
-		WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to read request body"})
+	body, e := spec.ReadBody(r.Body, MaxBody)
+	if e != nil {
+		WriteError(w, e)
 		return
 	}
 	resp, err := f(r.Context(), body)

@@ -62,11 +62,25 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 	if !okC || !okM || cpu < 0 || mem < 0 {
 		return nil, spec.InvalidParam("totalResources must include non-negative CPU and MEMORY values.")
 	}
+	if len(r.Attributes) > spec.MaxInstanceAttributes {
+		return nil, spec.InvalidParam("attributes must have at most %d items.", spec.MaxInstanceAttributes)
+	}
 	if err := validateAttributes(r.Attributes, false); err != nil {
 		return nil, err
 	}
 	if err := spec.ValidateTags(r.Tags); err != nil {
 		return nil, err
+	}
+	for _, res := range r.TotalResources {
+		if n := len(res.StringSetValue); n > spec.MaxReservedPorts {
+			return nil, spec.InvalidParam("The %s resource lists %d values; at most %d ports can be reserved.", spec.Val(res.Name), n, spec.MaxReservedPorts)
+		}
+	}
+	if v := r.VersionInfo; v != nil && (len(spec.Val(v.AgentVersion)) > 256 || len(spec.Val(v.AgentHash)) > 256 || len(spec.Val(v.DockerVersion)) > 256) {
+		return nil, spec.InvalidParam("versionInfo values must be at most 256 characters.")
+	}
+	if len(spec.Val(r.InstanceIdentityDocument)) > 16<<10 {
+		return nil, spec.InvalidParam("instanceIdentityDocument must be at most 16384 characters.")
 	}
 	var doc identityDoc
 	if d := spec.Val(r.InstanceIdentityDocument); d != "" {

@@ -19,6 +19,9 @@ func (a *API) RegisterTaskDefinition(ctx context.Context, r *spec.RegisterTaskDe
 	if err := spec.ValidateTaskDefinition(r); err != nil {
 		return nil, err
 	}
+	if err := spec.CheckTaskDefinitionSize(r); err != nil {
+		return nil, err
+	}
 	// The request and the stored definition share their field names.
 	raw, err := json.Marshal(r)
 	if err != nil {

@@ -191,6 +191,9 @@ func applyOverrides(def *spec.TaskDefinition, o *spec.TaskOverride) (*spec.TaskD
 	if o == nil {
 		return &cp, nil
 	}
+	if err := spec.CheckOverridesSize(o); err != nil {
+		return nil, err
+	}
 	if o.Cpu != nil {
 		if _, err := spec.ParseCPU(*o.Cpu); err != nil {
 			return nil, spec.InvalidParam("Invalid cpu override '%s'.", *o.Cpu)

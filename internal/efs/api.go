@@ -1,11 +1,11 @@
 package efs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/spec"
 )
 
 // API serves the EFS operations.
@@ -84,7 +85,14 @@ func (a *API) handle(status int, fn func(ctx context.Context, r *http.Request) (
 }
 
 func decode(r *http.Request, v any) error {
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	body, e := spec.ReadBody(r.Body, 1<<20)
+	if e != nil {
+		return badRequest("%s", e.Message)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
 		return badRequest("Unable to parse the request body: %v", err)
 	}
 	return nil

@@ -26,9 +26,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-		if err != nil {
-			ecs.WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to read request body"})
+		body, berr := spec.ReadBody(r.Body, maxBody)
+		if berr != nil {
+			ecs.WriteError(w, berr)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

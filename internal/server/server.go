@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -286,7 +285,12 @@ func (s *Server) handler() http.Handler {
 func jsonHandler[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := new(Req)
-		if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(req); err != nil {
+		body, e := spec.ReadBody(r.Body, 8<<20)
+		if e != nil {
+			ecs.WriteError(w, e)
+			return
+		}
+		if err := json.Unmarshal(body, req); err != nil {
 			ecs.WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to parse request body"})
 			return
 		}
@@ -342,11 +346,12 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(b)
 	case http.MethodPut:
-		b, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		b, e := spec.ReadBody(r.Body, maxBody)
+		if e != nil {
+			http.Error(w, e.Message, http.StatusRequestEntityTooLarge)
 			return
 		}
+		var err error
 		s.blobMu.RLock()
 		err = store.Put(r.Context(), key, b)
 		s.blobMu.RUnlock()

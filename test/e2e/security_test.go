@@ -245,3 +245,66 @@ func TestStatefulSlotNeverGetsANewVolumeOnAFailedRead(t *testing.T) {
 		t.Fatalf("the slot was given a new volume while its own could not be read: %v", got)
 	}
 }
+
+// TestOversizedRequestsGetECSErrors: requests past ECS's documented size
+// limits get ECS's exceptions and change nothing; none reaches etcd's
+// request limit (which answered 500 before).
+func TestOversizedRequestsGetECSErrors(t *testing.T) {
+	e := newEnv(t)
+	e.createCluster("default")
+	e.registerInstance("default", "z1", 4096, 8192)
+	code := func(err error) string {
+		t.Helper()
+		if err == nil {
+			return ""
+		}
+		if c := efsCode(err); c != "" {
+			return c
+		}
+		t.Fatalf("not an API error: %v", err)
+		return ""
+	}
+	big := strings.Repeat("x", 2<<20)
+	_, err := e.ecs.RegisterTaskDefinition(e.ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("big"),
+		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64),
+			Environment: []ecstypes.KeyValuePair{{Name: aws.String("BIG"), Value: aws.String(big)}}}}})
+	if c := code(err); c != "ClientException" {
+		t.Fatalf("a 2 MB environment value: %v, want ClientException", err)
+	}
+	if l, err := e.ecs.ListTaskDefinitionFamilies(e.ctx, &ecs.ListTaskDefinitionFamiliesInput{}); err != nil || len(l.Families) != 0 {
+		t.Fatalf("a refused definition left a family: %v %v", err, l)
+	}
+	td := e.registerSimple("small", 64)
+	override := func(size int) *ecstypes.TaskOverride {
+		return &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{Name: aws.String("app"),
+			Environment: []ecstypes.KeyValuePair{{Name: aws.String("V"), Value: aws.String(strings.Repeat("y", size))}}}}}
+	}
+	for _, c := range []struct {
+		size  int
+		count int32
+	}{{1600 << 10, 1}, {160 << 10, 10}, {8200, 1}} {
+		_, err := e.ecs.RunTask(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), Count: aws.Int32(c.count), Overrides: override(c.size)})
+		if code(err) != "InvalidParameterException" || !strings.Contains(err.Error(), "8192") {
+			t.Fatalf("RunTask of %d with %d bytes of overrides: %v, want InvalidParameterException", c.count, c.size, err)
+		}
+	}
+	if l, err := e.ecs.ListTasks(e.ctx, &ecs.ListTasksInput{}); err != nil || len(l.TaskArns) != 0 {
+		t.Fatalf("refused RunTasks left tasks: %v %v", err, l)
+	}
+	out, err := e.ecs.RunTask(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), Count: aws.Int32(10), Overrides: override(8000)})
+	if err != nil || len(out.Tasks) != 10 {
+		t.Fatalf("ten tasks with overrides just under the limit: %v", err)
+	}
+	// A body past the server's limit is said to be too large.
+	req, _ := http.NewRequest(http.MethodPost, e.srv.Endpoint()+"/", strings.NewReader(`{"family":"`+strings.Repeat("z", 5<<20)+`"}`))
+	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "too large") {
+		t.Fatalf("a 5 MiB body: HTTP %d %s", resp.StatusCode, b)
+	}
+}
