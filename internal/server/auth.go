@@ -19,21 +19,27 @@ import (
 )
 
 // auth verifies AWS Signature Version 4 when the server requires it. The
-// expected signature is computed with the AWS SDK's own signer over the
-// headers the client says it signed, then compared in constant time.
+// credential is checked before the body is read, so a request with no
+// known key costs no body; the expected signature is then computed with
+// the AWS SDK's own signer over the headers the client says it signed and
+// compared in constant time.
 func (s *Server) auth(next http.Handler) http.Handler {
 	if !s.cfg.RequireAuth {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, berr := spec.ReadBody(r.Body, maxBody)
-		if berr != nil {
-			ecs.WriteError(w, berr)
+		p, secret, agentKey, e := s.credential(r)
+		if e != nil {
+			ecs.WriteError(w, e)
+			return
+		}
+		body, e := spec.ReadBody(r.Body, maxBody)
+		if e != nil {
+			ecs.WriteError(w, e)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		agentKey, e := s.verify(r, body)
-		if e != nil {
+		if e := verifySignature(r, body, p, secret); e != nil {
 			ecs.WriteError(w, e)
 			return
 		}
@@ -42,7 +48,6 @@ func (s *Server) auth(next http.Handler) http.Handler {
 				ecs.WriteError(w, &spec.Error{Code: "AccessDeniedException", Message: "An agent's access key cannot call this operation."})
 				return
 			}
-			p, _ := parseAuthorization(r.Header.Get("Authorization"))
 			r = r.WithContext(ecs.WithAgentKey(r.Context(), p.accessKey))
 		}
 		next.ServeHTTP(w, r)
@@ -108,41 +113,40 @@ func agentMayCall(r *http.Request) bool {
 	return false
 }
 
-// verify checks a request's signature and says whether it was made with
-// an agent's key.
-func (s *Server) verify(r *http.Request, body []byte) (bool, *spec.Error) {
-	e := s.verifyKey(r, body)
-	if e != nil {
-		return false, e
-	}
-	p, _ := parseAuthorization(r.Header.Get("Authorization"))
-	_, operator := s.cfg.Credentials[p.accessKey]
-	return !operator, nil
-}
-
-func (s *Server) verifyKey(r *http.Request, body []byte) *spec.Error {
+// credential checks a request's Authorization and X-Amz-Date headers and
+// returns its key's secret and whether it is an agent's key; the body is
+// not read yet.
+func (s *Server) credential(r *http.Request) (*sigParts, string, bool, *spec.Error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return errMissingAuth
+		return nil, "", false, errMissingAuth
 	}
 	p, ok := parseAuthorization(h)
 	if !ok {
-		return &spec.Error{Code: "IncompleteSignatureException", Message: "Authorization header is malformed."}
+		return nil, "", false, &spec.Error{Code: "IncompleteSignatureException", Message: "Authorization header is malformed."}
 	}
-	secret, ok := s.cfg.Credentials[p.accessKey]
-	if !ok {
-		secret, ok = s.cfg.AgentCredentials[p.accessKey]
+	secret, operator := s.cfg.Credentials[p.accessKey]
+	agent := false
+	if !operator {
+		secret, agent = s.cfg.AgentCredentials[p.accessKey]
 	}
-	if !ok {
-		return errUnknownKey
+	if !operator && !agent {
+		return nil, "", false, errUnknownKey
 	}
 	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
 	if err != nil || when.Format("20060102") != p.date {
-		return &spec.Error{Code: "IncompleteSignatureException", Message: "X-Amz-Date is missing or does not match the credential scope."}
+		return nil, "", false, &spec.Error{Code: "IncompleteSignatureException", Message: "X-Amz-Date is missing or does not match the credential scope."}
 	}
 	if d := time.Since(when); d > 15*time.Minute || d < -15*time.Minute {
-		return &spec.Error{Code: "InvalidSignatureException", Message: "Signature expired: the request time is more than 15 minutes from the server time."}
+		return nil, "", false, &spec.Error{Code: "InvalidSignatureException", Message: "Signature expired: the request time is more than 15 minutes from the server time."}
 	}
+	return p, secret, agent, nil
+}
+
+// verifySignature checks the signature of a request whose credential
+// passed, over its body.
+func verifySignature(r *http.Request, body []byte, p *sigParts, secret string) *spec.Error {
+	when, _ := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
 	// Rebuild the request with exactly the signed headers and sign it again.
 	u := &url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), bytes.NewReader(body))

@@ -65,6 +65,12 @@ type Config struct {
 	// FSOrphanGrace: an unlinked file's data is freed this long after its
 	// last link went, once no mount holds it open.
 	FSOrphanGrace time.Duration
+	// BodyTimeout is how long a request's body may take to arrive after
+	// its headers (default 60 s).
+	BodyTimeout time.Duration
+	// MaxConnsPerIP bounds the connections one address may hold open
+	// (default 512).
+	MaxConnsPerIP int
 }
 
 // Server is a running control plane.
@@ -109,6 +115,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.StoppedTaskRetention == 0 {
 		cfg.StoppedTaskRetention = 3 * time.Hour
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 60 * time.Second
+	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = 512
 	}
 	if cfg.LostInstanceGrace == 0 {
 		cfg.LostInstanceGrace = 15 * time.Second
@@ -197,9 +209,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.caPEM = caPEM
 	s.efs.Address, _, _ = net.SplitHostPort(ln.Addr().String())
-	ln = newSniffListener(ln, tlsCfg)
+	ln = newSniffListener(ln, tlsCfg, newConnLimiter(cfg.MaxConnsPerIP))
 	s.ln = ln
-	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.bodyDeadline(s.handler()), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: 5 * time.Minute}
 	go s.http.Serve(ln)
 	go s.runController(rctx)
 	return s, nil

@@ -130,14 +130,15 @@ func serverTLS(ctx context.Context, cli *clientv3.Client, listen string) (*tls.C
 type sniffListener struct {
 	net.Listener
 	cfg   *tls.Config
+	limit *connLimiter
 	conns chan net.Conn
 	errs  chan error
 	done  chan struct{}
 	once  sync.Once
 }
 
-func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
-	l := &sniffListener{Listener: ln, cfg: cfg, conns: make(chan net.Conn), errs: make(chan error, 1), done: make(chan struct{})}
+func newSniffListener(ln net.Listener, cfg *tls.Config, limit *connLimiter) *sniffListener {
+	l := &sniffListener{Listener: ln, cfg: cfg, limit: limit, conns: make(chan net.Conn), errs: make(chan error, 1), done: make(chan struct{})}
 	go l.loop()
 	return l
 }
@@ -156,12 +157,19 @@ func (l *sniffListener) loop() {
 			}
 			return
 		}
-		go l.sniff(c)
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		if lc := l.limit.admit(tc); lc != nil {
+			go l.sniff(lc, tc)
+		}
 	}
 }
 
-func (l *sniffListener) sniff(c net.Conn) {
-	first, err := peekByte(c)
+func (l *sniffListener) sniff(c net.Conn, tc *net.TCPConn) {
+	first, err := peekByte(tc)
 	if err != nil {
 		c.Close()
 		return
@@ -176,11 +184,7 @@ func (l *sniffListener) sniff(c net.Conn) {
 	}
 }
 
-func peekByte(c net.Conn) (byte, error) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return 0, fmt.Errorf("not a TCP connection")
-	}
+func peekByte(tc *net.TCPConn) (byte, error) {
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return 0, err

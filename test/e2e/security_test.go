@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -306,5 +309,70 @@ func TestOversizedRequestsGetECSErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 || !strings.Contains(string(b), "too large") {
 		t.Fatalf("a 5 MiB body: HTTP %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestSlowClientsHoldNothing: a body trickled a byte at a time is cut off
+// after the body timeout, and one address cannot hold more connections
+// than its share; the server keeps answering others.
+func TestSlowClientsHoldNothing(t *testing.T) {
+	s := start(t, func(c *server.Config) {
+		c.BodyTimeout = time.Second
+		c.MaxConnsPerIP = 20
+	})
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	// A slow body.
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonEC2ContainerServiceV20141113.ListClusters\r\nContent-Length: 100\r\n\r\n")
+	done := make(chan bool)
+	go func() { done <- closedWithin(c, 5*time.Second) }()
+	for i := 0; i < 10; i++ {
+		c.Write([]byte(" "))
+		time.Sleep(300 * time.Millisecond)
+	}
+	if !<-done {
+		t.Fatal("a body trickled in for 3 s kept its connection past a 1 s body timeout")
+	}
+	// More connections than an address may hold: the ones past its share
+	// are closed at once.
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 25; i++ {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("POST / HTTP/1.1\r\n"))
+		conns = append(conns, c)
+	}
+	refused := 0
+	for _, c := range conns[20:] {
+		if closedWithin(c, 2*time.Second) {
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of the 5 connections past the limit of 20 were closed", refused)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	time.Sleep(200 * time.Millisecond)
+	if _, err := client(s.Endpoint(), "k", "s").ListClusters(context.Background(), &ecs.ListClustersInput{}); err != nil {
+		t.Fatalf("the server after the slow clients left: %v", err)
 	}
 }
