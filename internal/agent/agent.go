@@ -52,8 +52,13 @@ type Config struct {
 	DockerHost  string // empty: the environment's (DOCKER_HOST or the default socket)
 	CPU, Memory int    // CPU units and MiB; 0 means the machine's
 	Credentials *Client
-	// AllowedHostPaths limits host.sourcePath to these prefixes; empty allows all.
+	// AllowedHostPaths limits host.sourcePath to these directories, with
+	// no symlink followed below them; empty allows every host path.
 	AllowedHostPaths []string
+	// DisablePrivileged refuses privileged containers (ECS_DISABLE_PRIVILEGED):
+	// the instance does not advertise the capability, and the agent fails
+	// a task that asks for one anyway.
+	DisablePrivileged bool
 	// CleanupWait is how long a stopped task's containers and task volumes stay.
 	CleanupWait       time.Duration
 	HeartbeatInterval time.Duration
@@ -216,7 +221,7 @@ func (a *Agent) register(ctx context.Context) error {
 			{Name: spec.Str("MEMORY"), Type: spec.Str("INTEGER"), IntegerValue: spec.I32(int32(mem))},
 		},
 		VersionInfo: &spec.VersionInfo{AgentVersion: spec.Str(Version), AgentHash: spec.Str("berth"), DockerVersion: spec.Str("DockerVersion: " + info.Version)},
-		Attributes:  capabilities(),
+		Attributes:  capabilities(a.cfg.DisablePrivileged),
 		Tags:        []spec.Tag{{Key: spec.Str("berth:host"), Value: spec.Str(host)}},
 	}
 	if saved.ContainerInstanceArn != "" && saved.Cluster == a.cfg.Cluster {
@@ -244,15 +249,18 @@ func (a *Agent) register(ctx context.Context) error {
 }
 
 // capabilities are the attributes the agent advertises, named as ECS agents name them.
-func capabilities() []spec.Attribute {
+func capabilities(noPrivileged bool) []spec.Attribute {
 	var out []spec.Attribute
+	if !noPrivileged {
+		out = append(out, spec.Attribute{Name: spec.Str(spec.PrivilegedCapability)})
+	}
 	for _, n := range []string{
 		"com.amazonaws.ecs.capability.docker-remote-api.1.17", "com.amazonaws.ecs.capability.docker-remote-api.1.18",
 		"com.amazonaws.ecs.capability.docker-remote-api.1.19", "com.amazonaws.ecs.capability.docker-remote-api.1.21",
 		"com.amazonaws.ecs.capability.docker-remote-api.1.22", "com.amazonaws.ecs.capability.docker-remote-api.1.23",
 		"com.amazonaws.ecs.capability.docker-remote-api.1.24", "com.amazonaws.ecs.capability.docker-remote-api.1.25",
 		"com.amazonaws.ecs.capability.logging-driver.json-file", "com.amazonaws.ecs.capability.logging-driver.none",
-		"com.amazonaws.ecs.capability.privileged-container", "ecs.capability.docker-plugin.local",
+		"ecs.capability.docker-plugin.local",
 		"ecs.capability.container-health-check", "ecs.capability.container-ordering", "ecs.capability.task-cpu-mem-limit",
 		"ecs.capability.ebs-task-attach", "ecs.capability.efs", "ecs.capability.efsAuth",
 	} {
@@ -419,6 +427,7 @@ func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
 	}
 	a.unmountStale(liveVolumes)
 	a.unmountStaleEFS(liveTasks)
+	a.unbindStaleHostPaths(liveTasks)
 	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelInstance+"="+a.id))})
 	if err != nil {
 		a.log.Warn("list containers", "err", err)

@@ -60,6 +60,7 @@ func (r *runner) fence(ctx context.Context) {
 	}
 	r.detachBlockVolumes()
 	r.unmountEFS()
+	r.unbindHostPaths()
 }
 
 func newRunner(a *Agent, t ecs.AgentTask) *runner {
@@ -151,6 +152,13 @@ func (r *runner) run(ctx context.Context) {
 // start provisions volumes, pulls images, creates the containers and starts
 // them in dependency order, then reports RUNNING.
 func (r *runner) start(ctx context.Context) error {
+	if r.a.cfg.DisablePrivileged {
+		for _, c := range r.def.ContainerDefinitions {
+			if spec.Val(c.Privileged) {
+				return &taskFailure{code: "TaskFailedToStart", reason: "CannotCreateContainerError: container '" + spec.Val(c.Name) + "' is privileged, and this instance refuses privileged containers"}
+			}
+		}
+	}
 	mounts, err := r.prepareVolumes(ctx)
 	if err != nil {
 		return err
@@ -414,6 +422,7 @@ func (r *runner) finishWith(ctx context.Context, code, reason string) {
 	states := r.containerStates(ctx)
 	r.detachBlockVolumes()
 	r.unmountEFS()
+	r.unbindHostPaths()
 	r.report(ctx, "DEPROVISIONING", nil)
 	r.reportStop(ctx, code, reason, states)
 	r.a.scheduleCleanup(ctx, r.arn, 0)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -38,14 +37,11 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 		}
 		switch {
 		case v.Host != nil && spec.Val(v.Host.SourcePath) != "":
-			p := filepath.Clean(*v.Host.SourcePath)
-			if !r.a.hostPathAllowed(p) {
-				return nil, volumeError("host path %s of volume '%s' is not allowed on this instance", p, name)
+			src, err := r.hostPathSource(name, filepath.Clean(*v.Host.SourcePath))
+			if err != nil {
+				return nil, err
 			}
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return nil, volumeError("create host path %s of volume '%s': %v", p, name, err)
-			}
-			out[name] = mount.Mount{Type: mount.TypeBind, Source: p}
+			out[name] = mount.Mount{Type: mount.TypeBind, Source: src}
 		case v.Host != nil, v.DockerVolumeConfiguration != nil && spec.Val(v.DockerVolumeConfiguration.Scope) != "shared":
 			// Task scope: one volume for the task's containers, removed at cleanup.
 			vn := fmt.Sprintf("ecs-%s-%d-%s-%s", spec.Val(td.Family), spec.Val(td.Revision), name, r.id[:20])
@@ -119,17 +115,4 @@ func (r *runner) sharedVolume(ctx context.Context, name string, d *spec.DockerVo
 		}
 	}
 	return nil
-}
-
-func (a *Agent) hostPathAllowed(p string) bool {
-	if len(a.cfg.AllowedHostPaths) == 0 {
-		return true
-	}
-	for _, prefix := range a.cfg.AllowedHostPaths {
-		prefix = filepath.Clean(prefix)
-		if p == prefix || strings.HasPrefix(p, prefix+"/") {
-			return true
-		}
-	}
-	return false
 }

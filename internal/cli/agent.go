@@ -15,6 +15,7 @@ import (
 type agentFlags struct {
 	server, cluster, zone, dataDir, dockerHost, accessKey string
 	cpu, memory                                           int
+	noPrivileged                                          bool
 	allow                                                 []string
 	cleanup, heartbeat                                    time.Duration
 }
@@ -33,14 +34,15 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 	cmd.Flags().StringVar(&f.dockerHost, "docker-host", "", "Docker Engine address (default: $DOCKER_HOST or the local socket)")
 	cmd.Flags().IntVar(&f.cpu, "cpu", 0, "CPU units to offer (default: 1024 per core)")
 	cmd.Flags().IntVar(&f.memory, "memory", 0, "MiB of memory to offer (default: the machine's)")
-	cmd.Flags().StringSliceVar(&f.allow, "allow-host-path", nil, "limit host.sourcePath to these directories (default: any)")
+	cmd.Flags().StringSliceVar(&f.allow, "allow-host-path", nil, "limit host.sourcePath to these directories, symlinks below them refused (default: any host path, as on ECS)")
+	cmd.Flags().BoolVar(&f.noPrivileged, "disable-privileged", os.Getenv("BERTH_DISABLE_PRIVILEGED") == "true", "refuse privileged containers, as ECS_DISABLE_PRIVILEGED does (also $BERTH_DISABLE_PRIVILEGED=true)")
 	cmd.Flags().DurationVar(&f.cleanup, "task-cleanup-wait", 3*time.Hour, "how long a stopped task's containers and task volumes are kept (as ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION)")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", 2*time.Second, "how often the agent renews its lease")
 }
 
 func (f *agentFlags) config() agent.Config {
 	cfg := agent.Config{Server: f.server, Cluster: f.cluster, Zone: f.zone, DataDir: f.dataDir, DockerHost: f.dockerHost,
-		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Log: logger()}
+		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Log: logger()}
 	if id, secret, ok := strings.Cut(f.accessKey, ":"); ok {
 		cfg.Credentials = &agent.Client{Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
 	}

@@ -74,6 +74,10 @@ func DataKeys(td *TaskDefinition, tags []Tag) []DataKey {
 	return out
 }
 
+// PrivilegedCapability is advertised by instances that run privileged
+// containers.
+const PrivilegedCapability = "com.amazonaws.ecs.capability.privileged-container"
+
 // RequiredAttributes derives the instance capabilities a task definition
 // needs, in the manner of ECS's requiresAttributes.
 func RequiredAttributes(td *TaskDefinition) []Attribute {
@@ -101,6 +105,9 @@ func RequiredAttributes(td *TaskDefinition) []Attribute {
 		}
 		if len(c.DependsOn) > 0 {
 			set["ecs.capability.container-ordering"] = true
+		}
+		if Val(c.Privileged) {
+			set[PrivilegedCapability] = true
 		}
 	}
 	names := make([]string, 0, len(set))

@@ -85,14 +85,18 @@ func newCluster(t *testing.T, mod ...func(*server.Config)) *cluster {
 	return c
 }
 
-func (c *cluster) addAgent(zone, dataDir string) *runningAgent {
+func (c *cluster) addAgent(zone, dataDir string, mod ...func(*agent.Config)) *runningAgent {
 	c.t.Helper()
 	if dataDir == "" {
 		dataDir = c.t.TempDir()
 	}
-	a, err := agent.New(agent.Config{Server: c.srv.Endpoint(), Cluster: "default", Zone: zone, DataDir: dataDir,
+	cfg := agent.Config{Server: c.srv.Endpoint(), Cluster: "default", Zone: zone, DataDir: dataDir,
 		CPU: 4096, Memory: 4096, CleanupWait: time.Second, HeartbeatInterval: 500 * time.Millisecond,
-		Log: testLogger(), MountBinary: buildBerth(c.t)})
+		Log: testLogger(), MountBinary: buildBerth(c.t)}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -234,7 +238,8 @@ func testLogger() *slog.Logger {
 // instance's, in tests that lose one).
 func unmountAll(dataDir string) {
 	efsMounts, _ := filepath.Glob(filepath.Join(dataDir, "efs", "*", "*"))
-	for _, m := range efsMounts {
+	binds, _ := filepath.Glob(filepath.Join(dataDir, "hostpaths", "*", "*"))
+	for _, m := range append(efsMounts, binds...) {
 		exec.Command("umount", "-l", m).Run()
 	}
 	entries, _ := os.ReadDir(filepath.Join(dataDir, "mounts"))
