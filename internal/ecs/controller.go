@@ -30,16 +30,34 @@ type Controller struct {
 	backoff map[string]*backoff  // service ARN -> start back-off
 }
 
+// QuickExit: a service task that stops on its own within this time of
+// starting (or never starts) failed to start, as far as the circuit
+// breaker and the launch back-off are concerned; a task that has run this
+// long resets the back-off.
+const QuickExit = time.Minute
+
+// failedEarly says whether a stopped task failed to start: it stopped on
+// its own (its essential container exited, or it could not start), not by
+// a user or the scheduler, before running QuickExit.
+func failedEarly(t *state.TaskRecord) bool {
+	switch spec.Val(t.StopCode) {
+	case "EssentialContainerExited", "TaskFailedToStart":
+	default:
+		return false
+	}
+	return t.StartedAt == nil || t.StoppedAt == nil || t.StoppedAt.Sub(t.StartedAt.Time) < QuickExit
+}
+
 // backoff delays new tasks of a service whose tasks keep failing to start:
-// 1 s after the first failure, doubling to at most 5 minutes; a steady
-// state resets it.
+// 1 s after the first failure, doubling to at most 5 minutes; a task that
+// runs past QuickExit resets it.
 type backoff struct {
 	failed int
 	step   int
 	until  time.Time
 }
 
-func (c *Controller) startAllowed(arn string, failed int, steady bool, now time.Time) (allowed bool, wait time.Duration, began bool) {
+func (c *Controller) startAllowed(arn string, failed int, stable bool, now time.Time) (allowed bool, wait time.Duration, began bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.backoff == nil {
@@ -50,8 +68,11 @@ func (c *Controller) startAllowed(arn string, failed int, steady bool, now time.
 		b = &backoff{failed: failed}
 		c.backoff[arn] = b
 	}
-	if steady {
+	if stable {
 		b.step = 0
+	}
+	if failed < b.failed {
+		b.failed = failed // stopped tasks were collected
 	}
 	if failed > b.failed {
 		b.failed = failed
@@ -162,9 +183,10 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	}
 	byID := map[string]*state.TaskRecord{}
 	defs := map[string]*state.TaskDefRecord{}
+	stable := false // a primary task has run long enough to count as started
 	for _, t := range tasks {
 		if spec.Val(t.LastStatus) == "STOPPED" {
-			if spec.Val(t.TaskDefinitionArn) == in.Primary && t.StartedAt == nil && primary.CreatedAt != nil && !t.CreatedAt.Before(primary.CreatedAt.Time) {
+			if spec.Val(t.TaskDefinitionArn) == in.Primary && failedEarly(t) && primary.CreatedAt != nil && !t.CreatedAt.Before(primary.CreatedAt.Time) {
 				in.FailedPrimary++
 			}
 			continue
@@ -174,6 +196,9 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 		}
 		byID[t.ID] = t
 		running := spec.Val(t.LastStatus) == "RUNNING"
+		if running && spec.Val(t.TaskDefinitionArn) == in.Primary && t.StartedAt != nil && now.Sub(t.StartedAt.Time) >= QuickExit {
+			stable = true
+		}
 		st := service.Task{ID: t.ID, TaskDefinition: spec.Val(t.TaskDefinitionArn), Running: running,
 			Healthy:   running && spec.Val(t.HealthStatus) != "UNHEALTHY" && (spec.Val(t.HealthStatus) != "UNKNOWN" || !hasHealthCheck(t)),
 			CreatedAt: t.CreatedAt.Time, LostFor: c.lostFor(cluster, t.InstanceID, now)}
@@ -191,7 +216,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	plan := service.Reconcile(in)
 	ts := spec.TS(now)
 	var events []string
-	ok, wait, began := c.startAllowed(spec.Val(s.ServiceArn), in.FailedPrimary, s.SteadyReported, now)
+	ok, wait, began := c.startAllowed(spec.Val(s.ServiceArn), in.FailedPrimary, stable, now)
 	if began {
 		events = append(events, fmt.Sprintf("is backing off for %s after %d tasks failed to start.", wait.Round(time.Second), in.FailedPrimary))
 	}

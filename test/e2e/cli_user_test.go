@@ -164,9 +164,7 @@ func TestServiceCommands(t *testing.T) {
 		}
 		return string(out)
 	}
-	def := t.TempDir() + "/svc-td.json"
-	os.WriteFile(def, []byte(`{"family":"counter","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"command":["sh","-c","trap 'exit 0' TERM; sleep 3600 & wait"]}]}`), 0o644)
-	berth("run", "-d", def) // registers the family (and runs one task)
+	berth("run", "-d", "../../examples/counter-loop.json") // registers the family (and runs one task)
 	if out := berth("service", "create", "../../examples/counter-service.json"); !strings.Contains(out, "counter  ACTIVE  desired 1") {
 		t.Fatalf("create: %s", out)
 	}

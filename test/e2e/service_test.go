@@ -220,3 +220,37 @@ func TestDaemonService(t *testing.T) {
 		seen[aws.ToString(tk.ContainerInstanceArn)] = true
 	}
 }
+
+// TestServiceOfQuickExitsBacksOff: a service whose task runs and exits at
+// once is throttled as ECS throttles it: each such task counts as failed,
+// the wait before the next one grows, and a circuit breaker on the
+// deployment trips.
+func TestServiceOfQuickExitsBacksOff(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("zone-a", "")
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("quick"), ContainerDefinitions: []types.ContainerDefinition{
+		{Name: aws.String("app"), Command: sh("echo ran once")}}})
+	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("quick"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
+		DeploymentConfiguration: &types.DeploymentConfiguration{MaximumPercent: aws.Int32(200), MinimumHealthyPercent: aws.Int32(0),
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(15 * time.Second)
+	list, err := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("quick"), DesiredStatus: types.DesiredStatusStopped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back-off of 1, 2, 4 and 8 s leaves room for at most five starts in
+	// 15 s; without it a task started every second or so.
+	if n := len(list.TaskArns); n > 5 || n < 2 {
+		t.Fatalf("%d tasks started in 15 s by a service whose task exits at once", n)
+	}
+	s := c.service("quick")
+	if !hasEvent(s, "is backing off for") {
+		t.Fatalf("no back-off event: %+v", s.Events)
+	}
+	if len(s.Deployments) != 1 || s.Deployments[0].FailedTasks < 2 {
+		t.Fatalf("the deployment's failed tasks: %+v", s.Deployments)
+	}
+}
