@@ -13,6 +13,9 @@ func (a *API) serviceARN(cluster, name string) string {
 	return a.arn("service/" + cluster + "/" + name)
 }
 
+// MaxServiceTasks is ECS's quota of tasks per service.
+const MaxServiceTasks = 5000
+
 // clusterService resolves a cluster and one of its services (by name or ARN).
 func (a *API) clusterService(ctx context.Context, clusterRef *string, ref string) (cluster, name string, err error) {
 	cl, err := a.cluster(ctx, clusterRef)
@@ -84,8 +87,8 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 			return nil, spec.InvalidParam("The daemon scheduling strategy does not support volumeConfigurations.")
 		}
 	}
-	if spec.Val(r.DesiredCount) < 0 {
-		return nil, spec.InvalidParam("desiredCount must be 0 or more.")
+	if n := spec.Val(r.DesiredCount); n < 0 || n > MaxServiceTasks {
+		return nil, spec.InvalidParam("desiredCount must be between 0 and %d.", MaxServiceTasks)
 	}
 	dc, err := defaultDeploymentConfig(r.DeploymentConfiguration)
 	if err != nil {
@@ -277,8 +280,8 @@ func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if r.DesiredCount != nil && *r.DesiredCount < 0 {
-		return nil, spec.InvalidParam("desiredCount must be 0 or more.")
+	if r.DesiredCount != nil && (*r.DesiredCount < 0 || *r.DesiredCount > MaxServiceTasks) {
+		return nil, spec.InvalidParam("desiredCount must be between 0 and %d.", MaxServiceTasks)
 	}
 	var newTD string
 	if r.TaskDefinition != nil {

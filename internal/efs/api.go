@@ -120,6 +120,20 @@ func (a *API) Routes(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	h("POST "+v+"/resource-tags/{id}", 200, a.tagResource)
 	h("DELETE "+v+"/resource-tags/{id}", 200, a.untagResource)
 	h("GET "+v+"/resource-tags/{id}", 200, a.listTags)
+	// Anything else under the API's root is an unknown operation, in
+	// EFS's error shape rather than the mux's plain 404 or 405.
+	mux.Handle(PathPrefix, auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &Error{Status: 404, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path + "."})
+	})))
+}
+
+// PathPrefix is the root of the EFS API's paths.
+const PathPrefix = "/2015-02-01/"
+
+// WriteAuthError answers a request that failed authentication as EFS
+// does: 403 with the error's code.
+func WriteAuthError(w http.ResponseWriter, code, msg string) {
+	writeError(w, &Error{Status: 403, Code: code, Msg: msg})
 }
 
 func (a *API) ARN(kind, id string) string {

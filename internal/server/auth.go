@@ -15,6 +15,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -30,7 +31,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, secret, agentKey, e := s.credential(r)
 		if e != nil {
-			ecs.WriteError(w, e)
+			authError(w, r, e)
 			return
 		}
 		body, e := spec.ReadBody(r.Body, maxBody)
@@ -40,18 +41,29 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if e := verifySignature(r, body, p, secret); e != nil {
-			ecs.WriteError(w, e)
+			authError(w, r, e)
 			return
 		}
 		if agentKey {
 			if !agentMayCall(r) {
-				ecs.WriteError(w, &spec.Error{Code: "AccessDeniedException", Message: "An agent's access key cannot call this operation."})
+				authError(w, r, &spec.Error{Code: "AccessDeniedException", Message: "An agent's access key cannot call this operation."})
 				return
 			}
 			r = r.WithContext(ecs.WithAgentKey(r.Context(), p.accessKey))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// authError answers a request that failed authentication: 400 in the
+// awsJson form for ECS and Berth's endpoints, 403 in EFS's form for the
+// EFS API, as AWS answers each.
+func authError(w http.ResponseWriter, r *http.Request, e *spec.Error) {
+	if strings.HasPrefix(r.URL.Path, efs.PathPrefix) {
+		efs.WriteAuthError(w, e.Code, e.Message)
+		return
+	}
+	ecs.WriteError(w, e)
 }
 
 // maxBody bounds a request body (a snapshot manifest of a large volume is the biggest).

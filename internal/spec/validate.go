@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/berth-project/berth/internal/cql"
 )
@@ -305,6 +307,9 @@ func ValidateTaskDefinition(r *RegisterTaskDefinitionRequest) *Error {
 		if strings.TrimSpace(Val(c.Image)) == "" {
 			return ClientErr("Container.image should not be null or empty.")
 		}
+		if img := Val(c.Image); len(img) > 255 || strings.IndexFunc(img, unprintableOrSpace) >= 0 {
+			return ClientErr("Invalid image for container '%s'. Up to 255 characters are allowed, with no white space or control characters.", name)
+		}
 		if c.Cpu == nil {
 			c.Cpu = I32(0)
 		}
@@ -439,6 +444,9 @@ func ValidateTaskDefinition(r *RegisterTaskDefinitionRequest) *Error {
 					return ClientErr("Invalid tmpfs size for container '%s'. size must be greater than 0.", name)
 				}
 			}
+			if lp.SharedMemorySize != nil && *lp.SharedMemorySize < 0 {
+				return ClientErr("Invalid sharedMemorySize for container '%s'. The value must be at least 0.", name)
+			}
 			if len(lp.Tmpfs) > 0 && fargate {
 				return ClientErr("Fargate compatible task definitions do not support tmpfs.")
 			}
@@ -447,9 +455,14 @@ func ValidateTaskDefinition(r *RegisterTaskDefinitionRequest) *Error {
 			if Val(kv.Name) == "" {
 				return ClientErr("Invalid environment variable for container '%s'. name is required.", name)
 			}
+			if strings.ContainsAny(Val(kv.Name), "=\x00") || strings.ContainsRune(Val(kv.Value), 0) {
+				return ClientErr("Invalid environment variable for container '%s'. Names cannot contain '=' or NUL characters, and values cannot contain NUL.", name)
+			}
 		}
 		if lc := c.LogConfiguration; lc != nil && Val(lc.LogDriver) == "" {
 			return ClientErr("Invalid logConfiguration for container '%s'. logDriver is required.", name)
+		} else if lc != nil && !logDrivers[Val(lc.LogDriver)] {
+			return ClientErr("Log driver %s is not supported. Valid values: awsfirelens, awslogs, fluentd, gelf, journald, json-file, splunk, syslog.", Val(lc.LogDriver))
 		}
 	}
 	if !essential {
@@ -573,6 +586,13 @@ func dependencyCycle(cs []ContainerDefinition) string {
 }
 
 // ValidateTags checks resource tags as ECS does.
+// logDrivers are ECS's LogDriver values.
+var logDrivers = map[string]bool{"json-file": true, "syslog": true, "journald": true, "gelf": true, "fluentd": true, "awslogs": true, "splunk": true, "awsfirelens": true}
+
+func unprintableOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }
+
+func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }
+
 func ValidateTags(tags []Tag) *Error {
 	if len(tags) > 50 {
 		return InvalidParam("Too many tags: a resource can have at most 50 tags.")
@@ -585,6 +605,9 @@ func ValidateTags(tags []Tag) *Error {
 		}
 		if len(Val(t.Value)) > 256 {
 			return InvalidParam("Tag values must be at most 256 characters.")
+		}
+		if hasControl(k) || hasControl(Val(t.Value)) || !utf8.ValidString(k) || !utf8.ValidString(Val(t.Value)) {
+			return InvalidParam("Tag keys and values must be UTF-8 text without control characters.")
 		}
 		if strings.HasPrefix(strings.ToLower(k), "aws:") {
 			return InvalidParam("Tag keys may not begin with the reserved prefix 'aws:'.")

@@ -376,3 +376,103 @@ func TestSlowClientsHoldNothing(t *testing.T) {
 		t.Fatalf("the server after the slow clients left: %v", err)
 	}
 }
+
+// TestSmallValidations: inputs ECS refuses are refused, with nothing
+// written.
+func TestSmallValidations(t *testing.T) {
+	e := newEnv(t)
+	e.createCluster("default")
+	base := func() *ecs.RegisterTaskDefinitionInput {
+		return &ecs.RegisterTaskDefinitionInput{Family: aws.String("v"),
+			ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox"), Memory: aws.Int32(64)}}}
+	}
+	bad := map[string]func(*ecs.RegisterTaskDefinitionInput){
+		"NUL in a container name": func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Name = aws.String("a\x00b") },
+		"NUL in the family":       func(in *ecs.RegisterTaskDefinitionInput) { in.Family = aws.String("v\x00") },
+		"NUL in an image":         func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Image = aws.String("busy\x00box") },
+		"a 5,000-character image": func(in *ecs.RegisterTaskDefinitionInput) {
+			in.ContainerDefinitions[0].Image = aws.String(strings.Repeat("a", 5000))
+		},
+		"NUL in an environment name": func(in *ecs.RegisterTaskDefinitionInput) {
+			in.ContainerDefinitions[0].Environment = []ecstypes.KeyValuePair{{Name: aws.String("A\x00"), Value: aws.String("1")}}
+		},
+		"sharedMemorySize -1": func(in *ecs.RegisterTaskDefinitionInput) {
+			in.ContainerDefinitions[0].LinuxParameters = &ecstypes.LinuxParameters{SharedMemorySize: aws.Int32(-1)}
+		},
+		"an unknown logDriver": func(in *ecs.RegisterTaskDefinitionInput) {
+			in.ContainerDefinitions[0].LogConfiguration = &ecstypes.LogConfiguration{LogDriver: "nosuchdriver"}
+		},
+		"NUL in a tag key": func(in *ecs.RegisterTaskDefinitionInput) {
+			in.Tags = []ecstypes.Tag{{Key: aws.String("k\x00"), Value: aws.String("v")}}
+		},
+	}
+	for what, mod := range bad {
+		in := base()
+		mod(in)
+		_, err := e.ecs.RegisterTaskDefinition(e.ctx, in)
+		if c := efsCode(err); c != "ClientException" && c != "InvalidParameterException" {
+			t.Errorf("%s: %v, want ClientException or InvalidParameterException", what, err)
+		}
+	}
+	if l, err := e.ecs.ListTaskDefinitionFamilies(e.ctx, &ecs.ListTaskDefinitionFamiliesInput{}); err != nil || len(l.Families) != 0 {
+		t.Fatalf("refused definitions left families: %v %v", err, l)
+	}
+	if _, err := e.ecs.CreateCluster(e.ctx, &ecs.CreateClusterInput{ClusterName: aws.String("c\x00")}); efsCode(err) != "InvalidParameterException" {
+		t.Errorf("NUL in a cluster name: %v", err)
+	}
+	td := e.registerSimple("ok", 64)
+	for what, in := range map[string]*ecs.CreateServiceInput{
+		"desiredCount 1e9":       {ServiceName: aws.String("big"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1e9)},
+		"NUL in a service name": {ServiceName: aws.String("s\x00"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1)},
+	} {
+		if _, err := e.ecs.CreateService(e.ctx, in); efsCode(err) != "InvalidParameterException" {
+			t.Errorf("%s: %v, want InvalidParameterException", what, err)
+		}
+	}
+	if l, err := e.ecs.ListServices(e.ctx, &ecs.ListServicesInput{}); err != nil || len(l.ServiceArns) != 0 {
+		t.Fatalf("refused services were created: %v %v", err, l)
+	}
+}
+
+// TestEFSEdgeErrors: the EFS API answers authentication failures with 403
+// and unknown paths and methods in its own error shape.
+func TestEFSEdgeErrors(t *testing.T) {
+	s := start(t, func(c *server.Config) {
+		c.Credentials = map[string]string{"OPERATOR": "op-secret"}
+		c.RequireAuth = true
+	})
+	ctx := context.Background()
+	send := func(method, path string, sign bool) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, s.Endpoint()+path, nil)
+		if sign {
+			sum := sha256.Sum256(nil)
+			if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: "OPERATOR", SecretAccessKey: "op-secret"}, req,
+				hex.EncodeToString(sum[:]), "elasticfilesystem", "us-east-1", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ ErrorCode string }
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s %s: not a JSON error: %q", method, path, b)
+		}
+		return resp.StatusCode, e.ErrorCode
+	}
+	if code, ec := send("GET", "/2015-02-01/file-systems", false); code != 403 || ec == "" {
+		t.Errorf("an unsigned EFS call: HTTP %d %q, want 403", code, ec)
+	}
+	if code, ec := send("GET", "/2015-02-01/no-such-thing", true); code != 404 || ec != "UnknownOperationException" {
+		t.Errorf("an unknown EFS path: HTTP %d %q", code, ec)
+	}
+	if code, ec := send("PATCH", "/2015-02-01/file-systems", true); code != 404 || ec != "UnknownOperationException" {
+		t.Errorf("an unknown EFS method: HTTP %d %q", code, ec)
+	}
+	if code, _ := send("GET", "/2015-02-01/file-systems", true); code != 200 {
+		t.Errorf("a signed DescribeFileSystems: HTTP %d", code)
+	}
+}
