@@ -389,7 +389,9 @@ func TestSmallValidations(t *testing.T) {
 	bad := map[string]func(*ecs.RegisterTaskDefinitionInput){
 		"NUL in a container name": func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Name = aws.String("a\x00b") },
 		"NUL in the family":       func(in *ecs.RegisterTaskDefinitionInput) { in.Family = aws.String("v\x00") },
-		"NUL in an image":         func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Image = aws.String("busy\x00box") },
+		"NUL in an image": func(in *ecs.RegisterTaskDefinitionInput) {
+			in.ContainerDefinitions[0].Image = aws.String("busy\x00box")
+		},
 		"a 5,000-character image": func(in *ecs.RegisterTaskDefinitionInput) {
 			in.ContainerDefinitions[0].Image = aws.String(strings.Repeat("a", 5000))
 		},
@@ -422,7 +424,7 @@ func TestSmallValidations(t *testing.T) {
 	}
 	td := e.registerSimple("ok", 64)
 	for what, in := range map[string]*ecs.CreateServiceInput{
-		"desiredCount 1e9":       {ServiceName: aws.String("big"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1e9)},
+		"desiredCount 1e9":      {ServiceName: aws.String("big"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1e9)},
 		"NUL in a service name": {ServiceName: aws.String("s\x00"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1)},
 	} {
 		if _, err := e.ecs.CreateService(e.ctx, in); efsCode(err) != "InvalidParameterException" {
