@@ -328,7 +328,13 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 		r.Valid |= fsmeta.SetMtime
 		r.Mtime = t.UnixNano()
 	}
+	// A directory's attributes kept from a create in it are stale now:
+	// the kernel checks search and write permission with what getattr
+	// answers (default_permissions), so a revoked permission must show at
+	// once, and a reply that raced this change must not be kept.
+	f.dirChanged(in.NodeId)
 	resp, e := f.c.Op(ctx, r) // Uid/Gid here are the new owner, not the caller
+	f.dirChanged(in.NodeId)
 	if e != 0 {
 		return st(e)
 	}
