@@ -52,6 +52,9 @@ type Config struct {
 	DockerHost  string // empty: the environment's (DOCKER_HOST or the default socket)
 	CPU, Memory int    // CPU units and MiB; 0 means the machine's
 	Credentials *Client
+	// Token is a join token: the agent pins the cluster CA it names and
+	// trades it for credentials of its own, kept in DataDir.
+	Token string
 	// AllowedHostPaths limits host.sourcePath to these directories, with
 	// no symlink followed below them; empty allows every host path.
 	AllowedHostPaths []string
@@ -155,6 +158,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("docker engine: %w", err)
 	}
 	a.docker.NegotiateAPIVersionPing(ping)
+	if err := a.join(ctx); err != nil {
+		return err
+	}
 	a.thawVolumes()
 	if err := a.register(ctx); err != nil {
 		return err

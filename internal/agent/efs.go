@@ -59,7 +59,9 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 		}
 	}
 	args := []string{"fs", "mount", fs, mp, "--endpoint", r.a.cfg.Server, "--zone", grant.Zone}
-	if grant.TLS {
+	if strings.HasPrefix(r.a.cfg.Server, "https://") {
+		args = append(args, "--ca", r.a.caPath()) // the CA the agent pinned when it joined
+	} else if grant.TLS {
 		ca := filepath.Join(r.a.cfg.DataDir, "efs", "ca.pem")
 		if err := os.WriteFile(ca, []byte(grant.CA), 0o644); err != nil {
 			return fail("%v", err)

@@ -13,11 +13,11 @@ import (
 )
 
 type agentFlags struct {
-	server, cluster, zone, dataDir, dockerHost, accessKey string
-	cpu, memory                                           int
-	noPrivileged                                          bool
-	allow                                                 []string
-	cleanup, heartbeat                                    time.Duration
+	server, cluster, zone, dataDir, dockerHost, accessKey, token string
+	cpu, memory                                                  int
+	noPrivileged                                                 bool
+	allow                                                        []string
+	cleanup, heartbeat                                           time.Duration
 }
 
 func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
@@ -26,7 +26,8 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 		cmd.Flags().StringVar(&f.server, "server", "http://127.0.0.1:7440", "URL of the Berth server")
 		cmd.Flags().StringVar(&f.cluster, "cluster", "default", "cluster to join")
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", filepath.Join(home, ".berth-agent"), "where the agent keeps its identity")
-		cmd.Flags().StringVar(&f.accessKey, "access-key", os.Getenv("BERTH_ACCESS_KEY"), "ACCESS_KEY_ID:SECRET to sign requests with (also $BERTH_ACCESS_KEY)")
+		cmd.Flags().StringVar(&f.accessKey, "access-key", os.Getenv("BERTH_ACCESS_KEY"), "ACCESS_KEY_ID:SECRET to sign requests with (also $BERTH_ACCESS_KEY); a join token is the usual way")
+		cmd.Flags().StringVar(&f.token, "token", os.Getenv("BERTH_TOKEN"), "join token printed by `berth server` or made by `berth token create` (also $BERTH_TOKEN): pins the cluster CA and buys this agent credentials of its own, kept in --data-dir")
 		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of this instance (ecs.availability-zone)")
 	} else {
 		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of the local agent")
@@ -42,7 +43,7 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 
 func (f *agentFlags) config() agent.Config {
 	cfg := agent.Config{Server: f.server, Cluster: f.cluster, Zone: f.zone, DataDir: f.dataDir, DockerHost: f.dockerHost,
-		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Log: logger()}
+		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, Token: f.token, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Log: logger()}
 	if id, secret, ok := strings.Cut(f.accessKey, ":"); ok {
 		cfg.Credentials = &agent.Client{Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
 	}

@@ -99,6 +99,10 @@ func serverCmd() *cobra.Command {
 			}
 			defer s.Close()
 			cfg.Log.Info("berth server ready", "endpoint", s.Endpoint(), "auth", cfg.RequireAuth)
+			if tok := s.JoinToken(); tok != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "Agents join with:\n  berth agent --server https://%s --token %s\n(the token is kept in %s/join-token; more with `berth token create`)\n",
+					s.Addr(), tok, cfg.DataDir)
+			}
 			<-cmd.Context().Done()
 			return nil
 		},

@@ -31,7 +31,8 @@ keep running across a restart and are adopted again.`,
 				return err
 			}
 			defer s.Close()
-			af.server, af.cluster, af.dataDir = s.Endpoint(), "default", filepath.Join(cfg.DataDir, "agent")
+			// The local agent joins like any other, over loopback.
+			af.server, af.cluster, af.dataDir, af.token = s.Endpoint(), "default", filepath.Join(cfg.DataDir, "agent"), s.JoinToken()
 			ag, err := agent.New(af.config())
 			if err != nil {
 				return err

@@ -289,3 +289,18 @@ func (a *API) agentMayRestore(ctx context.Context, cluster string, snapshots []s
 	}
 	return nil
 }
+
+// joinedKey is the record of the joined agent's key a request was made
+// with, or nil for an operator's key or a static agent key.
+func (a *API) joinedKey(ctx context.Context) (*state.AgentKeyRecord, int64, error) {
+	k := AgentKeyOf(ctx)
+	if k == "" {
+		return nil, 0, nil
+	}
+	rec := &state.AgentKeyRecord{}
+	rev, err := a.Store.Get(ctx, state.AgentKeyKey(k), rec)
+	if isNotFound(err) {
+		return nil, 0, nil
+	}
+	return rec, rev, err
+}

@@ -157,6 +157,14 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 	rec.RegisteredResources[0].IntegerValue = spec.I32(int32(cpu))
 	rec.RegisteredResources[1].IntegerValue = spec.I32(int32(mem))
 
+	// Credentials an agent received by joining register one instance.
+	bound, boundRev, err := a.joinedKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if bound != nil && bound.Instance != "" && bound.Instance != id {
+		return nil, &spec.Error{Code: "AccessDeniedException", Message: "These agent credentials are bound to container instance " + bound.Instance + "; re-register it with its ARN."}
+	}
 	key := state.InstanceKey(cluster, id)
 	var guard clientv3.Cmp
 	if r.ContainerInstanceArn != nil {
@@ -189,10 +197,18 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 	if err != nil {
 		return nil, err
 	}
-	resp, err := a.Store.Client.Txn(ctx).If(guard, clientv3.Compare(clientv3.CreateRevision(state.ClusterKey(cluster)), "=", cl.CreatedRev)).Then(
+	cmps := []clientv3.Cmp{guard, clientv3.Compare(clientv3.CreateRevision(state.ClusterKey(cluster)), "=", cl.CreatedRev)}
+	ops := []clientv3.Op{
 		clientv3.OpPut(key, state.Marshal(rec)),
 		clientv3.OpPut(state.ConnKey(cluster, id), strconv.FormatInt(int64(lease.ID), 16), clientv3.WithLease(lease.ID)),
-	).Commit()
+	}
+	if bound != nil && bound.Instance == "" {
+		bound.Instance = id
+		ak := state.AgentKeyKey(bound.AccessKeyID)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ak), "=", boundRev))
+		ops = append(ops, clientv3.OpPut(ak, state.Marshal(bound)))
+	}
+	resp, err := a.Store.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return nil, err
 	}

@@ -143,6 +143,9 @@ func (s *Server) credential(r *http.Request) (*sigParts, string, bool, *spec.Err
 		secret, agent = s.cfg.AgentCredentials[p.accessKey]
 	}
 	if !operator && !agent {
+		secret, agent = s.joinedSecret(r.Context(), p.accessKey)
+	}
+	if !operator && !agent {
 		return nil, "", false, errUnknownKey
 	}
 	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))

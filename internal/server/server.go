@@ -82,6 +82,7 @@ type Server struct {
 	blobMu sync.RWMutex
 
 	closeOnce sync.Once
+	agentKeys agentKeys
 	cfg       Config
 	etcd      *embed.Etcd
 	client    *clientv3.Client
@@ -208,6 +209,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	s.caPEM = caPEM
+	if err := s.ensureJoinToken(sctx); err != nil {
+		ln.Close()
+		s.Close()
+		return nil, fmt.Errorf("join token: %w", err)
+	}
 	s.efs.Address, _, _ = net.SplitHostPort(ln.Addr().String())
 	ln = newSniffListener(ln, tlsCfg, newConnLimiter(cfg.MaxConnsPerIP))
 	s.ln = ln
@@ -267,6 +273,10 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("POST /berth/v1/join", s.join)
+	mux.Handle("POST /berth/v1/tokens/create", s.auth(jsonHandler(s.tokenCreate)))
+	mux.Handle("POST /berth/v1/tokens/list", s.auth(jsonHandler(s.tokenList)))
+	mux.Handle("POST /berth/v1/tokens/delete", s.auth(jsonHandler(s.tokenDelete)))
 	mux.Handle("POST /berth/v1/agent/heartbeat", s.auth(http.HandlerFunc(s.heartbeat)))
 	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.API.AgentTasks)))
 	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.API.ReportResidency)))

@@ -1,6 +1,10 @@
 package state
 
-import "github.com/berth-project/berth/internal/spec"
+import (
+	"time"
+
+	"github.com/berth-project/berth/internal/spec"
+)
 
 // ClusterRecord is a stored cluster. Counts are computed on read.
 type ClusterRecord struct {
@@ -121,4 +125,24 @@ type ServiceRecord struct {
 	PreviousTaskDefinition string `json:"berthPreviousTaskDefinition,omitempty"`
 	// SteadyReported avoids repeating the steady-state event.
 	SteadyReported bool `json:"berthSteadyReported,omitempty"`
+}
+
+// JoinTokenRecord is a token agents join the cluster with; only the
+// SHA-256 of its secret is kept.
+type JoinTokenRecord struct {
+	ID           string    `json:"id"`
+	SecretSHA256 string    `json:"secretSha256"`
+	Description  string    `json:"description,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+// AgentKeyRecord holds the credentials an agent received when it joined.
+// Instance is the container instance the key registered: a key registers
+// one instance, and no other key may act for it.
+type AgentKeyRecord struct {
+	AccessKeyID string    `json:"accessKeyId"`
+	Secret      string    `json:"secretAccessKey"`
+	TokenID     string    `json:"tokenId"`
+	Instance    string    `json:"instance,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
 }

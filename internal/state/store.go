@@ -18,6 +18,9 @@
 //	volumes/CLUSTER/ID              VolumeRecord (block volume, its attachment and epoch)
 //	snapshots/CLUSTER/ID            SnapshotRecord
 //	services/CLUSTER/NAME           ServiceRecord
+//	jointokens/ID                   JoinTokenRecord (agents join with it)
+//	agentkeys/ACCESS_KEY            AgentKeyRecord (an agent's credentials, bound to one instance)
+//	ca                              the cluster's CA, certificate and key (internal/server)
 //	filesystems/, fstokens/, fsm/   shared file systems (internal/fsmeta owns them)
 //	efs/                            EFS mount targets, access points, mount tokens (internal/efs, internal/server)
 package state
@@ -74,6 +77,11 @@ func SnapshotPrefix(cluster string) string    { return Prefix + "snapshots/" + c
 func ServicePrefix(cluster string) string     { return Prefix + "services/" + cluster + "/" }
 func ServiceKey(cluster, name string) string  { return ServicePrefix(cluster) + name }
 func SnapshotKey(cluster, id string) string   { return SnapshotPrefix(cluster) + id }
+
+// Agents' join tokens and the credentials joining issued.
+func JoinTokenPrefix() string             { return Prefix + "jointokens/" }
+func JoinTokenKey(id string) string       { return JoinTokenPrefix() + id }
+func AgentKeyKey(accessKey string) string { return Prefix + "agentkeys/" + accessKey }
 
 // Store is typed access to Berth's keys. New does no I/O.
 type Store struct {
