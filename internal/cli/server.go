@@ -101,7 +101,7 @@ func serverCmd() *cobra.Command {
 			cfg.Log.Info("berth server ready", "endpoint", s.Endpoint(), "auth", cfg.RequireAuth)
 			if tok := s.JoinToken(); tok != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "Agents join with:\n  berth agent --server https://%s --token %s\n(the token is kept in %s/join-token; more with `berth token create`)\n",
-					s.Addr(), tok, cfg.DataDir)
+					reachableAddr(s.Addr()), tok, cfg.DataDir)
 			}
 			<-cmd.Context().Done()
 			return nil
@@ -109,4 +109,20 @@ func serverCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// reachableAddr names a listen address as other machines reach it: an
+// unspecified host (0.0.0.0, ::) becomes this machine's host name, which
+// the server's certificate names.
+func reachableAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return addr
 }
