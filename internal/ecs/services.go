@@ -66,6 +66,9 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	if !spec.ValidName(name) {
 		return nil, spec.InvalidParam("Invalid service name '%s'. Up to 255 letters (uppercase and lowercase), numbers, underscores and hyphens are allowed.", name)
 	}
+	if err := spec.ValidateNetworkConfiguration(r.NetworkConfiguration); err != nil {
+		return nil, err
+	}
 	strategy := spec.Val(r.SchedulingStrategy)
 	if strategy == "" {
 		strategy = "REPLICA"
@@ -276,6 +279,9 @@ func (a *API) ListServices(ctx context.Context, r *spec.ListServicesRequest) (*s
 // UpdateService changes the desired count, task definition, deployment
 // configuration or placement; a new task definition starts a deployment.
 func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (*spec.UpdateServiceResponse, error) {
+	if err := spec.ValidateNetworkConfiguration(r.NetworkConfiguration); err != nil {
+		return nil, err
+	}
 	cluster, name, err := a.clusterService(ctx, r.Cluster, spec.Val(r.Service))
 	if err != nil {
 		return nil, err

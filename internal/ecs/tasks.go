@@ -337,6 +337,12 @@ func (a *API) RunTask(ctx context.Context, r *spec.RunTaskRequest) (*spec.RunTas
 	if tok := spec.Val(r.ClientToken); len(tok) > 64 || (r.ClientToken != nil && tok == "") {
 		return nil, spec.InvalidParam("clientToken must be between 1 and 64 characters.")
 	}
+	if len(spec.Val(r.ReferenceId)) > 1024 {
+		return nil, spec.InvalidParam("referenceId can be at most 1024 characters.")
+	}
+	if err := spec.ValidateNetworkConfiguration(r.NetworkConfiguration); err != nil {
+		return nil, err
+	}
 	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
 		StartedBy: r.StartedBy, LaunchType: r.LaunchType, Overrides: r.Overrides, Tags: r.Tags, PropagateTags: r.PropagateTags,
 		Constraints: r.PlacementConstraints, Strategies: r.PlacementStrategy, VolumeConfigurations: r.VolumeConfigurations, Count: count})

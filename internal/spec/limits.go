@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ECS's documented size limits, checked before anything is written. With
@@ -65,4 +66,28 @@ func ReadBody(r io.Reader, limit int64) ([]byte, *Error) {
 		return nil, TooLarge(limit)
 	}
 	return b, nil
+}
+
+// ValidateNetworkConfiguration checks an awsvpcConfiguration against ECS's
+// limits: at most 16 subnets and 5 security groups.
+func ValidateNetworkConfiguration(nc *NetworkConfiguration) *Error {
+	if nc == nil || nc.AwsvpcConfiguration == nil {
+		return nil
+	}
+	c := nc.AwsvpcConfiguration
+	if len(c.Subnets) > 16 {
+		return InvalidParam("subnets can have at most 16 items.")
+	}
+	if len(c.SecurityGroups) > 5 {
+		return InvalidParam("securityGroups can have at most 5 items.")
+	}
+	for _, id := range append(append([]string(nil), c.Subnets...), c.SecurityGroups...) {
+		if id == "" || len(id) > 255 || strings.IndexFunc(id, unprintableOrSpace) >= 0 {
+			return InvalidParam("Invalid subnet or security group id '%.64s'.", id)
+		}
+	}
+	if v := Val(c.AssignPublicIp); v != "" && v != "ENABLED" && v != "DISABLED" {
+		return InvalidParam("Invalid assignPublicIp '%.64s'. Valid values: ENABLED, DISABLED.", v)
+	}
+	return nil
 }

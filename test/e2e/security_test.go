@@ -294,6 +294,13 @@ func TestOversizedRequestsGetECSErrors(t *testing.T) {
 	if l, err := e.ecs.ListTasks(e.ctx, &ecs.ListTasksInput{}); err != nil || len(l.TaskArns) != 0 {
 		t.Fatalf("refused RunTasks left tasks: %v %v", err, l)
 	}
+	// A service keeps its network configuration in every deployment: ECS's
+	// limits keep it small.
+	_, err = e.ecs.CreateService(e.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("net"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(0),
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: []string{strings.Repeat("s", 1600<<10)}}}})
+	if code(err) != "InvalidParameterException" {
+		t.Fatalf("a service with a 1.6 MB subnet id: %v", err)
+	}
 	out, err := e.ecs.RunTask(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), Count: aws.Int32(10), Overrides: override(8000)})
 	if err != nil || len(out.Tasks) != 10 {
 		t.Fatalf("ten tasks with overrides just under the limit: %v", err)
