@@ -1,7 +1,13 @@
-// Package blob stores immutable, content-addressed chunks: the key of a
-// chunk is the hex SHA-256 of its bytes, so a chunk is written once and
-// never changes. Snapshots of block volumes (and, later, shared file system
-// data) are lists of chunk keys.
+// Package blob is Berth's object storage. Objects is the interface a
+// backend implements: named, immutable-once-written objects, listed by
+// prefix and age. Backends live in subpackages named after what they wrap,
+// chosen by URL (package blob/backend): file:// (a local directory, the
+// embedded default, one copy) and s3:// (any S3-compatible store, which
+// replicates). Every backend passes one conformance suite (blob/blobtest).
+//
+// Chunks is the content-addressed view snapshots use: a chunk's key is the
+// hex SHA-256 of its bytes, so a chunk is written once and never changes,
+// and a store never returns bytes whose hash differs from the key.
 package blob
 
 import (
@@ -10,17 +16,84 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 )
 
-// ErrNotFound is returned for a chunk the store does not hold.
+// ErrNotFound is returned for an object or chunk the store does not hold.
 var ErrNotFound = errors.New("blob not found")
 
-// Store is a chunk store. Put of an existing key is a no-op; a store never
-// returns bytes whose hash differs from the key.
+// Objects is a storage backend. Names are slash-separated paths without
+// "." or ".." components.
+//
+// Put makes an object durable before it returns, replacing any object of
+// that name whole: a reader sees the old or the new, never a mix. Get,
+// GetRange and Stat return ErrNotFound for a missing object. Touch sets an
+// object's modification time to now and reports whether it exists (the
+// collectors treat young objects as in use). Delete of a missing object is
+// not an error. List calls fn once for every object whose name starts
+// with prefix (in no promised order); an error from fn ends it. Every
+// method returns ctx's error once ctx is done.
+type Objects interface {
+	Put(ctx context.Context, name string, data []byte) error
+	Get(ctx context.Context, name string) ([]byte, error)
+	GetRange(ctx context.Context, name string, off, length int64) ([]byte, error)
+	Stat(ctx context.Context, name string) (Info, error)
+	Touch(ctx context.Context, name string) (bool, error)
+	Delete(ctx context.Context, name string) error
+	List(ctx context.Context, prefix string, fn func(Info) error) error
+	// String names the store for messages (its URL, without secrets).
+	String() string
+}
+
+// Info describes an object.
+type Info struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+}
+
+// ValidName reports whether name is an object name.
+func ValidName(name string) bool {
+	if name == "" || len(name) > 1024 || name[0] == '/' || name[len(name)-1] == '/' {
+		return false
+	}
+	for _, part := range splitSlash(name) {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	for _, r := range name {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func splitSlash(s string) []string {
+	var out []string
+	for {
+		i := indexByte(s, '/')
+		if i < 0 {
+			return append(out, s)
+		}
+		out = append(out, s[:i])
+		s = s[i+1:]
+	}
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Store is a content-addressed chunk store. Put of an existing key is a
+// no-op; a store never returns bytes whose hash differs from the key.
 type Store interface {
 	Has(ctx context.Context, key string) (bool, error)
 	Get(ctx context.Context, key string) ([]byte, error)
@@ -39,96 +112,82 @@ var keyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // ValidKey reports whether key is a content address.
 func ValidKey(key string) bool { return keyRE.MatchString(key) }
 
-// Dir is a Store in a local directory: DIR/ab/abcdef….
-type Dir struct{ Path string }
+// Chunks is the Store over a backend: chunk KEY is the object KE/KEY
+// (the layout data dirs have always had).
+type Chunks struct{ Objects Objects }
 
-func (d Dir) path(key string) string { return filepath.Join(d.Path, key[:2], key) }
+func chunkName(key string) string { return key[:2] + "/" + key }
 
-func (d Dir) Has(_ context.Context, key string) (bool, error) {
+func checkKey(key string) error {
 	if !ValidKey(key) {
-		return false, fmt.Errorf("invalid blob key %q", key)
+		return fmt.Errorf("invalid blob key %q", key)
 	}
-	_, err := os.Stat(d.path(key))
-	if errors.Is(err, os.ErrNotExist) {
+	return nil
+}
+
+func (c Chunks) Has(ctx context.Context, key string) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	_, err := c.Objects.Stat(ctx, chunkName(key))
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// Touch reports whether the chunk exists and, if it does, sets its
-// modification time to now.
-func (d Dir) Touch(key string) (bool, error) {
-	if !ValidKey(key) {
-		return false, fmt.Errorf("invalid blob key %q", key)
+// Stat describes a chunk's object (its age, for the collector).
+func (c Chunks) Stat(ctx context.Context, key string) (Info, error) {
+	if err := checkKey(key); err != nil {
+		return Info{}, err
 	}
-	now := time.Now()
-	err := os.Chtimes(d.path(key), now, now)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
+	return c.Objects.Stat(ctx, chunkName(key))
 }
 
-func (d Dir) Get(_ context.Context, key string) ([]byte, error) {
-	if !ValidKey(key) {
-		return nil, fmt.Errorf("invalid blob key %q", key)
+// Touch reports whether the chunk exists and, if it does, makes it new.
+func (c Chunks) Touch(ctx context.Context, key string) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
 	}
-	b, err := os.ReadFile(d.path(key))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotFound
+	return c.Objects.Touch(ctx, chunkName(key))
+}
+
+func (c Chunks) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
 	}
+	b, err := c.Objects.Get(ctx, chunkName(key))
 	if err == nil && Key(b) != key {
-		return nil, fmt.Errorf("blob %s is corrupt", key)
+		return nil, fmt.Errorf("blob %s in %s is corrupt", key, c.Objects)
 	}
 	return b, err
 }
 
-// Put writes the chunk durably: temp file, fsync, rename, fsync of the dir.
-func (d Dir) Put(_ context.Context, key string, data []byte) error {
+// Put stores a chunk durably; a chunk already there is made new instead.
+func (c Chunks) Put(ctx context.Context, key string, data []byte) error {
 	if !ValidKey(key) || Key(data) != key {
 		return fmt.Errorf("blob key %q does not match its content", key)
 	}
-	p := d.path(key)
-	if ok, err := d.Touch(key); ok || err != nil {
+	if ok, err := c.Objects.Touch(ctx, chunkName(key)); ok || err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(p))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return c.Objects.Put(ctx, chunkName(key), data)
 }
 
-func (d Dir) Delete(_ context.Context, key string) error {
-	if !ValidKey(key) {
-		return fmt.Errorf("invalid blob key %q", key)
+func (c Chunks) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
 	}
-	err := os.Remove(d.path(key))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
+	return c.Objects.Delete(ctx, chunkName(key))
+}
+
+// Walk calls fn for every chunk with its modification time.
+func (c Chunks) Walk(ctx context.Context, fn func(key string, modTime time.Time) error) error {
+	return c.Objects.List(ctx, "", func(in Info) error {
+		key := in.Name[indexByte(in.Name, '/')+1:]
+		if !ValidKey(key) || in.Name != chunkName(key) {
+			return nil // not a chunk
+		}
+		return fn(key, in.ModTime)
+	})
 }

@@ -19,6 +19,7 @@ type serverFlags struct {
 	accessKeys, agentKeys            []string
 	leaseTTL, retention, lostGrace   time.Duration
 	fsSessionTTL, fsChunkGrace       time.Duration
+	blobStore                        string
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -35,6 +36,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.fsSessionTTL, "fs-session-ttl", 15*time.Second, "a shared file system mount silent for this long loses its session and its locks")
 	cmd.Flags().StringSliceVar(&f.agentKeys, "agent-access-key", nil, "ACCESS_KEY_ID:SECRET for agents only: their own endpoints, RegisterContainerInstance and SubmitTaskStateChange, and EFS mounts only for their tasks (repeatable; also $BERTH_AGENT_ACCESS_KEYS)")
 	cmd.Flags().DurationVar(&f.fsChunkGrace, "fs-chunk-grace", 10*time.Minute, "shared file system chunks younger than this are never collected")
+	cmd.Flags().StringVar(&f.blobStore, "blob-store", os.Getenv("BERTH_BLOB_STORE"), "where block-volume snapshots live: file:///PATH (default DATA_DIR/blobs: one copy on this disk) or s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=REGION&path-style=true, credentials from the AWS SDK's standard chain (also $BERTH_BLOB_STORE)")
 }
 
 func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error) {
@@ -66,7 +68,7 @@ func (f *serverFlags) config(requireAuthOffLoopback bool) (server.Config, error)
 	}
 	return server.Config{
 		DataDir: f.dataDir, Listen: f.listen, EtcdEndpoints: f.etcd, Region: f.region, Account: f.account,
-		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, FSSessionTTL: f.fsSessionTTL, FSChunkGrace: f.fsChunkGrace, Credentials: creds, AgentCredentials: agentCreds, RequireAuth: len(creds)+len(agentCreds) > 0, Log: logger(),
+		LeaseTTL: f.leaseTTL, StoppedTaskRetention: f.retention, LostInstanceGrace: f.lostGrace, FSSessionTTL: f.fsSessionTTL, FSChunkGrace: f.fsChunkGrace, BlobStore: f.blobStore, Credentials: creds, AgentCredentials: agentCreds, RequireAuth: len(creds)+len(agentCreds) > 0, Log: logger(),
 	}, nil
 }
 

@@ -4,12 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"fmt"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/state"
@@ -20,58 +16,71 @@ import (
 // older than grace. While any snapshot is being taken nothing is collected:
 // its chunks are uploaded before its manifest is recorded.
 func (s *Server) collectChunks(ctx context.Context, grace time.Duration) (int, error) {
-	if s.cfg.DataDir == "" {
+	store := s.chunks
+	if store.Objects == nil {
 		return 0, nil
 	}
-	store := blob.Dir{Path: filepath.Join(s.cfg.DataDir, "blobs")}
-	resp, err := s.client.Get(ctx, state.Prefix+"snapshots/", clientv3.WithPrefix())
-	if err != nil {
-		return 0, err
-	}
 	keep := map[string]bool{}
-	for _, kv := range resp.Kvs {
+	pending := false
+	err := state.New(s.client).Range(ctx, state.SnapshotsPrefix(), "", func(key string, val []byte, _ int64) (bool, error) {
 		sn := state.SnapshotRecord{}
-		if json.Unmarshal(kv.Value, &sn) != nil {
-			continue
+		if err := json.Unmarshal(val, &sn); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err) // never collect over a snapshot that cannot be read
 		}
 		if sn.State == "pending" {
-			return 0, nil
+			pending = true
+			return false, nil
 		}
 		if sn.Manifest == "" {
-			continue
+			return true, nil
 		}
 		m, err := block.ReadManifest(ctx, store, sn.Manifest)
 		if err != nil {
-			return 0, err // never collect while a referenced manifest cannot be read
+			return false, err // never collect while a referenced manifest cannot be read
 		}
 		keep[sn.Manifest] = true
 		for _, k := range m.Chunks {
 			keep[k] = true
 		}
+		return true, nil
+	})
+	if err != nil || pending {
+		return 0, err
 	}
-	deleted := 0
-	err = filepath.WalkDir(store.Path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() || !blob.ValidKey(d.Name()) || keep[d.Name()] {
-			return nil
-		}
-		// Exclusive of blob requests, so a chunk a snapshot has just found
-		// (and touched) is not deleted under it.
-		s.blobMu.Lock()
-		defer s.blobMu.Unlock()
-		info, err := os.Stat(p)
-		if err != nil || time.Since(info.ModTime()) < grace {
-			return nil
-		}
-		if err := os.Remove(p); err == nil {
-			deleted++
+	var old []string
+	err = store.Walk(ctx, func(key string, mod time.Time) error {
+		if !keep[key] && time.Since(mod) >= grace {
+			old = append(old, key)
 		}
 		return nil
 	})
-	return deleted, err
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, key := range old {
+		// Exclusive of blob requests, so a chunk a snapshot has just found
+		// (and touched) is not deleted under it: its age is read again.
+		s.blobMu.Lock()
+		ok, err := s.oldChunk(ctx, key, grace)
+		if err == nil && ok {
+			if err = store.Delete(ctx, key); err == nil {
+				deleted++
+			}
+		}
+		s.blobMu.Unlock()
+		if err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+// oldChunk reports whether a chunk is still there and older than grace.
+func (s *Server) oldChunk(ctx context.Context, key string, grace time.Duration) (bool, error) {
+	info, err := s.chunks.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && time.Since(info.ModTime) >= grace, err
 }

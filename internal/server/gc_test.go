@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/blob"
+	"github.com/berth-project/berth/internal/blob/file"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 	"github.com/berth-project/berth/internal/volume/block"
@@ -58,7 +59,7 @@ func TestCollectStoppedTasks(t *testing.T) {
 func TestCollectChunks(t *testing.T) {
 	s, dir := dataServer(t)
 	ctx := context.Background()
-	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	store := blob.Chunks{Objects: file.New(filepath.Join(dir, "blobs"))}
 	put := func(data string, old bool) string {
 		k := blob.Key([]byte(data))
 		if err := store.Put(ctx, k, []byte(data)); err != nil {
@@ -93,7 +94,7 @@ func TestCollectChunks(t *testing.T) {
 func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
 	s, dir := dataServer(t)
 	ctx := context.Background()
-	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	store := blob.Chunks{Objects: file.New(filepath.Join(dir, "blobs"))}
 	k := blob.Key([]byte("uploaded, manifest not recorded yet"))
 	store.Put(ctx, k, []byte("uploaded, manifest not recorded yet"))
 	past := time.Now().Add(-2 * time.Hour)
@@ -109,7 +110,7 @@ func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
 func TestCollectChunksKeepsChunksFoundBySnapshots(t *testing.T) {
 	s, dir := dataServer(t)
 	ctx := context.Background()
-	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	store := blob.Chunks{Objects: file.New(filepath.Join(dir, "blobs"))}
 	var keys []string
 	for _, data := range []string{"chunk of a deleted snapshot, found again", "chunk of a deleted snapshot"} {
 		k := blob.Key([]byte(data))

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/berth-project/berth/internal/blob"
+	"github.com/berth-project/berth/internal/blob/backend"
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
@@ -71,6 +72,11 @@ type Config struct {
 	// MaxConnsPerIP bounds the connections one address may hold open
 	// (default 512).
 	MaxConnsPerIP int
+	// BlobStore is where snapshot chunks live (blob/backend URL); the
+	// default is DataDir/blobs, one copy on this server's disk. Blobs,
+	// when set, is the store itself (embedding, tests).
+	BlobStore string
+	Blobs     blob.Objects
 }
 
 // Server is a running control plane.
@@ -84,6 +90,7 @@ type Server struct {
 	closeOnce sync.Once
 	agentKeys agentKeys
 	cfg       Config
+	chunks    blob.Chunks // snapshot chunks; nil Objects when there is no store
 	etcd      *embed.Etcd
 	client    *clientv3.Client
 	API       *ecs.API
@@ -127,6 +134,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.LostInstanceGrace = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
+	if cfg.BlobStore == "" && cfg.DataDir != "" {
+		cfg.BlobStore = filepath.Join(cfg.DataDir, "blobs")
+		s.cfg.BlobStore = cfg.BlobStore
+	}
+	if cfg.Blobs != nil {
+		s.chunks = blob.Chunks{Objects: cfg.Blobs}
+	} else if cfg.BlobStore != "" {
+		bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
+		objs, err := backend.Open(bctx, cfg.BlobStore)
+		bcancel()
+		if err != nil {
+			return nil, err
+		}
+		s.chunks = blob.Chunks{Objects: objs}
+	}
 	endpoints := cfg.EtcdEndpoints
 	if len(endpoints) == 0 {
 		e, ep, err := startEmbedded(cfg.DataDir)
@@ -333,11 +355,11 @@ func jsonHandler[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) ht
 // blobs serves the chunk store to agents: HEAD, GET and PUT of
 // content-addressed chunks.
 func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.DataDir == "" {
-		http.Error(w, "this server has no blob store (no --data-dir)", http.StatusServiceUnavailable)
+	if s.chunks.Objects == nil {
+		http.Error(w, "this server has no blob store (no --data-dir or --blob-store)", http.StatusServiceUnavailable)
 		return
 	}
-	store := blob.Dir{Path: filepath.Join(s.cfg.DataDir, "blobs")}
+	store := s.chunks
 	key := r.PathValue("key")
 	if !blob.ValidKey(key) {
 		http.Error(w, "invalid blob key", http.StatusBadRequest)
@@ -348,7 +370,7 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 		// A snapshot that finds a chunk will reference it; it must
 		// outlive the collector's grace period.
 		s.blobMu.RLock()
-		ok, err := store.Touch(key)
+		ok, err := store.Touch(r.Context(), key)
 		s.blobMu.RUnlock()
 		switch {
 		case err != nil:
@@ -373,9 +395,8 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, e.Message, http.StatusRequestEntityTooLarge)
 			return
 		}
-		var err error
 		s.blobMu.RLock()
-		err = store.Put(r.Context(), key, b)
+		err := store.Put(r.Context(), key, b)
 		s.blobMu.RUnlock()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

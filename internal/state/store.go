@@ -73,6 +73,7 @@ func ResidencyKey(cluster, key string) string { return ResidencyPrefix(cluster) 
 func TokenKey(cluster, token string) string   { return Prefix + "tokens/" + cluster + "/" + token }
 func VolumePrefix(cluster string) string      { return Prefix + "volumes/" + cluster + "/" }
 func VolumeKey(cluster, id string) string     { return VolumePrefix(cluster) + id }
+func SnapshotsPrefix() string                 { return Prefix + "snapshots/" }
 func SnapshotPrefix(cluster string) string    { return Prefix + "snapshots/" + cluster + "/" }
 func ServicePrefix(cluster string) string     { return Prefix + "services/" + cluster + "/" }
 func ServiceKey(cluster, name string) string  { return ServicePrefix(cluster) + name }

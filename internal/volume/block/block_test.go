@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/blob"
+	blobfile "github.com/berth-project/berth/internal/blob/file"
 )
 
 func requireRoot(t *testing.T) {
@@ -71,7 +72,7 @@ func TestIncrementalSnapshotAndRestore(t *testing.T) {
 			defer v.Remove()
 			file := filepath.Join(v.MountPoint, "data")
 			writeRandom(t, file, 0, 1<<30, 1)
-			store := &watchedStore{Store: blob.Dir{Path: filepath.Join(dir, "blobs")}}
+			store := &watchedStore{Store: blob.Chunks{Objects: blobfile.New(filepath.Join(dir, "blobs"))}}
 			ctx := context.Background()
 			snap := func(prev *Manifest) (string, Stats) {
 				key, st, err := Snapshot(ctx, v.Image, store, prev, func() error {
@@ -158,7 +159,7 @@ func TestSnapshotOfSparseImage(t *testing.T) {
 	writeRandom(t, img, 5*ChunkSize+8192, 4096, 3) // inside one chunk
 	writeRandom(t, img, (1<<30)-4096, 4096, 4)     // the last block
 	ctx := context.Background()
-	store := blob.Dir{Path: filepath.Join(dir, "blobs")}
+	store := blob.Chunks{Objects: blobfile.New(filepath.Join(dir, "blobs"))}
 	nop := func() error { return nil }
 	key, st, err := Snapshot(ctx, img, store, nil, nop, nop)
 	if err != nil {

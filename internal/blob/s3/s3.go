@@ -1,0 +1,343 @@
+// Package s3 is the blob backend on an S3-compatible object store
+// (s3://BUCKET/PREFIX): AWS S3, SeaweedFS, Ceph RGW, MinIO, versitygw. The
+// store replicates; Berth adds no replication of its own. Large objects
+// go up in parts, every call retries with backoff (the SDK's standard
+// retryer), and credentials come from the SDK's standard chain.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/berth-project/berth/internal/blob"
+)
+
+// Store is a blob.Objects in one bucket, below a prefix.
+type Store struct {
+	client   *s3.Client
+	up       *manager.Uploader
+	bucket   string
+	prefix   string // "" or ending in "/"
+	endpoint string
+}
+
+// Options choose the bucket and how to reach it.
+type Options struct {
+	Bucket, Prefix string
+	Endpoint       string // empty: AWS's own
+	Region         string
+	PathStyle      bool
+	// Credentials, when set, replace the SDK's standard chain.
+	Credentials aws.CredentialsProvider
+}
+
+// partSize is the size of a multipart upload's parts; smaller objects go
+// up in one PUT.
+const partSize = 16 << 20
+
+// ParseURL reads s3://BUCKET/PREFIX?endpoint=URL&region=R&path-style=true.
+func ParseURL(u *url.URL) (Options, error) {
+	o := Options{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: "us-east-1"}
+	if o.Bucket == "" {
+		return o, fmt.Errorf("%s: no bucket", u.Redacted())
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "endpoint", "region", "path-style":
+		default:
+			return o, fmt.Errorf("%s: unknown parameter %q (known: endpoint, region, path-style)", u.Redacted(), k)
+		}
+	}
+	if e := q.Get("endpoint"); e != "" {
+		eu, err := url.Parse(e)
+		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+			return o, fmt.Errorf("%s: endpoint %q is not an http(s) URL", u.Redacted(), e)
+		}
+		o.Endpoint = e
+	}
+	if r := q.Get("region"); r != "" {
+		o.Region = r
+	}
+	if p := q.Get("path-style"); p != "" {
+		b, err := strconv.ParseBool(p)
+		if err != nil {
+			return o, fmt.Errorf("%s: path-style must be true or false", u.Redacted())
+		}
+		o.PathStyle = b
+	}
+	return o, nil
+}
+
+// New prepares a store; it does no I/O (Check does).
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(o.Region),
+		config.WithRetryer(func() aws.Retryer { return retry.NewStandard(func(r *retry.StandardOptions) { r.MaxAttempts = 8 }) })}
+	if o.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(o.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3://%s: AWS configuration: %w", o.Bucket, err)
+	}
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+		so.UsePathStyle = o.PathStyle
+		// Checksums only where the API requires them: not every
+		// S3-compatible store knows the newer ones. Chunks carry their
+		// own (their key is their SHA-256).
+		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		so.DisableLogOutputChecksumValidationSkipped = true
+	})
+	prefix := strings.Trim(o.Prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	up := manager.NewUploader(client, func(u *manager.Uploader) { u.PartSize = partSize; u.Concurrency = 4 })
+	return &Store{client: client, up: up, bucket: o.Bucket, prefix: prefix, endpoint: o.Endpoint}, nil
+}
+
+func (s *Store) String() string {
+	u := "s3://" + s.bucket + "/" + strings.TrimSuffix(s.prefix, "/")
+	if s.endpoint != "" {
+		u += " at " + s.endpoint
+	}
+	return u
+}
+
+// Check reaches the bucket: a missing bucket, refused credentials or an
+// unreachable endpoint is an error that names the bucket and endpoint.
+func (s *Store) Check(ctx context.Context) error {
+	// A listing, not HeadBucket: its errors have a body that says why.
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(1)})
+	if err == nil {
+		return nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchBucket":
+			return fmt.Errorf("blob store %s: the bucket does not exist", s)
+		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "XAdminUserNotFound", "InvalidToken", "ExpiredToken":
+			return fmt.Errorf("blob store %s: access denied (check the credentials): %s", s, ae.ErrorCode())
+		}
+	}
+	return fmt.Errorf("blob store %s: %w", s, err)
+}
+
+func (s *Store) key(name string) (string, error) {
+	if !blob.ValidName(name) {
+		return "", fmt.Errorf("invalid object name %q", name)
+	}
+	return s.prefix + name, nil
+}
+
+func missing(err error) bool {
+	var nk *types.NoSuchKey
+	var nf *types.NotFound
+	var ae smithy.APIError
+	return errors.As(err, &nk) || errors.As(err, &nf) || (errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound"))
+}
+
+// fail maps a backend error: a missing object is blob.ErrNotFound, and a
+// call ended by its context returns the context's error.
+func fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if missing(err) {
+		return blob.ErrNotFound
+	}
+	return err
+}
+
+func (s *Store) Put(ctx context.Context, name string, data []byte) error {
+	key, err := s.key(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(data) > partSize {
+		_, err = s.up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), Body: bytes.NewReader(data)})
+	} else {
+		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+			Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data)))})
+	}
+	if err != nil {
+		return fmt.Errorf("put %s in %s: %w", name, s, fail(ctx, err))
+	}
+	return nil
+}
+
+func (s *Store) get(ctx context.Context, name, rng string) ([]byte, error) {
+	key, err := s.key(name)
+	if err != nil {
+		return nil, err
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
+	if rng != "" {
+		in.Range = aws.String(rng)
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		if e := fail(ctx, err); errors.Is(e, blob.ErrNotFound) || e == ctx.Err() {
+			return nil, e
+		}
+		return nil, fmt.Errorf("get %s from %s: %w", name, s, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("get %s from %s: %w", name, s, fail(ctx, err))
+	}
+	if out.ContentLength != nil && int64(len(b)) != *out.ContentLength {
+		return nil, fmt.Errorf("get %s from %s: %d of %d bytes", name, s, len(b), *out.ContentLength)
+	}
+	return b, nil
+}
+
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) { return s.get(ctx, name, "") }
+
+func (s *Store) GetRange(ctx context.Context, name string, off, length int64) ([]byte, error) {
+	if off < 0 || length < 0 {
+		return nil, fmt.Errorf("invalid range %d+%d", off, length)
+	}
+	if length == 0 {
+		if _, err := s.Stat(ctx, name); err != nil {
+			return nil, err
+		}
+		return []byte{}, nil
+	}
+	b, err := s.get(ctx, name, fmt.Sprintf("bytes=%d-%d", off, off+length-1))
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return []byte{}, nil // from past the end
+	}
+	return b, err
+}
+
+func (s *Store) Stat(ctx context.Context, name string) (blob.Info, error) {
+	key, err := s.key(name)
+	if err != nil {
+		return blob.Info{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		if e := fail(ctx, err); errors.Is(e, blob.ErrNotFound) || e == ctx.Err() {
+			return blob.Info{}, e
+		}
+		return blob.Info{}, fmt.Errorf("stat %s in %s: %w", name, s, err)
+	}
+	return blob.Info{Name: name, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// Touch copies the object onto itself with new metadata, which gives it a
+// new modification time on AWS S3. A store that keeps the time through
+// such a copy gets the object put again.
+func (s *Store) Touch(ctx context.Context, name string) (bool, error) {
+	before, err := s.Stat(ctx, name)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	ok, err := s.copyOnto(ctx, name)
+	if !ok || err != nil {
+		return ok, err
+	}
+	after, err := s.Stat(ctx, name)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if after.ModTime.After(before.ModTime) || time.Since(after.ModTime) < time.Second {
+		return true, nil
+	}
+	data, err := s.Get(ctx, name)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, s.Put(ctx, name, data)
+}
+
+func (s *Store) copyOnto(ctx context.Context, name string) (bool, error) {
+	key, err := s.key(name)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+		CopySource:        aws.String(s.bucket + "/" + url.PathEscape(key)),
+		MetadataDirective: types.MetadataDirectiveReplace,
+		Metadata:          map[string]string{"berth-touched": time.Now().UTC().Format(time.RFC3339Nano)}})
+	if err != nil {
+		if e := fail(ctx, err); errors.Is(e, blob.ErrNotFound) {
+			return false, nil
+		} else if e == ctx.Err() {
+			return false, e
+		}
+		return false, fmt.Errorf("touch %s in %s: %w", name, s, err)
+	}
+	return true, nil
+}
+
+func (s *Store) Delete(ctx context.Context, name string) error {
+	key, err := s.key(name)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}); err != nil {
+		if e := fail(ctx, err); errors.Is(e, blob.ErrNotFound) {
+			return nil
+		} else if e == ctx.Err() {
+			return e
+		}
+		return fmt.Errorf("delete %s in %s: %w", name, s, err)
+	}
+	return nil
+}
+
+func (s *Store) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("list %s in %s: %w", prefix, s, err)
+		}
+		for _, o := range page.Contents {
+			name := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+			if err := fn(blob.Info{Name: name, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

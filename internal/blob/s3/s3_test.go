@@ -1,0 +1,72 @@
+package s3
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/berth-project/berth/internal/blob"
+	"github.com/berth-project/berth/internal/blob/blobtest"
+	"github.com/berth-project/berth/internal/blob/s3/s3test"
+)
+
+func TestConformance(t *testing.T) {
+	srv := s3test.Start(t, "conformance")
+	var n atomic.Int64
+	blobtest.Run(t, func(t *testing.T) blob.Objects {
+		s, err := New(context.Background(), Options{Bucket: "conformance", Prefix: fmt.Sprintf("run-%d", n.Add(1)), Endpoint: srv.Endpoint,
+			PathStyle: true, Credentials: s3test.Credentials()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestCheckNamesWhatIsWrong: a missing bucket, wrong credentials and an
+// unreachable endpoint each give an error naming the bucket and endpoint.
+func TestCheckNamesWhatIsWrong(t *testing.T) {
+	srv := s3test.Start(t, "there")
+	ctx := context.Background()
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Bucket: "missing", Endpoint: srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()}, "does not exist"},
+		{Options{Bucket: "there", Endpoint: srv.Endpoint, PathStyle: true, Credentials: credentials.NewStaticCredentialsProvider("wrong", "wrong", "")}, "access denied"},
+		{Options{Bucket: "there", Endpoint: "http://127.0.0.1:1", PathStyle: true, Credentials: s3test.Credentials()}, "127.0.0.1:1"},
+	} {
+		s, err := New(ctx, c.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*1e9)
+		err = s.Check(cctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "s3://"+c.o.Bucket) {
+			t.Errorf("bucket %s at %s: %v, want an error saying %q", c.o.Bucket, c.o.Endpoint, err, c.want)
+		}
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	u, _ := url.Parse("s3://bkt/some/prefix/?endpoint=http://127.0.0.1:8333&region=eu-west-1&path-style=true")
+	o, err := ParseURL(u)
+	if err != nil || o.Bucket != "bkt" || o.Prefix != "some/prefix" || o.Endpoint != "http://127.0.0.1:8333" || o.Region != "eu-west-1" || !o.PathStyle {
+		t.Fatalf("%+v %v", o, err)
+	}
+	for _, bad := range []string{"s3:///prefix", "s3://b?endpoint=ftp://x", "s3://b?path-style=maybe", "s3://b?colour=red"} {
+		u, _ := url.Parse(bad)
+		if _, err := ParseURL(u); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	bs3 "github.com/berth-project/berth/internal/blob/s3"
+	"github.com/berth-project/berth/internal/blob/s3/s3test"
+	becs "github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/server"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// TestSnapshotsOnS3: with the blob store on a real S3-compatible server
+// (versitygw), snapshots are incremental objects in the bucket, nothing
+// lands in the server's data dir, and a snapshot during which the S3
+// server is killed with SIGKILL either completes with every chunk in the
+// store or fails; either way a later snapshot restores in another zone
+// with the data's checksum.
+func TestSnapshotsOnS3(t *testing.T) {
+	s3srv := s3test.Start(t, "berth")
+	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "berth", Prefix: "cluster-1", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dataDir string
+	c := newCluster(t, func(cfg *server.Config) { cfg.Blobs = store; dataDir = cfg.DataDir })
+	a := c.addAgent("local-a", "")
+	c.addAgent("local-b", "")
+	writer := ebsDefinition(c, "s3-w", `head -c 134217728 /dev/urandom > /data/big && sync && touch /data/ready && sleep 3600`)
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(writer), VolumeConfigurations: managed(1, true),
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == local-a")}}})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	task := out.Tasks[0]
+	vol := volumeIDOf(task)
+	c.wait(task.TaskArn, "RUNNING")
+	mount := fmt.Sprintf("%s/mounts/%s", c.agentDir(a), vol)
+	for deadline := time.Now().Add(90 * time.Second); !fileExists(filepath.Join(mount, "ready")); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never finished")
+		}
+	}
+	first := c.snapshot(vol)
+	objects := func() int {
+		n := 0
+		filepath.WalkDir(filepath.Join(s3srv.Dir, "berth", "cluster-1"), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if n := objects(); n < 1024 {
+		t.Fatalf("%d objects in the bucket after a 128 MiB snapshot", n)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dataDir, "blobs")); len(entries) != 0 {
+		t.Fatalf("snapshot chunks in the server's data dir: %d entries", len(entries))
+	}
+
+	// Change 32 MiB, snapshot, and kill the S3 server under it.
+	if out, err := exec_("dd", "if=/dev/urandom", "of="+filepath.Join(mount, "big"), "bs=1M", "count=32", "seek=40", "conv=notrunc"); err != nil {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	exec_("sync")
+	want := md5File(t, filepath.Join(mount, "big"))
+	var resp becs.SnapshotsResponse
+	if err := c.post("/berth/v1/snapshots/create", &becs.SnapshotsRequest{VolumeID: vol}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s3srv.Kill()
+	time.Sleep(3 * time.Second)
+	s3srv.Restart(t)
+	sn := waitSnapshot(t, c, resp.Snapshots[0].SnapshotID)
+	t.Logf("first snapshot %d MiB; the one the S3 server died under: %s (%s), %.1f MiB", first.UploadedBytes>>20, sn.State, sn.StateReason, float64(sn.UploadedBytes)/(1<<20))
+	if sn.State != "completed" {
+		sn = c.snapshot(vol)
+	}
+	if sn.UploadedBytes > 40<<20 {
+		t.Fatalf("the snapshot after a 32 MiB change sent %d MiB", sn.UploadedBytes>>20)
+	}
+	reader := ebsDefinition(c, "s3-r", `test "$(md5sum /data/big | cut -c1-32)" = "`+want+`"`)
+	cfg := managed(1, false)
+	cfg[0].ManagedEBSVolume.SnapshotId = aws.String(sn.SnapshotID)
+	out, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader), VolumeConfigurations: cfg,
+		PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == local-b")}}})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatal(err, out)
+	}
+	done := c.wait(out.Tasks[0].TaskArn, "STOPPED")
+	if exitCode(done, "app") != 0 {
+		t.Fatalf("data restored from S3 differs: %s %s", aws.ToString(done.StoppedReason), describeContainers(done))
+	}
+	c.stop(task.TaskArn)
+}
+
+// waitSnapshot waits until a snapshot is completed or failed.
+func waitSnapshot(t *testing.T, c *cluster, id string) state.SnapshotRecord {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var out becs.SnapshotsResponse
+		if err := c.post("/berth/v1/snapshots/describe", &becs.SnapshotsRequest{SnapshotIDs: []string{id}}, &out); err != nil && !strings.Contains(err.Error(), "connection") {
+			t.Fatal(err)
+		}
+		if len(out.Snapshots) == 1 && out.Snapshots[0].State != "pending" {
+			return out.Snapshots[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the snapshot neither completed nor failed")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
