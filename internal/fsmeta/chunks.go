@@ -1,26 +1,53 @@
 package fsmeta
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/blob"
 )
 
-// ChunkDir is the chunk store of the shared file systems: DIR/FS/ab/ID.
-// A chunk is written once under a fresh random id and never changes; a put
-// of an existing id is refused, so a chunk a commit names is the chunk that
-// was uploaded.
+// ChunkStore holds the shared file systems' data: chunks FS/ab/ID, each
+// written once under a fresh random id and never changed. A put of an
+// existing id is refused (ErrChunkExists), so a chunk a commit names is the
+// chunk that was uploaded. Sync makes every chunk put so far durable (a
+// commit calls it before it names them). Open, Get, Age and Delete of a
+// missing chunk return an error wrapping fs.ErrNotExist (Delete: nil).
+type ChunkStore interface {
+	Put(ctx context.Context, fsid, id string, data []byte) error
+	Get(ctx context.Context, fsid, id string) ([]byte, error)
+	// Open returns a reader of the chunk (an *os.File where the store is
+	// local, so the server can send it with sendfile) and its size.
+	Open(ctx context.Context, fsid, id string) (io.ReadCloser, int64, error)
+	Sync(ctx context.Context) error
+	Age(ctx context.Context, fsid, id string) (time.Duration, error)
+	Delete(ctx context.Context, fsid, id string) error
+	Walk(ctx context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error
+	RemoveAll(ctx context.Context, fsid string) error
+	// Keeps is false for a server that holds no file data.
+	Keeps() bool
+}
+
+// ChunkDir is the ChunkStore in a local directory: DIR/FS/ab/ID.
 type ChunkDir struct{ Path string }
+
+// Keeps reports whether the directory is set.
+func (d ChunkDir) Keeps() bool { return d.Path != "" }
 
 var chunkRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 var fsRE = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
@@ -60,7 +87,7 @@ func (d ChunkDir) check(fsid, id string) error {
 // writer's full block) is written with O_DIRECT: it goes to the disk
 // without a copy into the page cache, which costs the server more CPU than
 // anything else it does for a write.
-func (d ChunkDir) Put(fsid, id string, data []byte) error {
+func (d ChunkDir) Put(_ context.Context, fsid, id string, data []byte) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
 	}
@@ -114,7 +141,7 @@ func AlignedBuffer(n int) []byte {
 
 // Sync makes every chunk stored so far durable, with their directory
 // entries: one syncfs(2) of the file system that holds the store.
-func (d ChunkDir) Sync() error {
+func (d ChunkDir) Sync(context.Context) error {
 	if d.Path == "" {
 		return errors.New("this server keeps no file data (it has no --data-dir)")
 	}
@@ -129,7 +156,7 @@ func (d ChunkDir) Sync() error {
 }
 
 // Get reads a chunk.
-func (d ChunkDir) Get(fsid, id string) ([]byte, error) {
+func (d ChunkDir) Get(_ context.Context, fsid, id string) ([]byte, error) {
 	if err := d.check(fsid, id); err != nil {
 		return nil, err
 	}
@@ -137,7 +164,7 @@ func (d ChunkDir) Get(fsid, id string) ([]byte, error) {
 }
 
 // Open opens a chunk for reading and returns its size.
-func (d ChunkDir) Open(fsid, id string) (*os.File, int64, error) {
+func (d ChunkDir) Open(_ context.Context, fsid, id string) (io.ReadCloser, int64, error) {
 	if err := d.check(fsid, id); err != nil {
 		return nil, 0, err
 	}
@@ -154,7 +181,7 @@ func (d ChunkDir) Open(fsid, id string) (*os.File, int64, error) {
 }
 
 // Age is how long ago the chunk was stored.
-func (d ChunkDir) Age(fsid, id string) (time.Duration, error) {
+func (d ChunkDir) Age(_ context.Context, fsid, id string) (time.Duration, error) {
 	if err := d.check(fsid, id); err != nil {
 		return 0, err
 	}
@@ -166,7 +193,7 @@ func (d ChunkDir) Age(fsid, id string) (time.Duration, error) {
 }
 
 // Delete removes a chunk; a missing chunk is not an error.
-func (d ChunkDir) Delete(fsid, id string) error {
+func (d ChunkDir) Delete(_ context.Context, fsid, id string) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
 	}
@@ -178,7 +205,7 @@ func (d ChunkDir) Delete(fsid, id string) error {
 }
 
 // Walk calls fn for every chunk of a file system with its age and size.
-func (d ChunkDir) Walk(fsid string, fn func(id string, age time.Duration, size int64)) error {
+func (d ChunkDir) Walk(_ context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {
 	if d.Path == "" {
 		return nil
 	}
@@ -204,7 +231,7 @@ func (d ChunkDir) Walk(fsid string, fn func(id string, age time.Duration, size i
 }
 
 // RemoveAll deletes a file system's chunks.
-func (d ChunkDir) RemoveAll(fsid string) error {
+func (d ChunkDir) RemoveAll(_ context.Context, fsid string) error {
 	if d.Path == "" {
 		return nil
 	}
@@ -212,4 +239,98 @@ func (d ChunkDir) RemoveAll(fsid string) error {
 		return fmt.Errorf("invalid file system id %q", fsid)
 	}
 	return os.RemoveAll(filepath.Join(d.Path, fsid))
+}
+
+// ObjectChunks is the ChunkStore on a blob backend (an S3-compatible store,
+// say): chunk FS/ab/ID is the object fs/FS/ab/ID. A put is durable when it
+// returns, so Sync has nothing to do.
+type ObjectChunks struct{ Objects blob.Objects }
+
+func objectName(fsid, id string) string { return "fs/" + fsid + "/" + id[:2] + "/" + id }
+
+func (o ObjectChunks) Keeps() bool { return true }
+
+func (o ObjectChunks) Put(ctx context.Context, fsid, id string, data []byte) error {
+	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+		return err
+	}
+	if _, err := o.Objects.Stat(ctx, objectName(fsid, id)); err == nil {
+		return ErrChunkExists
+	} else if !errors.Is(err, blob.ErrNotFound) {
+		return err
+	}
+	return o.Objects.Put(ctx, objectName(fsid, id), data)
+}
+
+func (o ObjectChunks) Get(ctx context.Context, fsid, id string) ([]byte, error) {
+	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+		return nil, err
+	}
+	b, err := o.Objects.Get(ctx, objectName(fsid, id))
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, fmt.Errorf("chunk %s/%s: %w", fsid, id, fs.ErrNotExist)
+	}
+	return b, err
+}
+
+func (o ObjectChunks) Open(ctx context.Context, fsid, id string) (io.ReadCloser, int64, error) {
+	b, err := o.Get(ctx, fsid, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (o ObjectChunks) Sync(context.Context) error { return nil }
+
+func (o ObjectChunks) Age(ctx context.Context, fsid, id string) (time.Duration, error) {
+	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+		return 0, err
+	}
+	in, err := o.Objects.Stat(ctx, objectName(fsid, id))
+	if errors.Is(err, blob.ErrNotFound) {
+		return 0, fmt.Errorf("chunk %s/%s: %w", fsid, id, fs.ErrNotExist)
+	} else if err != nil {
+		return 0, err
+	}
+	return time.Since(in.ModTime), nil
+}
+
+func (o ObjectChunks) Delete(ctx context.Context, fsid, id string) error {
+	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+		return err
+	}
+	return o.Objects.Delete(ctx, objectName(fsid, id))
+}
+
+func (o ObjectChunks) Walk(ctx context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {
+	if !ValidFSID(fsid) {
+		return fmt.Errorf("invalid file system id %q", fsid)
+	}
+	return o.Objects.List(ctx, "fs/"+fsid+"/", func(in blob.Info) error {
+		id := in.Name[strings.LastIndexByte(in.Name, '/')+1:]
+		if ValidChunkID(id) && in.Name == objectName(fsid, id) {
+			fn(id, time.Since(in.ModTime), in.Size)
+		}
+		return nil
+	})
+}
+
+func (o ObjectChunks) RemoveAll(ctx context.Context, fsid string) error {
+	if !ValidFSID(fsid) {
+		return fmt.Errorf("invalid file system id %q", fsid)
+	}
+	var names []string
+	if err := o.Objects.List(ctx, "fs/"+fsid+"/", func(in blob.Info) error {
+		names = append(names, in.Name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := o.Objects.Delete(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }

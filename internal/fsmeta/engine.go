@@ -22,7 +22,7 @@ import (
 // Engine runs the metadata operations against etcd.
 type Engine struct {
 	Client *clientv3.Client
-	Chunks ChunkDir
+	Chunks ChunkStore
 	// SessionTTL is a mount session's lease, in seconds: a crashed mount's
 	// locks are released this long after its last keep-alive.
 	SessionTTL int64
@@ -94,7 +94,7 @@ type compactJob struct {
 }
 
 // NewEngine returns an engine with defaults filled.
-func NewEngine(cli *clientv3.Client, chunks ChunkDir, log *slog.Logger) *Engine {
+func NewEngine(cli *clientv3.Client, chunks ChunkStore, log *slog.Logger) *Engine {
 	return &Engine{Client: cli, Chunks: chunks, SessionTTL: 15, ChunkGrace: 10 * time.Minute,
 		OrphanGrace: 30 * time.Second, Log: log, compact: make(chan compactJob, 1024), usage: map[string]usageEntry{}, dirs: map[dirKey]*node{}}
 }
@@ -856,7 +856,7 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 		return nil, errno(syscall.EFBIG, "commit touches %d blocks, at most %d", len(order), MaxCommitBlocks)
 	}
 	// The chunks reach the disk before any metadata names them.
-	if err := e.Chunks.Sync(); err != nil {
+	if err := e.Chunks.Sync(ctx); err != nil {
 		return nil, err
 	}
 	var compact []uint32
@@ -873,7 +873,7 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 			gcRev = gc.Kvs[0].ModRevision
 		}
 		for id := range chunks {
-			age, err := e.Chunks.Age(r.FS, id)
+			age, err := e.Chunks.Age(ctx, r.FS, id)
 			if err != nil || age > e.ChunkGrace/2 {
 				// The client still holds the data: it uploads it again
 				// under a new id.

@@ -144,7 +144,7 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 				id := NewChunkID()
 				data := make([]byte, 1000)
 				rng.Read(data)
-				if err := e.Chunks.Put(fs, id, data); err != nil {
+				if err := e.Chunks.Put(context.Background(), fs, id, data); err != nil {
 					t.Error(err)
 					return
 				}
@@ -188,7 +188,7 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: d, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
 	g := must(t, e, &Request{Op: "mknod", FS: fs, Parent: d, Name: "g", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
 	id := NewChunkID()
-	e.Chunks.Put(fs, id, []byte("data"))
+	e.Chunks.Put(context.Background(), fs, id, []byte("data"))
 	must(t, e, &Request{Op: "commit", FS: fs, Ino: f, Slices: []BlockSlice{{Slice: Slice{Len: 4, ID: id}}}})
 	if rep, _ := e.Fsck(ctx, fs, false); len(rep.Problems) != 0 {
 		t.Fatalf("fresh file system: %+v", rep)
@@ -201,9 +201,9 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	e.Client.Put(ctx, ikey(fs, f), storeAttr(n.a))
 	e.Client.Put(ctx, bkey(fs, 12345, 0), marshal(&Blocks{Slices: []Slice{{Len: 4, ID: id}}}))
 	leak := NewChunkID()
-	e.Chunks.Put(fs, leak, []byte("leak"))
+	e.Chunks.Put(context.Background(), fs, leak, []byte("leak"))
 	old := time.Now().Add(-time.Hour)
-	os.Chtimes(filepath.Join(e.Chunks.Path, fs, leak[:2], leak), old, old)
+	os.Chtimes(filepath.Join(e.Chunks.(ChunkDir).Path, fs, leak[:2], leak), old, old)
 	rep, err := e.Fsck(ctx, fs, false)
 	if err != nil || len(rep.Problems) != 4 {
 		t.Fatalf("want 4 problems: %v %+v", err, rep)
@@ -224,7 +224,7 @@ func TestCommitTooBigIsRefusedNotSplit(t *testing.T) {
 	e, fs := newEngine(t)
 	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
 	id := NewChunkID()
-	e.Chunks.Put(fs, id, make([]byte, 10))
+	e.Chunks.Put(context.Background(), fs, id, make([]byte, 10))
 	var ss []BlockSlice
 	for b := 0; b <= MaxCommitBlocks; b++ {
 		ss = append(ss, BlockSlice{Blk: uint32(b), Slice: Slice{Len: 10, ID: id}})
@@ -275,7 +275,7 @@ func TestCompactionMergesSlices(t *testing.T) {
 		data := []byte(fmt.Sprintf("write%03d", i))
 		off := uint32(i * 150)
 		id := NewChunkID()
-		e.Chunks.Put(fs, id, data)
+		e.Chunks.Put(context.Background(), fs, id, data)
 		must(t, e, &Request{Op: "commit", FS: fs, Ino: f, Slices: []BlockSlice{{Slice: Slice{Off: off, Len: uint32(len(data)), ID: id}}}})
 		copy(want[off:], data)
 	}
@@ -283,7 +283,7 @@ func TestCompactionMergesSlices(t *testing.T) {
 		sl := must(t, e, &Request{Op: "readblocks", FS: fs, Ino: f, Blk: 0, BlkEnd: 0}).Blocks[0]
 		got := make([]byte, 4000)
 		for _, s := range sl {
-			d, _ := e.Chunks.Get(fs, s.ID)
+			d, _ := e.Chunks.Get(context.Background(), fs, s.ID)
 			copy(got[s.Off:s.Off+s.Len], d[s.ChunkOff:s.ChunkOff+s.Len])
 		}
 		return got, len(sl)

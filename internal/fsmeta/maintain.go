@@ -156,7 +156,7 @@ func (e *Engine) DeleteFS(ctx context.Context, id, token string) error {
 		}
 		return ErrFSInUse
 	}
-	return e.Chunks.RemoveAll(id)
+	return e.Chunks.RemoveAll(ctx, id)
 }
 
 // Maintain runs the background work of every file system: freeing
@@ -267,7 +267,7 @@ func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32)
 	for _, s := range b.Slices {
 		data, ok := cache[s.ID]
 		if !ok {
-			if data, err = e.Chunks.Get(fs, s.ID); err != nil {
+			if data, err = e.Chunks.Get(ctx, fs, s.ID); err != nil {
 				return err
 			}
 			cache[s.ID] = data
@@ -278,7 +278,7 @@ func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32)
 		copy(buf[s.Off-lo:], data[s.ChunkOff:s.ChunkOff+s.Len])
 	}
 	id := NewChunkID()
-	if err := e.Chunks.Put(fs, id, buf); err != nil {
+	if err := e.Chunks.Put(ctx, fs, id, buf); err != nil {
 		return err
 	}
 	merged := Blocks{Slices: []Slice{{Off: lo, Len: hi - lo, ID: id}}, By: "compaction"}
@@ -288,7 +288,7 @@ func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32)
 		return err
 	}
 	if !txn.Succeeded {
-		return e.Chunks.Delete(fs, id) // the block changed; a later pass compacts it
+		return e.Chunks.Delete(ctx, fs, id) // the block changed; a later pass compacts it
 	}
 	return nil
 }
@@ -318,7 +318,7 @@ func (e *Engine) refs(ctx context.Context, fs string, rev int64) (map[string]boo
 // the references read.
 func (e *Engine) CollectChunks(ctx context.Context, fs string) (int, error) {
 	var old []string
-	if err := e.Chunks.Walk(fs, func(id string, age time.Duration, _ int64) {
+	if err := e.Chunks.Walk(ctx, fs, func(id string, age time.Duration, _ int64) {
 		if age > e.ChunkGrace {
 			old = append(old, id)
 		}
@@ -338,7 +338,7 @@ func (e *Engine) CollectChunks(ctx context.Context, fs string) (int, error) {
 	n := 0
 	for _, id := range old {
 		if !refs[id] {
-			if err := e.Chunks.Delete(fs, id); err != nil {
+			if err := e.Chunks.Delete(ctx, fs, id); err != nil {
 				return n, err
 			}
 			n++
@@ -369,7 +369,7 @@ type FsckReport struct {
 // inodes orphaned (and so freed), leaked chunks deleted. Missing chunks are
 // reported, never "repaired": that would hide data loss.
 func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport, error) {
-	if e.Chunks.Path == "" {
+	if !e.Chunks.Keeps() {
 		return nil, fmt.Errorf("this server keeps no file data (it has no --data-dir): run fsck on the one that does")
 	}
 	if _, err := e.GetFS(ctx, fs); err != nil {
@@ -532,7 +532,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	}
 	stored := map[string]bool{}
 	var leaked []string
-	err = e.Chunks.Walk(fs, func(id string, age time.Duration, _ int64) {
+	err = e.Chunks.Walk(ctx, fs, func(id string, age time.Duration, _ int64) {
 		stored[id] = true
 		rep.Chunks++
 		switch {
@@ -557,7 +557,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 			return nil, err
 		}
 		for _, id := range leaked {
-			if !cur[id] && e.Chunks.Delete(fs, id) == nil {
+			if !cur[id] && e.Chunks.Delete(ctx, fs, id) == nil {
 				rep.Repaired++
 			}
 		}

@@ -71,7 +71,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		f, size, err := s.fs.Chunks.Open(fs, id)
+		f, size, err := s.fs.Chunks.Open(r.Context(), fs, id)
 		if errors.Is(err, iofs.ErrNotExist) {
 			http.Error(w, "no such chunk", http.StatusNotFound)
 			return
@@ -99,7 +99,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no such file system", http.StatusNotFound)
 			return
 		}
-		switch err := s.fs.Chunks.Put(fs, id, b); {
+		switch err := s.fs.Chunks.Put(r.Context(), fs, id, b); {
 		case errors.Is(err, fsmeta.ErrChunkExists):
 			http.Error(w, "chunk exists", http.StatusConflict)
 		case err != nil:

@@ -72,9 +72,10 @@ type Config struct {
 	// MaxConnsPerIP bounds the connections one address may hold open
 	// (default 512).
 	MaxConnsPerIP int
-	// BlobStore is where snapshot chunks live (blob/backend URL); the
-	// default is DataDir/blobs, one copy on this server's disk. Blobs,
-	// when set, is the store itself (embedding, tests).
+	// BlobStore is where snapshots and shared file systems' data live
+	// (blob/backend URL). Without it, both stay under DataDir (blobs/ and
+	// fs-chunks/): one copy on this server's disk. Blobs, when set, is the
+	// store itself (embedding, tests).
 	BlobStore string
 	Blobs     blob.Objects
 }
@@ -134,6 +135,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.LostInstanceGrace = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
+	// With a blob store of its own choosing the operator puts all data
+	// there; by default snapshots go to DATA_DIR/blobs and file system
+	// chunks to DATA_DIR/fs-chunks, as data dirs always had them.
+	chosenStore := cfg.Blobs != nil || cfg.BlobStore != ""
 	if cfg.BlobStore == "" && cfg.DataDir != "" {
 		cfg.BlobStore = filepath.Join(cfg.DataDir, "blobs")
 		s.cfg.BlobStore = cfg.BlobStore
@@ -195,9 +200,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.cancel = rcancel
 	go func() { cache.Run(rctx); close(s.done) }()
 	go s.gcLoop(rctx)
-	chunks := fsmeta.ChunkDir{}
-	if cfg.DataDir != "" {
-		chunks.Path = filepath.Join(cfg.DataDir, "fs-chunks")
+	var chunks fsmeta.ChunkStore = fsmeta.ChunkDir{}
+	switch {
+	case chosenStore:
+		chunks = fsmeta.ObjectChunks{Objects: s.chunks.Objects}
+	case cfg.DataDir != "":
+		chunks = fsmeta.ChunkDir{Path: filepath.Join(cfg.DataDir, "fs-chunks")}
 	}
 	s.fs = fsmeta.NewEngine(cli, chunks, cfg.Log)
 	if cfg.FSSessionTTL > 0 {
