@@ -36,6 +36,7 @@ type fsServer struct {
 	t        testing.TB
 	bin      string
 	endpoint string
+	srv      *server.Server
 }
 
 func (s *fsServer) post(path string, in, out any) error {
@@ -111,7 +112,7 @@ func startFSServer(t *testing.T, mod ...func(*server.Config)) *fsServer {
 		c.FSOrphanGrace = time.Second
 		c.Log = testLogger()
 	}}, mod...)...)
-	return &fsServer{t: t, bin: buildBerth(t), endpoint: s.Endpoint()}
+	return &fsServer{t: t, bin: buildBerth(t), endpoint: s.Endpoint(), srv: s}
 }
 
 func requireFUSE(t testing.TB) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +221,48 @@ func TestFSOnS3SurvivesTheStoreDying(t *testing.T) {
 		t.Fatalf("file data on the server's disk: %v", entries)
 	}
 	t.Logf("%d acknowledged files intact across the S3 server's kill -9; %d chunk objects", len(acked), n)
+}
+
+// TestMoveADataDirToS3: a cluster that kept its file systems' data in its
+// data dir is copied onto S3 with `berth blob copy` (twice: the second run
+// copies nothing), restarted with --blob-store, and reads the same files.
+func TestMoveADataDirToS3(t *testing.T) {
+	s3srv := s3test.Start(t, "berth")
+	dir := t.TempDir()
+	s := startFSServer(t, func(c *server.Config) { c.DataDir = dir })
+	id := s.createFS("moving")
+	m := s.mountFS(id)
+	data := make([]byte, 5<<20+7)
+	crand.Read(data)
+	if err := os.WriteFile(m.path("f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.kill()
+	s.srv.Close()
+	url := "s3://berth/moved?endpoint=" + s3srv.Endpoint + "&path-style=true"
+	copyOnce := func() string {
+		cmd := exec.Command(buildBerth(t), "blob", "copy", "--data-dir", dir, "--to", url)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("berth blob copy: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := copyOnce(); !regexp.MustCompile(`fs-chunks -> .*: [1-9][0-9]* copied`).MatchString(out) {
+		t.Fatalf("first copy: %s", out)
+	}
+	if out := copyOnce(); strings.Count(out, ": 0 copied") != 2 {
+		t.Fatalf("second copy: %s", out)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "fs-chunks")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	s2 := startFSServer(t, func(c *server.Config) { c.DataDir = dir; c.BlobStore = url })
+	got, err := os.ReadFile(s2.mountFS(id).path("f"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after the move: %d bytes, %v", len(got), err)
+	}
 }
