@@ -46,6 +46,14 @@ type Objects interface {
 	String() string
 }
 
+// Presigner is a store whose objects a client can read and write itself,
+// with URLs the holder of the store's credentials signs for a short time
+// (S3). A URL to write names the exact size.
+type Presigner interface {
+	PresignGet(ctx context.Context, name string, ttl time.Duration) (string, error)
+	PresignPut(ctx context.Context, name string, size int64, ttl time.Duration) (string, error)
+}
+
 // Info describes an object.
 type Info struct {
 	Name    string

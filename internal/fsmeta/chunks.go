@@ -334,3 +334,34 @@ func (o ObjectChunks) RemoveAll(ctx context.Context, fsid string) error {
 	}
 	return nil
 }
+
+// DirectTTL is how long a chunk URL handed to a mount stays good.
+const DirectTTL = 15 * time.Minute
+
+// Direct reports whether mounts move this store's bytes themselves.
+func (o ObjectChunks) Direct() bool {
+	_, ok := o.Objects.(blob.Presigner)
+	return ok
+}
+
+// GetURL is a URL a mount reads a chunk from, straight from the store.
+func (o ObjectChunks) GetURL(ctx context.Context, fsid, id string) (string, error) {
+	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+		return "", err
+	}
+	return o.Objects.(blob.Presigner).PresignGet(ctx, objectName(fsid, id), DirectTTL)
+}
+
+// PutURL is a URL a mount writes a new chunk of size bytes to, straight
+// to the store; an id already stored is refused.
+func (o ObjectChunks) PutURL(ctx context.Context, fsid, id string, size int64) (string, error) {
+	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+		return "", err
+	}
+	if _, err := o.Objects.Stat(ctx, objectName(fsid, id)); err == nil {
+		return "", ErrChunkExists
+	} else if !errors.Is(err, blob.ErrNotFound) {
+		return "", err
+	}
+	return o.Objects.(blob.Presigner).PresignPut(ctx, objectName(fsid, id), size, DirectTTL)
+}

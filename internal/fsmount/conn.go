@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,8 @@ type Conn struct {
 	// unreachable or restarting server before it fails with EIO.
 	Patience time.Duration
 	session  string
+	store    *http.Client // to the blob store, for chunks the server redirects
+	proxied  atomic.Int32 // 1 once the server took a chunk's bytes itself: no more "Expect"
 }
 
 // defaultPatience outlasts a server restart, etcd's recovery included.
@@ -63,7 +66,29 @@ func (c *Conn) backoff(ctx context.Context, start time.Time, attempt int) bool {
 	}
 }
 
+// direct moves a chunk between the mount and the store, by the URL the
+// server signed; none of the mount's own credentials go with it.
+func (c *Conn) direct(ctx context.Context, method, url string, body []byte) (*http.Response, error) {
+	if url == "" {
+		return nil, fmt.Errorf("the server redirected a chunk without a Location")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(body))
+	if method == http.MethodGet {
+		req.ContentLength, req.Body, req.GetBody = 0, nil, nil
+	}
+	return c.store.Do(req)
+}
+
 func (c *Conn) init(tlsCfg *tls.Config) {
+	if c.store == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 64, 64
+		c.store = &http.Client{Transport: tr}
+	}
 	if c.HTTP == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tlsCfg
@@ -72,6 +97,9 @@ func (c *Conn) init(tlsCfg *tls.Config) {
 		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext
 		c.HTTP = &http.Client{Transport: tr}
 	}
+	// Redirects to the store are followed by hand (direct), so the
+	// mount's token and signature never reach it.
+	c.HTTP.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if c.Region == "" {
 		c.Region = "us-east-1"
 	}
@@ -81,6 +109,11 @@ func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*
 	req, err := http.NewRequestWithContext(ctx, method, c.Endpoint+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if method == http.MethodPut && c.proxied.Load() == 0 {
+		// A server whose store the mount reaches itself answers with the
+		// store's URL before the body is sent.
+		req.Header.Set("Expect", "100-continue")
 	}
 	if c.Token != "" {
 		req.Header.Set("X-Berth-Mount-Token", c.Token)
@@ -130,6 +163,15 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodPut, "/berth/v1/fs/chunks/"+c.FS+"/"+id, data)
+		if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
+			resp.Body.Close()
+			resp, err = c.direct(ctx, http.MethodPut, resp.Header.Get("Location"), data)
+			if err == nil && resp.StatusCode == http.StatusOK {
+				resp.StatusCode = http.StatusCreated
+			}
+		} else if err == nil && resp.StatusCode == http.StatusCreated {
+			c.proxied.Store(1)
+		}
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -159,6 +201,10 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
+		if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
+			resp.Body.Close()
+			resp, err = c.direct(ctx, http.MethodGet, resp.Header.Get("Location"), nil)
+		}
 		if err == nil {
 			var b []byte
 			var rerr error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	iofs "io/fs"
 	"net/http"
@@ -69,6 +70,16 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the mount token is for another file system", http.StatusForbidden)
 		return
 	}
+	// On a store mounts can reach themselves (S3), the server only
+	// authorises: it answers with a short-lived URL of the chunk, and the
+	// bytes move between the mount and the store.
+	direct, _ := s.fs.Chunks.(fsmeta.ObjectChunks)
+	if direct.Objects != nil && direct.Direct() {
+		chunkRequests.WithLabelValues(r.Method, "redirected").Inc()
+		s.fsChunkDirect(w, r, direct, fs, id)
+		return
+	}
+	chunkRequests.WithLabelValues(r.Method, "proxied").Inc()
 	switch r.Method {
 	case http.MethodGet:
 		f, size, err := s.fs.Chunks.Open(r.Context(), fs, id)
@@ -287,3 +298,45 @@ func (s *Server) fsFsck(ctx context.Context, req *FSRef) (*fsmeta.FsckReport, er
 	}
 	return rep, err
 }
+
+// fsChunkDirect redirects a chunk's GET or PUT to the store: 307 with a
+// presigned URL (a PUT's for exactly its Content-Length, sent with
+// "Expect: 100-continue" so the body is not sent to the server first).
+func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fsmeta.ObjectChunks, fs, id string) {
+	var url string
+	var err error
+	switch r.Method {
+	case http.MethodGet:
+		url, err = chunks.GetURL(r.Context(), fs, id)
+	case http.MethodPut:
+		if r.ContentLength < 0 || r.ContentLength > fsmeta.BlockSize {
+			http.Error(w, "a chunk needs a Content-Length of at most one block", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if ok, ferr := s.fsExists(r.Context(), fs); ferr != nil || !ok {
+			http.Error(w, "no such file system", http.StatusNotFound)
+			return
+		}
+		url, err = chunks.PutURL(r.Context(), fs, id, r.ContentLength)
+		w.Header().Set("Connection", "close") // the body was never sent
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	switch {
+	case errors.Is(err, fsmeta.ErrChunkExists):
+		http.Error(w, "chunk exists", http.StatusConflict)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	default:
+		w.Header().Set("Location", url)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}
+}
+
+var chunkRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "berth_fs_chunk_requests_total",
+	Help: "Shared file system chunk requests: proxied (the bytes pass through this server) or redirected (the mount moves them to or from the blob store itself).",
+}, []string{"method", "path"})
+
+func init() { prometheus.MustRegister(chunkRequests) }

@@ -7,6 +7,7 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,6 +149,7 @@ func TestFSOnS3SurvivesTheStoreDying(t *testing.T) {
 	s := startFSServer(t, func(c *server.Config) { c.Blobs = store; dataDir = c.DataDir })
 	id := s.createFS("ons3")
 	a, b := s.mountFS(id), s.mountFS(id)
+	proxiedBefore := chunkRequests(t, s.endpoint, "proxied")
 	big := make([]byte, 9<<20+123)
 	crand.Read(big)
 	if err := os.WriteFile(a.path("big"), big, 0o644); err != nil {
@@ -220,7 +222,35 @@ func TestFSOnS3SurvivesTheStoreDying(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(dataDir, "fs-chunks")); len(entries) != 0 {
 		t.Fatalf("file data on the server's disk: %v", entries)
 	}
+	if p := chunkRequests(t, s.endpoint, "proxied"); p != proxiedBefore {
+		t.Fatalf("%d chunk requests passed their bytes through the server", p-proxiedBefore)
+	}
+	if r := chunkRequests(t, s.endpoint, "redirected"); r < len(acked) {
+		t.Fatalf("only %d chunk requests were redirected to the store", r)
+	}
 	t.Logf("%d acknowledged files intact across the S3 server's kill -9; %d chunk objects", len(acked), n)
+}
+
+// chunkRequests sums the server's chunk requests that went by path
+// (proxied or redirected), from /metrics.
+func chunkRequests(t *testing.T, endpoint, path string) int {
+	t.Helper()
+	resp, err := http.Get(endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "berth_fs_chunk_requests_total{") && strings.Contains(line, `path="`+path+`"`) {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			sum += int(v)
+		}
+	}
+	return sum
 }
 
 // TestMoveADataDirToS3: a cluster that kept its file systems' data in its
