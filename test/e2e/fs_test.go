@@ -134,7 +134,10 @@ func requireFUSE(t testing.TB) {
 // same calls on the local disk and on the mount give the same results.
 func TestFSPosix(t *testing.T) {
 	s := startFSServer(t)
-	m := s.mountFS(s.createFS("posix"))
+	runPosix(t, s.mountFS(s.createFS("posix")))
+}
+
+func runPosix(t *testing.T, m *fsMount) {
 	for name, fn := range posixtest.All {
 		t.Run(name, func(t *testing.T) {
 			dir := m.path(name)

@@ -296,3 +296,15 @@ func TestMoveADataDirToS3(t *testing.T) {
 		t.Fatalf("after the move: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestFSPosixOnS3: go-fuse's POSIX suite on a file system whose data is on
+// S3, read and written by the mount straight from the store.
+func TestFSPosixOnS3(t *testing.T) {
+	s3srv := s3test.Start(t, "berth")
+	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "berth", Prefix: "posix", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startFSServer(t, func(c *server.Config) { c.Blobs = store })
+	runPosix(t, s.mountFS(s.createFS("posix")))
+}
