@@ -44,9 +44,14 @@ keep running across a restart and are adopted again.`,
 			case err := <-errc:
 				return fmt.Errorf("local agent: %w", err)
 			}
+			where, single := s.DataStore()
+			if single {
+				where += " (one copy on this disk: fine for trying Berth; --blob-store s3://… keeps it in a replicated store)"
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), `Berth is up.
   ECS API:   %[1]s
-  data:      %[2]s
+  state:     %[2]s
+  data:      %[4]s
 
 Point the AWS CLI at it:
   export AWS_ACCESS_KEY_ID=berth AWS_SECRET_ACCESS_KEY=berth AWS_DEFAULT_REGION=%[3]s
@@ -55,7 +60,7 @@ Point the AWS CLI at it:
 Try:
   ./scripts/busybox-image     # once: the examples' image, from Debian's busybox-static
   berth run --wait examples/counter.json
-`, s.Endpoint(), cfg.DataDir, cfg.Region)
+`, s.Endpoint(), cfg.DataDir, cfg.Region, where)
 			<-cmd.Context().Done()
 			return <-errc
 		},

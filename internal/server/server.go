@@ -259,6 +259,16 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Endpoint is the API's base URL.
 func (s *Server) Endpoint() string { return "http://" + s.Addr() }
 
+// DataStore says where snapshots and file data live, and whether that is a
+// single copy on this server's disk.
+func (s *Server) DataStore() (where string, singleCopy bool) {
+	if s.chunks.Objects == nil {
+		return "nowhere (no --data-dir or --blob-store)", true
+	}
+	where = s.chunks.Objects.String()
+	return where, strings.HasPrefix(where, "file://")
+}
+
 // Client is the server's etcd client.
 func (s *Server) Client() *clientv3.Client { return s.client }
 

@@ -24,6 +24,13 @@ func startUp(t *testing.T, bin, dir, addr string) *exec.Cmd {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "Berth is up") {
+			// The banner says plainly where data lives.
+			for sc.Scan() && !strings.HasPrefix(sc.Text(), "  data:") {
+			}
+			if !strings.Contains(sc.Text(), "one copy on this disk") {
+				cmd.Process.Kill()
+				t.Fatalf("the banner does not say the data has one copy: %q", sc.Text())
+			}
 			go func() {
 				for sc.Scan() {
 				}
