@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	bs3 "github.com/berth-project/berth/internal/blob/s3"
+	"github.com/berth-project/berth/internal/blob/s3/s3test"
+	"github.com/berth-project/berth/internal/server"
+)
+
+// BenchmarkSharedFSOnS3 measures a mount whose file system is on S3
+// (versitygw on this machine's disk) side by side with the store's own
+// throughput from the AWS SDK (4 MiB objects, 8 in flight, as the mount
+// uploads), and the server's CPU per GiB a mount moves on S3 against the
+// same on the default local store. The mount's bytes go straight to the
+// store; the server signs a URL per chunk.
+func BenchmarkSharedFSOnS3(b *testing.B) {
+	s3srv := s3test.Start(b, "bench")
+	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "bench", Prefix: "fs", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	onS3 := start(b, func(c *server.Config) { c.Blobs = store; c.Log = testLogger() })
+	local := start(b, func(c *server.Config) { c.Log = testLogger() })
+	bin := buildBerth(b)
+	fsOn := func(srv *server.Server) (*fsServer, string) {
+		s := &fsServer{t: b, bin: bin, endpoint: srv.Endpoint(), srv: srv}
+		return s, s.createFS("bench")
+	}
+	s3fs, s3id := fsOn(onS3)
+	lfs, lid := fsOn(local)
+	cli := s3srv.Client()
+	const objects, size, inflight = 256, 4 << 20, 8
+	payload := make([]byte, size)
+	crand.Read(payload)
+	parallel := func(fn func(i int)) float64 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := 0; w < inflight; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					fn(i)
+				}
+			}()
+		}
+		for i := 0; i < objects; i++ {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		return float64(objects*size>>20) / time.Since(start).Seconds()
+	}
+	rawPut := func() float64 {
+		return parallel(func(i int) {
+			if _, err := cli.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("raw/%d", i)),
+				Body: bytes.NewReader(payload), ContentLength: aws.Int64(size)}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	rawGet := func() float64 {
+		return parallel(func(i int) {
+			out, err := cli.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("raw/%d", i))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := bytes.NewBuffer(make([]byte, 0, size))
+			buf.ReadFrom(out.Body)
+			out.Body.Close()
+		})
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var idle float64
+	// mountSeq writes 1 GiB through a fresh mount and reads it back
+	// through another (nothing cached), returning MiB/s and the server's
+	// CPU seconds per GiB over both.
+	mountSeq := func(s *fsServer, id string) (write, read, cpuPerGiB float64) {
+		w := s.mountFS(id)
+		c0, t0 := cpu(), time.Now()
+		os.Remove(w.path("bench.0.0"))
+		_, write = fioJob(b, w.dir, "--rw=write", "--bs=1M", "--size=1G", "--ioengine=psync", "--end_fsync=1")
+		w.kill()
+		r := s.mountFS(id)
+		dropCaches()
+		_, read = fioJob(b, r.dir, "--rw=read", "--bs=1M", "--size=1G", "--ioengine=psync")
+		os.Remove(r.path("bench.0.0"))
+		r.kill()
+		return write, read, ((cpu() - c0).Seconds() - idle*time.Since(t0).Seconds()) / 2
+	}
+	// The process's CPU while nothing moves (etcd, the servers' loops) is
+	// taken off what a mount's work costs.
+	c0 := cpu()
+	time.Sleep(5 * time.Second)
+	idle = (cpu() - c0).Seconds() / 5
+	b.Logf("idle CPU of the servers' process: %.3f s/s", idle)
+	for i := 0; i < b.N; i++ {
+		var put, get, mw, mr, s3cpu, lcpu []float64
+		for round := 0; round < 3; round++ {
+			put = append(put, rawPut())
+			get = append(get, rawGet())
+			w, r, c := mountSeq(s3fs, s3id)
+			mw, mr, s3cpu = append(mw, w), append(mr, r), append(s3cpu, c)
+			_, _, c = mountSeq(lfs, lid)
+			lcpu = append(lcpu, c)
+			b.Logf("round %d: raw put %.0f get %.0f MiB/s; mount on S3 write %.0f read %.0f MiB/s; server CPU per GiB: S3 %.3f s, local %.3f s",
+				round, put[round], get[round], w, r, s3cpu[round], lcpu[round])
+		}
+		b.ReportMetric(median(put), "raw-put-MiB/s")
+		b.ReportMetric(median(mw), "mount-write-MiB/s")
+		b.ReportMetric(100*median(mw)/median(put), "write-%")
+		b.ReportMetric(median(get), "raw-get-MiB/s")
+		b.ReportMetric(median(mr), "mount-read-MiB/s")
+		b.ReportMetric(100*median(mr)/median(get), "read-%")
+		b.ReportMetric(median(s3cpu), "server-cpu-s3-s/GiB")
+		b.ReportMetric(median(lcpu), "server-cpu-local-s/GiB")
+		b.ReportMetric(100*median(s3cpu)/median(lcpu), "server-cpu-%")
+	}
+}
