@@ -167,8 +167,10 @@ func (e *Engine) RevokeTaskSessions(ctx context.Context, task string) error {
 	for _, kv := range resp.Kvs {
 		sess := string(kv.Key)[strings.LastIndex(string(kv.Key), "/")+1:]
 		s, err := e.Session(ctx, string(kv.Value), sess)
-		if err != nil {
+		if errors.Is(err, errSessionGone) {
 			continue
+		} else if err != nil {
+			return err // a session that may live must not be skipped
 		}
 		e.sessions.Delete(sess)
 		e.leases.Delete(sess)

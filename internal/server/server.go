@@ -70,7 +70,7 @@ type Config struct {
 	// its headers (default 60 s).
 	BodyTimeout time.Duration
 	// MaxConnsPerIP bounds the connections one address may hold open
-	// (default 512).
+	// (default 4096: a host's mounts and agent share one address).
 	MaxConnsPerIP int
 	// BlobStore is where snapshots and shared file systems' data live
 	// (blob/backend URL). Without it, both stay under DataDir (blobs/ and
@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.BodyTimeout = 60 * time.Second
 	}
 	if cfg.MaxConnsPerIP == 0 {
-		cfg.MaxConnsPerIP = 512
+		cfg.MaxConnsPerIP = 4096
 	}
 	if cfg.LostInstanceGrace == 0 {
 		cfg.LostInstanceGrace = 15 * time.Second
@@ -222,8 +222,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
 	s.API.Applier.Stopped = func(ctx context.Context, t *state.TaskRecord) {
-		if err := s.fs.RevokeTaskSessions(ctx, spec.Val(t.TaskArn)); err != nil {
-			cfg.Log.Warn("ending a stopped task's file system sessions", "task", spec.Val(t.TaskArn), "err", err)
+		// The task's slot may start elsewhere as soon as this returns: its
+		// mounts must not write any more, whatever the caller's context.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		for attempt := 0; ; attempt++ {
+			err := s.fs.RevokeTaskSessions(rctx, spec.Val(t.TaskArn))
+			if err == nil {
+				return
+			}
+			cfg.Log.Warn("ending a stopped task's file system sessions", "task", spec.Val(t.TaskArn), "attempt", attempt, "err", err)
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(time.Duration(min(attempt+1, 10)) * 100 * time.Millisecond):
+			}
 		}
 	}
 
