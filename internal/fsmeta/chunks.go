@@ -353,14 +353,9 @@ func (o ObjectChunks) GetURL(ctx context.Context, fsid, id string) (string, erro
 }
 
 // PutURL is a URL a mount writes a new chunk of size bytes to, straight
-// to the store; an id already stored is refused.
+// to the store, under an id the server issued (so no chunk has it yet).
 func (o ObjectChunks) PutURL(ctx context.Context, fsid, id string, size int64) (string, error) {
 	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
-		return "", err
-	}
-	if _, err := o.Objects.Stat(ctx, objectName(fsid, id)); err == nil {
-		return "", ErrChunkExists
-	} else if !errors.Is(err, blob.ErrNotFound) {
 		return "", err
 	}
 	return o.Objects.(blob.Presigner).PresignPut(ctx, objectName(fsid, id), size, DirectTTL)

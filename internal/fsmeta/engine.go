@@ -36,6 +36,7 @@ type Engine struct {
 	OrphanGrace time.Duration
 	Log         *slog.Logger
 
+	chunkKey    []byte   // chunkid.go
 	leases      sync.Map // session id -> clientv3.LeaseID
 	sessions    sync.Map // session id -> *Session
 	insideCache sync.Map // session/ino checked to be under the session's root
@@ -873,7 +874,7 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 			gcRev = gc.Kvs[0].ModRevision
 		}
 		for id := range chunks {
-			age, err := e.Chunks.Age(ctx, r.FS, id)
+			age, err := e.chunkAge(ctx, r.FS, id)
 			if err != nil || age > e.ChunkGrace/2 {
 				// The client still holds the data: it uploads it again
 				// under a new id.

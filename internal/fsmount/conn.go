@@ -158,13 +158,20 @@ func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, sys
 	}
 }
 
-// PutChunk uploads a new chunk.
-func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
+// PutChunk uploads a new chunk proposed as id and returns the id it was
+// stored under: a server whose store the mount writes to itself issues
+// the id (and says so with the URL to write to).
+func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) (string, error) {
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
+		stored := id
 		resp, err := c.request(ctx, http.MethodPut, "/berth/v1/fs/chunks/"+c.FS+"/"+id, data)
 		if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
 			resp.Body.Close()
+			stored = resp.Header.Get("X-Berth-Chunk-Id")
+			if !fsmeta.ValidChunkID(stored) {
+				return "", fmt.Errorf("put chunk: the server redirected it without a chunk id")
+			}
 			resp, err = c.direct(ctx, http.MethodPut, resp.Header.Get("Location"), data)
 			if err == nil && resp.StatusCode == http.StatusOK {
 				resp.StatusCode = http.StatusCreated
@@ -177,20 +184,20 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) error {
 			resp.Body.Close()
 			switch resp.StatusCode {
 			case http.StatusCreated:
-				return nil
+				return stored, nil
 			case http.StatusConflict:
-				return nil // an earlier attempt stored it
+				return stored, nil // an earlier attempt stored it
 			}
 			err = fmt.Errorf("put chunk: HTTP %d", resp.StatusCode)
 			if resp.StatusCode < 500 {
-				return err
+				return "", err
 			}
 		}
 		if !c.backoff(ctx, start, attempt) {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return "", ctx.Err()
 			}
-			return err
+			return "", err
 		}
 	}
 }

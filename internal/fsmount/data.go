@@ -189,7 +189,10 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 		f.upSem <- struct{}{}
 		go func(p *pendingSlice) {
 			defer func() { <-f.upSem }()
-			err := f.c.PutChunk(f.ctx, p.ID, p.data)
+			n.mu.Lock()
+			proposed := p.ID
+			n.mu.Unlock()
+			id, err := f.c.PutChunk(f.ctx, proposed, p.data)
 			if err != nil {
 				f.log.Warn("chunk upload failed; it is kept for the next flush", "ino", n.ino, "err", err)
 			}
@@ -197,6 +200,7 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 			if err != nil {
 				p.failed = true
 			} else {
+				p.ID = id // the id the server stored it under
 				// A block buffer goes back for the next writes, unless a
 				// read is copying from it right now. Written data is not
 				// cached: a later read fetches it.

@@ -317,8 +317,12 @@ func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fs
 			http.Error(w, "no such file system", http.StatusNotFound)
 			return
 		}
+		// The chunk goes under an id the server issues, whatever the
+		// mount proposed: it names no existing chunk, and carries its age.
+		id = s.fs.IssueChunkID(fs, time.Now())
 		url, err = chunks.PutURL(r.Context(), fs, id, r.ContentLength)
 		w.Header().Set("Connection", "close") // the body was never sent
+		w.Header().Set("X-Berth-Chunk-Id", id)
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return

@@ -208,6 +208,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		chunks = fsmeta.ChunkDir{Path: filepath.Join(cfg.DataDir, "fs-chunks")}
 	}
 	s.fs = fsmeta.NewEngine(cli, chunks, cfg.Log)
+	if err := s.fs.LoadChunkKey(sctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if cfg.FSSessionTTL > 0 {
 		s.fs.SessionTTL = int64(cfg.FSSessionTTL / time.Second)
 	}
