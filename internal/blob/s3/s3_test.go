@@ -1,12 +1,16 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
@@ -68,5 +72,52 @@ func TestParseURL(t *testing.T) {
 		if _, err := ParseURL(u); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// TestPresignedURLs: a signed URL writes exactly the size it names and
+// reads the object, with no other credentials, and stops working when it
+// expires.
+func TestPresignedURLs(t *testing.T) {
+	srv := s3test.Start(t, "urls")
+	ctx := context.Background()
+	s, err := New(ctx, Options{Bucket: "urls", Prefix: "p", Endpoint: srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, url string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		if body == nil {
+			req.Body = nil
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	put, err := s.PresignPut(ctx, "a/obj", 5, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := do("PUT", put, []byte("toolong")); code == 200 {
+		t.Fatal("a URL for 5 bytes wrote 7")
+	}
+	if code, b := do("PUT", put, []byte("hello")); code != 200 {
+		t.Fatalf("presigned PUT: %d %s", code, b)
+	}
+	get, err := s.PresignGet(ctx, "a/obj", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, b := do("GET", get, nil); code != 200 || string(b) != "hello" {
+		t.Fatalf("presigned GET: %d %q", code, b)
+	}
+	short, _ := s.PresignGet(ctx, "a/obj", time.Second)
+	time.Sleep(2 * time.Second)
+	if code, _ := do("GET", short, nil); code == 200 {
+		t.Fatal("an expired URL still reads")
 	}
 }
