@@ -83,11 +83,15 @@ func (c *Client) do(ctx context.Context, method, path string, headers map[string
 			return 0, nil, err
 		}
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	hc := http.DefaultClient
+	if c.HTTP != nil {
+		hc = c.HTTP
 	}
-	resp, err := hc.Do(req)
+	// A redirect (to the blob store) is followed by the caller, with none
+	// of this client's credentials.
+	noFollow := *hc
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -122,6 +126,15 @@ func (b Blobs) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if code == http.StatusTemporaryRedirect {
+		// The server signed a URL of the chunk in the blob store (the
+		// response's body holds it): read it there. Its bytes are checked
+		// against the key below.
+		code, data, err = storeGet(ctx, string(data))
+		if err != nil {
+			return nil, fmt.Errorf("blob %s from the store: %w", key, err)
+		}
+	}
 	if code == http.StatusNotFound {
 		return nil, blob.ErrNotFound
 	}
@@ -147,4 +160,21 @@ func (b Blobs) Put(ctx context.Context, key string, data []byte) error {
 
 func (b Blobs) Delete(ctx context.Context, key string) error {
 	return fmt.Errorf("agents do not delete blobs")
+}
+
+// storeClient reads chunks from the blob store by signed URLs.
+var storeClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
+func storeGet(ctx context.Context, url string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := storeClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
 }

@@ -189,6 +189,20 @@ func (c Chunks) Delete(ctx context.Context, key string) error {
 	return c.Objects.Delete(ctx, chunkName(key))
 }
 
+// PresignGet is a URL that reads a chunk from the store for ttl; ok is
+// false when the backend cannot sign URLs (a local directory).
+func (c Chunks) PresignGet(ctx context.Context, key string, ttl time.Duration) (url string, ok bool, err error) {
+	p, ok := c.Objects.(Presigner)
+	if !ok {
+		return "", false, nil
+	}
+	if err := checkKey(key); err != nil {
+		return "", true, err
+	}
+	url, err = p.PresignGet(ctx, chunkName(key), ttl)
+	return url, true, err
+}
+
 // Walk calls fn for every chunk with its modification time.
 func (c Chunks) Walk(ctx context.Context, fn func(key string, modTime time.Time) error) error {
 	return c.Objects.List(ctx, "", func(in Info) error {
