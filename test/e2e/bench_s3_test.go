@@ -14,8 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	bs3 "github.com/berth-project/berth/internal/blob/s3"
-	"github.com/berth-project/berth/internal/blob/s3/s3test"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -26,11 +24,7 @@ import (
 // same on the default local store. The mount's bytes go straight to the
 // store; the server signs a URL per chunk.
 func BenchmarkSharedFSOnS3(b *testing.B) {
-	s3srv := s3test.Start(b, "bench")
-	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "bench", Prefix: "fs", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s3srv, store := s3Store(b, "fs")
 	onS3 := start(b, func(c *server.Config) { c.Blobs = store; c.Log = testLogger() })
 	local := start(b, func(c *server.Config) { c.Log = testLogger() })
 	bin := buildBerth(b)
@@ -66,7 +60,7 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 	}
 	rawPut := func() float64 {
 		return parallel(func(i int) {
-			if _, err := cli.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("raw/%d", i)),
+			if _, err := cli.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("berth"), Key: aws.String(fmt.Sprintf("raw/%d", i)),
 				Body: bytes.NewReader(payload), ContentLength: aws.Int64(size)}); err != nil {
 				b.Fatal(err)
 			}
@@ -74,7 +68,7 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 	}
 	rawGet := func() float64 {
 		return parallel(func(i int) {
-			out, err := cli.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("bench"), Key: aws.String(fmt.Sprintf("raw/%d", i))})
+			out, err := cli.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("berth"), Key: aws.String(fmt.Sprintf("raw/%d", i))})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -593,33 +593,7 @@ func TestFSServerKill9(t *testing.T) {
 	id := s.createFS("durable")
 	m := s.mountFS(id)
 
-	writer := exec.Command(os.Args[0])
-	writer.Env = append(os.Environ(), "BERTH_TEST_WRITER="+m.dir)
-	writer.Stderr = os.Stderr
-	stop, err := writer.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := writer.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Process.Kill()
-	acks := make(chan []int, 1)
-	go func() {
-		var got []int
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var i int
-			if _, err := fmt.Sscan(sc.Text(), &i); err == nil {
-				got = append(got, i)
-			}
-		}
-		acks <- got
-	}()
+	stopWriter := startWriter(t, m.dir)
 	time.Sleep(1500 * time.Millisecond)
 	srv.Process.Kill() // SIGKILL
 	srv.Wait()
@@ -628,12 +602,8 @@ func TestFSServerKill9(t *testing.T) {
 	srv = startProcess(t, bin, dir, addr)
 	t.Logf("server restarted in %v", time.Since(t0).Round(time.Millisecond))
 	time.Sleep(1500 * time.Millisecond)
-	stop.Close()
 	t0 = time.Now()
-	acked := <-acks
-	if err := writer.Wait(); err != nil {
-		t.Fatalf("writer: %v", err)
-	}
+	acked := stopWriter()
 	t.Logf("writer stopped %v after being told", time.Since(t0).Round(time.Millisecond))
 	if len(acked) < 10 {
 		t.Fatalf("only %d files were acknowledged", len(acked))
@@ -668,6 +638,47 @@ func TestFSServerKill9(t *testing.T) {
 		t.Fatalf("fsck after kill -9: %+v", rep)
 	}
 	t.Logf("%d acknowledged files intact across the server's kill -9", len(acked))
+}
+
+// startWriter runs writerMain in a process of its own, writing into dir;
+// stop tells it to finish and returns the files it acknowledged.
+func startWriter(t *testing.T, dir string) (stop func() []int) {
+	t.Helper()
+	writer := exec.Command(os.Args[0])
+	writer.Env = append(os.Environ(), "BERTH_TEST_WRITER="+dir)
+	writer.Stderr = os.Stderr
+	in, err := writer.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := writer.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writer.Process.Kill() })
+	acks := make(chan []int, 1)
+	go func() {
+		var got []int
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var i int
+			if _, err := fmt.Sscan(sc.Text(), &i); err == nil {
+				got = append(got, i)
+			}
+		}
+		acks <- got
+	}()
+	return func() []int {
+		in.Close()
+		acked := <-acks
+		if err := writer.Wait(); err != nil {
+			t.Fatalf("writer: %v", err)
+		}
+		return acked
+	}
 }
 
 // writerFile is the name and content of the writer's i-th file.

@@ -34,11 +34,7 @@ import (
 // store or fails; either way a later snapshot restores in another zone
 // with the data's checksum.
 func TestSnapshotsOnS3(t *testing.T) {
-	s3srv := s3test.Start(t, "berth")
-	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "berth", Prefix: "cluster-1", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3srv, store := s3Store(t, "cluster-1")
 	var dataDir string
 	c := newCluster(t, func(cfg *server.Config) { cfg.Blobs = store; dataDir = cfg.DataDir })
 	a := c.addAgent("local-a", "")
@@ -140,11 +136,7 @@ func waitSnapshot(t *testing.T, c *cluster, id string) state.SnapshotRecord {
 // afterwards, fsck is clean, and the data is in the bucket, not on the
 // server's disk.
 func TestFSOnS3SurvivesTheStoreDying(t *testing.T) {
-	s3srv := s3test.Start(t, "berth")
-	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "berth", Prefix: "c1", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3srv, store := s3Store(t, "c1")
 	var dataDir string
 	s := startFSServer(t, func(c *server.Config) { c.Blobs = store; dataDir = c.DataDir })
 	id := s.createFS("ons3")
@@ -159,43 +151,13 @@ func TestFSOnS3SurvivesTheStoreDying(t *testing.T) {
 		t.Fatalf("the other mount read %d bytes, %v", len(got), err)
 	}
 
-	writer := exec.Command(os.Args[0])
-	writer.Env = append(os.Environ(), "BERTH_TEST_WRITER="+a.dir)
-	writer.Stderr = os.Stderr
-	stop, err := writer.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := writer.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Process.Kill()
-	acks := make(chan []int, 1)
-	go func() {
-		var got []int
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var i int
-			if _, err := fmt.Sscan(sc.Text(), &i); err == nil {
-				got = append(got, i)
-			}
-		}
-		acks <- got
-	}()
+	stopWriter := startWriter(t, a.dir)
 	time.Sleep(1500 * time.Millisecond)
 	s3srv.Kill()
 	time.Sleep(3 * time.Second)
 	s3srv.Restart(t)
 	time.Sleep(1500 * time.Millisecond)
-	stop.Close()
-	acked := <-acks
-	if err := writer.Wait(); err != nil {
-		t.Fatalf("writer: %v", err)
-	}
+	acked := stopWriter()
 	if len(acked) < 10 {
 		t.Fatalf("only %d files were acknowledged", len(acked))
 	}
@@ -300,11 +262,19 @@ func TestMoveADataDirToS3(t *testing.T) {
 // TestFSPosixOnS3: go-fuse's POSIX suite on a file system whose data is on
 // S3, read and written by the mount straight from the store.
 func TestFSPosixOnS3(t *testing.T) {
-	s3srv := s3test.Start(t, "berth")
-	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "berth", Prefix: "posix", Endpoint: s3srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
+	_, store := s3Store(t, "posix")
+	s := startFSServer(t, func(c *server.Config) { c.Blobs = store })
+	runPosix(t, s.mountFS(s.createFS("posix")))
+}
+
+// s3Store starts versitygw with a bucket "berth" and returns the blob
+// store below prefix in it.
+func s3Store(t testing.TB, prefix string) (*s3test.Server, *bs3.Store) {
+	t.Helper()
+	srv := s3test.Start(t, "berth")
+	store, err := bs3.New(context.Background(), bs3.Options{Bucket: "berth", Prefix: prefix, Endpoint: srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startFSServer(t, func(c *server.Config) { c.Blobs = store })
-	runPosix(t, s.mountFS(s.createFS("posix")))
+	return srv, store
 }
