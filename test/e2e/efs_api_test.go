@@ -294,15 +294,11 @@ func TestAgentKeysAreScoped(t *testing.T) {
 		t.Fatalf("ListClusters with an agent key: %v", err)
 	}
 	register := func(c *ecs.Client, zone string) string {
-		out, err := c.RegisterContainerInstance(ctx, &ecs.RegisterContainerInstanceInput{
-			InstanceIdentityDocument: aws.String(`{"availabilityZone":"` + zone + `"}`),
-			TotalResources: []ecstypes.Resource{{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: 1024},
-				{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: 1024}},
-			Attributes: []ecstypes.Attribute{{Name: aws.String("ecs.capability.efs")}}})
+		arn, err := registerAs(ctx, c, zone, nil)
 		if err != nil {
 			t.Fatalf("register with an agent key: %v", err)
 		}
-		return aws.ToString(out.ContainerInstance.ContainerInstanceArn)
+		return arn
 	}
 	inst1 := register(a1, "us-east-1a")
 	register(a2, "us-east-1a")

@@ -40,17 +40,7 @@ func TestAgentKeyBoundToInstance(t *testing.T) {
 	ctx := context.Background()
 	op := client(s.Endpoint(), "OPERATOR", "op-secret")
 	a1, a2 := client(s.Endpoint(), "AGENT1", "a1-secret"), client(s.Endpoint(), "AGENT2", "a2-secret")
-	register := func(c *ecs.Client, arn *string) (string, error) {
-		out, err := c.RegisterContainerInstance(ctx, &ecs.RegisterContainerInstanceInput{
-			ContainerInstanceArn:     arn,
-			InstanceIdentityDocument: aws.String(`{"availabilityZone":"us-east-1a"}`),
-			TotalResources: []ecstypes.Resource{{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: 1024},
-				{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: 1024}}})
-		if err != nil {
-			return "", err
-		}
-		return aws.ToString(out.ContainerInstance.ContainerInstanceArn), nil
-	}
+	register := func(c *ecs.Client, arn *string) (string, error) { return registerAs(ctx, c, "us-east-1a", arn) }
 	inst1, err := register(a1, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -484,4 +474,19 @@ func TestEFSEdgeErrors(t *testing.T) {
 	if code, _ := send("GET", "/2015-02-01/file-systems", true); code != 200 {
 		t.Errorf("a signed DescribeFileSystems: HTTP %d", code)
 	}
+}
+
+// registerAs registers (or, with arn, re-registers) a container instance
+// with a client's key, as an agent does.
+func registerAs(ctx context.Context, c *ecs.Client, zone string, arn *string) (string, error) {
+	out, err := c.RegisterContainerInstance(ctx, &ecs.RegisterContainerInstanceInput{
+		ContainerInstanceArn:     arn,
+		InstanceIdentityDocument: aws.String(`{"availabilityZone":"` + zone + `"}`),
+		TotalResources: []ecstypes.Resource{{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: 1024},
+			{Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: 1024}},
+		Attributes: []ecstypes.Attribute{{Name: aws.String("ecs.capability.efs")}}})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ContainerInstance.ContainerInstanceArn), nil
 }
