@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -239,6 +240,22 @@ func (a *API) agentOwns(ctx context.Context, cluster, id string) error {
 	}
 	if k := AgentKeyOf(ctx); k != "" && k != ir.AgentKey {
 		return errNotOwner(id)
+	}
+	return nil
+}
+
+// agentMayAct checks, for a request made with an agent's key, that the key
+// registered the instance; an operator may act for any instance, or none.
+func (a *API) agentMayAct(ctx context.Context, cluster, id string) error {
+	if AgentKeyOf(ctx) == "" {
+		return nil
+	}
+	if err := a.agentOwns(ctx, cluster, id); err != nil {
+		var se *spec.Error
+		if errors.As(err, &se) && se.Code == "InvalidParameterException" {
+			return errNotOwner(id) // an instance gone is no one's to act for
+		}
+		return err
 	}
 	return nil
 }

@@ -625,7 +625,7 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *TaskStateChange) (*s
 	}
 	now := a.Now()
 	_, err = a.Applier.Transition(ctx, cluster, id, func(t *state.TaskRecord) (bool, error) {
-		if err := a.agentOwns(ctx, cluster, t.InstanceID); err != nil {
+		if err := a.agentMayAct(ctx, cluster, t.InstanceID); err != nil {
 			return false, err
 		}
 		changed := false

@@ -405,7 +405,7 @@ func (a *API) SnapshotDone(ctx context.Context, r *SnapshotDoneRequest) (*Snapsh
 		return nil, err
 	}
 	sn, err := state.Update(ctx, a.Store, state.SnapshotKey(cluster, r.SnapshotID), func(sn *state.SnapshotRecord) error {
-		if err := a.agentOwns(ctx, cluster, sn.InstanceID); err != nil {
+		if err := a.agentMayAct(ctx, cluster, sn.InstanceID); err != nil {
 			return err
 		}
 		if sn.State != "pending" {
