@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,11 +141,14 @@ func writePrivate(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func loopbackURL(u string) bool {
-	rest := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
-	host := rest
-	if i := strings.IndexAny(rest, "/"); i >= 0 {
-		host = rest[:i]
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
 	}
-	return strings.HasPrefix(host, "127.") || strings.HasPrefix(host, "localhost") || strings.HasPrefix(host, "[::1]")
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
