@@ -93,14 +93,18 @@ func fsCmd() *cobra.Command {
 
 	mf := &userFlags{}
 	var detach, debug, useTLS bool
-	var logFile, accessPoint, caFile, zone string
+	var logFile, accessPoint, caFile, zone, cacheDir string
+	var cacheSize int64
 	mount := &cobra.Command{Use: "mount FS_ID MOUNTPOINT", Short: "Mount a shared file system (in the foreground, or --detach)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if detach {
 				return mountDetached(cmd, a, logFile)
 			}
 			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug || os.Getenv("BERTH_FUSE_DEBUG") != "",
-				AccessPoint: accessPoint, Zone: zone, Token: os.Getenv("BERTH_MOUNT_TOKEN")}
+				AccessPoint: accessPoint, Zone: zone, Token: os.Getenv("BERTH_MOUNT_TOKEN"), CacheDir: cacheDir, CacheSize: cacheSize}
+			if o.CacheDir != "" && o.CacheSize <= 0 {
+				o.CacheSize = fsmount.DefaultCacheSize(o.CacheDir)
+			}
 			if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 				o.Credentials = &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
 			}
@@ -144,6 +148,8 @@ func fsCmd() *cobra.Command {
 	mount.Flags().BoolVar(&useTLS, "tls", false, "carry the mount's traffic over TLS (the server's CA: --ca, or fetched from the server)")
 	mount.Flags().StringVar(&caFile, "ca", "", "PEM file of the server's CA (implies --tls)")
 	mount.Flags().StringVar(&zone, "zone", "", "the zone this host is in (a task's mount: from its token)")
+	mount.Flags().StringVar(&cacheDir, "cache-dir", fsmount.DefaultCacheDir(), "keep fetched chunks here, shared by every mount on this host (empty: memory only)")
+	mount.Flags().Int64Var(&cacheSize, "cache-size", 0, "bytes the chunk cache on disk may hold (default: a tenth of the free space there, at most 10 GiB)")
 
 	umount := &cobra.Command{Use: "umount MOUNTPOINT", Short: "Unmount a shared file system (its process then exits)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {

@@ -74,11 +74,11 @@ type handle struct {
 	dir    []fsmeta.Dirent
 }
 
-func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int) *FS {
+func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int, get func(context.Context, string) ([]byte, error)) *FS {
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: cacheTTL, ctx: ctx,
 		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{},
 		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]*dirWatch{}, whole: map[uint64]*wholeDir{}}
-	f.cache = newChunkCache(cacheBytes, c.GetChunk)
+	f.cache = newChunkCache(cacheBytes, get)
 	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
 	f.nodes[fsmeta.RootIno].lookups = 1
 	return f

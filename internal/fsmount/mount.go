@@ -34,7 +34,11 @@ type Options struct {
 	// CA, when set, makes the mount's traffic TLS, verified against it.
 	CA         []byte
 	Log        *slog.Logger
-	CacheBytes int // chunk cache; default 256 MiB
+	CacheBytes int // chunk cache in memory; default 256 MiB
+	// CacheDir, when set, keeps fetched chunks on this host's disk too,
+	// shared by every mount that names it, up to CacheSize bytes.
+	CacheDir  string
+	CacheSize int64
 	Debug      bool
 }
 
@@ -83,7 +87,26 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	}
 	c.session = resp.Session
 	rctx, rcancel := context.WithCancel(context.Background())
-	f := newFS(rctx, c, o.Log, o.CacheBytes)
+	get := c.GetChunk
+	if o.CacheDir != "" {
+		dc, err := openDiskCache(o.CacheDir, o.CacheSize)
+		if err != nil {
+			rcancel()
+			c.Op(context.Background(), &fsmeta.Request{Op: "session.close"})
+			return nil, fmt.Errorf("chunk cache %s: %w", o.CacheDir, err)
+		}
+		get = func(ctx context.Context, id string) ([]byte, error) {
+			if b, ok := dc.get(c.FS, id); ok {
+				return b, nil
+			}
+			b, err := c.GetChunk(ctx, id)
+			if err == nil {
+				dc.put(c.FS, id, b)
+			}
+			return b, err
+		}
+	}
+	f := newFS(rctx, c, o.Log, o.CacheBytes, get)
 	srv, err := fuse.NewServer(f, o.Mountpoint, &fuse.MountOptions{
 		FsName: "berth:" + o.FS, Name: "berth", AllowOther: os.Geteuid() == 0, EnableLocks: true,
 		MaxWrite: 1 << 20, MaxReadAhead: 4 << 20, DisableReadDirPlus: true, DirectMount: true,

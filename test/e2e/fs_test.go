@@ -69,14 +69,14 @@ type fsMount struct {
 }
 
 // mountFS mounts id with the berth binary and waits until it is mounted.
-func (s *fsServer) mountFS(id string) *fsMount {
+func (s *fsServer) mountFS(id string, flags ...string) *fsMount {
 	s.t.Helper()
 	mp := filepath.Join(s.t.TempDir(), "mnt")
 	r, w, err := os.Pipe()
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(s.bin, "fs", "mount", "--endpoint", s.endpoint, id, mp)
+	cmd := exec.Command(s.bin, append([]string{"fs", "mount", "--endpoint", s.endpoint, id, mp}, flags...)...)
 	cmd.Env = append(os.Environ(), "BERTH_MOUNT_READY_FD=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stderr = os.Stderr

@@ -278,3 +278,29 @@ func s3Store(t testing.TB, prefix string) (*s3test.Server, *bs3.Store) {
 	}
 	return srv, store
 }
+
+// TestFSChunkCacheOnDisk: chunks a mount fetched stay in the host's cache
+// directory; a new mount reads them from there, the store stopped.
+func TestFSChunkCacheOnDisk(t *testing.T) {
+	s3srv, store := s3Store(t, "cache")
+	s := startFSServer(t, func(c *server.Config) { c.Blobs = store })
+	id := s.createFS("cached")
+	data := make([]byte, 9<<20+5)
+	crand.Read(data)
+	w := s.mountFS(id)
+	if err := os.WriteFile(w.path("f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.kill()
+	cache := t.TempDir()
+	r := s.mountFS(id, "--cache-dir", cache)
+	if got, err := os.ReadFile(r.path("f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("first read: %d bytes, %v", len(got), err)
+	}
+	r.kill()
+	s3srv.Kill()
+	r2 := s.mountFS(id, "--cache-dir", cache)
+	if got, err := os.ReadFile(r2.path("f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read from the host's cache with the store down: %d bytes, %v", len(got), err)
+	}
+}
