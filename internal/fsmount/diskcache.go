@@ -2,9 +2,9 @@ package fsmount
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,28 +18,43 @@ import (
 // diskCache keeps fetched chunks on the host's disk, shared by every mount
 // (and every restart of one) that names the same directory: chunks never
 // change once written, so a cached chunk needs no coherence. Each file is
-// a header (magic, length, SHA-256) and the bytes; a file that does not
+// a header (magic, length, CRC-32C) and the bytes; a file that does not
 // match its header (torn by a crash, cut short, changed) is never served
-// and is removed. The cache is bounded by bytes: past the bound, the
-// chunks read least recently go (a hit makes a chunk recent).
+// and is removed. Chunks are written in the background, so a read never
+// waits on the cache's disk. The cache is bounded by bytes: past the
+// bound, the chunks read least recently go (a hit makes a chunk recent).
 type diskCache struct {
 	dir string
 	max int64
 
 	mu   sync.Mutex
 	size int64 // bytes this process believes are cached (others add too)
+
+	queue chan cacheWrite
 }
 
-var diskMagic = [8]byte{'b', 'e', 'r', 't', 'h', 'c', 'c', '1'}
+type cacheWrite struct {
+	fsid, id string
+	data     []byte
+}
 
-const diskHeader = 8 + 8 + sha256.Size
+var diskMagic = [8]byte{'b', 'e', 'r', 't', 'h', 'c', 'c', '2'}
+
+const diskHeader = 8 + 8 + 4
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // openDiskCache uses dir, bounded to max bytes; it reads the size cached.
 func openDiskCache(dir string, max int64) (*diskCache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	d := &diskCache{dir: dir, max: max}
+	d := &diskCache{dir: dir, max: max, queue: make(chan cacheWrite, 16)}
+	go func() {
+		for w := range d.queue {
+			d.write(w.fsid, w.id, w.data)
+		}
+	}()
 	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
 		if err == nil && !e.IsDir() {
 			if info, err := e.Info(); err == nil {
@@ -65,7 +80,7 @@ func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 		return nil, false
 	}
 	data := b[diskHeader:]
-	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], b[16:diskHeader]) {
+	if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(b[16:diskHeader]) {
 		os.Remove(p)
 		return nil, false
 	}
@@ -74,9 +89,18 @@ func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 	return data, true
 }
 
-// put caches a chunk (whole or not at all: a temp file renamed into place)
-// and trims the cache past its bound.
+// put queues a copy of a chunk for the cache; when the queue is full the
+// chunk is not cached (a read never waits for the cache).
 func (d *diskCache) put(fsid, id string, data []byte) {
+	select {
+	case d.queue <- cacheWrite{fsid, id, append([]byte(nil), data...)}:
+	default:
+	}
+}
+
+// write caches a chunk (whole or not at all: a temp file renamed into
+// place) and trims the cache past its bound.
+func (d *diskCache) write(fsid, id string, data []byte) {
 	p := d.path(fsid, id)
 	if _, err := os.Stat(p); err == nil {
 		return
@@ -91,8 +115,7 @@ func (d *diskCache) put(fsid, id string, data []byte) {
 	var hdr [diskHeader]byte
 	copy(hdr[:8], diskMagic[:])
 	binary.BigEndian.PutUint64(hdr[8:16], uint64(len(data)))
-	sum := sha256.Sum256(data)
-	copy(hdr[16:], sum[:])
+	binary.BigEndian.PutUint32(hdr[16:], crc32.Checksum(data, castagnoli))
 	_, werr := f.Write(hdr[:])
 	if werr == nil {
 		_, werr = f.Write(data)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func TestDiskCache(t *testing.T) {
 	const fs = "fs-0123456789"
 	id := func(i int) string { return fmt.Sprintf("%02x%030x", i, i) }
 	data := bytes.Repeat([]byte("chunk"), 1<<18) // 1.25 MiB
-	d.put(fs, id(0), data)
+	d.write(fs, id(0), data)
 	if got, ok := d.get(fs, id(0)); !ok || !bytes.Equal(got, data) {
 		t.Fatalf("round trip: %d bytes, %v", len(got), ok)
 	}
@@ -39,7 +40,7 @@ func TestDiskCache(t *testing.T) {
 		t.Fatal("a torn chunk was kept")
 	}
 	// Changed: one byte flipped.
-	d.put(fs, id(1), data)
+	d.write(fs, id(1), data)
 	b, _ := os.ReadFile(d.path(fs, id(1)))
 	b[len(b)-1] ^= 1
 	os.WriteFile(d.path(fs, id(1)), b, 0o600)
@@ -48,7 +49,7 @@ func TestDiskCache(t *testing.T) {
 	}
 	// Bounded, least recently read first.
 	for i := 2; i < 12; i++ {
-		d.put(fs, id(i), data)
+		d.write(fs, id(i), data)
 		if i == 2 {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -63,5 +64,28 @@ func TestDiskCache(t *testing.T) {
 	}
 	if _, ok := d.get(fs, id(3)); ok {
 		t.Fatal("an old chunk survived trimming")
+	}
+}
+
+// TestDiskCachePutIsInTheBackground: a put returns at once; the chunk is
+// in the cache soon after, from a copy (the caller may reuse its buffer).
+func TestDiskCachePutIsInTheBackground(t *testing.T) {
+	d, err := openDiskCache(t.TempDir(), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := bytes.Repeat([]byte{7}, 1<<20)
+	d.put("fs-0123456789", "00"+strings.Repeat("a", 30), buf)
+	buf[0] = 9 // the caller's buffer goes back to its pool
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got, ok := d.get("fs-0123456789", "00"+strings.Repeat("a", 30)); ok {
+			if got[0] != 7 {
+				t.Fatal("the cache wrote the caller's reused buffer")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a put chunk never reached the cache")
+		}
 	}
 }

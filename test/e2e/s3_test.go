@@ -297,6 +297,17 @@ func TestFSChunkCacheOnDisk(t *testing.T) {
 	if got, err := os.ReadFile(r.path("f")); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("first read: %d bytes, %v", len(got), err)
 	}
+	// The cache is written in the background: wait for all of it.
+	eventually(t, "the chunks in the host's cache", func() bool {
+		var n int64
+		filepath.WalkDir(cache, func(_ string, d fs.DirEntry, err error) error {
+			if info, ierr := d.Info(); err == nil && ierr == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".tmp-") {
+				n += info.Size()
+			}
+			return nil
+		})
+		return n >= int64(len(data))
+	})
 	r.kill()
 	s3srv.Kill()
 	r2 := s.mountFS(id, "--cache-dir", cache)
