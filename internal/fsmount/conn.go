@@ -42,6 +42,7 @@ type Conn struct {
 	session  string
 	store    *http.Client // to the blob store, for chunks the server redirects
 	proxied  atomic.Int32 // 1 once the server took a chunk's bytes itself: no more "Expect"
+	remote   atomic.Bool  // chunks come from a blob store the server redirected to
 }
 
 // defaultPatience outlasts a server restart, etcd's recovery included.
@@ -210,6 +211,7 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
 		if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
 			resp.Body.Close()
+			c.remote.Store(true)
 			resp, err = c.direct(ctx, http.MethodGet, resp.Header.Get("Location"), nil)
 		}
 		if err == nil {
@@ -276,3 +278,7 @@ func (c *Conn) Events(ctx context.Context, fn func(fsmeta.Event), connected func
 		}
 	}
 }
+
+// Remote reports whether chunks come from a blob store the mount reaches
+// itself (worth a cache on this host's disk) rather than from the server's.
+func (c *Conn) Remote() bool { return c.remote.Load() }

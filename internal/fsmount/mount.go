@@ -100,7 +100,9 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 				return b, nil
 			}
 			b, err := c.GetChunk(ctx, id)
-			if err == nil {
+			if err == nil && c.Remote() {
+				// A chunk the server keeps on its own disk is not worth a
+				// second copy on this one.
 				dc.put(c.FS, id, b)
 			}
 			return b, err
