@@ -39,7 +39,7 @@ type Options struct {
 	// shared by every mount that names it, up to CacheSize bytes.
 	CacheDir  string
 	CacheSize int64
-	Debug      bool
+	Debug     bool
 }
 
 // Mount is a served mount.
