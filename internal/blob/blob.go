@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -66,7 +67,7 @@ func ValidName(name string) bool {
 	if name == "" || len(name) > 1024 || name[0] == '/' || name[len(name)-1] == '/' {
 		return false
 	}
-	for _, part := range splitSlash(name) {
+	for _, part := range strings.Split(name, "/") {
 		if part == "" || part == "." || part == ".." {
 			return false
 		}
@@ -77,27 +78,6 @@ func ValidName(name string) bool {
 		}
 	}
 	return true
-}
-
-func splitSlash(s string) []string {
-	var out []string
-	for {
-		i := indexByte(s, '/')
-		if i < 0 {
-			return append(out, s)
-		}
-		out = append(out, s[:i])
-		s = s[i+1:]
-	}
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // Store is a content-addressed chunk store. Put of an existing key is a
@@ -206,7 +186,7 @@ func (c Chunks) PresignGet(ctx context.Context, key string, ttl time.Duration) (
 // Walk calls fn for every chunk with its modification time.
 func (c Chunks) Walk(ctx context.Context, fn func(key string, modTime time.Time) error) error {
 	return c.Objects.List(ctx, "", func(in Info) error {
-		key := in.Name[indexByte(in.Name, '/')+1:]
+		key := in.Name[strings.IndexByte(in.Name, '/')+1:]
 		if !ValidKey(key) || in.Name != chunkName(key) {
 			return nil // not a chunk
 		}

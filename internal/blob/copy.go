@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // CopyStats says what Copy did.
@@ -35,7 +36,7 @@ func Copy(ctx context.Context, from, to Objects, prefix string, progress func(Co
 		} else if err != nil {
 			return st, fmt.Errorf("read %s from %s: %w", in.Name, from, err)
 		}
-		if key := in.Name[indexByte(in.Name, '/')+1:]; ValidKey(key) && in.Name == chunkName(key) && Key(data) != key {
+		if key := in.Name[strings.IndexByte(in.Name, '/')+1:]; ValidKey(key) && in.Name == chunkName(key) && Key(data) != key {
 			return st, fmt.Errorf("%s in %s is corrupt: its bytes do not hash to its key", in.Name, from)
 		}
 		sum := sha256.Sum256(data)

@@ -157,13 +157,22 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 	rec.RegisteredResources[0].IntegerValue = spec.I32(int32(cpu))
 	rec.RegisteredResources[1].IntegerValue = spec.I32(int32(mem))
 
-	// Credentials an agent received by joining register one instance.
+	// Credentials an agent received by joining register one instance; a
+	// new one only once that one is gone (deregistered).
 	bound, boundRev, err := a.joinedKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if bound != nil && bound.Instance != "" && bound.Instance != id {
-		return nil, &spec.Error{Code: "AccessDeniedException", Message: "These agent credentials are bound to container instance " + bound.Instance + "; re-register it with its ARN."}
+	var boundGone []clientv3.Cmp
+	if bound != nil && bound.Instance != "" && (bound.Cluster != cluster || bound.Instance != id) {
+		old := state.InstanceKey(bound.Cluster, bound.Instance)
+		if live, err := a.Store.Exists(ctx, old); err != nil {
+			return nil, err
+		} else if live {
+			return nil, &spec.Error{Code: "AccessDeniedException", Message: "These agent credentials are bound to container instance " + bound.Instance + "; re-register it with its ARN."}
+		}
+		boundGone = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(old), "=", 0)}
+		bound.Instance = ""
 	}
 	key := state.InstanceKey(cluster, id)
 	var guard clientv3.Cmp
@@ -203,9 +212,10 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 		clientv3.OpPut(state.ConnKey(cluster, id), strconv.FormatInt(int64(lease.ID), 16), clientv3.WithLease(lease.ID)),
 	}
 	if bound != nil && bound.Instance == "" {
-		bound.Instance = id
+		bound.Cluster, bound.Instance = cluster, id
 		ak := state.AgentKeyKey(bound.AccessKeyID)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ak), "=", boundRev))
+		cmps = append(cmps, boundGone...)
 		ops = append(ops, clientv3.OpPut(ak, state.Marshal(bound)))
 	}
 	resp, err := a.Store.Client.Txn(ctx).If(cmps...).Then(ops...).Commit()

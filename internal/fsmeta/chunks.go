@@ -74,6 +74,10 @@ func (d ChunkDir) check(fsid, id string) error {
 	if d.Path == "" {
 		return errors.New("this server keeps no file data (it has no --data-dir)")
 	}
+	return checkChunk(fsid, id)
+}
+
+func checkChunk(fsid, id string) error {
 	if !ValidFSID(fsid) || !ValidChunkID(id) {
 		return fmt.Errorf("invalid chunk %s/%s", fsid, id)
 	}
@@ -251,7 +255,7 @@ func objectName(fsid, id string) string { return "fs/" + fsid + "/" + id[:2] + "
 func (o ObjectChunks) Keeps() bool { return true }
 
 func (o ObjectChunks) Put(ctx context.Context, fsid, id string, data []byte) error {
-	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+	if err := checkChunk(fsid, id); err != nil {
 		return err
 	}
 	if _, err := o.Objects.Stat(ctx, objectName(fsid, id)); err == nil {
@@ -263,7 +267,7 @@ func (o ObjectChunks) Put(ctx context.Context, fsid, id string, data []byte) err
 }
 
 func (o ObjectChunks) Get(ctx context.Context, fsid, id string) ([]byte, error) {
-	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+	if err := checkChunk(fsid, id); err != nil {
 		return nil, err
 	}
 	b, err := o.Objects.Get(ctx, objectName(fsid, id))
@@ -284,7 +288,7 @@ func (o ObjectChunks) Open(ctx context.Context, fsid, id string) (io.ReadCloser,
 func (o ObjectChunks) Sync(context.Context) error { return nil }
 
 func (o ObjectChunks) Age(ctx context.Context, fsid, id string) (time.Duration, error) {
-	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+	if err := checkChunk(fsid, id); err != nil {
 		return 0, err
 	}
 	in, err := o.Objects.Stat(ctx, objectName(fsid, id))
@@ -297,7 +301,7 @@ func (o ObjectChunks) Age(ctx context.Context, fsid, id string) (time.Duration, 
 }
 
 func (o ObjectChunks) Delete(ctx context.Context, fsid, id string) error {
-	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+	if err := checkChunk(fsid, id); err != nil {
 		return err
 	}
 	return o.Objects.Delete(ctx, objectName(fsid, id))
@@ -346,7 +350,7 @@ func (o ObjectChunks) Direct() bool {
 
 // GetURL is a URL a mount reads a chunk from, straight from the store.
 func (o ObjectChunks) GetURL(ctx context.Context, fsid, id string) (string, error) {
-	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+	if err := checkChunk(fsid, id); err != nil {
 		return "", err
 	}
 	return o.Objects.(blob.Presigner).PresignGet(ctx, objectName(fsid, id), DirectTTL)
@@ -355,7 +359,7 @@ func (o ObjectChunks) GetURL(ctx context.Context, fsid, id string) (string, erro
 // PutURL is a URL a mount writes a new chunk of size bytes to, straight
 // to the store, under an id the server issued (so no chunk has it yet).
 func (o ObjectChunks) PutURL(ctx context.Context, fsid, id string, size int64) (string, error) {
-	if err := (ChunkDir{Path: "-"}).check(fsid, id); err != nil {
+	if err := checkChunk(fsid, id); err != nil {
 		return "", err
 	}
 	return o.Objects.(blob.Presigner).PresignPut(ctx, objectName(fsid, id), size, DirectTTL)

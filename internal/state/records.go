@@ -137,12 +137,14 @@ type JoinTokenRecord struct {
 }
 
 // AgentKeyRecord holds the credentials an agent received when it joined.
-// Instance is the container instance the key registered: a key registers
-// one instance, and no other key may act for it.
+// Cluster and Instance name the container instance the key registered: a
+// key registers one instance (another only once that one is gone), and
+// no other key may act for it.
 type AgentKeyRecord struct {
 	AccessKeyID string    `json:"accessKeyId"`
 	Secret      string    `json:"secretAccessKey"`
 	TokenID     string    `json:"tokenId"`
+	Cluster     string    `json:"cluster,omitempty"`
 	Instance    string    `json:"instance,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 }

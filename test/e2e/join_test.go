@@ -94,6 +94,16 @@ func TestAgentJoinsWithToken(t *testing.T) {
 	task = c.run(td)
 	c.wait(task.TaskArn, "RUNNING")
 	c.stop(task.TaskArn)
+
+	// Once its instance is deregistered, the agent's credentials register
+	// a new one.
+	c.stopAgent(again)
+	if _, err := c.ecs.DeregisterContainerInstance(c.ctx, &ecs.DeregisterContainerInstanceInput{ContainerInstance: aws.String(again.arn), Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if fresh := c.addAgent("zone-a", dir, func(cfg *agent.Config) { cfg.Server = https }); fresh.arn == again.arn {
+		t.Fatal("the agent kept a deregistered instance")
+	}
 }
 
 // runAgentOnce starts an agent in a fresh data dir and returns why it
