@@ -21,6 +21,7 @@
 //	jointokens/ID                   JoinTokenRecord (agents join with it)
 //	agentkeys/ACCESS_KEY            AgentKeyRecord (an agent's credentials, bound to one instance)
 //	ca                              the cluster's CA, certificate and key (internal/server)
+//	fs-chunk-key                    the key of issued chunk ids (internal/fsmeta)
 //	filesystems/, fstokens/, fsm/   shared file systems (internal/fsmeta owns them)
 //	efs/                            EFS mount targets, access points, mount tokens (internal/efs, internal/server)
 package state
