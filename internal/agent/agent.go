@@ -24,7 +24,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
-	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/volume/block"
 )
@@ -176,8 +176,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	var rev int64
 	first := true
 	for ctx.Err() == nil {
-		var out ecs.AgentTasksResponse
-		err := a.api.Post(ctx, "/berth/v1/agent/tasks", &ecs.AgentTasksRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, AfterRevision: rev, WaitSeconds: 20}, &out)
+		var out agentapi.TasksResponse
+		err := a.api.Post(ctx, "/berth/v1/agent/tasks", &agentapi.TasksRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, AfterRevision: rev, WaitSeconds: 20}, &out)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -371,7 +371,7 @@ func (a *Agent) reportOwnVolumes(ctx context.Context) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return a.api.Post(ctx, "/berth/v1/agent/residency", &ecs.ResidencyRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, Keys: keys}, nil)
+	return a.api.Post(ctx, "/berth/v1/agent/residency", &agentapi.ResidencyRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, Keys: keys}, nil)
 }
 
 // scanContainers records the containers this instance left behind.
@@ -393,7 +393,7 @@ func (a *Agent) scanContainers(ctx context.Context) error {
 
 // reconcile starts runners for new tasks, passes desired status to existing
 // ones, and stops containers of tasks the server no longer runs here.
-func (a *Agent) reconcile(ctx context.Context, tasks []ecs.AgentTask) {
+func (a *Agent) reconcile(ctx context.Context, tasks []agentapi.Task) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	live := map[string]bool{}

@@ -12,8 +12,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
-	"github.com/berth-project/berth/internal/ecs"
-	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/volume/block"
 )
 
@@ -101,7 +100,7 @@ func (a *Agent) volumePaths(id string) block.Volume { return block.Paths(a.cfg.D
 
 // ensureVolume creates the volume's image on first use: empty and formatted,
 // or restored from its snapshot.
-func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
+func (a *Agent) ensureVolume(ctx context.Context, v *agentapi.Volume) error {
 	defer a.images.lock(v.VolumeID)()
 	p := a.volumePaths(v.VolumeID)
 	if p.Exists() {
@@ -112,8 +111,8 @@ func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
 	}
 	size := int64(v.SizeInGiB) << 30
 	if v.SnapshotID != "" {
-		var out ecs.SnapshotsResponse
-		if err := a.api.Post(ctx, "/berth/v1/snapshots/describe", &ecs.SnapshotsRequest{Cluster: a.cfg.Cluster, SnapshotIDs: []string{v.SnapshotID}}, &out); err != nil {
+		var out agentapi.SnapshotsResponse
+		if err := a.api.Post(ctx, "/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{Cluster: a.cfg.Cluster, SnapshotIDs: []string{v.SnapshotID}}, &out); err != nil {
 			return fmt.Errorf("snapshot %s: %w", v.SnapshotID, err)
 		}
 		start := time.Now()
@@ -145,8 +144,8 @@ func (a *Agent) ensureVolume(ctx context.Context, v *state.VolumeRecord) error {
 	})
 }
 
-func (a *Agent) volumeEvent(ctx context.Context, v *state.VolumeRecord, event, reason string, epoch int64) error {
-	return a.api.Post(ctx, "/berth/v1/agent/volume-event", &ecs.VolumeEventRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn,
+func (a *Agent) volumeEvent(ctx context.Context, v *agentapi.Volume, event, reason string, epoch int64) error {
+	return a.api.Post(ctx, "/berth/v1/agent/volume-event", &agentapi.VolumeEventRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn,
 		VolumeID: v.VolumeID, Event: event, Reason: reason, Epoch: epoch}, nil)
 }
 
@@ -158,7 +157,7 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 	}
 	r.limits = container.Resources{}
 	for _, bv := range r.blockVols {
-		var v *state.VolumeRecord
+		var v *agentapi.Volume
 		for i := range r.volumes {
 			if r.volumes[i].VolumeID == bv.VolumeID {
 				v = &r.volumes[i]
@@ -207,7 +206,7 @@ func (a *Agent) thawVolumes() {
 // provisioned IOPS and throughput, as EBS does: reads and writes each (the
 // kernel's throttle counts them apart), large requests counting as several
 // operations.
-func (r *runner) limitIO(dev string, v *state.VolumeRecord) {
+func (r *runner) limitIO(dev string, v *agentapi.Volume) {
 	l := &r.limits
 	if v.Iops > 0 {
 		l.BlkioDeviceReadIOps = append(l.BlkioDeviceReadIOps, &blkiodev.ThrottleDevice{Path: dev, Rate: uint64(v.Iops)})
@@ -254,7 +253,7 @@ func (r *runner) detachBlockVolumes() {
 
 // volumeOps creates and deletes the block volumes this instance holds that
 // no task is using, and takes pending snapshots.
-func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
+func (a *Agent) volumeOps(ctx context.Context, out *agentapi.TasksResponse) {
 	for _, v := range out.Volumes {
 		v := v
 		if !a.work.start(v.VolumeID) {
@@ -288,7 +287,7 @@ func (a *Agent) volumeOps(ctx context.Context, out *ecs.AgentTasksResponse) {
 		}
 		go func() {
 			defer a.work.done(sn.SnapshotID)
-			req := &ecs.SnapshotDoneRequest{Cluster: a.cfg.Cluster, SnapshotID: sn.SnapshotID}
+			req := &agentapi.SnapshotDoneRequest{Cluster: a.cfg.Cluster, SnapshotID: sn.SnapshotID}
 			var prev *block.Manifest
 			if sn.PreviousManifest != "" {
 				// Without it the snapshot is still whole, only slower.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/agentapi"
 )
 
 // TestEnsureVolumeOnceUnderRace: the poll that creates a volume and a task
@@ -19,7 +19,7 @@ func TestEnsureVolumeOnceUnderRace(t *testing.T) {
 		t.Fatal("needs root (mkfs, mount)")
 	}
 	a := &Agent{cfg: Config{DataDir: t.TempDir()}}
-	v := &state.VolumeRecord{VolumeID: "vol-0123456789abcdef0", SizeInGiB: 1, FilesystemType: "xfs"}
+	v := &agentapi.Volume{VolumeID: "vol-0123456789abcdef0", SizeInGiB: 1, FilesystemType: "xfs"}
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {

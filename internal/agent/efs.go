@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -44,8 +44,8 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 	fail := func(format string, args ...any) (string, error) {
 		return "", volumeError("EFS file system %s for volume '%s': %s", fs, name, fmt.Sprintf(format, args...))
 	}
-	var grant ecs.EFSMountResponse
-	if err := r.a.api.Post(ctx, "/berth/v1/agent/efs-mount", &ecs.EFSMountRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Task: r.arn, Volume: name}, &grant); err != nil {
+	var grant agentapi.EFSMountResponse
+	if err := r.a.api.Post(ctx, "/berth/v1/agent/efs-mount", &agentapi.EFSMountRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Task: r.arn, Volume: name}, &grant); err != nil {
 		return fail("%v", err)
 	}
 	if err := os.MkdirAll(mp, 0o755); err != nil {

@@ -18,9 +18,8 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
-	"github.com/berth-project/berth/internal/state"
 )
 
 // runner drives one task through its life on this instance.
@@ -41,8 +40,8 @@ type runner struct {
 	health   map[string]string
 	sentTask string // last task health reported
 
-	blockVols []state.TaskBlockVolume
-	volumes   []state.VolumeRecord
+	blockVols []agentapi.TaskBlockVolume
+	volumes   []agentapi.Volume
 	fenced    atomic.Bool
 	// limits are the I/O limits of the task's block volumes, set on every
 	// container of the task.
@@ -63,7 +62,7 @@ func (r *runner) fence(ctx context.Context) {
 	r.unbindHostPaths()
 }
 
-func newRunner(a *Agent, t ecs.AgentTask) *runner {
+func newRunner(a *Agent, t agentapi.Task) *runner {
 	spec.ApplyContainerOverrides(&t.TaskDefinition, t.Task.Overrides)
 	arn := spec.Val(t.Task.TaskArn)
 	return &runner{a: a, arn: arn, id: arn[strings.LastIndex(arn, "/")+1:], task: t.Task, def: t.TaskDefinition,
@@ -168,7 +167,7 @@ func (r *runner) start(ctx context.Context) error {
 	}
 	for _, v := range r.def.Volumes {
 		if d := v.DockerVolumeConfiguration; d != nil && spec.Val(d.Scope) == "shared" {
-			r.a.api.Post(ctx, "/berth/v1/agent/residency", &ecs.ResidencyRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Keys: []string{"docker-volume/" + spec.Val(v.Name)}}, nil)
+			r.a.api.Post(ctx, "/berth/v1/agent/residency", &agentapi.ResidencyRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Keys: []string{"docker-volume/" + spec.Val(v.Name)}}, nil)
 		}
 	}
 	// PENDING goes out while the containers are created; the server
@@ -185,14 +184,14 @@ func (r *runner) start(ctx context.Context) error {
 	}
 	if len(missing) > 0 {
 		// pullStartedAt without pullStoppedAt tells clients a pull is under way.
-		r.send(ctx, &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+		r.send(ctx, &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStartedAt: spec.TS(time.Now())}})
 		for _, img := range missing {
 			if err := r.a.pullImage(ctx, img); err != nil {
 				return err
 			}
 		}
-		r.send(ctx, &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+		r.send(ctx, &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStoppedAt: spec.TS(time.Now())}})
 	}
 	for i := range r.def.ContainerDefinitions {
@@ -473,7 +472,7 @@ func (r *runner) containerStates(ctx context.Context) []spec.ContainerStateChang
 }
 
 func (r *runner) report(ctx context.Context, status string, containers []spec.ContainerStateChange) {
-	req := &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+	req := &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 		Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), Containers: containers}}
 	if status != "" {
 		req.Status = spec.Str(status)
@@ -488,7 +487,7 @@ func (r *runner) report(ctx context.Context, status string, containers []spec.Co
 }
 
 func (r *runner) reportStop(ctx context.Context, code, reason string, containers []spec.ContainerStateChange) {
-	req := &ecs.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+	req := &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 		Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), Status: spec.Str("STOPPED"), Containers: containers,
 		ExecutionStoppedAt: spec.TS(time.Now())}}
 	if reason != "" {
@@ -501,7 +500,7 @@ func (r *runner) reportStop(ctx context.Context, code, reason string, containers
 }
 
 // send delivers a state change, retrying while the server is unreachable.
-func (r *runner) send(ctx context.Context, req *ecs.TaskStateChange) {
+func (r *runner) send(ctx context.Context, req *agentapi.TaskStateChange) {
 	for attempt := 0; ; attempt++ {
 		err := r.a.api.Call(ctx, "SubmitTaskStateChange", req, nil)
 		var se *spec.Error

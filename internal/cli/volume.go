@@ -11,8 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/internal/agent"
-	"github.com/berth-project/berth/internal/ecs"
-	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/agentapi"
 )
 
 // post calls one of Berth's own JSON endpoints, signed with
@@ -36,11 +35,11 @@ func volumeCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create", Short: "Create a block volume in a zone (optionally from a snapshot)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &ecs.CreateVolumeRequest{Cluster: f.cluster, Zone: zone, VolumeType: vtype, FilesystemType: fs, SnapshotID: snap}
+			req := &agentapi.CreateVolumeRequest{Cluster: f.cluster, Zone: zone, VolumeType: vtype, FilesystemType: fs, SnapshotID: snap}
 			if size > 0 {
 				req.SizeInGiB = &size
 			}
-			var out ecs.VolumesResponse
+			var out agentapi.VolumesResponse
 			if err := f.post(cmd.Context(), "/berth/v1/volumes/create", req, &out); err != nil {
 				return err
 			}
@@ -57,8 +56,8 @@ func volumeCmd() *cobra.Command {
 	simple := func(use, short, path string, args cobra.PositionalArgs) *cobra.Command {
 		g := &userFlags{}
 		c := &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, a []string) error {
-			var out ecs.VolumesResponse
-			if err := g.post(cmd.Context(), path, &ecs.VolumesRequest{Cluster: g.cluster, VolumeIDs: a}, &out); err != nil {
+			var out agentapi.VolumesResponse
+			if err := g.post(cmd.Context(), path, &agentapi.VolumesRequest{Cluster: g.cluster, VolumeIDs: a}, &out); err != nil {
 				return err
 			}
 			return g.printVolumes(cmd, out.Volumes)
@@ -75,7 +74,7 @@ func volumeCmd() *cobra.Command {
 	return cmd
 }
 
-func (f *userFlags) printVolumes(cmd *cobra.Command, vs []state.VolumeRecord) error {
+func (f *userFlags) printVolumes(cmd *cobra.Command, vs []agentapi.Volume) error {
 	if f.json() {
 		return printJSON(cmd.OutOrStdout(), vs)
 	}
@@ -109,14 +108,14 @@ func snapshotCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create VOLUME", Short: "Snapshot a volume (incremental, crash-consistent; its task keeps running)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			var out ecs.SnapshotsResponse
-			if err := f.post(cmd.Context(), "/berth/v1/snapshots/create", &ecs.SnapshotsRequest{Cluster: f.cluster, VolumeID: a[0]}, &out); err != nil {
+			var out agentapi.SnapshotsResponse
+			if err := f.post(cmd.Context(), "/berth/v1/snapshots/create", &agentapi.SnapshotsRequest{Cluster: f.cluster, VolumeID: a[0]}, &out); err != nil {
 				return err
 			}
 			for wait && out.Snapshots[0].State == "pending" {
 				time.Sleep(300 * time.Millisecond)
 				id := out.Snapshots[0].SnapshotID
-				if err := f.post(cmd.Context(), "/berth/v1/snapshots/describe", &ecs.SnapshotsRequest{Cluster: f.cluster, SnapshotIDs: []string{id}}, &out); err != nil {
+				if err := f.post(cmd.Context(), "/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{Cluster: f.cluster, SnapshotIDs: []string{id}}, &out); err != nil {
 					return err
 				}
 			}
@@ -127,8 +126,8 @@ func snapshotCmd() *cobra.Command {
 	create.Flags().BoolVar(&wait, "wait", true, "wait until the snapshot completes")
 	g := &userFlags{}
 	ls := &cobra.Command{Use: "ls", Short: "List snapshots", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
-		var out ecs.SnapshotsResponse
-		if err := g.post(cmd.Context(), "/berth/v1/snapshots/describe", &ecs.SnapshotsRequest{Cluster: g.cluster}, &out); err != nil {
+		var out agentapi.SnapshotsResponse
+		if err := g.post(cmd.Context(), "/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{Cluster: g.cluster}, &out); err != nil {
 			return err
 		}
 		return g.printSnapshots(cmd, out.Snapshots)
@@ -136,8 +135,8 @@ func snapshotCmd() *cobra.Command {
 	g.register(ls)
 	h := &userFlags{}
 	rm := &cobra.Command{Use: "rm SNAPSHOT", Short: "Delete a snapshot (chunks other snapshots share stay)", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
-		var out ecs.SnapshotsResponse
-		if err := h.post(cmd.Context(), "/berth/v1/snapshots/delete", &ecs.SnapshotsRequest{Cluster: h.cluster, SnapshotIDs: a}, &out); err != nil {
+		var out agentapi.SnapshotsResponse
+		if err := h.post(cmd.Context(), "/berth/v1/snapshots/delete", &agentapi.SnapshotsRequest{Cluster: h.cluster, SnapshotIDs: a}, &out); err != nil {
 			return err
 		}
 		return h.printSnapshots(cmd, out.Snapshots)
@@ -147,7 +146,7 @@ func snapshotCmd() *cobra.Command {
 	return cmd
 }
 
-func (f *userFlags) printSnapshots(cmd *cobra.Command, ss []state.SnapshotRecord) error {
+func (f *userFlags) printSnapshots(cmd *cobra.Command, ss []agentapi.Snapshot) error {
 	if f.json() {
 		return printJSON(cmd.OutOrStdout(), ss)
 	}

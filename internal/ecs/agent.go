@@ -10,41 +10,14 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
-// AgentTasksRequest asks for the tasks placed on one instance.
-type AgentTasksRequest struct {
-	Cluster           string `json:"cluster"`
-	ContainerInstance string `json:"containerInstance"`
-	// AfterRevision, when set, makes the call wait (up to WaitSeconds) until
-	// a task of this instance changes after that revision.
-	AfterRevision int64 `json:"afterRevision,omitempty"`
-	WaitSeconds   int   `json:"waitSeconds,omitempty"`
-}
-
-// AgentTask is one task with the definition it runs and its block volumes.
-type AgentTask struct {
-	Task           spec.Task               `json:"task"`
-	TaskDefinition spec.TaskDefinition     `json:"taskDefinition"`
-	BlockVolumes   []state.TaskBlockVolume `json:"blockVolumes,omitempty"`
-	Volumes        []state.VolumeRecord    `json:"volumes,omitempty"`
-}
-
-// AgentTasksResponse lists, as of Revision, the instance's tasks that are
-// not yet STOPPED, the block volumes it must create or delete, and the
-// snapshots it must take.
-type AgentTasksResponse struct {
-	Revision  int64                  `json:"revision"`
-	Tasks     []AgentTask            `json:"tasks"`
-	Volumes   []state.VolumeRecord   `json:"volumes,omitempty"`
-	Snapshots []state.SnapshotRecord `json:"snapshots,omitempty"`
-}
-
 // AgentTasks is Berth's agent endpoint: the desired state of one instance,
 // long-polled.
-func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasksResponse, error) {
+func (a *API) AgentTasks(ctx context.Context, r *agentapi.TasksRequest) (*agentapi.TasksResponse, error) {
 	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
@@ -79,16 +52,16 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 			return nil, err
 		}
 	}
-	out := &AgentTasksResponse{Tasks: []AgentTask{}}
+	out := &agentapi.TasksResponse{Tasks: []agentapi.Task{}}
 	defs := map[string]*spec.TaskDefinition{}
 	out.Revision = resp.Header.Revision
-	vols := map[string]state.VolumeRecord{}
-	latest := map[string]state.SnapshotRecord{}
+	vols := map[string]agentapi.Volume{}
+	latest := map[string]agentapi.Snapshot{}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
 		case strings.HasPrefix(key, state.VolumePrefix(cluster)):
-			v := state.VolumeRecord{}
+			v := agentapi.Volume{}
 			if err := json.Unmarshal(kv.Value, &v); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", key, err)
 			}
@@ -99,7 +72,7 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 				}
 			}
 		case strings.HasPrefix(key, state.SnapshotPrefix(cluster)):
-			sn := state.SnapshotRecord{}
+			sn := agentapi.Snapshot{}
 			if err := json.Unmarshal(kv.Value, &sn); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", key, err)
 			}
@@ -137,7 +110,7 @@ func (a *API) AgentTasks(ctx context.Context, r *AgentTasksRequest) (*AgentTasks
 			td = &rec.TaskDefinition
 			defs[arn] = td
 		}
-		at := AgentTask{Task: t.Task, TaskDefinition: *td, BlockVolumes: t.BlockVolumes}
+		at := agentapi.Task{Task: t.Task, TaskDefinition: *td, BlockVolumes: t.BlockVolumes}
 		for _, bv := range t.BlockVolumes {
 			if v, ok := vols[bv.VolumeID]; ok {
 				at.Volumes = append(at.Volumes, v)
@@ -190,27 +163,15 @@ func concernsInstance(cluster, id, key string, val []byte) bool {
 	return false
 }
 
-// ResidencyRequest reports instance-local data an agent holds.
-type ResidencyRequest struct {
-	Cluster           string   `json:"cluster"`
-	ContainerInstance string   `json:"containerInstance"`
-	Keys              []string `json:"keys"`
-}
-
-// ResidencyResponse says, for each key, which instance holds it now.
-type ResidencyResponse struct {
-	Holders map[string]string `json:"holders"`
-}
-
 // ReportResidency records that this instance holds the data keys not yet
 // claimed by another; a key claimed elsewhere is left as it is and its
 // holder returned, so the agent can tell.
-func (a *API) ReportResidency(ctx context.Context, r *ResidencyRequest) (*ResidencyResponse, error) {
+func (a *API) ReportResidency(ctx context.Context, r *agentapi.ResidencyRequest) (*agentapi.ResidencyResponse, error) {
 	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
-	out := &ResidencyResponse{Holders: map[string]string{}}
+	out := &agentapi.ResidencyResponse{Holders: map[string]string{}}
 	for _, k := range r.Keys {
 		key := state.ResidencyKey(cluster, k)
 		resp, err := a.Store.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
@@ -281,7 +242,7 @@ func (a *API) agentMayRestore(ctx context.Context, cluster string, snapshots []s
 	}
 	owners := map[string]bool{}
 	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
-		v := state.VolumeRecord{}
+		v := agentapi.Volume{}
 		if err := json.Unmarshal(val, &v); err != nil {
 			return false, err
 		}

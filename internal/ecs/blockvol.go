@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -49,7 +50,7 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 		seen[name] = true
 		var snap *spec.SnapshotInfo
 		if c := vc.ManagedEBSVolume; c != nil && spec.Val(c.SnapshotId) != "" {
-			rec := &state.SnapshotRecord{}
+			rec := &agentapi.Snapshot{}
 			if _, err := a.Store.Get(ctx, state.SnapshotKey(cluster, *c.SnapshotId), rec); err == nil && rec.State == "completed" {
 				snap = &spec.SnapshotInfo{SizeInGiB: rec.SizeInGiB, FilesystemType: rec.FilesystemType}
 			} else if err != nil && !isNotFound(err) {
@@ -66,7 +67,7 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 		if in.Count > 1 {
 			return nil, spec.InvalidParam("An existing volume can be attached to one task only; count must be 1.")
 		}
-		v := &state.VolumeRecord{}
+		v := &agentapi.Volume{}
 		rev, err := a.Store.Get(ctx, state.VolumeKey(cluster, id), v)
 		if isNotFound(err) {
 			return nil, spec.InvalidParam("The volume '%s' does not exist.", id)
@@ -109,11 +110,11 @@ func (a *API) blockExtra(ls *launchSpec, now time.Time) func([]*state.TaskRecord
 				}
 			}
 			for _, b := range ls.block {
-				var v *state.VolumeRecord
+				var v *agentapi.Volume
 				key := ""
 				if b.managed != nil {
 					m := b.managed
-					v = &state.VolumeRecord{VolumeID: spec.VolumeID(newID()), Cluster: cluster, Zone: zone, SizeInGiB: m.SizeInGiB,
+					v = &agentapi.Volume{VolumeID: spec.VolumeID(newID()), Cluster: cluster, Zone: zone, SizeInGiB: m.SizeInGiB,
 						VolumeType: m.VolumeType, Iops: m.Iops, Throughput: m.Throughput, FilesystemType: m.FilesystemType,
 						State: "creating", InstanceID: t.InstanceID, SnapshotID: m.SnapshotID, DeleteOnTermination: m.DeleteOnTermination,
 						Managed: true, Tags: m.Tags, CreatedAt: spec.TS(now)}
@@ -130,9 +131,9 @@ func (a *API) blockExtra(ls *launchSpec, now time.Time) func([]*state.TaskRecord
 					}
 				}
 				v.Epoch++
-				v.Attachment = &state.VolumeAttachment{TaskArn: spec.Val(t.TaskArn), InstanceID: t.InstanceID, Epoch: v.Epoch, Status: "ATTACHING"}
+				v.Attachment = &agentapi.VolumeAttachment{TaskArn: spec.Val(t.TaskArn), InstanceID: t.InstanceID, Epoch: v.Epoch, Status: "ATTACHING"}
 				ops = append(ops, clientv3.OpPut(key, state.Marshal(v)))
-				t.BlockVolumes = append(t.BlockVolumes, state.TaskBlockVolume{Name: b.name, VolumeID: v.VolumeID, Epoch: v.Epoch})
+				t.BlockVolumes = append(t.BlockVolumes, agentapi.TaskBlockVolume{Name: b.name, VolumeID: v.VolumeID, Epoch: v.Epoch})
 				t.Attachments = append(t.Attachments, spec.Attachment{Id: spec.Str(newID()[:8] + "-" + v.VolumeID), Type: spec.Str("AmazonElasticBlockStorage"),
 					Status: spec.Str("ATTACHING"), Details: []spec.KeyValuePair{
 						{Name: spec.Str("volumeId"), Value: spec.Str(v.VolumeID)},

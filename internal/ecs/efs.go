@@ -7,30 +7,12 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/scheduler"
 
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
-
-// EFSMountRequest is an agent asking to mount one EFS volume of a task
-// placed on its instance.
-type EFSMountRequest struct {
-	Cluster           string `json:"cluster"`
-	ContainerInstance string `json:"containerInstance"`
-	Task              string `json:"task"`
-	Volume            string `json:"volume"`
-}
-
-// EFSMountResponse is what an agent gets to mount a task's EFS volume:
-// a short-lived token for the mount process.
-type EFSMountResponse struct {
-	Token        string `json:"token"`
-	FileSystemID string `json:"fileSystemId"`
-	Zone         string `json:"zone"`
-	TLS          bool   `json:"tls"`
-	CA           string `json:"ca,omitempty"` // PEM of the server's CA, for TLS mounts
-}
 
 // EFSMountGrant is what the control plane knows of such a mount: the
 // volume's configuration, the instance's zone and the task's role.
@@ -48,7 +30,7 @@ type EFSMountGrant struct {
 
 // EFSMount checks that the task runs on the asking instance and uses the
 // volume, so an instance can mount only file systems its tasks need.
-func (a *API) EFSMount(ctx context.Context, r *EFSMountRequest) (*EFSMountGrant, error) {
+func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMountGrant, error) {
 	cluster, inst, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err

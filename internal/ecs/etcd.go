@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"encoding/json"
+
 	"github.com/berth-project/berth/internal/spec"
 
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
@@ -39,16 +40,16 @@ const (
 
 // slotSnapshots takes scheduled snapshots of the slots' volumes and returns
 // each volume's latest completed snapshot.
-func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state.ServiceRecord, volumes []service.SlotVolume) (map[string]state.SnapshotRecord, error) {
+func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state.ServiceRecord, volumes []service.SlotVolume) (map[string]agentapi.Snapshot, error) {
 	a := c.API
-	latest := map[string]state.SnapshotRecord{}
+	latest := map[string]agentapi.Snapshot{}
 	pending := map[string]bool{}
 	ids := map[string]bool{}
 	for _, v := range volumes {
 		ids[v.ID] = true
 	}
 	err := a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
-		sn := state.SnapshotRecord{}
+		sn := agentapi.Snapshot{}
 		if err := json.Unmarshal(val, &sn); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
 		}
@@ -78,7 +79,7 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 		if pending[v.ID] || (ok && a.Now().Sub(l.CreatedAt.Time) < interval) {
 			continue
 		}
-		if _, err := a.CreateSnapshot(ctx, &SnapshotsRequest{Cluster: cluster, VolumeID: v.ID}); err != nil {
+		if _, err := a.CreateSnapshot(ctx, &agentapi.SnapshotsRequest{Cluster: cluster, VolumeID: v.ID}); err != nil {
 			a.Log.Warn("scheduled snapshot", "volume", v.ID, "err", err)
 		}
 	}
@@ -88,7 +89,7 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 // restoreSlot moves a slot whose instance is lost: its task is stopped,
 // its volume retired from the slot (the data stays on the lost instance),
 // and the slot starts elsewhere on a volume restored from snapshot.
-func (c *Controller) restoreSlot(ctx context.Context, cluster string, t *state.TaskRecord, volumeID string, snap state.SnapshotRecord) (*service.SlotStart, error) {
+func (c *Controller) restoreSlot(ctx context.Context, cluster string, t *state.TaskRecord, volumeID string, snap agentapi.Snapshot) (*service.SlotStart, error) {
 	a := c.API
 	now := a.Now()
 	if _, err := a.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
@@ -101,7 +102,7 @@ func (c *Controller) restoreSlot(ctx context.Context, cluster string, t *state.T
 	}); err != nil {
 		return nil, err
 	}
-	_, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, volumeID), func(v *state.VolumeRecord) error {
+	_, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, volumeID), func(v *agentapi.Volume) error {
 		for i := range v.Tags {
 			if spec.Val(v.Tags[i].Key) == SlotTag {
 				v.Tags[i].Key = spec.Str(formerSlotTag)
@@ -145,7 +146,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 	// A failed read must stop the pass: a slot whose volume was not seen
 	// would be given a new, empty one.
 	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
-		v := state.VolumeRecord{}
+		v := agentapi.Volume{}
 		if err := json.Unmarshal(val, &v); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
 		}
@@ -183,7 +184,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		return fmt.Errorf("service %s: read snapshots: %w", name, err)
 	}
 	restore, _ := tagValue(s.Tags, RestoreLostSlotsTag)
-	restoreFrom := map[int]state.SnapshotRecord{}
+	restoreFrom := map[int]agentapi.Snapshot{}
 	var events []string
 	for _, slot := range plan.Waiting {
 		for _, t := range in.Tasks {

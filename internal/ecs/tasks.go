@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/cql"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/scheduler"
@@ -34,7 +35,7 @@ type launchSpec struct {
 type blockPlan struct {
 	name     string
 	managed  *spec.ManagedVolume
-	existing *state.VolumeRecord
+	existing *agentapi.Volume
 	rev      int64
 }
 
@@ -594,22 +595,12 @@ func (a *API) ListTasks(ctx context.Context, r *spec.ListTasksRequest) (*spec.Li
 	return &spec.ListTasksResponse{TaskArns: arns, NextToken: next}, err
 }
 
-// TaskStateChange is SubmitTaskStateChange's request with Berth's agent
-// extensions: health, which ECS agents report on another channel, and the
-// stop code of a task that failed to start.
-type TaskStateChange struct {
-	spec.SubmitTaskStateChangeRequest
-	Health          *string           `json:"berthHealthStatus,omitempty"`
-	ContainerHealth map[string]string `json:"berthContainerHealth,omitempty"`
-	StopCode        *string           `json:"berthStopCode,omitempty"`
-}
-
 var taskStatusOrder = map[string]int{"PROVISIONING": 0, "PENDING": 1, "ACTIVATING": 2, "RUNNING": 3, "DEACTIVATING": 4, "STOPPING": 5, "DEPROVISIONING": 6, "STOPPED": 7}
 
 // SubmitTaskStateChange is how agents report task progress. Status only
 // moves forward; STOPPED releases the task's reservation in the same
 // transaction.
-func (a *API) SubmitTaskStateChange(ctx context.Context, r *TaskStateChange) (*spec.SubmitTaskStateChangeResponse, error) {
+func (a *API) SubmitTaskStateChange(ctx context.Context, r *agentapi.TaskStateChange) (*spec.SubmitTaskStateChangeResponse, error) {
 	cl, err := a.cluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err

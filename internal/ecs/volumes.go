@@ -8,48 +8,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
 // Berth's own block-volume API (AWS's EC2 API is out of scope): JSON
 // requests on /berth/v1/volumes/* and /berth/v1/snapshots/*.
-
-// CreateVolumeRequest creates a block volume in a zone.
-type CreateVolumeRequest struct {
-	Cluster        string     `json:"cluster"`
-	Zone           string     `json:"availabilityZone"`
-	SizeInGiB      *int32     `json:"sizeInGiB"`
-	VolumeType     string     `json:"volumeType"`
-	Iops           *int32     `json:"iops"`
-	Throughput     *int32     `json:"throughput"`
-	FilesystemType string     `json:"filesystemType"`
-	SnapshotID     string     `json:"snapshotId"`
-	Tags           []spec.Tag `json:"tags"`
-}
-
-// VolumesRequest names volumes (all when empty).
-type VolumesRequest struct {
-	Cluster   string   `json:"cluster"`
-	VolumeIDs []string `json:"volumeIds"`
-}
-
-// VolumesResponse lists volumes.
-type VolumesResponse struct {
-	Volumes []state.VolumeRecord `json:"volumes"`
-}
-
-// SnapshotsRequest names snapshots (all when empty), or the volume to snapshot.
-type SnapshotsRequest struct {
-	Cluster     string   `json:"cluster"`
-	VolumeID    string   `json:"volumeId,omitempty"`
-	SnapshotIDs []string `json:"snapshotIds,omitempty"`
-}
-
-// SnapshotsResponse lists snapshots.
-type SnapshotsResponse struct {
-	Snapshots []state.SnapshotRecord `json:"snapshots"`
-}
 
 func (a *API) clusterOf(ctx context.Context, name string) (string, error) {
 	cl, err := a.cluster(ctx, &name)
@@ -73,7 +38,7 @@ func (a *API) clusterInstance(ctx context.Context, clusterRef, ref string) (clus
 
 // CreateVolume validates fully, chooses an instance in the zone to hold the
 // data, and records the volume; that instance's agent creates it.
-func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*VolumesResponse, error) {
+func (a *API) CreateVolume(ctx context.Context, r *agentapi.CreateVolumeRequest) (*agentapi.VolumesResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
@@ -83,7 +48,7 @@ func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*Volume
 	}
 	var snap *spec.SnapshotInfo
 	if r.SnapshotID != "" {
-		rec := &state.SnapshotRecord{}
+		rec := &agentapi.Snapshot{}
 		if _, err := a.Store.Get(ctx, state.SnapshotKey(cluster, r.SnapshotID), rec); err == nil && rec.State == "completed" {
 			snap = &spec.SnapshotInfo{SizeInGiB: rec.SizeInGiB, FilesystemType: rec.FilesystemType}
 		} else if err != nil && !isNotFound(err) {
@@ -103,7 +68,7 @@ func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*Volume
 	// The instance in the zone holding the fewest volumes keeps the data.
 	count := map[string]int{}
 	err = a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
-		v := state.VolumeRecord{}
+		v := agentapi.Volume{}
 		if json.Unmarshal(val, &v) == nil {
 			count[v.InstanceID]++
 		}
@@ -129,7 +94,7 @@ func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*Volume
 	sort.Slice(ids, func(i, j int) bool {
 		return count[ids[i]] < count[ids[j]] || (count[ids[i]] == count[ids[j]] && ids[i] < ids[j])
 	})
-	v := &state.VolumeRecord{VolumeID: spec.VolumeID(newID()), Cluster: cluster, Zone: r.Zone, SizeInGiB: m.SizeInGiB, VolumeType: m.VolumeType,
+	v := &agentapi.Volume{VolumeID: spec.VolumeID(newID()), Cluster: cluster, Zone: r.Zone, SizeInGiB: m.SizeInGiB, VolumeType: m.VolumeType,
 		Iops: m.Iops, Throughput: m.Throughput, FilesystemType: m.FilesystemType, State: "creating", InstanceID: ids[0],
 		SnapshotID: m.SnapshotID, Tags: m.Tags, CreatedAt: spec.TS(a.Now())}
 	key := state.VolumeKey(cluster, v.VolumeID)
@@ -143,7 +108,7 @@ func (a *API) CreateVolume(ctx context.Context, r *CreateVolumeRequest) (*Volume
 	if !resp.Succeeded {
 		return nil, spec.Exception("ServerException", "Volume id collision; try again.")
 	}
-	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
+	return &agentapi.VolumesResponse{Volumes: []agentapi.Volume{*v}}, nil
 }
 
 func strPtr(s string) *string {
@@ -154,15 +119,15 @@ func strPtr(s string) *string {
 }
 
 // DescribeVolumes lists volumes.
-func (a *API) DescribeVolumes(ctx context.Context, r *VolumesRequest) (*VolumesResponse, error) {
+func (a *API) DescribeVolumes(ctx context.Context, r *agentapi.VolumesRequest) (*agentapi.VolumesResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	out := &VolumesResponse{Volumes: []state.VolumeRecord{}}
+	out := &agentapi.VolumesResponse{Volumes: []agentapi.Volume{}}
 	if len(r.VolumeIDs) > 0 {
 		for _, id := range r.VolumeIDs {
-			v := state.VolumeRecord{}
+			v := agentapi.Volume{}
 			if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, id), &v); isNotFound(err) {
 				return nil, spec.InvalidParam("The volume '%s' does not exist.", id)
 			} else if err != nil {
@@ -174,7 +139,7 @@ func (a *API) DescribeVolumes(ctx context.Context, r *VolumesRequest) (*VolumesR
 		return out, nil
 	}
 	err = a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
-		v := state.VolumeRecord{}
+		v := agentapi.Volume{}
 		if err := json.Unmarshal(val, &v); err != nil {
 			return false, err
 		}
@@ -190,7 +155,7 @@ func (a *API) DescribeVolumes(ctx context.Context, r *VolumesRequest) (*VolumesR
 // markImpaired shows a volume whose data lives on an instance that is
 // gone or disconnected as impaired, with the reason; its data can be moved
 // only by restoring a snapshot elsewhere, explicitly.
-func (a *API) markImpaired(ctx context.Context, cluster string, v *state.VolumeRecord) {
+func (a *API) markImpaired(ctx context.Context, cluster string, v *agentapi.Volume) {
 	if v.State != "available" && v.State != "in-use" && v.State != "creating" {
 		return
 	}
@@ -202,7 +167,7 @@ func (a *API) markImpaired(ctx context.Context, cluster string, v *state.VolumeR
 }
 
 // DeleteVolume deletes a detached volume (its agent removes the data).
-func (a *API) DeleteVolume(ctx context.Context, r *VolumesRequest) (*VolumesResponse, error) {
+func (a *API) DeleteVolume(ctx context.Context, r *agentapi.VolumesRequest) (*agentapi.VolumesResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
@@ -210,7 +175,7 @@ func (a *API) DeleteVolume(ctx context.Context, r *VolumesRequest) (*VolumesResp
 	if len(r.VolumeIDs) != 1 {
 		return nil, spec.InvalidParam("Name exactly one volume to delete.")
 	}
-	v, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, r.VolumeIDs[0]), func(v *state.VolumeRecord) error {
+	v, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, r.VolumeIDs[0]), func(v *agentapi.Volume) error {
 		if v.Attachment != nil {
 			return spec.Exception("VolumeInUse", "The volume '%s' is attached to task %s.", v.VolumeID, v.Attachment.TaskArn)
 		}
@@ -222,16 +187,16 @@ func (a *API) DeleteVolume(ctx context.Context, r *VolumesRequest) (*VolumesResp
 	} else if err != nil {
 		return nil, err
 	}
-	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
+	return &agentapi.VolumesResponse{Volumes: []agentapi.Volume{*v}}, nil
 }
 
 // CreateSnapshot asks the agent holding a volume to snapshot it.
-func (a *API) CreateSnapshot(ctx context.Context, r *SnapshotsRequest) (*SnapshotsResponse, error) {
+func (a *API) CreateSnapshot(ctx context.Context, r *agentapi.SnapshotsRequest) (*agentapi.SnapshotsResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	v := state.VolumeRecord{}
+	v := agentapi.Volume{}
 	if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, r.VolumeID), &v); isNotFound(err) {
 		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeID)
 	} else if err != nil {
@@ -240,21 +205,21 @@ func (a *API) CreateSnapshot(ctx context.Context, r *SnapshotsRequest) (*Snapsho
 	if v.State == "deleting" || v.State == "error" {
 		return nil, spec.InvalidParam("The volume '%s' is %s.", v.VolumeID, v.State)
 	}
-	sn := &state.SnapshotRecord{SnapshotID: spec.SnapshotID(newID()), Cluster: cluster, VolumeID: v.VolumeID, InstanceID: v.InstanceID,
+	sn := &agentapi.Snapshot{SnapshotID: spec.SnapshotID(newID()), Cluster: cluster, VolumeID: v.VolumeID, InstanceID: v.InstanceID,
 		SizeInGiB: v.SizeInGiB, FilesystemType: v.FilesystemType, State: "pending", CreatedAt: spec.TS(a.Now())}
 	if err := a.Store.Create(ctx, state.SnapshotKey(cluster, sn.SnapshotID), sn); err != nil {
 		return nil, err
 	}
-	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{*sn}}, nil
+	return &agentapi.SnapshotsResponse{Snapshots: []agentapi.Snapshot{*sn}}, nil
 }
 
 // DescribeSnapshots lists snapshots.
-func (a *API) DescribeSnapshots(ctx context.Context, r *SnapshotsRequest) (*SnapshotsResponse, error) {
+func (a *API) DescribeSnapshots(ctx context.Context, r *agentapi.SnapshotsRequest) (*agentapi.SnapshotsResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	out := &SnapshotsResponse{Snapshots: []state.SnapshotRecord{}}
+	out := &agentapi.SnapshotsResponse{Snapshots: []agentapi.Snapshot{}}
 	want := map[string]bool{}
 	for _, id := range r.SnapshotIDs {
 		want[id] = true
@@ -263,7 +228,7 @@ func (a *API) DescribeSnapshots(ctx context.Context, r *SnapshotsRequest) (*Snap
 		return nil, err
 	}
 	err = a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
-		sn := state.SnapshotRecord{}
+		sn := agentapi.Snapshot{}
 		if err := json.Unmarshal(val, &sn); err != nil {
 			return false, err
 		}
@@ -280,7 +245,7 @@ func (a *API) DescribeSnapshots(ctx context.Context, r *SnapshotsRequest) (*Snap
 
 // DeleteSnapshot forgets a snapshot; chunks stay for the snapshots that
 // share them (chunks no snapshot references are collected by fsck later).
-func (a *API) DeleteSnapshot(ctx context.Context, r *SnapshotsRequest) (*SnapshotsResponse, error) {
+func (a *API) DeleteSnapshot(ctx context.Context, r *agentapi.SnapshotsRequest) (*agentapi.SnapshotsResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
@@ -288,7 +253,7 @@ func (a *API) DeleteSnapshot(ctx context.Context, r *SnapshotsRequest) (*Snapsho
 	if len(r.SnapshotIDs) != 1 {
 		return nil, spec.InvalidParam("Name exactly one snapshot to delete.")
 	}
-	sn := state.SnapshotRecord{}
+	sn := agentapi.Snapshot{}
 	key := state.SnapshotKey(cluster, r.SnapshotIDs[0])
 	if _, err := a.Store.Get(ctx, key, &sn); isNotFound(err) {
 		return nil, spec.InvalidParam("The snapshot '%s' does not exist.", r.SnapshotIDs[0])
@@ -299,33 +264,21 @@ func (a *API) DeleteSnapshot(ctx context.Context, r *SnapshotsRequest) (*Snapsho
 		return nil, err
 	}
 	sn.State = "deleted"
-	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{sn}}, nil
-}
-
-// VolumeEventRequest is an agent's report about a volume it holds.
-type VolumeEventRequest struct {
-	Cluster           string `json:"cluster"`
-	ContainerInstance string `json:"containerInstance"`
-	VolumeID          string `json:"volumeId"`
-	Event             string `json:"event"` // created, deleted, error
-	Reason            string `json:"reason,omitempty"`
-	// Epoch, for an attached volume, is the attachment the agent acts on;
-	// a report with an older epoch than the volume's is refused.
-	Epoch int64 `json:"epoch,omitempty"`
+	return &agentapi.SnapshotsResponse{Snapshots: []agentapi.Snapshot{sn}}, nil
 }
 
 // VolumeEvent records an agent's report about a volume.
-func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesResponse, error) {
+func (a *API) VolumeEvent(ctx context.Context, r *agentapi.VolumeEventRequest) (*agentapi.VolumesResponse, error) {
 	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
 	key := state.VolumeKey(cluster, r.VolumeID)
 	if r.Event == "deleted" {
-		v := state.VolumeRecord{}
+		v := agentapi.Volume{}
 		rev, err := a.Store.Get(ctx, key, &v)
 		if isNotFound(err) {
-			return &VolumesResponse{}, nil
+			return &agentapi.VolumesResponse{}, nil
 		} else if err != nil {
 			return nil, err
 		}
@@ -334,9 +287,9 @@ func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesR
 		}
 		_, err = a.Store.Client.Txn(ctx).If(modRevIs(key, rev)).Then(clientv3.OpDelete(key),
 			clientv3.OpDelete(state.ResidencyKey(cluster, "block-volume/"+r.VolumeID))).Commit()
-		return &VolumesResponse{}, err
+		return &agentapi.VolumesResponse{}, err
 	}
-	v, err := state.Update(ctx, a.Store, key, func(v *state.VolumeRecord) error {
+	v, err := state.Update(ctx, a.Store, key, func(v *agentapi.Volume) error {
 		if v.InstanceID != id {
 			return spec.InvalidParam("The volume '%s' is not held by this instance.", r.VolumeID)
 		}
@@ -386,25 +339,16 @@ func (a *API) VolumeEvent(ctx context.Context, r *VolumeEventRequest) (*VolumesR
 			return nil, err
 		}
 	}
-	return &VolumesResponse{Volumes: []state.VolumeRecord{*v}}, nil
-}
-
-// SnapshotDoneRequest is an agent's report of a finished snapshot.
-type SnapshotDoneRequest struct {
-	Cluster       string `json:"cluster"`
-	SnapshotID    string `json:"snapshotId"`
-	Manifest      string `json:"manifest,omitempty"`
-	UploadedBytes int64  `json:"uploadedBytes"`
-	Error         string `json:"error,omitempty"`
+	return &agentapi.VolumesResponse{Volumes: []agentapi.Volume{*v}}, nil
 }
 
 // SnapshotDone completes (or fails) a pending snapshot.
-func (a *API) SnapshotDone(ctx context.Context, r *SnapshotDoneRequest) (*SnapshotsResponse, error) {
+func (a *API) SnapshotDone(ctx context.Context, r *agentapi.SnapshotDoneRequest) (*agentapi.SnapshotsResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	sn, err := state.Update(ctx, a.Store, state.SnapshotKey(cluster, r.SnapshotID), func(sn *state.SnapshotRecord) error {
+	sn, err := state.Update(ctx, a.Store, state.SnapshotKey(cluster, r.SnapshotID), func(sn *agentapi.Snapshot) error {
 		if err := a.agentMayAct(ctx, cluster, sn.InstanceID); err != nil {
 			return err
 		}
@@ -423,14 +367,14 @@ func (a *API) SnapshotDone(ctx context.Context, r *SnapshotDoneRequest) (*Snapsh
 	} else if err != nil {
 		return nil, err
 	}
-	return &SnapshotsResponse{Snapshots: []state.SnapshotRecord{*sn}}, nil
+	return &agentapi.SnapshotsResponse{Snapshots: []agentapi.Snapshot{*sn}}, nil
 }
 
 // DetachVolume releases a volume whose task's instance has lost its lease:
 // the task is marked STOPPED and the attachment goes. While the instance
 // still holds its lease the task must be stopped instead, so that its agent
 // unmounts first.
-func (a *API) DetachVolume(ctx context.Context, r *VolumesRequest) (*VolumesResponse, error) {
+func (a *API) DetachVolume(ctx context.Context, r *agentapi.VolumesRequest) (*agentapi.VolumesResponse, error) {
 	cluster, err := a.clusterOf(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
@@ -438,14 +382,14 @@ func (a *API) DetachVolume(ctx context.Context, r *VolumesRequest) (*VolumesResp
 	if len(r.VolumeIDs) != 1 {
 		return nil, spec.InvalidParam("Name exactly one volume to detach.")
 	}
-	v := state.VolumeRecord{}
+	v := agentapi.Volume{}
 	if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, r.VolumeIDs[0]), &v); isNotFound(err) {
 		return nil, spec.InvalidParam("The volume '%s' does not exist.", r.VolumeIDs[0])
 	} else if err != nil {
 		return nil, err
 	}
 	if v.Attachment == nil {
-		return &VolumesResponse{Volumes: []state.VolumeRecord{v}}, nil
+		return &agentapi.VolumesResponse{Volumes: []agentapi.Volume{v}}, nil
 	}
 	if connected, err := a.Store.Exists(ctx, state.ConnKey(cluster, v.Attachment.InstanceID)); err != nil {
 		return nil, err
@@ -464,9 +408,9 @@ func (a *API) DetachVolume(ctx context.Context, r *VolumesRequest) (*VolumesResp
 	}); err != nil && !isNotFound(err) {
 		return nil, err
 	}
-	after := state.VolumeRecord{}
+	after := agentapi.Volume{}
 	if _, err := a.Store.Get(ctx, state.VolumeKey(cluster, v.VolumeID), &after); err != nil {
 		return nil, err
 	}
-	return &VolumesResponse{Volumes: []state.VolumeRecord{after}}, nil
+	return &agentapi.VolumesResponse{Volumes: []agentapi.Volume{after}}, nil
 }

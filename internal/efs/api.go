@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -569,5 +570,5 @@ func (a *API) deleteMountTarget(ctx context.Context, r *http.Request) (any, erro
 }
 
 func newHex(n int) string {
-	return strings.TrimPrefix(fsmeta.NewChunkID(), "")[:n]
+	return strings.TrimPrefix(fsproto.NewChunkID(), "")[:n]
 }

@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
 )
 
@@ -40,7 +41,7 @@ func (c cred) inGroup(g uint32) bool {
 }
 
 // may reports whether c may access a with want (4 read, 2 write, 1 search/exec).
-func (c cred) may(a *Attr, want uint32) bool {
+func (c cred) may(a *fsproto.Attr, want uint32) bool {
 	if c.uid == 0 {
 		return want&1 == 0 || a.IsDir() || a.Mode&0o111 != 0
 	}
@@ -61,16 +62,16 @@ func (c cred) may(a *Attr, want uint32) bool {
 // create is set) and becomes the client's root; sub, when set, is a
 // directory under it (created with subCreate) that becomes the root
 // instead.
-func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, rootPath string, create *Attr, sub string, subCreate *Attr) (*Response, error) {
+func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, rootPath string, create *fsproto.Attr, sub string, subCreate *fsproto.Attr) (*fsproto.Response, error) {
 	if ok, err := e.fsExists(ctx, fs); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, errno(syscall.ENODEV, "no file system %s", fs)
 	}
-	root := uint64(RootIno)
+	root := uint64(fsproto.RootIno)
 	if rootPath != "" && rootPath != "/" {
 		var err error
-		if root, err = e.resolve(ctx, fs, RootIno, rootPath, create); err != nil {
+		if root, err = e.resolve(ctx, fs, fsproto.RootIno, rootPath, create); err != nil {
 			return nil, err
 		}
 	}
@@ -80,7 +81,7 @@ func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, root
 			return nil, err
 		}
 	}
-	if root != RootIno {
+	if root != fsproto.RootIno {
 		spec.Root = root
 	}
 	lease, err := e.Client.Grant(ctx, e.SessionTTL)
@@ -97,12 +98,12 @@ func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, root
 	}
 	e.leases.Store(spec.ID, lease.ID)
 	e.sessions.Store(spec.ID, spec)
-	return &Response{Session: spec.ID, LeaseTTL: e.SessionTTL}, nil
+	return &fsproto.Response{Session: spec.ID, LeaseTTL: e.SessionTTL}, nil
 }
 
 // resolve walks an absolute path from the root, creating missing
 // directories with create's owner and mode when create is set.
-func (e *Engine) resolve(ctx context.Context, fs string, from uint64, p string, create *Attr) (uint64, error) {
+func (e *Engine) resolve(ctx context.Context, fs string, from uint64, p string, create *fsproto.Attr) (uint64, error) {
 	cur := from
 	for _, part := range strings.Split(strings.Trim(p, "/"), "/") {
 		if part == "" {
@@ -111,11 +112,11 @@ func (e *Engine) resolve(ctx context.Context, fs string, from uint64, p string, 
 		if part == "." || part == ".." {
 			return 0, errno(syscall.EINVAL, "root directory path %q may not contain . or ..", p)
 		}
-		resp := e.Do(ctx, &Request{Op: "lookup", FS: fs, Parent: cur, Name: part})
+		resp := e.Do(ctx, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: cur, Name: part})
 		if resp.Errno == syscall.ENOENT && create != nil {
-			resp = e.Do(ctx, &Request{Op: "mknod", FS: fs, Parent: cur, Name: part, Mode: syscall.S_IFDIR | create.Mode&0o7777, Uid: create.Uid, Gid: create.Gid})
+			resp = e.Do(ctx, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: cur, Name: part, Mode: syscall.S_IFDIR | create.Mode&0o7777, Uid: create.Uid, Gid: create.Gid})
 			if resp.Errno == syscall.EEXIST {
-				resp = e.Do(ctx, &Request{Op: "lookup", FS: fs, Parent: cur, Name: part})
+				resp = e.Do(ctx, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: cur, Name: part})
 			}
 		}
 		if resp.Errno == syscall.ENOENT {
@@ -196,14 +197,11 @@ func (e *Engine) RevokeZoneSessions(ctx context.Context, fs, zone string) error 
 	})
 }
 
-var mutating = map[string]bool{"setattr": true, "mknod": true, "tmpfile": true, "link": true, "unlink": true, "rmdir": true,
-	"rename": true, "commit": true, "setxattr": true, "removexattr": true}
-
 // confine applies a restricted session's rules to a request before it
 // runs: read-only, identity, root translation and confinement, and
 // permission checks as the session's identity.
-func (e *Engine) confine(ctx context.Context, s *Session, r *Request) error {
-	if s.ReadOnly && mutating[r.Op] {
+func (e *Engine) confine(ctx context.Context, s *Session, r *fsproto.Request) error {
+	if s.ReadOnly && r.Op.Mutates() {
 		return errno(syscall.EROFS, "read-only mount")
 	}
 	c := cred{uid: r.Uid, gid: r.Gid}
@@ -213,12 +211,12 @@ func (e *Engine) confine(ctx context.Context, s *Session, r *Request) error {
 	case s.RootSquash && c.uid == 0:
 		c = cred{uid: 65534, gid: 65534}
 	}
-	if r.Op == "mknod" || r.Op == "tmpfile" {
+	if r.Op == fsproto.OpMknod || r.Op == fsproto.OpTmpfile {
 		r.Uid, r.Gid = c.uid, c.gid
 	}
 	if s.Root != 0 {
 		for _, p := range []*uint64{&r.Ino, &r.Parent, &r.NewParent} {
-			if *p == RootIno {
+			if *p == fsproto.RootIno {
 				*p = s.Root
 			} else if *p != 0 {
 				if err := e.inside(ctx, r.FS, s, *p); err != nil {
@@ -251,11 +249,11 @@ func (e *Engine) confine(ctx context.Context, s *Session, r *Request) error {
 		return nil
 	}
 	switch r.Op {
-	case "lookup":
+	case fsproto.OpLookup:
 		return need(r.Parent, 1)
-	case "readdir", "getxattr", "listxattr", "readblocks":
+	case fsproto.OpReaddir, fsproto.OpGetxattr, fsproto.OpListxattr, fsproto.OpReadBlocks:
 		return need(r.Ino, 4)
-	case "open":
+	case fsproto.OpOpen:
 		switch r.Flags & syscall.O_ACCMODE {
 		case syscall.O_RDONLY:
 			return need(r.Ino, 4)
@@ -264,29 +262,29 @@ func (e *Engine) confine(ctx context.Context, s *Session, r *Request) error {
 		default:
 			return need(r.Ino, 6)
 		}
-	case "mknod", "tmpfile", "unlink", "rmdir":
+	case fsproto.OpMknod, fsproto.OpTmpfile, fsproto.OpUnlink, fsproto.OpRmdir:
 		return need(r.Parent, 3)
-	case "link":
+	case fsproto.OpLink:
 		return need(r.NewParent, 3)
-	case "rename":
+	case fsproto.OpRename:
 		if err := need(r.Parent, 3); err != nil {
 			return err
 		}
 		return need(r.NewParent, 3)
-	case "commit":
+	case fsproto.OpCommit:
 		return need(r.Ino, 2)
-	case "setxattr", "removexattr":
+	case fsproto.OpSetxattr, fsproto.OpRemovexattr:
 		return owner(r.Ino)
-	case "setattr":
-		if r.Valid&SetUid != 0 && c.uid != 0 {
+	case fsproto.OpSetattr:
+		if r.Valid&fsproto.SetUid != 0 && c.uid != 0 {
 			return errno(syscall.EPERM, "only root changes owners")
 		}
-		if r.Valid&(SetMode|SetGid|SetAtime|SetMtime) != 0 {
+		if r.Valid&(fsproto.SetMode|fsproto.SetGid|fsproto.SetAtime|fsproto.SetMtime) != 0 {
 			if err := owner(r.Ino); err != nil {
 				return err
 			}
 		}
-		if r.Valid&SetSize != 0 {
+		if r.Valid&fsproto.SetSize != 0 {
 			return need(r.Ino, 2)
 		}
 	}
@@ -306,7 +304,7 @@ func (e *Engine) inside(ctx context.Context, fs string, s *Session, ino uint64) 
 			e.insideCache.Store(key, true)
 			return nil
 		}
-		if cur == RootIno || cur == 0 {
+		if cur == fsproto.RootIno || cur == 0 {
 			break
 		}
 		n, err := e.load(ctx, fs, cur)
@@ -320,37 +318,37 @@ func (e *Engine) inside(ctx context.Context, fs string, s *Session, ino uint64) 
 
 // present turns the engine's view of a response into the client's: the
 // session's root is inode 1 to it.
-func present(s *Session, resp *Response) {
+func present(s *Session, resp *fsproto.Response) {
 	if s.Root == 0 {
 		return
 	}
 	resp.Attr, resp.Dir = presentAttr(s, resp.Attr), presentAttr(s, resp.Dir)
 	for i := range resp.Entries {
 		if resp.Entries[i].Ino == s.Root {
-			resp.Entries[i].Ino = RootIno
+			resp.Entries[i].Ino = fsproto.RootIno
 		}
 	}
 }
 
 // presentAttr maps the session's root directory to inode 1.
-func presentAttr(s *Session, a *Attr) *Attr {
+func presentAttr(s *Session, a *fsproto.Attr) *fsproto.Attr {
 	switch {
 	case a == nil:
 		return nil
 	case a.Ino == s.Root:
 		c := *a
-		c.Ino, c.Parent = RootIno, RootIno
+		c.Ino, c.Parent = fsproto.RootIno, fsproto.RootIno
 		return &c
 	case a.Parent == s.Root:
 		c := *a
-		c.Parent = RootIno
+		c.Parent = fsproto.RootIno
 		return &c
 	}
 	return a
 }
 
 // PresentEvent maps an event for a session with its own root.
-func (e *Engine) PresentEvent(sess string, ev *Event) {
+func (e *Engine) PresentEvent(sess string, ev *fsproto.Event) {
 	v, ok := e.sessions.Load(sess)
 	if !ok {
 		return
@@ -360,9 +358,9 @@ func (e *Engine) PresentEvent(sess string, ev *Event) {
 		return
 	}
 	if ev.Ino == s.Root {
-		ev.Ino = RootIno
+		ev.Ino = fsproto.RootIno
 	}
 	if ev.Parent == s.Root {
-		ev.Parent = RootIno
+		ev.Parent = fsproto.RootIno
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // BenchmarkCreate is the metadata engine's create (one guarded etcd
@@ -18,11 +20,11 @@ func BenchmarkCreate(b *testing.B) {
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		d := dirs.Add(1)
-		dir := e.Do(context.Background(), &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: fmt.Sprint("d", d), Mode: syscall.S_IFDIR | 0o755}).Attr.Ino
+		dir := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: fmt.Sprint("d", d), Mode: syscall.S_IFDIR | 0o755}).Attr.Ino
 		i := 0
 		for pb.Next() {
 			i++
-			if r := e.Do(context.Background(), &Request{Op: "mknod", FS: fs, Parent: dir, Name: fmt.Sprint("f", i), Mode: syscall.S_IFREG | 0o644, Excl: true}); r.Errno != 0 {
+			if r := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: dir, Name: fmt.Sprint("f", i), Mode: syscall.S_IFREG | 0o644, Excl: true}); r.Errno != 0 {
 				b.Fatal(r.Errno)
 			}
 		}
@@ -32,7 +34,7 @@ func BenchmarkCreate(b *testing.B) {
 func BenchmarkCreateSerial(b *testing.B) {
 	e, fs := newEngine(b)
 	for i := 0; i < b.N; i++ {
-		if r := e.Do(context.Background(), &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: fmt.Sprint("f", i), Mode: syscall.S_IFREG | 0o644, Excl: true}); r.Errno != 0 {
+		if r := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: fmt.Sprint("f", i), Mode: syscall.S_IFREG | 0o644, Excl: true}); r.Errno != 0 {
 			b.Fatal(r.Errno)
 		}
 	}
@@ -43,7 +45,7 @@ func BenchmarkCreateSerial(b *testing.B) {
 func BenchmarkLookupMissing(b *testing.B) {
 	e, fs := newEngine(b)
 	for i := 0; i < b.N; i++ {
-		if r := e.Do(context.Background(), &Request{Op: "lookup", FS: fs, Parent: RootIno, Name: fmt.Sprint("f", i)}); r.Errno != syscall.ENOENT {
+		if r := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: fsproto.RootIno, Name: fmt.Sprint("f", i)}); r.Errno != syscall.ENOENT {
 			b.Fatal(r.Errno)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // TestIssuedChunkIDs: an id the cluster issued carries its time, for its
@@ -19,7 +21,7 @@ func TestIssuedChunkIDs(t *testing.T) {
 	}
 	then := time.Now().Add(-90 * time.Second)
 	id := e.IssueChunkID(fs, then)
-	if !ValidChunkID(id) {
+	if !fsproto.ValidChunkID(id) {
 		t.Fatalf("issued id %q is not a chunk id", id)
 	}
 	at, ok := e.issuedAt(fs, id)
@@ -36,7 +38,7 @@ func TestIssuedChunkIDs(t *testing.T) {
 	if _, ok := e.issuedAt(fs, forged); ok {
 		t.Fatal("an id with a changed time passed")
 	}
-	if _, ok := e.issuedAt(fs, NewChunkID()); ok {
+	if _, ok := e.issuedAt(fs, fsproto.NewChunkID()); ok {
 		t.Fatal("a client's random id passed for issued")
 	}
 	other := NewEngine(e.Client, e.Chunks, e.Log)

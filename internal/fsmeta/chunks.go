@@ -3,8 +3,6 @@ package fsmeta
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/blob"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // ChunkStore holds the shared file systems' data: chunks FS/ab/ID, each
@@ -49,21 +48,10 @@ type ChunkDir struct{ Path string }
 // Keeps reports whether the directory is set.
 func (d ChunkDir) Keeps() bool { return d.Path != "" }
 
-var chunkRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 var fsRE = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
-
-// ValidChunkID reports whether id is a chunk id.
-func ValidChunkID(id string) bool { return chunkRE.MatchString(id) }
 
 // ValidFSID reports whether id is a file system id.
 func ValidFSID(id string) bool { return fsRE.MatchString(id) }
-
-// NewChunkID returns a fresh random chunk id.
-func NewChunkID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // ErrChunkExists is returned by Put for an id already stored.
 var ErrChunkExists = errors.New("chunk already exists")
@@ -78,7 +66,7 @@ func (d ChunkDir) check(fsid, id string) error {
 }
 
 func checkChunk(fsid, id string) error {
-	if !ValidFSID(fsid) || !ValidChunkID(id) {
+	if !ValidFSID(fsid) || !fsproto.ValidChunkID(id) {
 		return fmt.Errorf("invalid chunk %s/%s", fsid, id)
 	}
 	return nil
@@ -100,7 +88,7 @@ func (d ChunkDir) Put(_ context.Context, fsid, id string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".tmp-"+NewChunkID())
+	tmp := filepath.Join(dir, ".tmp-"+fsproto.NewChunkID())
 	direct := len(data) > 0 && len(data)%4096 == 0 && uintptr(unsafe.Pointer(&data[0]))%4096 == 0
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if direct {
@@ -221,7 +209,7 @@ func (d ChunkDir) Walk(_ context.Context, fsid string, fn func(id string, age ti
 			}
 			return err
 		}
-		if e.IsDir() || !ValidChunkID(e.Name()) {
+		if e.IsDir() || !fsproto.ValidChunkID(e.Name()) {
 			return nil
 		}
 		info, err := e.Info()
@@ -313,7 +301,7 @@ func (o ObjectChunks) Walk(ctx context.Context, fsid string, fn func(id string, 
 	}
 	return o.Objects.List(ctx, "fs/"+fsid+"/", func(in blob.Info) error {
 		id := in.Name[strings.LastIndexByte(in.Name, '/')+1:]
-		if ValidChunkID(id) && in.Name == objectName(fsid, id) {
+		if fsproto.ValidChunkID(id) && in.Name == objectName(fsid, id) {
 			fn(id, time.Since(in.ModTime), in.Size)
 		}
 		return nil

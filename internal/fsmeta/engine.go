@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
 )
 
@@ -85,7 +86,7 @@ func (e *Engine) forget(fs string, ino uint64) {
 
 type usageEntry struct {
 	at time.Time
-	st Statfs
+	st fsproto.Statfs
 }
 
 type compactJob struct {
@@ -135,7 +136,7 @@ func randIno() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
 	ino := binary.LittleEndian.Uint64(b[:]) >> 1
-	if ino <= RootIno {
+	if ino <= fsproto.RootIno {
 		ino += 2
 	}
 	return ino
@@ -149,7 +150,7 @@ func marshal(v any) string {
 	return string(b)
 }
 
-func storeAttr(a *Attr) string {
+func storeAttr(a *fsproto.Attr) string {
 	c := *a
 	c.Rev, c.Xattrs = 0, false
 	return marshal(&c)
@@ -159,8 +160,8 @@ func checkName(name string) error {
 	switch {
 	case name == "" || name == "." || name == "..":
 		return errno(syscall.EINVAL, "invalid name %q", name)
-	case len(name) > MaxName:
-		return errno(syscall.ENAMETOOLONG, "name longer than %d bytes", MaxName)
+	case len(name) > fsproto.MaxName:
+		return errno(syscall.ENAMETOOLONG, "name longer than %d bytes", fsproto.MaxName)
 	case strings.ContainsAny(name, "/\x00"):
 		return errno(syscall.EINVAL, "invalid name %q", name)
 	}
@@ -169,7 +170,7 @@ func checkName(name string) error {
 
 // node is a loaded inode with the revisions that guard it.
 type node struct {
-	a    *Attr
+	a    *fsproto.Attr
 	rev  int64 // inode key's mod revision
 	crev int64 // inode key's create revision
 }
@@ -185,7 +186,7 @@ func (e *Engine) load(ctx context.Context, fs string, ino uint64) (*node, error)
 	for _, kv := range resp.Kvs {
 		switch string(kv.Key) {
 		case ikey(fs, ino):
-			n.a = &Attr{}
+			n.a = &fsproto.Attr{}
 			if err := json.Unmarshal(kv.Value, n.a); err != nil {
 				return nil, fmt.Errorf("inode %d: %w", ino, err)
 			}
@@ -265,16 +266,16 @@ var errContention = errno(syscall.EAGAIN, "too much contention; try again")
 
 // Do runs one request. A request in a restricted session is confined to
 // what the session may do.
-func (e *Engine) Do(ctx context.Context, r *Request) *Response {
+func (e *Engine) Do(ctx context.Context, r *fsproto.Request) *fsproto.Response {
 	var s *Session
 	var err error
-	if r.Session != "" && !strings.HasPrefix(r.Op, "session.") {
+	if r.Session != "" && !r.Op.IsSession() {
 		s, err = e.Session(ctx, r.FS, r.Session)
 		if err == nil && s.restricted() {
 			err = e.confine(ctx, s, r)
 		}
 	}
-	var resp *Response
+	var resp *fsproto.Response
 	if err == nil {
 		resp, err = e.do(ctx, r)
 	}
@@ -287,13 +288,13 @@ func (e *Engine) Do(ctx context.Context, r *Request) *Response {
 	if err != nil {
 		var fe *Error
 		if errors.As(err, &fe) {
-			return &Response{Errno: fe.Errno}
+			return &fsproto.Response{Errno: fe.Errno}
 		}
 		if ctx.Err() != nil {
-			return &Response{Errno: syscall.EINTR}
+			return &fsproto.Response{Errno: syscall.EINTR}
 		}
 		e.Log.Warn("file system operation failed", "op", r.Op, "fs", r.FS, "err", err)
-		return &Response{Errno: syscall.EIO}
+		return &fsproto.Response{Errno: syscall.EIO}
 	}
 	return resp
 }
@@ -301,7 +302,7 @@ func (e *Engine) Do(ctx context.Context, r *Request) *Response {
 // forClient is an inode as clients see it: whether it has extended
 // attributes, not their values (reading one is a getxattr, which checks
 // read permission).
-func forClient(a *Attr) *Attr {
+func forClient(a *fsproto.Attr) *fsproto.Attr {
 	if a == nil || len(a.Xattr) == 0 {
 		return a
 	}
@@ -310,63 +311,63 @@ func forClient(a *Attr) *Attr {
 	return &c
 }
 
-func (e *Engine) do(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) do(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if !ValidFSID(r.FS) {
 		return nil, errno(syscall.ENODEV, "invalid file system id")
 	}
 	switch r.Op {
-	case "lookup":
+	case fsproto.OpLookup:
 		return e.lookup(ctx, r)
-	case "getattr", "open":
+	case fsproto.OpGetattr, fsproto.OpOpen:
 		n, err := e.load(ctx, r.FS, r.Ino)
 		if err != nil {
 			return nil, err
 		}
-		return &Response{Attr: n.a}, nil
-	case "setattr":
+		return &fsproto.Response{Attr: n.a}, nil
+	case fsproto.OpSetattr:
 		return e.setattr(ctx, r)
-	case "mknod":
+	case fsproto.OpMknod:
 		return e.mknod(ctx, r)
-	case "tmpfile":
+	case fsproto.OpTmpfile:
 		return e.tmpfile(ctx, r)
-	case "link":
+	case fsproto.OpLink:
 		return e.link(ctx, r)
-	case "unlink":
+	case fsproto.OpUnlink:
 		return e.unlink(ctx, r)
-	case "rmdir":
+	case fsproto.OpRmdir:
 		return e.rmdir(ctx, r)
-	case "rename":
+	case fsproto.OpRename:
 		return e.rename(ctx, r)
-	case "readdir":
+	case fsproto.OpReaddir:
 		return e.readdir(ctx, r)
-	case "readblocks":
+	case fsproto.OpReadBlocks:
 		return e.readBlocks(ctx, r)
-	case "commit":
+	case fsproto.OpCommit:
 		return e.commit(ctx, r)
-	case "getxattr", "listxattr", "setxattr", "removexattr":
+	case fsproto.OpGetxattr, fsproto.OpListxattr, fsproto.OpSetxattr, fsproto.OpRemovexattr:
 		return e.xattr(ctx, r)
-	case "statfs":
+	case fsproto.OpStatfs:
 		return e.statfs(ctx, r)
-	case "session.open":
+	case fsproto.OpSessionOpen:
 		return e.openSession(ctx, r)
-	case "session.keepalive":
+	case fsproto.OpSessionKeepAlive:
 		return e.keepAlive(ctx, r)
-	case "session.close":
+	case fsproto.OpSessionClose:
 		return e.closeSession(ctx, r)
-	case "hold":
+	case fsproto.OpHold:
 		return e.hold(ctx, r)
-	case "unhold":
+	case fsproto.OpUnhold:
 		_, err := e.Client.Delete(ctx, hprefix(r.FS, r.Ino)+r.Session)
-		return &Response{}, err
-	case "getlk":
+		return &fsproto.Response{}, err
+	case fsproto.OpGetlk:
 		return e.getlk(ctx, r)
-	case "setlk":
+	case fsproto.OpSetlk:
 		return e.setlk(ctx, r)
 	}
 	return nil, errno(syscall.ENOSYS, "unknown operation %q", r.Op)
 }
 
-func (e *Engine) lookup(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) lookup(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkName(r.Name); err != nil {
 		return nil, err
 	}
@@ -386,12 +387,12 @@ func (e *Engine) lookup(ctx context.Context, r *Request) (*Response, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		return &Response{Attr: n.a}, nil
+		return &fsproto.Response{Attr: n.a}, nil
 	}
 	return nil, errContention
 }
 
-func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) mknod(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkName(r.Name); err != nil {
 		return nil, err
 	}
@@ -414,7 +415,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 			return nil, errno(syscall.ENOTDIR, "parent is not a directory")
 		}
 		t := now()
-		a := &Attr{Ino: randIno(), Mode: r.Mode, Uid: r.Uid, Gid: r.Gid, Nlink: 1, Atime: t, Mtime: t, Ctime: t, Rdev: r.Rdev, By: r.Session}
+		a := &fsproto.Attr{Ino: randIno(), Mode: r.Mode, Uid: r.Uid, Gid: r.Gid, Nlink: 1, Atime: t, Mtime: t, Ctime: t, Rdev: r.Rdev, By: r.Session}
 		if typ == syscall.S_IFLNK {
 			a.Mode, a.Target, a.Size = syscall.S_IFLNK|0o777, r.Target, uint64(len(r.Target))
 		}
@@ -449,7 +450,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 		}
 		if resp.Succeeded {
 			a.Rev = resp.Header.Revision
-			return &Response{Attr: a, Dir: &pa}, nil
+			return &fsproto.Response{Attr: a, Dir: &pa}, nil
 		}
 		e.forget(r.FS, r.Parent)
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
@@ -465,7 +466,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 			if n.a.IsDir() {
 				return nil, errno(syscall.EISDIR, "%q is a directory", r.Name)
 			}
-			return &Response{Attr: n.a}, nil
+			return &fsproto.Response{Attr: n.a}, nil
 		}
 	}
 	return nil, errContention
@@ -473,7 +474,7 @@ func (e *Engine) mknod(ctx context.Context, r *Request) (*Response, error) {
 
 // tmpfile creates an unnamed regular file (O_TMPFILE): an orphan from
 // birth, held by the caller's session.
-func (e *Engine) tmpfile(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) tmpfile(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	p, err := e.dir(ctx, r.FS, r.Parent)
 	if err != nil {
 		return nil, err
@@ -483,7 +484,7 @@ func (e *Engine) tmpfile(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	t := now()
-	a := &Attr{Ino: randIno(), Mode: syscall.S_IFREG | r.Mode&0o7777, Uid: r.Uid, Gid: r.Gid, Atime: t, Mtime: t, Ctime: t, By: r.Session, Parent: r.Parent}
+	a := &fsproto.Attr{Ino: randIno(), Mode: syscall.S_IFREG | r.Mode&0o7777, Uid: r.Uid, Gid: r.Gid, Atime: t, Mtime: t, Ctime: t, By: r.Session, Parent: r.Parent}
 	if p.a.Mode&syscall.S_ISGID != 0 {
 		a.Gid = p.a.Gid
 	}
@@ -499,12 +500,12 @@ func (e *Engine) tmpfile(ctx context.Context, r *Request) (*Response, error) {
 		return nil, errContention
 	}
 	a.Rev = resp.Header.Revision
-	return &Response{Attr: a}, nil
+	return &fsproto.Response{Attr: a}, nil
 }
 
 // dropLink removes one link of n (already guarded by the caller); the last
 // link makes it an orphan, kept while a session holds it open.
-func (e *Engine) dropLink(ctx context.Context, r *Request, n *node, t int64) ([]clientv3.Op, error) {
+func (e *Engine) dropLink(ctx context.Context, r *fsproto.Request, n *node, t int64) ([]clientv3.Op, error) {
 	a := *n.a
 	a.Nlink--
 	a.Ctime, a.By = t, r.Session
@@ -522,7 +523,7 @@ func (e *Engine) dropLink(ctx context.Context, r *Request, n *node, t int64) ([]
 	return ops, nil
 }
 
-func (e *Engine) unlink(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) unlink(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkName(r.Name); err != nil {
 		return nil, err
 	}
@@ -553,7 +554,7 @@ func (e *Engine) unlink(ctx context.Context, r *Request) (*Response, error) {
 			return nil, err
 		}
 		if resp.Succeeded {
-			out := &Response{}
+			out := &fsproto.Response{}
 			if n.a.Nlink == 1 {
 				out.Ino = n.a.Ino // now an orphan: a client with it open holds it
 			}
@@ -575,7 +576,7 @@ func (e *Engine) dirEmpty(ctx context.Context, fs string, ino uint64) (bool, err
 	return resp.Count == 0, nil
 }
 
-func (e *Engine) rmdir(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) rmdir(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkName(r.Name); err != nil {
 		return nil, err
 	}
@@ -612,7 +613,7 @@ func (e *Engine) rmdir(ctx context.Context, r *Request) (*Response, error) {
 			return nil, err
 		}
 		if resp.Succeeded {
-			return &Response{}, nil
+			return &fsproto.Response{}, nil
 		}
 		if empty, err := e.dirEmpty(ctx, r.FS, d.Ino); err != nil {
 			return nil, err
@@ -623,7 +624,7 @@ func (e *Engine) rmdir(ctx context.Context, r *Request) (*Response, error) {
 	return nil, errContention
 }
 
-func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) link(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkName(r.NewName); err != nil {
 		return nil, err
 	}
@@ -668,7 +669,7 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 		}
 		if resp.Succeeded {
 			a.Rev = resp.Header.Revision
-			return &Response{Attr: &a}, nil
+			return &fsproto.Response{Attr: &a}, nil
 		}
 		if resp.Responses[0].GetResponseRange().Count > 0 {
 			return nil, errno(syscall.EEXIST, "%q exists", r.NewName)
@@ -677,7 +678,7 @@ func (e *Engine) link(ctx context.Context, r *Request) (*Response, error) {
 	return nil, errContention
 }
 
-func (e *Engine) readdir(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	n, err := e.dir(ctx, r.FS, r.Ino)
 	if err != nil {
 		return nil, err
@@ -695,11 +696,11 @@ func (e *Engine) readdir(ctx context.Context, r *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Response{More: resp.More, Attr: n.a}
+	out := &fsproto.Response{More: resp.More, Attr: n.a}
 	for _, kv := range resp.Kvs {
 		d := Dentry{}
 		json.Unmarshal(kv.Value, &d)
-		out.Entries = append(out.Entries, Dirent{Name: strings.TrimPrefix(string(kv.Key), pfx), Ino: d.Ino, Mode: d.Mode})
+		out.Entries = append(out.Entries, fsproto.Dirent{Name: strings.TrimPrefix(string(kv.Key), pfx), Ino: d.Ino, Mode: d.Mode})
 	}
 	return out, nil
 }
@@ -707,11 +708,11 @@ func (e *Engine) readdir(ctx context.Context, r *Request) (*Response, error) {
 // truncateOps drops a file's data beyond size: whole blocks by one range
 // delete, the block the new end falls in by trimming its slices.
 func (e *Engine) truncateOps(ctx context.Context, fs string, ino uint64, size uint64) ([]clientv3.Cmp, []clientv3.Op, error) {
-	first := uint32((size + BlockSize - 1) / BlockSize)
+	first := uint32((size + fsproto.BlockSize - 1) / fsproto.BlockSize)
 	ops := []clientv3.Op{clientv3.OpDelete(bkey(fs, ino, first), clientv3.WithRange(clientv3.GetPrefixRangeEnd(bprefix(fs, ino))))}
 	var cmps []clientv3.Cmp
-	if cut := uint32(size % BlockSize); cut != 0 {
-		blk := uint32(size / BlockSize)
+	if cut := uint32(size % fsproto.BlockSize); cut != 0 {
+		blk := uint32(size / fsproto.BlockSize)
 		k := bkey(fs, ino, blk)
 		resp, err := e.Client.Get(ctx, k)
 		if err != nil {
@@ -720,7 +721,7 @@ func (e *Engine) truncateOps(ctx context.Context, fs string, ino uint64, size ui
 		if len(resp.Kvs) > 0 {
 			b := Blocks{}
 			json.Unmarshal(resp.Kvs[0].Value, &b)
-			var kept []Slice
+			var kept []fsproto.Slice
 			for _, s := range b.Slices {
 				if s.Off >= cut {
 					continue
@@ -741,7 +742,7 @@ func (e *Engine) truncateOps(ctx context.Context, fs string, ino uint64, size ui
 	return cmps, ops, nil
 }
 
-func (e *Engine) setattr(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) setattr(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	for i := 0; i < attempts; i++ {
 		n, err := e.load(ctx, r.FS, r.Ino)
 		if err != nil {
@@ -751,16 +752,16 @@ func (e *Engine) setattr(ctx context.Context, r *Request) (*Response, error) {
 		t := now()
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev)}
 		var ops []clientv3.Op
-		if r.Valid&SetMode != 0 {
+		if r.Valid&fsproto.SetMode != 0 {
 			a.Mode = a.Mode&syscall.S_IFMT | r.Mode&0o7777
 		}
-		if r.Valid&SetUid != 0 {
+		if r.Valid&fsproto.SetUid != 0 {
 			a.Uid = r.Uid
 		}
-		if r.Valid&SetGid != 0 {
+		if r.Valid&fsproto.SetGid != 0 {
 			a.Gid = r.Gid
 		}
-		if r.Valid&SetSize != 0 {
+		if r.Valid&fsproto.SetSize != 0 {
 			if a.IsDir() {
 				return nil, errno(syscall.EISDIR, "truncate of a directory")
 			}
@@ -780,18 +781,18 @@ func (e *Engine) setattr(ctx context.Context, r *Request) (*Response, error) {
 			a.Size = r.Size
 		}
 		switch {
-		case r.Valid&SetAtimeNow != 0:
+		case r.Valid&fsproto.SetAtimeNow != 0:
 			a.Atime = t
-		case r.Valid&SetAtime != 0:
+		case r.Valid&fsproto.SetAtime != 0:
 			a.Atime = r.Atime
 		}
 		switch {
-		case r.Valid&SetMtimeNow != 0:
+		case r.Valid&fsproto.SetMtimeNow != 0:
 			a.Mtime = t
-		case r.Valid&SetMtime != 0:
+		case r.Valid&fsproto.SetMtime != 0:
 			a.Mtime = r.Mtime
 		}
-		if r.Valid&(SetMtime|SetMtimeNow) != 0 && a.IsDir() {
+		if r.Valid&(fsproto.SetMtime|fsproto.SetMtimeNow) != 0 && a.IsDir() {
 			ops = append(ops, clientv3.OpDelete(tkey(r.FS, r.Ino)))
 		}
 		a.Ctime, a.By = t, r.Session
@@ -802,13 +803,13 @@ func (e *Engine) setattr(ctx context.Context, r *Request) (*Response, error) {
 		}
 		if resp.Succeeded {
 			a.Rev = resp.Header.Revision
-			return &Response{Attr: &a}, nil
+			return &fsproto.Response{Attr: &a}, nil
 		}
 	}
 	return nil, errContention
 }
 
-func (e *Engine) readBlocks(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) readBlocks(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if r.BlkEnd < r.Blk {
 		return nil, errno(syscall.EINVAL, "empty block range")
 	}
@@ -816,7 +817,7 @@ func (e *Engine) readBlocks(ctx context.Context, r *Request) (*Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := &Response{Blocks: map[uint32][]Slice{}, Rev: resp.Header.Revision}
+	out := &fsproto.Response{Blocks: map[uint32][]fsproto.Slice{}, Rev: resp.Header.Revision}
 	pfx := bprefix(r.FS, r.Ino)
 	for _, kv := range resp.Kvs {
 		var blk uint32
@@ -834,16 +835,16 @@ const MaxSlices = 16
 // MaxCommitBlocks bounds the blocks one commit touches (one transaction).
 const MaxCommitBlocks = 100
 
-func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) commit(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if len(r.Slices) == 0 {
 		return nil, errno(syscall.EINVAL, "commit without slices")
 	}
-	blocks := map[uint32][]Slice{}
+	blocks := map[uint32][]fsproto.Slice{}
 	var order []uint32
 	chunks := map[string]bool{}
 	end := r.Size
 	for _, s := range r.Slices {
-		if s.Len == 0 || uint64(s.Off)+uint64(s.Len) > BlockSize || !ValidChunkID(s.ID) {
+		if s.Len == 0 || uint64(s.Off)+uint64(s.Len) > fsproto.BlockSize || !fsproto.ValidChunkID(s.ID) {
 			return nil, errno(syscall.EINVAL, "invalid slice %+v", s)
 		}
 		if _, ok := blocks[s.Blk]; !ok {
@@ -851,7 +852,7 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 		}
 		blocks[s.Blk] = append(blocks[s.Blk], s.Slice)
 		chunks[s.ID] = true
-		end = max(end, uint64(s.Blk)*BlockSize+uint64(s.Off)+uint64(s.Len))
+		end = max(end, uint64(s.Blk)*fsproto.BlockSize+uint64(s.Off)+uint64(s.Len))
 	}
 	if len(order) > MaxCommitBlocks {
 		return nil, errno(syscall.EFBIG, "commit touches %d blocks, at most %d", len(order), MaxCommitBlocks)
@@ -878,7 +879,7 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 			if err != nil || age > e.ChunkGrace/2 {
 				// The client still holds the data: it uploads it again
 				// under a new id.
-				return nil, errno(ErrChunkExpired, "chunk %s is missing or too old to commit", id)
+				return nil, errno(fsproto.ErrChunkExpired, "chunk %s is missing or too old to commit", id)
 			}
 		}
 		n, err := e.load(ctx, r.FS, r.Ino)
@@ -917,7 +918,7 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 			}
 			// Slices the new ones hide entirely are dropped: readers
 			// would fetch them for nothing, and their chunks can go.
-			b.Slices = Visible(append(b.Slices, blocks[blk]...))
+			b.Slices = fsproto.Visible(append(b.Slices, blocks[blk]...))
 			b.By = r.Session
 			if len(b.Slices) > MaxSlices {
 				compact = append(compact, blk)
@@ -937,13 +938,13 @@ func (e *Engine) commit(ctx context.Context, r *Request) (*Response, error) {
 				}
 			}
 			a.Rev = resp.Header.Revision
-			return &Response{Attr: &a}, nil
+			return &fsproto.Response{Attr: &a}, nil
 		}
 	}
 	return nil, errContention
 }
 
-func (e *Engine) xattr(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) xattr(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if r.Op != "listxattr" && (r.Key == "" || len(r.Key) > 255) {
 		return nil, errno(syscall.ERANGE, "invalid xattr name")
 	}
@@ -954,19 +955,19 @@ func (e *Engine) xattr(ctx context.Context, r *Request) (*Response, error) {
 		}
 		a := *n.a
 		switch r.Op {
-		case "getxattr":
+		case fsproto.OpGetxattr:
 			v, ok := a.Xattr[r.Key]
 			if !ok {
 				return nil, errno(syscall.ENODATA, "no xattr %q", r.Key)
 			}
-			return &Response{Value: v}, nil
-		case "listxattr":
-			out := &Response{}
+			return &fsproto.Response{Value: v}, nil
+		case fsproto.OpListxattr:
+			out := &fsproto.Response{}
 			for k := range a.Xattr {
 				out.Names = append(out.Names, k)
 			}
 			return out, nil
-		case "setxattr":
+		case fsproto.OpSetxattr:
 			if strings.HasPrefix(r.Key, "system.") {
 				return nil, errno(syscall.EOPNOTSUPP, "system xattrs (ACLs) are not supported")
 			}
@@ -977,7 +978,7 @@ func (e *Engine) xattr(ctx context.Context, r *Request) (*Response, error) {
 			if r.Flags&2 != 0 && !exists { // XATTR_REPLACE
 				return nil, errno(syscall.ENODATA, "no xattr %q", r.Key)
 			}
-			if len(r.Value) > MaxXattrSize {
+			if len(r.Value) > fsproto.MaxXattrSize {
 				return nil, errno(syscall.E2BIG, "xattr value of %d bytes", len(r.Value))
 			}
 			total := len(r.Key) + len(r.Value)
@@ -986,8 +987,8 @@ func (e *Engine) xattr(ctx context.Context, r *Request) (*Response, error) {
 					total += len(k) + len(v)
 				}
 			}
-			if total > MaxXattrSize {
-				return nil, errno(syscall.ENOSPC, "xattrs of one inode exceed %d bytes", MaxXattrSize)
+			if total > fsproto.MaxXattrSize {
+				return nil, errno(syscall.ENOSPC, "xattrs of one inode exceed %d bytes", fsproto.MaxXattrSize)
 			}
 			x := make(map[string][]byte, len(a.Xattr)+1)
 			for k, v := range a.Xattr {
@@ -995,7 +996,7 @@ func (e *Engine) xattr(ctx context.Context, r *Request) (*Response, error) {
 			}
 			x[r.Key] = append([]byte{}, r.Value...)
 			a.Xattr = x
-		case "removexattr":
+		case fsproto.OpRemovexattr:
 			if _, ok := a.Xattr[r.Key]; !ok {
 				return nil, errno(syscall.ENODATA, "no xattr %q", r.Key)
 			}
@@ -1014,36 +1015,36 @@ func (e *Engine) xattr(ctx context.Context, r *Request) (*Response, error) {
 			return nil, err
 		}
 		if resp.Succeeded {
-			return &Response{}, nil
+			return &fsproto.Response{}, nil
 		}
 	}
 	return nil, errContention
 }
 
-func (e *Engine) statfs(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) statfs(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	st, err := e.Usage(ctx, r.FS, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	return &Response{Statfs: st}, nil
+	return &fsproto.Response{Statfs: st}, nil
 }
 
 // Usage is a file system's size in bytes and its number of inodes, from a
 // scan at most maxAge old.
-func (e *Engine) Usage(ctx context.Context, fs string, maxAge time.Duration) (*Statfs, error) {
+func (e *Engine) Usage(ctx context.Context, fs string, maxAge time.Duration) (*fsproto.Statfs, error) {
 	e.usageMu.Lock()
 	u, ok := e.usage[fs]
 	e.usageMu.Unlock()
 	if ok && time.Since(u.at) < maxAge {
 		return &u.st, nil
 	}
-	st := Statfs{}
+	st := fsproto.Statfs{}
 	pfx := fsPrefix(fs) + "i/"
 	err := e.scan(ctx, pfx, 0, func(k string, v []byte, _, _ int64) error {
 		if strings.HasSuffix(k, "/t") {
 			return nil
 		}
-		a := Attr{}
+		a := fsproto.Attr{}
 		json.Unmarshal(v, &a)
 		st.Files++
 		st.Bytes += a.Size

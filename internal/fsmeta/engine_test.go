@@ -20,6 +20,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // newEngine runs a real single-member etcd in a temp dir.
@@ -53,7 +55,7 @@ func newEngine(t testing.TB) (*Engine, string) {
 	return eng, f.ID
 }
 
-func must(t *testing.T, e *Engine, r *Request) *Response {
+func must(t *testing.T, e *Engine, r *fsproto.Request) *fsproto.Response {
 	t.Helper()
 	resp := e.Do(context.Background(), r)
 	if resp.Errno != 0 {
@@ -63,7 +65,7 @@ func must(t *testing.T, e *Engine, r *Request) *Response {
 }
 
 func mkdir(t *testing.T, e *Engine, fs string, parent uint64, name string) uint64 {
-	return must(t, e, &Request{Op: "mknod", FS: fs, Parent: parent, Name: name, Mode: syscall.S_IFDIR | 0o755, Excl: true}).Attr.Ino
+	return must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: parent, Name: name, Mode: syscall.S_IFDIR | 0o755, Excl: true}).Attr.Ino
 }
 
 // Two hosts renaming two directories into each other at the same time must
@@ -72,7 +74,7 @@ func TestConcurrentCrossRenamesNeverMakeACycle(t *testing.T) {
 	e, fs := newEngine(t)
 	refused := 0
 	for i := 0; i < 40; i++ {
-		top := mkdir(t, e, fs, RootIno, fmt.Sprintf("round%d", i))
+		top := mkdir(t, e, fs, fsproto.RootIno, fmt.Sprintf("round%d", i))
 		a := mkdir(t, e, fs, top, "a")
 		b := mkdir(t, e, fs, top, "b")
 		var wg sync.WaitGroup
@@ -80,11 +82,11 @@ func TestConcurrentCrossRenamesNeverMakeACycle(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			errs[0] = e.Do(context.Background(), &Request{Op: "rename", FS: fs, Parent: top, Name: "a", NewParent: b, NewName: "a"}).Errno
+			errs[0] = e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpRename, FS: fs, Parent: top, Name: "a", NewParent: b, NewName: "a"}).Errno
 		}()
 		go func() {
 			defer wg.Done()
-			errs[1] = e.Do(context.Background(), &Request{Op: "rename", FS: fs, Parent: top, Name: "b", NewParent: a, NewName: "b"}).Errno
+			errs[1] = e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpRename, FS: fs, Parent: top, Name: "b", NewParent: a, NewName: "b"}).Errno
 		}()
 		wg.Wait()
 		if errs[0] == 0 && errs[1] == 0 {
@@ -115,7 +117,7 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 	e, fs := newEngine(t)
 	e.ChunkGrace = 300 * time.Millisecond
 	ctx := context.Background()
-	file := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	file := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	var collected atomic.Int64
 	go func() {
@@ -141,7 +143,7 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(int64(w)))
 			for i := 0; i < 40; i++ {
-				id := NewChunkID()
+				id := fsproto.NewChunkID()
 				data := make([]byte, 1000)
 				rng.Read(data)
 				if err := e.Chunks.Put(context.Background(), fs, id, data); err != nil {
@@ -150,11 +152,11 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 				}
 				time.Sleep(time.Duration(rng.Intn(250)) * time.Millisecond)
 				blk := uint32(rng.Intn(8))
-				resp := e.Do(ctx, &Request{Op: "commit", FS: fs, Ino: file, Slices: []BlockSlice{{Blk: blk, Slice: Slice{Off: uint32(w * 1000), Len: 1000, ID: id}}}})
+				resp := e.Do(ctx, &fsproto.Request{Op: fsproto.OpCommit, FS: fs, Ino: file, Slices: []fsproto.BlockSlice{{Blk: blk, Slice: fsproto.Slice{Off: uint32(w * 1000), Len: 1000, ID: id}}}})
 				switch resp.Errno {
 				case 0:
 					ok.Add(1)
-				case ErrChunkExpired:
+				case fsproto.ErrChunkExpired:
 					refused.Add(1)
 				default:
 					t.Errorf("commit: %v", resp.Errno)
@@ -184,12 +186,12 @@ func TestChunkCollectionNeverRemovesReferencedChunks(t *testing.T) {
 func TestFsckFindsAndRepairs(t *testing.T) {
 	e, fs := newEngine(t)
 	ctx := context.Background()
-	d := mkdir(t, e, fs, RootIno, "d")
-	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: d, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
-	g := must(t, e, &Request{Op: "mknod", FS: fs, Parent: d, Name: "g", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
-	id := NewChunkID()
+	d := mkdir(t, e, fs, fsproto.RootIno, "d")
+	f := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: d, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	g := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: d, Name: "g", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	id := fsproto.NewChunkID()
 	e.Chunks.Put(context.Background(), fs, id, []byte("data"))
-	must(t, e, &Request{Op: "commit", FS: fs, Ino: f, Slices: []BlockSlice{{Slice: Slice{Len: 4, ID: id}}}})
+	must(t, e, &fsproto.Request{Op: fsproto.OpCommit, FS: fs, Ino: f, Slices: []fsproto.BlockSlice{{Slice: fsproto.Slice{Len: 4, ID: id}}}})
 	if rep, _ := e.Fsck(ctx, fs, false); len(rep.Problems) != 0 {
 		t.Fatalf("fresh file system: %+v", rep)
 	}
@@ -199,8 +201,8 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	n, _ := e.load(ctx, fs, f)
 	n.a.Nlink = 5
 	e.Client.Put(ctx, ikey(fs, f), storeAttr(n.a))
-	e.Client.Put(ctx, bkey(fs, 12345, 0), marshal(&Blocks{Slices: []Slice{{Len: 4, ID: id}}}))
-	leak := NewChunkID()
+	e.Client.Put(ctx, bkey(fs, 12345, 0), marshal(&Blocks{Slices: []fsproto.Slice{{Len: 4, ID: id}}}))
+	leak := fsproto.NewChunkID()
 	e.Chunks.Put(context.Background(), fs, leak, []byte("leak"))
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(filepath.Join(e.Chunks.(ChunkDir).Path, fs, leak[:2], leak), old, old)
@@ -214,7 +216,7 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	if rep, _ = e.Fsck(ctx, fs, false); len(rep.Problems) != 0 {
 		t.Fatalf("after repair: %+v", rep)
 	}
-	if a := must(t, e, &Request{Op: "getattr", FS: fs, Ino: f}).Attr; a.Nlink != 1 || a.Size != 4 {
+	if a := must(t, e, &fsproto.Request{Op: fsproto.OpGetattr, FS: fs, Ino: f}).Attr; a.Nlink != 1 || a.Size != 4 {
 		t.Fatalf("f after repair: %+v", a)
 	}
 }
@@ -222,25 +224,27 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 // One operation is one transaction: a commit too big for one is refused.
 func TestCommitTooBigIsRefusedNotSplit(t *testing.T) {
 	e, fs := newEngine(t)
-	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
-	id := NewChunkID()
+	f := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	id := fsproto.NewChunkID()
 	e.Chunks.Put(context.Background(), fs, id, make([]byte, 10))
-	var ss []BlockSlice
+	var ss []fsproto.BlockSlice
 	for b := 0; b <= MaxCommitBlocks; b++ {
-		ss = append(ss, BlockSlice{Blk: uint32(b), Slice: Slice{Len: 10, ID: id}})
+		ss = append(ss, fsproto.BlockSlice{Blk: uint32(b), Slice: fsproto.Slice{Len: 10, ID: id}})
 	}
-	if r := e.Do(context.Background(), &Request{Op: "commit", FS: fs, Ino: f, Slices: ss}); r.Errno != syscall.EFBIG {
+	if r := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpCommit, FS: fs, Ino: f, Slices: ss}); r.Errno != syscall.EFBIG {
 		t.Fatalf("oversized commit: %v", r.Errno)
 	}
-	if a := must(t, e, &Request{Op: "getattr", FS: fs, Ino: f}).Attr; a.Size != 0 {
+	if a := must(t, e, &fsproto.Request{Op: fsproto.OpGetattr, FS: fs, Ino: f}).Attr; a.Size != 0 {
 		t.Fatalf("a refused commit changed the file: %+v", a)
 	}
 }
 
 func TestApplyLockSplitsAndMerges(t *testing.T) {
-	w := func(s, e uint64) Lock { return Lock{Owner: 1, Type: LockWrite, Start: s, End: e} }
+	w := func(s, e uint64) fsproto.Lock {
+		return fsproto.Lock{Owner: 1, Type: fsproto.LockWrite, Start: s, End: e}
+	}
 	ls := applyLock(nil, w(0, 99))
-	ls = applyLock(ls, Lock{Owner: 1, Type: Unlock, Start: 40, End: 59})
+	ls = applyLock(ls, fsproto.Lock{Owner: 1, Type: fsproto.Unlock, Start: 40, End: 59})
 	if len(ls) != 2 || ls[0] != w(0, 39) || ls[1] != w(60, 99) {
 		t.Fatalf("split: %+v", ls)
 	}
@@ -248,18 +252,18 @@ func TestApplyLockSplitsAndMerges(t *testing.T) {
 	if len(ls) != 1 || ls[0] != w(0, 99) {
 		t.Fatalf("merge: %+v", ls)
 	}
-	ls = applyLock(ls, Lock{Owner: 1, Type: Unlock, Start: 0, End: math.MaxUint64})
+	ls = applyLock(ls, fsproto.Lock{Owner: 1, Type: fsproto.Unlock, Start: 0, End: math.MaxUint64})
 	if len(ls) != 0 {
 		t.Fatalf("unlock all: %+v", ls)
 	}
-	other := lockHolder{sess: "s2", Lock: Lock{Owner: 1, Type: LockRead, Start: 10, End: 20}}
-	if conflicts(other, "s1", &Lock{Owner: 1, Type: LockRead, Start: 0, End: 100}) {
+	other := lockHolder{sess: "s2", Lock: fsproto.Lock{Owner: 1, Type: fsproto.LockRead, Start: 10, End: 20}}
+	if conflicts(other, "s1", &fsproto.Lock{Owner: 1, Type: fsproto.LockRead, Start: 0, End: 100}) {
 		t.Fatal("two read locks conflict")
 	}
-	if !conflicts(other, "s1", &Lock{Owner: 1, Type: LockWrite, Start: 20, End: 30}) {
+	if !conflicts(other, "s1", &fsproto.Lock{Owner: 1, Type: fsproto.LockWrite, Start: 20, End: 30}) {
 		t.Fatal("a write lock over a read lock of another session does not conflict")
 	}
-	if conflicts(other, "s2", &Lock{Owner: 1, Type: LockWrite, Start: 20, End: 30}) {
+	if conflicts(other, "s2", &fsproto.Lock{Owner: 1, Type: fsproto.LockWrite, Start: 20, End: 30}) {
 		t.Fatal("an owner conflicts with itself")
 	}
 }
@@ -269,18 +273,18 @@ func TestApplyLockSplitsAndMerges(t *testing.T) {
 func TestCompactionMergesSlices(t *testing.T) {
 	e, fs := newEngine(t)
 	ctx := context.Background()
-	f := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	f := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
 	want := make([]byte, 4000)
 	for i := 0; i < MaxSlices+4; i++ {
 		data := []byte(fmt.Sprintf("write%03d", i))
 		off := uint32(i * 150)
-		id := NewChunkID()
+		id := fsproto.NewChunkID()
 		e.Chunks.Put(context.Background(), fs, id, data)
-		must(t, e, &Request{Op: "commit", FS: fs, Ino: f, Slices: []BlockSlice{{Slice: Slice{Off: off, Len: uint32(len(data)), ID: id}}}})
+		must(t, e, &fsproto.Request{Op: fsproto.OpCommit, FS: fs, Ino: f, Slices: []fsproto.BlockSlice{{Slice: fsproto.Slice{Off: off, Len: uint32(len(data)), ID: id}}}})
 		copy(want[off:], data)
 	}
 	read := func() ([]byte, int) {
-		sl := must(t, e, &Request{Op: "readblocks", FS: fs, Ino: f, Blk: 0, BlkEnd: 0}).Blocks[0]
+		sl := must(t, e, &fsproto.Request{Op: fsproto.OpReadBlocks, FS: fs, Ino: f, Blk: 0, BlkEnd: 0}).Blocks[0]
 		got := make([]byte, 4000)
 		for _, s := range sl {
 			d, _ := e.Chunks.Get(context.Background(), fs, s.ID)
@@ -315,31 +319,31 @@ func TestCompactionMergesSlices(t *testing.T) {
 func TestRestrictedSessionConfinement(t *testing.T) {
 	e, fs := newEngine(t)
 	ctx := context.Background()
-	secret := must(t, e, &Request{Op: "mknod", FS: fs, Parent: RootIno, Name: "secret", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
-	outside := mkdir(t, e, fs, RootIno, "outside")
+	secret := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: "secret", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	outside := mkdir(t, e, fs, fsproto.RootIno, "outside")
 	uid, gid := uint32(1000), uint32(1000)
 	spec := &Session{Uid: &uid, Gid: &gid}
-	resp, err := e.OpenSession(ctx, fs, spec, "/app", &Attr{Uid: 1000, Gid: 1000, Mode: 0o750}, "", nil)
+	resp, err := e.OpenSession(ctx, fs, spec, "/app", &fsproto.Attr{Uid: 1000, Gid: 1000, Mode: 0o750}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sess := resp.Session
-	root := e.Do(ctx, &Request{Op: "getattr", FS: fs, Session: sess, Ino: RootIno})
-	if root.Errno != 0 || root.Attr.Ino != RootIno || root.Attr.Uid != 1000 || root.Attr.Mode&0o777 != 0o750 {
+	root := e.Do(ctx, &fsproto.Request{Op: fsproto.OpGetattr, FS: fs, Session: sess, Ino: fsproto.RootIno})
+	if root.Errno != 0 || root.Attr.Ino != fsproto.RootIno || root.Attr.Uid != 1000 || root.Attr.Mode&0o777 != 0o750 {
 		t.Fatalf("the session's root: %v %+v", root.Errno, root.Attr)
 	}
-	f := e.Do(ctx, &Request{Op: "mknod", FS: fs, Session: sess, Parent: RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644, Uid: 0, Gid: 0})
+	f := e.Do(ctx, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Session: sess, Parent: fsproto.RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644, Uid: 0, Gid: 0})
 	if f.Errno != 0 || f.Attr.Uid != 1000 || f.Attr.Gid != 1000 {
 		t.Fatalf("a file made by a client claiming root: %v %+v", f.Errno, f.Attr)
 	}
-	for _, r := range []*Request{
-		{Op: "getattr", Ino: secret},
-		{Op: "open", Ino: secret},
-		{Op: "readblocks", Ino: secret},
-		{Op: "lookup", Parent: outside, Name: "x"},
-		{Op: "mknod", Parent: outside, Name: "x", Mode: syscall.S_IFREG | 0o644},
-		{Op: "setattr", Ino: secret, Valid: SetMode, Mode: 0o777},
-		{Op: "rename", Parent: RootIno, Name: "f", NewParent: 999999, NewName: "x"},
+	for _, r := range []*fsproto.Request{
+		{Op: fsproto.OpGetattr, Ino: secret},
+		{Op: fsproto.OpOpen, Ino: secret},
+		{Op: fsproto.OpReadBlocks, Ino: secret},
+		{Op: fsproto.OpLookup, Parent: outside, Name: "x"},
+		{Op: fsproto.OpMknod, Parent: outside, Name: "x", Mode: syscall.S_IFREG | 0o644},
+		{Op: fsproto.OpSetattr, Ino: secret, Valid: fsproto.SetMode, Mode: 0o777},
+		{Op: fsproto.OpRename, Parent: fsproto.RootIno, Name: "f", NewParent: 999999, NewName: "x"},
 	} {
 		r.FS, r.Session = fs, sess
 		if got := e.Do(ctx, r).Errno; got != syscall.EACCES && got != syscall.ENOENT {
@@ -348,28 +352,28 @@ func TestRestrictedSessionConfinement(t *testing.T) {
 	}
 	// Replies say that an inode has xattrs, never their values: reading
 	// one is a getxattr, which needs read permission.
-	must(t, e, &Request{Op: "setxattr", FS: fs, Ino: secret, Key: "user.k", Value: []byte("v")})
-	if a := must(t, e, &Request{Op: "getattr", FS: fs, Ino: secret}).Attr; !a.Xattrs || a.Xattr != nil {
+	must(t, e, &fsproto.Request{Op: fsproto.OpSetxattr, FS: fs, Ino: secret, Key: "user.k", Value: []byte("v")})
+	if a := must(t, e, &fsproto.Request{Op: fsproto.OpGetattr, FS: fs, Ino: secret}).Attr; !a.Xattrs || a.Xattr != nil {
 		t.Fatalf("getattr of a file with an xattr: %+v", a)
 	}
-	if v := must(t, e, &Request{Op: "getxattr", FS: fs, Ino: secret, Key: "user.k"}).Value; string(v) != "v" {
+	if v := must(t, e, &fsproto.Request{Op: fsproto.OpGetxattr, FS: fs, Ino: secret, Key: "user.k"}).Value; string(v) != "v" {
 		t.Fatalf("getxattr: %q", v)
 	}
 	// The file system's own root does not list the file; /app does.
-	if l := must(t, e, &Request{Op: "lookup", FS: fs, Parent: e.mustLookup(t, fs, RootIno, "app"), Name: "f"}); l.Attr.Uid != 1000 {
+	if l := must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: e.mustLookup(t, fs, fsproto.RootIno, "app"), Name: "f"}); l.Attr.Uid != 1000 {
 		t.Fatalf("f as the operator sees it: %+v", l.Attr)
 	}
 	// Not the owner, the session cannot chmod root's files it can see.
-	other := must(t, e, &Request{Op: "mknod", FS: fs, Parent: e.mustLookup(t, fs, RootIno, "app"), Name: "roots", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
-	if got := e.Do(ctx, &Request{Op: "setattr", FS: fs, Session: sess, Ino: other, Valid: SetMode, Mode: 0o666}).Errno; got != syscall.EPERM {
+	other := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: e.mustLookup(t, fs, fsproto.RootIno, "app"), Name: "roots", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	if got := e.Do(ctx, &fsproto.Request{Op: fsproto.OpSetattr, FS: fs, Session: sess, Ino: other, Valid: fsproto.SetMode, Mode: 0o666}).Errno; got != syscall.EPERM {
 		t.Fatalf("chmod of another user's file: %v", got)
 	}
-	if got := e.Do(ctx, &Request{Op: "commit", FS: fs, Session: sess, Ino: other, Slices: []BlockSlice{{Slice: Slice{Len: 1, ID: NewChunkID()}}}}).Errno; got != syscall.EACCES {
+	if got := e.Do(ctx, &fsproto.Request{Op: fsproto.OpCommit, FS: fs, Session: sess, Ino: other, Slices: []fsproto.BlockSlice{{Slice: fsproto.Slice{Len: 1, ID: fsproto.NewChunkID()}}}}).Errno; got != syscall.EACCES {
 		t.Fatalf("write to a 0644 file of another user: %v", got)
 	}
 }
 
 func (e *Engine) mustLookup(t *testing.T, fs string, parent uint64, name string) uint64 {
 	t.Helper()
-	return must(t, e, &Request{Op: "lookup", FS: fs, Parent: parent, Name: name}).Attr.Ino
+	return must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: parent, Name: name}).Attr.Ino
 }

@@ -10,11 +10,13 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 var errSessionGone = errno(syscall.ESTALE, "mount session expired")
 
-func (e *Engine) openSession(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) openSession(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if ok, err := e.fsExists(ctx, r.FS); err != nil {
 		return nil, err
 	} else if !ok {
@@ -29,7 +31,7 @@ func (e *Engine) openSession(ctx context.Context, r *Request) (*Response, error)
 		return nil, err
 	}
 	e.leases.Store(s.ID, lease.ID)
-	return &Response{Session: s.ID, LeaseTTL: e.SessionTTL}, nil
+	return &fsproto.Response{Session: s.ID, LeaseTTL: e.SessionTTL}, nil
 }
 
 func (e *Engine) fsExists(ctx context.Context, fs string) (bool, error) {
@@ -57,7 +59,7 @@ func (e *Engine) sessionLease(ctx context.Context, fs, sess string) (clientv3.Le
 	return clientv3.LeaseID(s.Lease), nil
 }
 
-func (e *Engine) keepAlive(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) keepAlive(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	lease, err := e.sessionLease(ctx, r.FS, r.Session)
 	if err != nil {
 		return nil, err
@@ -68,13 +70,13 @@ func (e *Engine) keepAlive(ctx context.Context, r *Request) (*Response, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	return &Response{LeaseTTL: e.SessionTTL}, nil
+	return &fsproto.Response{LeaseTTL: e.SessionTTL}, nil
 }
 
-func (e *Engine) closeSession(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) closeSession(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	lease, err := e.sessionLease(ctx, r.FS, r.Session)
 	if errors.Is(err, errSessionGone) {
-		return &Response{}, nil
+		return &fsproto.Response{}, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -83,12 +85,12 @@ func (e *Engine) closeSession(ctx context.Context, r *Request) (*Response, error
 	if _, err := e.Client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return nil, err
 	}
-	return &Response{}, nil
+	return &fsproto.Response{}, nil
 }
 
 // hold records that the caller's session has an unlinked inode open, so
 // its data is kept until the session closes it or expires.
-func (e *Engine) hold(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) hold(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	lease, err := e.sessionLease(ctx, r.FS, r.Session)
 	if err != nil {
 		return nil, err
@@ -101,36 +103,36 @@ func (e *Engine) hold(ctx context.Context, r *Request) (*Response, error) {
 	if !resp.Succeeded {
 		return nil, errno(syscall.ENOENT, "inode %d is gone", r.Ino)
 	}
-	return &Response{}, nil
+	return &fsproto.Response{}, nil
 }
 
 // lockHolder is one lock with the session that holds it.
 type lockHolder struct {
 	sess string
-	Lock
+	fsproto.Lock
 }
 
-func conflicts(a lockHolder, sess string, l *Lock) bool {
+func conflicts(a lockHolder, sess string, l *fsproto.Lock) bool {
 	if a.Kind != l.Kind || (a.sess == sess && a.Owner == l.Owner) {
 		return false
 	}
-	if a.Type != LockWrite && l.Type != LockWrite {
+	if a.Type != fsproto.LockWrite && l.Type != fsproto.LockWrite {
 		return false
 	}
 	return a.Start <= l.End && l.Start <= a.End
 }
 
-func (e *Engine) locks(ctx context.Context, fs string, ino uint64) ([]lockHolder, map[string][]Lock, int64, error) {
+func (e *Engine) locks(ctx context.Context, fs string, ino uint64) ([]lockHolder, map[string][]fsproto.Lock, int64, error) {
 	pfx := lprefix(fs, ino)
 	resp, err := e.Client.Get(ctx, pfx, clientv3.WithPrefix())
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	var all []lockHolder
-	bySess := map[string][]Lock{}
+	bySess := map[string][]fsproto.Lock{}
 	for _, kv := range resp.Kvs {
 		sess := strings.TrimPrefix(string(kv.Key), pfx)
-		var ls []Lock
+		var ls []fsproto.Lock
 		json.Unmarshal(kv.Value, &ls)
 		bySess[sess] = ls
 		for _, l := range ls {
@@ -140,14 +142,14 @@ func (e *Engine) locks(ctx context.Context, fs string, ino uint64) ([]lockHolder
 	return all, bySess, resp.Header.Revision, nil
 }
 
-func checkLock(l *Lock) error {
-	if l == nil || (l.Kind != LockPosix && l.Kind != LockFlock) || (l.Type != LockRead && l.Type != LockWrite && l.Type != Unlock) || l.End < l.Start {
+func checkLock(l *fsproto.Lock) error {
+	if l == nil || (l.Kind != fsproto.LockPosix && l.Kind != fsproto.LockFlock) || (l.Type != fsproto.LockRead && l.Type != fsproto.LockWrite && l.Type != fsproto.Unlock) || l.End < l.Start {
 		return errno(syscall.EINVAL, "invalid lock")
 	}
 	return nil
 }
 
-func (e *Engine) getlk(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) getlk(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkLock(r.Lock); err != nil {
 		return nil, err
 	}
@@ -158,15 +160,15 @@ func (e *Engine) getlk(ctx context.Context, r *Request) (*Response, error) {
 	for _, a := range all {
 		if conflicts(a, r.Session, r.Lock) {
 			l := a.Lock
-			return &Response{Lock: &l}, nil
+			return &fsproto.Response{Lock: &l}, nil
 		}
 	}
-	return &Response{Lock: &Lock{Kind: r.Lock.Kind, Type: Unlock}}, nil
+	return &fsproto.Response{Lock: &fsproto.Lock{Kind: r.Lock.Kind, Type: fsproto.Unlock}}, nil
 }
 
 // setlk takes, changes or releases a lock without waiting: EAGAIN when
 // another owner holds a conflicting one. Locks live on the session's lease.
-func (e *Engine) setlk(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) setlk(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkLock(r.Lock); err != nil {
 		return nil, err
 	}
@@ -180,7 +182,7 @@ func (e *Engine) setlk(ctx context.Context, r *Request) (*Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.Lock.Type != Unlock {
+		if r.Lock.Type != fsproto.Unlock {
 			for _, a := range all {
 				if conflicts(a, r.Session, r.Lock) {
 					return nil, errno(syscall.EAGAIN, "lock held by another owner")
@@ -193,7 +195,7 @@ func (e *Engine) setlk(ctx context.Context, r *Request) (*Response, error) {
 		var op clientv3.Op
 		if len(mine) == 0 {
 			if _, had := bySess[r.Session]; !had {
-				return &Response{}, nil
+				return &fsproto.Response{}, nil
 			}
 			op = clientv3.OpDelete(k)
 		} else {
@@ -207,7 +209,7 @@ func (e *Engine) setlk(ctx context.Context, r *Request) (*Response, error) {
 			return nil, err
 		}
 		if resp.Succeeded {
-			return &Response{}, nil
+			return &fsproto.Response{}, nil
 		}
 	}
 	return nil, errContention
@@ -216,8 +218,8 @@ func (e *Engine) setlk(ctx context.Context, r *Request) (*Response, error) {
 // applyLock sets l (or, for Unlock, clears its range) among one session's
 // locks, splitting the owner's existing ranges as POSIX requires and
 // merging adjacent ranges of the same type.
-func applyLock(mine []Lock, l Lock) []Lock {
-	var out []Lock
+func applyLock(mine []fsproto.Lock, l fsproto.Lock) []fsproto.Lock {
+	var out []fsproto.Lock
 	for _, m := range mine {
 		if m.Kind != l.Kind || m.Owner != l.Owner || m.End < l.Start || l.End < m.Start {
 			out = append(out, m)
@@ -234,9 +236,9 @@ func applyLock(mine []Lock, l Lock) []Lock {
 			out = append(out, right)
 		}
 	}
-	if l.Type != Unlock {
+	if l.Type != fsproto.Unlock {
 		// Merge with touching ranges of the same owner and type.
-		var rest []Lock
+		var rest []fsproto.Lock
 		for _, m := range out {
 			if m.Kind == l.Kind && m.Owner == l.Owner && m.Type == l.Type &&
 				(m.End != math.MaxUint64 && m.End+1 == l.Start || l.End != math.MaxUint64 && l.End+1 == m.Start) {

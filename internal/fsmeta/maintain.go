@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
 )
 
@@ -24,9 +25,9 @@ func (e *Engine) CreateFS(ctx context.Context, token string, f *FileSystem) (*Fi
 	}
 	f.CreatedAt = now()
 	t := now()
-	root := &Attr{Ino: RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Parent: RootIno, Atime: t, Mtime: t, Ctime: t}
+	root := &fsproto.Attr{Ino: fsproto.RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Parent: fsproto.RootIno, Atime: t, Mtime: t, Ctime: t}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(FSKey(f.ID)), "=", 0)}
-	ops := []clientv3.Op{clientv3.OpPut(FSKey(f.ID), marshal(f)), clientv3.OpPut(ikey(f.ID, RootIno), storeAttr(root))}
+	ops := []clientv3.Op{clientv3.OpPut(FSKey(f.ID), marshal(f)), clientv3.OpPut(ikey(f.ID, fsproto.RootIno), storeAttr(root))}
 	if token != "" {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(FSTokenKey(token)), "=", 0))
 		ops = append(ops, clientv3.OpPut(FSTokenKey(token), f.ID))
@@ -258,7 +259,7 @@ func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32)
 	if err := json.Unmarshal(resp.Kvs[0].Value, &b); err != nil || len(b.Slices) < 2 {
 		return err
 	}
-	lo, hi := uint32(BlockSize), uint32(0)
+	lo, hi := uint32(fsproto.BlockSize), uint32(0)
 	for _, s := range b.Slices {
 		lo, hi = min(lo, s.Off), max(hi, s.Off+s.Len)
 	}
@@ -277,11 +278,11 @@ func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32)
 		}
 		copy(buf[s.Off-lo:], data[s.ChunkOff:s.ChunkOff+s.Len])
 	}
-	id := NewChunkID()
+	id := fsproto.NewChunkID()
 	if err := e.Chunks.Put(ctx, fs, id, buf); err != nil {
 		return err
 	}
-	merged := Blocks{Slices: []Slice{{Off: lo, Len: hi - lo, ID: id}}, By: "compaction"}
+	merged := Blocks{Slices: []fsproto.Slice{{Off: lo, Len: hi - lo, ID: id}}, By: "compaction"}
 	txn, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", resp.Kvs[0].ModRevision)).
 		Then(clientv3.OpPut(k, marshal(&merged))).Commit()
 	if err != nil {
@@ -382,7 +383,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	rev := head.Header.Revision
 	rep := &FsckReport{FS: fs, Problems: []string{}}
 	type inode struct {
-		a    Attr
+		a    fsproto.Attr
 		rev  int64
 		refs int // entries naming it
 		subs int // subdirectories (directories)
@@ -448,7 +449,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 			rep.Repaired++
 		}
 	}
-	if _, ok := inodes[RootIno]; !ok {
+	if _, ok := inodes[fsproto.RootIno]; !ok {
 		problem("root directory is missing")
 	}
 	for _, en := range ents {
@@ -484,7 +485,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
 	for _, ino := range inos {
 		in := inodes[ino]
-		if ino == RootIno {
+		if ino == fsproto.RootIno {
 			continue
 		}
 		want := uint32(in.refs)
@@ -518,11 +519,11 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 			fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, ino)), "=", in.rev)}, ops...)
 		}
 	}
-	if root, ok := inodes[RootIno]; ok && root.a.Nlink != 2+uint32(root.subs) {
+	if root, ok := inodes[fsproto.RootIno]; ok && root.a.Nlink != 2+uint32(root.subs) {
 		problem("root directory has link count %d, want %d", root.a.Nlink, 2+root.subs)
 		a := root.a
 		a.Nlink = 2 + uint32(root.subs)
-		fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, RootIno)), "=", root.rev)}, clientv3.OpPut(ikey(fs, RootIno), storeAttr(&a)))
+		fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, fsproto.RootIno)), "=", root.rev)}, clientv3.OpPut(ikey(fs, fsproto.RootIno), storeAttr(&a)))
 	}
 	for ino, keys := range blocks {
 		if _, ok := inodes[ino]; !ok {

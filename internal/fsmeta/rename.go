@@ -5,6 +5,8 @@ import (
 	"syscall"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // rename moves an entry in one transaction. It replaces an existing target
@@ -12,15 +14,15 @@ import (
 // inside the transaction — refuses to move a directory into itself: every
 // ancestor of the destination is read and guarded, so two concurrent
 // renames on two hosts cannot make a cycle.
-func (e *Engine) rename(ctx context.Context, r *Request) (*Response, error) {
+func (e *Engine) rename(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	if err := checkName(r.Name); err != nil {
 		return nil, err
 	}
 	if err := checkName(r.NewName); err != nil {
 		return nil, err
 	}
-	exchange := r.Flags&RenameExchange != 0
-	if r.Flags&^uint32(RenameNoReplace|RenameExchange) != 0 || (exchange && r.Flags&RenameNoReplace != 0) {
+	exchange := r.Flags&fsproto.RenameExchange != 0
+	if r.Flags&^uint32(fsproto.RenameNoReplace|fsproto.RenameExchange) != 0 || (exchange && r.Flags&fsproto.RenameNoReplace != 0) {
 		return nil, errno(syscall.EINVAL, "invalid rename flags %#x", r.Flags)
 	}
 	for i := 0; i < attempts; i++ {
@@ -38,14 +40,14 @@ func (e *Engine) rename(ctx context.Context, r *Request) (*Response, error) {
 		if dd == nil && exchange {
 			return nil, errno(syscall.ENOENT, "no entry %q", r.NewName)
 		}
-		if dd != nil && r.Flags&RenameNoReplace != 0 {
+		if dd != nil && r.Flags&fsproto.RenameNoReplace != 0 {
 			return nil, errno(syscall.EEXIST, "%q exists", r.NewName)
 		}
 		if r.Parent == r.NewParent && r.Name == r.NewName {
-			return &Response{}, nil
+			return &fsproto.Response{}, nil
 		}
 		if dd != nil && dd.Ino == sd.Ino {
-			return &Response{}, nil // two links of one inode: POSIX says do nothing
+			return &fsproto.Response{}, nil // two links of one inode: POSIX says do nothing
 		}
 		src, err := e.load(ctx, r.FS, sd.Ino)
 		if err != nil {
@@ -175,7 +177,7 @@ func (e *Engine) rename(ctx context.Context, r *Request) (*Response, error) {
 			return nil, err
 		}
 		if resp.Succeeded {
-			out := &Response{}
+			out := &fsproto.Response{}
 			if dst != nil && !exchange && !dstDir && dst.a.Nlink == 1 {
 				out.Ino = dst.a.Ino
 			}
@@ -202,7 +204,7 @@ func (e *Engine) guardNotUnder(ctx context.Context, fs string, dir *node, ino ui
 		if cur.a.Ino == ino {
 			return nil, errno(syscall.EINVAL, "cannot move a directory into itself")
 		}
-		if cur.a.Ino == RootIno {
+		if cur.a.Ino == fsproto.RootIno {
 			return cmps, nil
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey(fs, cur.a.Ino)), "=", cur.rev))

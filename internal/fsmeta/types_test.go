@@ -5,29 +5,31 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 func TestVisible(t *testing.T) {
-	s := func(off, n uint32, id string) Slice { return Slice{Off: off, Len: n, ID: id} }
+	s := func(off, n uint32, id string) fsproto.Slice { return fsproto.Slice{Off: off, Len: n, ID: id} }
 	cases := []struct {
-		in, want []Slice
+		in, want []fsproto.Slice
 	}{
 		{nil, nil},
-		{[]Slice{s(0, 10, "a")}, []Slice{s(0, 10, "a")}},
+		{[]fsproto.Slice{s(0, 10, "a")}, []fsproto.Slice{s(0, 10, "a")}},
 		// A whole overwrite hides the first write.
-		{[]Slice{s(0, 10, "a"), s(0, 10, "b")}, []Slice{s(0, 10, "b")}},
+		{[]fsproto.Slice{s(0, 10, "a"), s(0, 10, "b")}, []fsproto.Slice{s(0, 10, "b")}},
 		// A partial overwrite hides nothing.
-		{[]Slice{s(0, 10, "a"), s(5, 10, "b")}, []Slice{s(0, 10, "a"), s(5, 10, "b")}},
+		{[]fsproto.Slice{s(0, 10, "a"), s(5, 10, "b")}, []fsproto.Slice{s(0, 10, "a"), s(5, 10, "b")}},
 		// Two later slices that touch hide one under both.
-		{[]Slice{s(2, 6, "a"), s(0, 5, "b"), s(5, 5, "c")}, []Slice{s(0, 5, "b"), s(5, 5, "c")}},
+		{[]fsproto.Slice{s(2, 6, "a"), s(0, 5, "b"), s(5, 5, "c")}, []fsproto.Slice{s(0, 5, "b"), s(5, 5, "c")}},
 		// An earlier slice never hides a later one.
-		{[]Slice{s(0, 20, "a"), s(5, 5, "b")}, []Slice{s(0, 20, "a"), s(5, 5, "b")}},
+		{[]fsproto.Slice{s(0, 20, "a"), s(5, 5, "b")}, []fsproto.Slice{s(0, 20, "a"), s(5, 5, "b")}},
 		// Disjoint later slices with a gap between them hide nothing.
-		{[]Slice{s(0, 10, "a"), s(0, 4, "b"), s(6, 4, "c")}, []Slice{s(0, 10, "a"), s(0, 4, "b"), s(6, 4, "c")}},
+		{[]fsproto.Slice{s(0, 10, "a"), s(0, 4, "b"), s(6, 4, "c")}, []fsproto.Slice{s(0, 10, "a"), s(0, 4, "b"), s(6, 4, "c")}},
 	}
 	for i, c := range cases {
-		if got := Visible(c.in); !slices.Equal(got, c.want) {
-			t.Errorf("case %d: Visible(%v) = %v, want %v", i, c.in, got, c.want)
+		if got := fsproto.Visible(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("case %d: fsproto.Visible(%v) = %v, want %v", i, c.in, got, c.want)
 		}
 	}
 }
@@ -37,7 +39,7 @@ func TestVisible(t *testing.T) {
 // that no slice kept is hidden by later ones.
 func TestVisibleKeepsContent(t *testing.T) {
 	const size = 64
-	apply := func(ss []Slice) [size]string {
+	apply := func(ss []fsproto.Slice) [size]string {
 		var b [size]string
 		for _, s := range ss {
 			for i := s.Off; i < s.Off+s.Len; i++ {
@@ -48,14 +50,14 @@ func TestVisibleKeepsContent(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := 0; round < 5000; round++ {
-		var ss []Slice
+		var ss []fsproto.Slice
 		for i := 0; i < 1+r.IntN(8); i++ {
 			off := uint32(r.IntN(size))
-			ss = append(ss, Slice{Off: off, Len: 1 + uint32(r.IntN(size-int(off))), ID: fmt.Sprint(i)})
+			ss = append(ss, fsproto.Slice{Off: off, Len: 1 + uint32(r.IntN(size-int(off))), ID: fmt.Sprint(i)})
 		}
-		vis := Visible(ss)
+		vis := fsproto.Visible(ss)
 		if apply(vis) != apply(ss) {
-			t.Fatalf("Visible(%v) = %v changes the block", ss, vis)
+			t.Fatalf("fsproto.Visible(%v) = %v changes the block", ss, vis)
 		}
 		for i, s := range vis {
 			later := apply(vis[i+1:])
@@ -64,7 +66,7 @@ func TestVisibleKeepsContent(t *testing.T) {
 				hidden = hidden && later[j] != ""
 			}
 			if hidden {
-				t.Fatalf("Visible(%v) kept %v, which later slices hide", ss, s)
+				t.Fatalf("fsproto.Visible(%v) kept %v, which later slices hide", ss, s)
 			}
 		}
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // Conn is a mount's connection to the server.
@@ -129,7 +129,7 @@ func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*
 
 // Op runs one metadata operation; transport failures are retried for a
 // while and then reported as EIO.
-func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, syscall.Errno) {
+func (c *Conn) Op(ctx context.Context, r *fsproto.Request) (*fsproto.Response, syscall.Errno) {
 	r.FS = c.FS
 	if r.Session == "" {
 		r.Session = c.session
@@ -142,7 +142,7 @@ func (c *Conn) Op(ctx context.Context, r *fsmeta.Request) (*fsmeta.Response, sys
 	for attempt := 0; ; attempt++ {
 		resp, err := c.request(ctx, http.MethodPost, "/berth/v1/fs/op", body)
 		if err == nil {
-			out := &fsmeta.Response{}
+			out := &fsproto.Response{}
 			derr := json.NewDecoder(resp.Body).Decode(out)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && derr == nil {
@@ -170,7 +170,7 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) (string, er
 		if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
 			resp.Body.Close()
 			stored = resp.Header.Get("X-Berth-Chunk-Id")
-			if !fsmeta.ValidChunkID(stored) {
+			if !fsproto.ValidChunkID(stored) {
 				return "", fmt.Errorf("put chunk: the server redirected it without a chunk id")
 			}
 			resp, err = c.direct(ctx, http.MethodPut, resp.Header.Get("Location"), data)
@@ -217,7 +217,7 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 		if err == nil {
 			var b []byte
 			var rerr error
-			if resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength <= fsmeta.BlockSize {
+			if resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength <= fsproto.BlockSize {
 				// A pool buffer: the cache gives it back when it evicts
 				// the chunk.
 				b = getBlockBuf()[:resp.ContentLength]
@@ -251,7 +251,7 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 
 // Events follows the server's change stream, calling fn for each event,
 // until ctx ends; it reconnects after errors.
-func (c *Conn) Events(ctx context.Context, fn func(fsmeta.Event), connected func()) {
+func (c *Conn) Events(ctx context.Context, fn func(fsproto.Event), connected func()) {
 	for ctx.Err() == nil {
 		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/events?fs="+c.FS+"&session="+c.session, nil)
 		if err == nil && resp.StatusCode == http.StatusOK {
@@ -263,7 +263,7 @@ func (c *Conn) Events(ctx context.Context, fn func(fsmeta.Event), connected func
 				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 					continue
 				}
-				ev := fsmeta.Event{}
+				ev := fsproto.Event{}
 				if json.Unmarshal(sc.Bytes(), &ev) == nil {
 					fn(ev)
 				}

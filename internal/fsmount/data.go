@@ -7,10 +7,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
-const bs = fsmeta.BlockSize
+const bs = fsproto.BlockSize
 
 // inode is the mount's state of one file: its known size, the committed
 // slice lists it has fetched, and writes not yet committed (dirty bytes in
@@ -23,7 +23,7 @@ type inode struct {
 	cond     *sync.Cond
 	size     uint64
 	rev      int64 // server revision the cached pages and slice lists belong to
-	blocks   map[uint32][]fsmeta.Slice
+	blocks   map[uint32][]fsproto.Slice
 	pending  []*pendingSlice
 	dirty    map[uint32][]extent
 	dirtyN   int
@@ -81,7 +81,7 @@ func putBlockBuf(b []byte) {
 }
 
 type pendingSlice struct {
-	fsmeta.BlockSlice
+	fsproto.BlockSlice
 	data     []byte // held until the upload succeeds
 	pooled   []byte
 	uploaded bool
@@ -89,7 +89,7 @@ type pendingSlice struct {
 }
 
 func newInode(ino uint64) *inode {
-	n := &inode{ino: ino, blocks: map[uint32][]fsmeta.Slice{}, dirty: map[uint32][]extent{}, locks: map[lockKey]bool{}}
+	n := &inode{ino: ino, blocks: map[uint32][]fsproto.Slice{}, dirty: map[uint32][]extent{}, locks: map[lockKey]bool{}}
 	n.cond = sync.NewCond(&n.mu)
 	return n
 }
@@ -170,7 +170,7 @@ func (n *inode) takeDirty(full bool) []*pendingSlice {
 			continue
 		}
 		for _, e := range exts {
-			p := &pendingSlice{BlockSlice: fsmeta.BlockSlice{Blk: b, Slice: fsmeta.Slice{Off: e.off, Len: uint32(len(e.data)), ID: fsmeta.NewChunkID()}}, data: e.data, pooled: e.pooled}
+			p := &pendingSlice{BlockSlice: fsproto.BlockSlice{Blk: b, Slice: fsproto.Slice{Off: e.off, Len: uint32(len(e.data)), ID: fsproto.NewChunkID()}}, data: e.data, pooled: e.pooled}
 			out = append(out, p)
 			n.dirtyN -= len(e.data)
 		}
@@ -241,7 +241,7 @@ func (f *FS) flush(ctx context.Context, n *inode) syscall.Errno {
 		}
 		n.mu.Unlock()
 		e := f.commit(ctx, n)
-		if e != fsmeta.ErrChunkExpired {
+		if e != fsproto.ErrChunkExpired {
 			return e
 		}
 		if round == 2 {
@@ -260,7 +260,7 @@ func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
 	defer n.commitMu.Unlock()
 	for {
 		n.mu.Lock()
-		var batch []fsmeta.BlockSlice
+		var batch []fsproto.BlockSlice
 		seen := map[uint32]bool{}
 		failed := false
 		for _, p := range n.pending {
@@ -281,8 +281,8 @@ func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
 			}
 			return 0
 		}
-		resp, e := f.c.Op(ctx, &fsmeta.Request{Op: "commit", Ino: n.ino, Slices: batch})
-		if e == fsmeta.ErrChunkExpired {
+		resp, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpCommit, Ino: n.ino, Slices: batch})
+		if e == fsproto.ErrChunkExpired {
 			// Uploaded too long ago (the server was away): upload the
 			// batch again under new ids, from the cache or the server.
 			return f.reupload(ctx, n, len(batch))
@@ -328,17 +328,17 @@ func (f *FS) reupload(ctx context.Context, n *inode, k int) syscall.Errno {
 	}
 	n.mu.Lock()
 	for i, p := range ps {
-		p.ID, p.data = fsmeta.NewChunkID(), datas[i]
+		p.ID, p.data = fsproto.NewChunkID(), datas[i]
 		p.uploaded, p.failed = false, true
 	}
 	n.mu.Unlock()
-	return fsmeta.ErrChunkExpired
+	return fsproto.ErrChunkExpired
 }
 
 // slicesOf returns the committed slices of blocks [first, last], fetching
 // (with some blocks ahead) those not yet known.
-func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[uint32][]fsmeta.Slice, syscall.Errno) {
-	out := map[uint32][]fsmeta.Slice{}
+func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[uint32][]fsproto.Slice, syscall.Errno) {
+	out := map[uint32][]fsproto.Slice{}
 	n.mu.Lock()
 	missing := false
 	for b := first; b <= last; b++ {
@@ -355,7 +355,7 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 		return out, 0
 	}
 	end := max(last, first+15)
-	resp, e := f.c.Op(ctx, &fsmeta.Request{Op: "readblocks", Ino: n.ino, Blk: first, BlkEnd: end})
+	resp, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpReadBlocks, Ino: n.ino, Blk: first, BlkEnd: end})
 	if e != 0 {
 		return nil, e
 	}
@@ -364,7 +364,7 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 	for b := first; b <= end; b++ {
 		s := resp.Blocks[b]
 		if s == nil {
-			s = []fsmeta.Slice{}
+			s = []fsproto.Slice{}
 		}
 		if n.rev == rev {
 			if _, ok := n.blocks[b]; !ok {
@@ -385,7 +385,7 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 // piece is one slice that a read applies.
 type piece struct {
 	blk  uint32
-	s    fsmeta.Slice
+	s    fsproto.Slice
 	data []byte // set for slices still held in memory
 }
 
@@ -393,7 +393,7 @@ type piece struct {
 // entirely within [off, end), or that lie outside it, so that overwritten
 // data is not fetched for nothing.
 func visiblePieces(ps []piece, off, end uint64) []piece {
-	cover := map[uint32]*fsmeta.Coverage{}
+	cover := map[uint32]*fsproto.Coverage{}
 	keep := make([]bool, len(ps))
 	kept := 0
 	for i := len(ps) - 1; i >= 0; i-- {
@@ -406,7 +406,7 @@ func visiblePieces(ps []piece, off, end uint64) []piece {
 		}
 		c := cover[p.blk]
 		if c == nil {
-			c = &fsmeta.Coverage{}
+			c = &fsproto.Coverage{}
 			cover[p.blk] = c
 		}
 		if !c.Covers(uint32(lo-base), uint32(hi-base)) {
@@ -470,7 +470,7 @@ func (f *FS) read(ctx context.Context, n *inode, buf []byte, off uint64) (data [
 		for _, x := range n.dirty[b] {
 			d := make([]byte, len(x.data))
 			copy(d, x.data)
-			pieces = append(pieces, piece{blk: b, s: fsmeta.Slice{Off: x.off, Len: uint32(len(d))}, data: d})
+			pieces = append(pieces, piece{blk: b, s: fsproto.Slice{Off: x.off, Len: uint32(len(d))}, data: d})
 		}
 	}
 	n.lastRead = end

@@ -17,7 +17,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -76,7 +76,7 @@ func testFS(t *testing.T, cfg server.Config) (func(tr *flaky) *FS, string) {
 			tr.rt = c.HTTP.Transport
 			c.HTTP = &http.Client{Transport: tr}
 		}
-		r, e := c.Op(context.Background(), &fsmeta.Request{Op: "session.open", Host: "test"})
+		r, e := c.Op(context.Background(), &fsproto.Request{Op: fsproto.OpSessionOpen, Host: "test"})
 		if e != 0 {
 			t.Fatal(e)
 		}
@@ -87,7 +87,7 @@ func testFS(t *testing.T, cfg server.Config) (func(tr *flaky) *FS, string) {
 	}, id
 }
 
-func root() fuse.InHeader { return fuse.InHeader{NodeId: fsmeta.RootIno} }
+func root() fuse.InHeader { return fuse.InHeader{NodeId: fsproto.RootIno} }
 
 // create makes a file through f and writes data to it (buffered).
 func create(t *testing.T, f *FS, name string, data []byte) (ino, fh uint64) {
@@ -107,7 +107,7 @@ func create(t *testing.T, f *FS, name string, data []byte) (ino, fh uint64) {
 func readBack(t *testing.T, f *FS, name string) []byte {
 	t.Helper()
 	var e fuse.EntryOut
-	if s := f.Lookup(nil, &fuse.InHeader{NodeId: fsmeta.RootIno}, name, &e); !s.Ok() {
+	if s := f.Lookup(nil, &fuse.InHeader{NodeId: fsproto.RootIno}, name, &e); !s.Ok() {
 		t.Fatalf("lookup %s: %v", name, s)
 	}
 	var o fuse.OpenOut

@@ -11,7 +11,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // cacheTTL is how long the kernel may use an entry or attributes without
@@ -64,14 +64,14 @@ type dirWatch struct {
 }
 
 type cachedDir struct {
-	a       fsmeta.Attr
+	a       fsproto.Attr
 	expires time.Time
 }
 
 type handle struct {
 	ino    uint64
 	append bool
-	dir    []fsmeta.Dirent
+	dir    []fsproto.Dirent
 }
 
 func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int, get func(context.Context, string) ([]byte, error)) *FS {
@@ -79,8 +79,8 @@ func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int, get f
 		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{},
 		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]*dirWatch{}, whole: map[uint64]*wholeDir{}}
 	f.cache = newChunkCache(cacheBytes, get)
-	f.nodes[fsmeta.RootIno] = newInode(fsmeta.RootIno)
-	f.nodes[fsmeta.RootIno].lookups = 1
+	f.nodes[fsproto.RootIno] = newInode(fsproto.RootIno)
+	f.nodes[fsproto.RootIno].lookups = 1
 	return f
 }
 
@@ -131,7 +131,7 @@ func (f *FS) known(ino uint64) *inode {
 	return f.nodes[ino]
 }
 
-func (f *FS) fillAttr(a *fsmeta.Attr, out *fuse.Attr) {
+func (f *FS) fillAttr(a *fsproto.Attr, out *fuse.Attr) {
 	size := a.Size
 	if n := f.known(a.Ino); n != nil {
 		n.mu.Lock()
@@ -147,7 +147,7 @@ func (f *FS) fillAttr(a *fsmeta.Attr, out *fuse.Attr) {
 	out.Ctime, out.Ctimensec = uint64(a.Ctime/1e9), uint32(a.Ctime%1e9)
 }
 
-func (f *FS) entry(a *fsmeta.Attr, out *fuse.EntryOut) {
+func (f *FS) entry(a *fsproto.Attr, out *fuse.EntryOut) {
 	n := f.node(a.Ino, true)
 	n.mu.Lock()
 	if !n.local() && n.opens == 0 {
@@ -161,7 +161,7 @@ func (f *FS) entry(a *fsmeta.Attr, out *fuse.EntryOut) {
 	f.fillAttr(a, &out.Attr)
 }
 
-func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*fsmeta.Response, fuse.Status) {
+func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request) (*fsproto.Response, fuse.Status) {
 	ctx, stop := f.opCtx()
 	defer stop()
 	if h != nil {
@@ -170,7 +170,7 @@ func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*f
 	changes := !readOnlyOps[r.Op]
 	if changes {
 		f.dirChanged(r.Parent, r.NewParent, r.Ino)
-		if r.Op != "mknod" {
+		if r.Op != fsproto.OpMknod {
 			f.notWhole(r.Parent, r.NewParent, r.Ino)
 		}
 	}
@@ -193,8 +193,8 @@ func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request) (*f
 }
 
 // readOnlyOps change no directory's attributes.
-var readOnlyOps = map[string]bool{"lookup": true, "getattr": true, "open": true, "readdir": true,
-	"readblocks": true, "getxattr": true, "listxattr": true, "statfs": true, "getlk": true}
+var readOnlyOps = map[fsproto.Op]bool{fsproto.OpLookup: true, fsproto.OpGetattr: true, fsproto.OpOpen: true, fsproto.OpReaddir: true,
+	fsproto.OpReadBlocks: true, fsproto.OpGetxattr: true, fsproto.OpListxattr: true, fsproto.OpStatfs: true, fsproto.OpGetlk: true}
 
 // dirChanged forgets the cached attributes of the given inodes (0s are
 // skipped) and counts a change of each.
@@ -237,13 +237,13 @@ func (f *FS) absent(parent uint64, name string) bool {
 
 // cachedDirAttr returns a directory's attributes as this mount's last
 // create in it left them, while they are fresh.
-func (f *FS) cachedDirAttr(ino uint64) (fsmeta.Attr, time.Duration, bool) {
+func (f *FS) cachedDirAttr(ino uint64) (fsproto.Attr, time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.dirs[ino]
 	left := time.Until(c.expires)
 	if !ok || left <= 0 {
-		return fsmeta.Attr{}, 0, false
+		return fsproto.Attr{}, 0, false
 	}
 	return c.a, left, true
 }
@@ -252,7 +252,7 @@ func (f *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *
 	if f.absent(h.NodeId, name) {
 		return fuse.ENOENT
 	}
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "lookup", Parent: h.NodeId, Name: name})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpLookup, Parent: h.NodeId, Name: name})
 	if !s.Ok() {
 		return s
 	}
@@ -264,7 +264,7 @@ func (f *FS) Forget(ino, nlookup uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, ok := f.nodes[ino]
-	if !ok || ino == fsmeta.RootIno {
+	if !ok || ino == fsproto.RootIno {
 		return
 	}
 	n.lookups -= min(n.lookups, nlookup)
@@ -282,7 +282,7 @@ func (f *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrO
 		out.SetTimeout(left)
 		return fuse.OK
 	}
-	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "getattr", Ino: in.NodeId})
+	resp, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpGetattr, Ino: in.NodeId})
 	if !s.Ok() {
 		return s
 	}
@@ -294,17 +294,17 @@ func (f *FS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrO
 func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
 	ctx, stop := f.opCtx()
 	defer stop()
-	r := &fsmeta.Request{Op: "setattr", Ino: in.NodeId}
+	r := &fsproto.Request{Op: fsproto.OpSetattr, Ino: in.NodeId}
 	if m, ok := in.GetMode(); ok {
-		r.Valid |= fsmeta.SetMode
+		r.Valid |= fsproto.SetMode
 		r.Mode = m
 	}
 	if u, ok := in.GetUID(); ok {
-		r.Valid |= fsmeta.SetUid
+		r.Valid |= fsproto.SetUid
 		r.Uid = u
 	}
 	if g, ok := in.GetGID(); ok {
-		r.Valid |= fsmeta.SetGid
+		r.Valid |= fsproto.SetGid
 		r.Gid = g
 	}
 	n := f.node(in.NodeId, false)
@@ -313,19 +313,19 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 		if e := f.flush(ctx, n); e != 0 {
 			return st(e)
 		}
-		r.Valid |= fsmeta.SetSize
+		r.Valid |= fsproto.SetSize
 		r.Size = sz
 	}
 	if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
-		r.Valid |= fsmeta.SetAtimeNow
+		r.Valid |= fsproto.SetAtimeNow
 	} else if t, ok := in.GetATime(); ok {
-		r.Valid |= fsmeta.SetAtime
+		r.Valid |= fsproto.SetAtime
 		r.Atime = t.UnixNano()
 	}
 	if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
-		r.Valid |= fsmeta.SetMtimeNow
+		r.Valid |= fsproto.SetMtimeNow
 	} else if t, ok := in.GetMTime(); ok {
-		r.Valid |= fsmeta.SetMtime
+		r.Valid |= fsproto.SetMtime
 		r.Mtime = t.UnixNano()
 	}
 	// A directory's attributes kept from a create in it are stale now:
@@ -338,10 +338,10 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 	if e != 0 {
 		return st(e)
 	}
-	if r.Valid&fsmeta.SetSize != 0 {
+	if r.Valid&fsproto.SetSize != 0 {
 		n.mu.Lock()
 		n.size = r.Size
-		n.blocks = map[uint32][]fsmeta.Slice{}
+		n.blocks = map[uint32][]fsproto.Slice{}
 		n.rev = resp.Attr.Rev
 		n.mu.Unlock()
 	}
@@ -350,8 +350,8 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 	return fuse.OK
 }
 
-func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, out *fuse.EntryOut) (*fsmeta.Attr, fuse.Status) {
-	r.Op, r.Parent = "mknod", h.NodeId
+func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request, out *fuse.EntryOut) (*fsproto.Attr, fuse.Status) {
+	r.Op, r.Parent = fsproto.OpMknod, h.NodeId
 	f.mu.Lock()
 	w := f.dirGen[r.Parent]
 	if w == nil {
@@ -396,22 +396,22 @@ func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsmeta.Request, 
 }
 
 func (f *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
-	_, s := f.mknod(cancel, &in.InHeader, &fsmeta.Request{Name: name, Mode: in.Mode, Rdev: in.Rdev, Excl: true}, out)
+	_, s := f.mknod(cancel, &in.InHeader, &fsproto.Request{Name: name, Mode: in.Mode, Rdev: in.Rdev, Excl: true}, out)
 	return s
 }
 
 func (f *FS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
-	_, s := f.mknod(cancel, &in.InHeader, &fsmeta.Request{Name: name, Mode: syscall.S_IFDIR | in.Mode&0o7777, Excl: true}, out)
+	_, s := f.mknod(cancel, &in.InHeader, &fsproto.Request{Name: name, Mode: syscall.S_IFDIR | in.Mode&0o7777, Excl: true}, out)
 	return s
 }
 
 func (f *FS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
-	_, s := f.mknod(cancel, h, &fsmeta.Request{Name: name, Mode: syscall.S_IFLNK | 0o777, Target: target, Excl: true}, out)
+	_, s := f.mknod(cancel, h, &fsproto.Request{Name: name, Mode: syscall.S_IFLNK | 0o777, Target: target, Excl: true}, out)
 	return s
 }
 
 func (f *FS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getattr", Ino: h.NodeId})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpGetattr, Ino: h.NodeId})
 	if !s.Ok() {
 		return nil, s
 	}
@@ -422,7 +422,7 @@ func (f *FS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.St
 }
 
 func (f *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
-	a, s := f.mknod(cancel, &in.InHeader, &fsmeta.Request{Name: name, Mode: syscall.S_IFREG | in.Mode&0o7777, Excl: in.Flags&syscall.O_EXCL != 0}, &out.EntryOut)
+	a, s := f.mknod(cancel, &in.InHeader, &fsproto.Request{Name: name, Mode: syscall.S_IFREG | in.Mode&0o7777, Excl: in.Flags&syscall.O_EXCL != 0}, &out.EntryOut)
 	if !s.Ok() {
 		return s
 	}
@@ -431,7 +431,7 @@ func (f *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out 
 }
 
 func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
-	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "tmpfile", Parent: in.NodeId, Mode: in.Mode})
+	resp, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpTmpfile, Parent: in.NodeId, Mode: in.Mode})
 	if !s.Ok() {
 		return s
 	}
@@ -447,12 +447,12 @@ func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.Create
 // open records an open of a file whose attributes were just read from the
 // server. The kernel keeps its page cache only if the file has not changed
 // since this mount last cached it: that is close-to-open consistency.
-func (f *FS) open(a *fsmeta.Attr, flags uint32, out *fuse.OpenOut) {
+func (f *FS) open(a *fsproto.Attr, flags uint32, out *fuse.OpenOut) {
 	n := f.node(a.Ino, false)
 	n.mu.Lock()
 	keep := n.rev != 0 && n.rev == a.Rev
 	if !keep {
-		n.blocks = map[uint32][]fsmeta.Slice{}
+		n.blocks = map[uint32][]fsproto.Slice{}
 		n.rev = a.Rev
 		if n.local() {
 			n.size = max(n.size, a.Size)
@@ -480,7 +480,7 @@ func (f *FS) open(a *fsmeta.Attr, flags uint32, out *fuse.OpenOut) {
 }
 
 func (f *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "open", Ino: in.NodeId, Flags: in.Flags})
+	resp, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpOpen, Ino: in.NodeId, Flags: in.Flags})
 	if !s.Ok() {
 		return s
 	}
@@ -565,7 +565,7 @@ func (f *FS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
 	defer stop()
 	n := f.node(in.NodeId, false)
 	e := f.flush(ctx, n)
-	f.dropLocks(n, fsmeta.LockPosix, in.LockOwner)
+	f.dropLocks(n, fsproto.LockPosix, in.LockOwner)
 	return st(e)
 }
 
@@ -579,7 +579,7 @@ func (f *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	n := f.node(in.NodeId, false)
 	f.flush(f.ctx, n)
 	if in.ReleaseFlags&fuse.FUSE_RELEASE_FLOCK_UNLOCK != 0 {
-		f.dropLocks(n, fsmeta.LockFlock, in.LockOwner)
+		f.dropLocks(n, fsproto.LockFlock, in.LockOwner)
 	}
 	f.mu.Lock()
 	delete(f.handles, in.Fh)
@@ -592,7 +592,7 @@ func (f *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	}
 	n.mu.Unlock()
 	if unhold {
-		f.c.Op(f.ctx, &fsmeta.Request{Op: "unhold", Ino: n.ino})
+		f.c.Op(f.ctx, &fsproto.Request{Op: fsproto.OpUnhold, Ino: n.ino})
 	}
 }
 
@@ -643,7 +643,7 @@ func (f *FS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status
 }
 
 func (f *FS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "unlink", Parent: h.NodeId, Name: name})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpUnlink, Parent: h.NodeId, Name: name})
 	if s.Ok() {
 		f.holdIfOpen(resp.Ino)
 	}
@@ -651,12 +651,12 @@ func (f *FS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.
 }
 
 func (f *FS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	_, s := f.op(cancel, h, &fsmeta.Request{Op: "rmdir", Parent: h.NodeId, Name: name})
+	_, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpRmdir, Parent: h.NodeId, Name: name})
 	return s
 }
 
 func (f *FS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, name, newName string) fuse.Status {
-	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "rename", Parent: in.NodeId, Name: name, NewParent: in.Newdir, NewName: newName, Flags: in.Flags})
+	resp, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpRename, Parent: in.NodeId, Name: name, NewParent: in.Newdir, NewName: newName, Flags: in.Flags})
 	if s.Ok() {
 		f.holdIfOpen(resp.Ino)
 	}
@@ -679,14 +679,14 @@ func (f *FS) holdIfOpen(ino uint64) {
 	}
 	n.mu.Unlock()
 	if need {
-		if _, e := f.c.Op(f.ctx, &fsmeta.Request{Op: "hold", Ino: ino}); e != 0 {
+		if _, e := f.c.Op(f.ctx, &fsproto.Request{Op: fsproto.OpHold, Ino: ino}); e != 0 {
 			f.log.Warn("could not hold an open, unlinked file", "ino", ino, "errno", e)
 		}
 	}
 }
 
 func (f *FS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
-	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "link", Ino: in.Oldnodeid, NewParent: in.NodeId, NewName: name})
+	resp, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpLink, Ino: in.Oldnodeid, NewParent: in.NodeId, NewName: name})
 	if !s.Ok() {
 		return s
 	}
@@ -702,7 +702,7 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	ctx, stop := f.opCtx()
 	defer stop()
 	h := &handle{ino: in.NodeId}
-	r := &fsmeta.Request{Op: "readdir", Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid}
+	r := &fsproto.Request{Op: fsproto.OpReaddir, Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid}
 	var parent uint64
 	for {
 		resp, e := f.c.Op(ctx, r)
@@ -719,7 +719,7 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	if parent == 0 {
 		parent = in.NodeId
 	}
-	h.dir = append([]fsmeta.Dirent{{Name: ".", Ino: in.NodeId, Mode: syscall.S_IFDIR}, {Name: "..", Ino: parent, Mode: syscall.S_IFDIR}}, h.dir...)
+	h.dir = append([]fsproto.Dirent{{Name: ".", Ino: in.NodeId, Mode: syscall.S_IFDIR}, {Name: "..", Ino: parent, Mode: syscall.S_IFDIR}}, h.dir...)
 	f.mu.Lock()
 	f.nextFh++
 	out.Fh = f.nextFh
@@ -751,7 +751,7 @@ func (f *FS) ReleaseDir(in *fuse.ReleaseIn) {
 func (f *FS) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return fuse.OK }
 
 func (f *FS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "statfs"})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpStatfs})
 	if !s.Ok() {
 		return s
 	}
@@ -759,13 +759,13 @@ func (f *FS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOu
 	total := uint64(1<<53) / bsize // 8 PiB, as an elastic file system reports
 	used := (resp.Statfs.Bytes + bsize - 1) / bsize
 	*out = fuse.StatfsOut{Blocks: total, Bfree: total - used, Bavail: total - used,
-		Files: 1 << 40, Ffree: 1<<40 - resp.Statfs.Files, Bsize: bsize, NameLen: fsmeta.MaxName, Frsize: bsize}
+		Files: 1 << 40, Ffree: 1<<40 - resp.Statfs.Files, Bsize: bsize, NameLen: fsproto.MaxName, Frsize: bsize}
 	return fuse.OK
 }
 
 // learnXattrs records what the server says of n's extended attributes
 // (n.mu held).
-func (n *inode) learnXattrs(a *fsmeta.Attr) {
+func (n *inode) learnXattrs(a *fsproto.Attr) {
 	n.xattrsAt, n.hasXattrs = time.Now(), a.Xattrs
 }
 
@@ -796,7 +796,7 @@ func (f *FS) hasNoXattrs(cancel <-chan struct{}, h *fuse.InHeader) bool {
 	if !at.IsZero() && time.Since(at) < f.ttl {
 		return !has
 	}
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getattr", Ino: h.NodeId})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpGetattr, Ino: h.NodeId})
 	return s.Ok() && !resp.Attr.Xattrs
 }
 
@@ -804,7 +804,7 @@ func (f *FS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, des
 	if f.hasNoXattrs(cancel, h) {
 		return 0, fuse.ENOATTR
 	}
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "getxattr", Ino: h.NodeId, Key: attr})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpGetxattr, Ino: h.NodeId, Key: attr})
 	if !s.Ok() {
 		return 0, s
 	}
@@ -818,7 +818,7 @@ func (f *FS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (u
 	if f.hasNoXattrs(cancel, h) {
 		return 0, fuse.OK
 	}
-	resp, s := f.op(cancel, h, &fsmeta.Request{Op: "listxattr", Ino: h.NodeId})
+	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpListxattr, Ino: h.NodeId})
 	if !s.Ok() {
 		return 0, s
 	}
@@ -834,11 +834,11 @@ func (f *FS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (u
 }
 
 func (f *FS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
-	_, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "setxattr", Ino: in.NodeId, Key: attr, Value: data, Flags: in.Flags})
+	_, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpSetxattr, Ino: in.NodeId, Key: attr, Value: data, Flags: in.Flags})
 	return s
 }
 
 func (f *FS) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
-	_, s := f.op(cancel, h, &fsmeta.Request{Op: "removexattr", Ino: h.NodeId, Key: attr})
+	_, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpRemovexattr, Ino: h.NodeId, Key: attr})
 	return s
 }

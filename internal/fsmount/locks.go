@@ -8,19 +8,19 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
-func lockOf(in *fuse.LkIn) *fsmeta.Lock {
-	kind := fsmeta.LockPosix
+func lockOf(in *fuse.LkIn) *fsproto.Lock {
+	kind := fsproto.LockPosix
 	if in.LkFlags&fuse.FUSE_LK_FLOCK != 0 {
-		kind = fsmeta.LockFlock
+		kind = fsproto.LockFlock
 	}
-	return &fsmeta.Lock{Kind: kind, Owner: in.Owner, Type: int(in.Lk.Typ), Start: in.Lk.Start, End: in.Lk.End, Pid: in.Lk.Pid}
+	return &fsproto.Lock{Kind: kind, Owner: in.Owner, Type: int(in.Lk.Typ), Start: in.Lk.Start, End: in.Lk.End, Pid: in.Lk.Pid}
 }
 
 func (f *FS) GetLk(cancel <-chan struct{}, in *fuse.LkIn, out *fuse.LkOut) fuse.Status {
-	resp, s := f.op(cancel, &in.InHeader, &fsmeta.Request{Op: "getlk", Ino: in.NodeId, Lock: lockOf(in)})
+	resp, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpGetlk, Ino: in.NodeId, Lock: lockOf(in)})
 	if !s.Ok() {
 		return s
 	}
@@ -41,16 +41,16 @@ func (f *FS) SetLk(cancel <-chan struct{}, in *fuse.LkIn) fuse.Status {
 func (f *FS) setlk(ctx context.Context, in *fuse.LkIn) syscall.Errno {
 	n := f.node(in.NodeId, false)
 	l := lockOf(in)
-	if l.Type == fsmeta.Unlock {
+	if l.Type == fsproto.Unlock {
 		if e := f.flush(ctx, n); e != 0 {
 			return e
 		}
 	}
-	if _, e := f.c.Op(ctx, &fsmeta.Request{Op: "setlk", Ino: in.NodeId, Lock: l}); e != 0 {
+	if _, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpSetlk, Ino: in.NodeId, Lock: l}); e != 0 {
 		return e
 	}
 	k := lockKey{kind: l.Kind, owner: l.Owner}
-	if l.Type == fsmeta.Unlock {
+	if l.Type == fsproto.Unlock {
 		if l.Start == 0 && l.End == math.MaxInt64 || l.End == math.MaxUint64 {
 			n.mu.Lock()
 			delete(n.locks, k)
@@ -68,14 +68,14 @@ func (f *FS) setlk(ctx context.Context, in *fuse.LkIn) syscall.Errno {
 // refresh re-reads a file's attributes; if another host changed it, the
 // cached slices and pages are dropped.
 func (f *FS) refresh(ctx context.Context, n *inode) {
-	resp, e := f.c.Op(ctx, &fsmeta.Request{Op: "getattr", Ino: n.ino})
+	resp, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpGetattr, Ino: n.ino})
 	if e != 0 {
 		return
 	}
 	n.mu.Lock()
 	changed := resp.Attr.Rev != n.rev
 	if changed {
-		n.blocks = map[uint32][]fsmeta.Slice{}
+		n.blocks = map[uint32][]fsproto.Slice{}
 		n.rev = resp.Attr.Rev
 	}
 	if !n.local() {
@@ -118,8 +118,8 @@ func (f *FS) dropLocks(n *inode, kind int, owner uint64) {
 	if !held {
 		return
 	}
-	l := &fsmeta.Lock{Kind: kind, Owner: owner, Type: fsmeta.Unlock, Start: 0, End: math.MaxUint64}
-	if _, e := f.c.Op(f.ctx, &fsmeta.Request{Op: "setlk", Ino: n.ino, Lock: l}); e != 0 {
+	l := &fsproto.Lock{Kind: kind, Owner: owner, Type: fsproto.Unlock, Start: 0, End: math.MaxUint64}
+	if _, e := f.c.Op(f.ctx, &fsproto.Request{Op: fsproto.OpSetlk, Ino: n.ino, Lock: l}); e != 0 {
 		f.log.Warn("releasing locks failed", "ino", n.ino, "errno", e)
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // Options configure a mount.
@@ -76,7 +76,7 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	host, _ := os.Hostname()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, e := c.Op(octx, &fsmeta.Request{Op: "session.open", Host: host, Name: o.Mountpoint, AccessPoint: o.AccessPoint, Zone: o.Zone})
+	resp, e := c.Op(octx, &fsproto.Request{Op: fsproto.OpSessionOpen, Host: host, Name: o.Mountpoint, AccessPoint: o.AccessPoint, Zone: o.Zone})
 	switch {
 	case e == syscall.ENODEV:
 		return nil, fmt.Errorf("file system %s does not exist", o.FS)
@@ -92,7 +92,7 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 		dc, err := openDiskCache(o.CacheDir, o.CacheSize)
 		if err != nil {
 			rcancel()
-			c.Op(context.Background(), &fsmeta.Request{Op: "session.close"})
+			c.Op(context.Background(), &fsproto.Request{Op: fsproto.OpSessionClose})
 			return nil, fmt.Errorf("chunk cache %s: %w", o.CacheDir, err)
 		}
 		get = func(ctx context.Context, id string) ([]byte, error) {
@@ -116,7 +116,7 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	})
 	if err != nil {
 		rcancel()
-		c.Op(context.Background(), &fsmeta.Request{Op: "session.close"})
+		c.Op(context.Background(), &fsproto.Request{Op: fsproto.OpSessionClose})
 		return nil, fmt.Errorf("mount %s: %w", o.Mountpoint, err)
 	}
 	m := &Mount{fs: f, srv: srv, cancel: rcancel, done: make(chan struct{}), mountpoint: o.Mountpoint}
@@ -162,7 +162,7 @@ func (m *Mount) keepAlive(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		kctx, cancel := context.WithTimeout(ctx, every)
-		_, e := m.fs.c.Op(kctx, &fsmeta.Request{Op: "session.keepalive"})
+		_, e := m.fs.c.Op(kctx, &fsproto.Request{Op: fsproto.OpSessionKeepAlive})
 		cancel()
 		if e == syscall.ESTALE {
 			// The lease lapsed (the server was unreachable for too long):
@@ -170,7 +170,7 @@ func (m *Mount) keepAlive(ctx context.Context, every time.Duration) {
 			// mount keeps working, and say so.
 			m.fs.log.Error("mount session expired; its locks were released", "fs", m.fs.c.FS)
 			host, _ := os.Hostname()
-			if resp, e := m.fs.c.Op(ctx, &fsmeta.Request{Op: "session.open", Host: host, Session: "-"}); e == 0 {
+			if resp, e := m.fs.c.Op(ctx, &fsproto.Request{Op: fsproto.OpSessionOpen, Host: host, Session: "-"}); e == 0 {
 				m.fs.c.session = resp.Session
 			}
 		}
@@ -183,7 +183,7 @@ func (m *Mount) finish() {
 	m.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		m.fs.c.Op(ctx, &fsmeta.Request{Op: "session.close"})
+		m.fs.c.Op(ctx, &fsproto.Request{Op: fsproto.OpSessionClose})
 		m.cancel()
 		close(m.done)
 	})
@@ -207,7 +207,7 @@ func (m *Mount) Unmount() error {
 
 // onEvent drops what the kernel caches about an entry or inode another
 // mount changed.
-func (f *FS) onEvent(ev fsmeta.Event) {
+func (f *FS) onEvent(ev fsproto.Event) {
 	if ev.By != "" && ev.By == f.c.session {
 		return
 	}
@@ -240,7 +240,7 @@ func (f *FS) onEvent(ev fsmeta.Event) {
 	if open {
 		// Another host may have unlinked a file this mount has open.
 		go func() {
-			resp, e := f.c.Op(f.ctx, &fsmeta.Request{Op: "getattr", Ino: ev.Ino})
+			resp, e := f.c.Op(f.ctx, &fsproto.Request{Op: fsproto.OpGetattr, Ino: ev.Ino})
 			if e == 0 && resp.Attr.Nlink == 0 {
 				f.holdIfOpen(ev.Ino)
 			}

@@ -3,14 +3,14 @@ package fsmount
 import (
 	"testing"
 
-	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // TestVisiblePieces checks which pieces a read fetches: only those that
 // later ones do not hide within the range read.
 func TestVisiblePieces(t *testing.T) {
 	p := func(blk, off, n uint32, id string) piece {
-		return piece{blk: blk, s: fsmeta.Slice{Off: off, Len: n, ID: id}}
+		return piece{blk: blk, s: fsproto.Slice{Off: off, Len: n, ID: id}}
 	}
 	ids := func(ps []piece) (out []string) {
 		for _, x := range ps {

@@ -18,6 +18,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -344,7 +345,7 @@ func (a *Applier) detachVolumes(ctx context.Context, cluster string, t *state.Ta
 	var ops []clientv3.Op
 	for _, bv := range t.BlockVolumes {
 		key := state.VolumeKey(cluster, bv.VolumeID)
-		v := &state.VolumeRecord{}
+		v := &agentapi.Volume{}
 		rev, err := a.Store.Get(ctx, key, v)
 		if errors.Is(err, state.ErrNotFound) {
 			continue

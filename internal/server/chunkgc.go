@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/state"
 	"github.com/berth-project/berth/internal/volume/block"
@@ -23,7 +24,7 @@ func (s *Server) collectChunks(ctx context.Context, grace time.Duration) (int, e
 	keep := map[string]bool{}
 	pending := false
 	err := state.New(s.client).Range(ctx, state.SnapshotsPrefix(), "", func(key string, val []byte, _ int64) (bool, error) {
-		sn := state.SnapshotRecord{}
+		sn := agentapi.Snapshot{}
 		if err := json.Unmarshal(val, &sn); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err) // never collect over a snapshot that cannot be read
 		}

@@ -14,9 +14,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -49,7 +50,7 @@ func tokenKey(token string) string {
 	return state.Prefix + "efs/tokens/" + hex.EncodeToString(sum[:])
 }
 
-func (s *Server) efsMount(ctx context.Context, r *ecs.EFSMountRequest) (*ecs.EFSMountResponse, error) {
+func (s *Server) efsMount(ctx context.Context, r *agentapi.EFSMountRequest) (*agentapi.EFSMountResponse, error) {
 	g, err := s.API.EFSMount(ctx, r)
 	if err != nil {
 		return nil, err
@@ -86,7 +87,7 @@ func (s *Server) efsMount(ctx context.Context, r *ecs.EFSMountRequest) (*ecs.EFS
 	if _, err := s.client.Put(ctx, tokenKey(secret), mustJSON(tok), clientv3.WithLease(lease.ID)); err != nil {
 		return nil, err
 	}
-	out := &ecs.EFSMountResponse{Token: secret, FileSystemID: fs, Zone: g.Zone, TLS: tok.TLS}
+	out := &agentapi.EFSMountResponse{Token: secret, FileSystemID: fs, Zone: g.Zone, TLS: tok.TLS}
 	if tok.TLS {
 		out.CA = string(s.caPEM)
 	}
@@ -129,10 +130,10 @@ func tokenOf(ctx context.Context) *mountToken {
 // openSession opens a mount session. A token's session gets what the token
 // and the file system's policy allow; an operator's may name an access
 // point.
-func (s *Server) openSession(r *http.Request, req *fsmeta.Request) *fsmeta.Response {
+func (s *Server) openSession(r *http.Request, req *fsproto.Request) *fsproto.Response {
 	ctx := r.Context()
-	refuse := func(e syscall.Errno, format string, a ...any) *fsmeta.Response {
-		return &fsmeta.Response{Errno: e, Message: fmt.Sprintf(format, a...)}
+	refuse := func(e syscall.Errno, format string, a ...any) *fsproto.Response {
+		return &fsproto.Response{Errno: e, Message: fmt.Sprintf(format, a...)}
 	}
 	spec := &fsmeta.Session{Host: req.Host, Mount: req.Name, Zone: req.Zone}
 	apID, rootPath, slotDir := req.AccessPoint, "", ""
@@ -166,7 +167,7 @@ func (s *Server) openSession(r *http.Request, req *fsmeta.Request) *fsmeta.Respo
 		spec.RootSquash = !efs.Allows(f.Policy, pr, efs.ActionRoot)
 		spec.Task, spec.Zone, apID, rootPath, slotDir = tok.Task, tok.Zone, tok.AccessPoint, tok.RootDir, tok.SlotDir
 	}
-	var create *fsmeta.Attr
+	var create *fsproto.Attr
 	if apID != "" {
 		ap, err := s.efs.AccessPoint(ctx, apID)
 		if err != nil || ap.FileSystemId != req.FS {
@@ -184,15 +185,15 @@ func (s *Server) openSession(r *http.Request, req *fsmeta.Request) *fsmeta.Respo
 			rootPath = rd.Path
 			if c := rd.CreationInfo; c != nil {
 				mode, _ := strconv.ParseUint(c.Permissions, 8, 32)
-				create = &fsmeta.Attr{Uid: uint32(*c.OwnerUid), Gid: uint32(*c.OwnerGid), Mode: uint32(mode)}
+				create = &fsproto.Attr{Uid: uint32(*c.OwnerUid), Gid: uint32(*c.OwnerGid), Mode: uint32(mode)}
 			}
 		}
 	}
-	var slotCreate *fsmeta.Attr
+	var slotCreate *fsproto.Attr
 	if slotDir != "" {
 		// A stateful service's slot gets its own directory, made on its
 		// first start (as the access point's user when there is one).
-		slotCreate = &fsmeta.Attr{Mode: 0o755}
+		slotCreate = &fsproto.Attr{Mode: 0o755}
 		if spec.Uid != nil {
 			slotCreate.Uid, slotCreate.Gid = *spec.Uid, *spec.Gid
 		}

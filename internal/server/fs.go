@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	iofs "io/fs"
 	"net/http"
@@ -13,9 +12,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -38,21 +40,21 @@ func (s *Server) fsRoutes(mux *http.ServeMux) {
 }
 
 func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
-	req := &fsmeta.Request{}
+	req := &fsproto.Request{}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(req); err != nil {
 		http.Error(w, "unable to parse request body", http.StatusBadRequest)
 		return
 	}
-	var resp *fsmeta.Response
+	var resp *fsproto.Response
 	tok := tokenOf(r.Context())
 	switch {
 	case tok != nil && req.FS != tok.FS:
-		resp = &fsmeta.Response{Errno: syscall.EACCES, Message: "the mount token is for another file system"}
-	case req.Op == "session.open":
+		resp = &fsproto.Response{Errno: syscall.EACCES, Message: "the mount token is for another file system"}
+	case req.Op == fsproto.OpSessionOpen:
 		resp = s.openSession(r, req)
 	case tok != nil && (req.Session == "" || req.Session != tok.Session):
 		// A task's mount acts only within the session its token opened.
-		resp = &fsmeta.Response{Errno: syscall.EACCES, Message: "the mount token is for another session"}
+		resp = &fsproto.Response{Errno: syscall.EACCES, Message: "the mount token is for another session"}
 	default:
 		resp = s.fs.Do(r.Context(), req)
 	}
@@ -62,7 +64,7 @@ func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 	fs, id := r.PathValue("fs"), r.PathValue("id")
-	if !fsmeta.ValidFSID(fs) || !fsmeta.ValidChunkID(id) {
+	if !fsmeta.ValidFSID(fs) || !fsproto.ValidChunkID(id) {
 		http.Error(w, "invalid chunk", http.StatusBadRequest)
 		return
 	}
@@ -95,7 +97,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		io.Copy(w, f) // sendfile(2) on a TCP connection
 	case http.MethodPut:
-		if r.ContentLength < 0 || r.ContentLength > fsmeta.BlockSize {
+		if r.ContentLength < 0 || r.ContentLength > fsproto.BlockSize {
 			http.Error(w, "a chunk needs a Content-Length of at most one block", http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -125,7 +127,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 
 // chunkBufs recycles the buffers chunk uploads are read into: at hundreds
 // of MiB/s, fresh 4 MiB buffers cost the server more than the copying.
-var chunkBufs = sync.Pool{New: func() any { b := fsmeta.AlignedBuffer(fsmeta.BlockSize); return &b }}
+var chunkBufs = sync.Pool{New: func() any { b := fsmeta.AlignedBuffer(fsproto.BlockSize); return &b }}
 
 func (s *Server) fsExists(ctx context.Context, fs string) (bool, error) {
 	_, err := s.fs.GetFS(ctx, fs)
@@ -309,7 +311,7 @@ func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fs
 	case http.MethodGet:
 		url, err = chunks.GetURL(r.Context(), fs, id)
 	case http.MethodPut:
-		if r.ContentLength < 0 || r.ContentLength > fsmeta.BlockSize {
+		if r.ContentLength < 0 || r.ContentLength > fsproto.BlockSize {
 			http.Error(w, "a chunk needs a Content-Length of at most one block", http.StatusRequestEntityTooLarge)
 			return
 		}

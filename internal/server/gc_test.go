@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/blob/file"
 	"github.com/berth-project/berth/internal/spec"
@@ -76,7 +77,7 @@ func TestCollectChunks(t *testing.T) {
 	fresh := put("chunk of a snapshot being taken", false)
 	m, _ := json.Marshal(block.Manifest{Size: 1, ChunkSize: block.ChunkSize, Chunks: []string{used, ""}})
 	manifest := put(string(m), true)
-	sn := &state.SnapshotRecord{SnapshotID: "snap-1", State: "completed", Manifest: manifest}
+	sn := &agentapi.Snapshot{SnapshotID: "snap-1", State: "completed", Manifest: manifest}
 	if _, err := s.client.Put(ctx, state.SnapshotKey("c", "snap-1"), state.Marshal(sn)); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestCollectChunksWaitsForPendingSnapshots(t *testing.T) {
 	store.Put(ctx, k, []byte("uploaded, manifest not recorded yet"))
 	past := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(filepath.Join(dir, "blobs", k[:2], k), past, past)
-	s.client.Put(ctx, state.SnapshotKey("c", "snap-2"), state.Marshal(&state.SnapshotRecord{SnapshotID: "snap-2", State: "pending"}))
+	s.client.Put(ctx, state.SnapshotKey("c", "snap-2"), state.Marshal(&agentapi.Snapshot{SnapshotID: "snap-2", State: "pending"}))
 	if n, err := s.collectChunks(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("collected %d while a snapshot was pending: %v", n, err)
 	}

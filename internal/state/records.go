@@ -3,6 +3,7 @@ package state
 import (
 	"time"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -54,66 +55,7 @@ type TaskRecord struct {
 	Reserved   Reservation `json:"berthReserved"`
 	Released   bool        `json:"berthReleased,omitempty"`
 	// BlockVolumes are released (detached) in the transaction that stops the task.
-	BlockVolumes []TaskBlockVolume `json:"berthBlockVolumes,omitempty"`
-}
-
-// TaskBlockVolume is a block volume attached to a task.
-type TaskBlockVolume struct {
-	Name     string `json:"name"` // task-definition volume name
-	VolumeID string `json:"volumeId"`
-	Epoch    int64  `json:"epoch"`
-}
-
-// VolumeAttachment is a block volume's one attachment, fenced by Epoch: an
-// attachment with an older epoch than the volume's is stale and refused.
-type VolumeAttachment struct {
-	TaskArn    string `json:"taskArn"`
-	InstanceID string `json:"instanceId"`
-	Epoch      int64  `json:"epoch"`
-	Status     string `json:"status"` // ATTACHING, ATTACHED
-}
-
-// VolumeRecord is a block volume (EBS-like).
-type VolumeRecord struct {
-	VolumeID            string            `json:"volumeId"`
-	Cluster             string            `json:"cluster"`
-	Zone                string            `json:"availabilityZone"`
-	SizeInGiB           int               `json:"sizeInGiB"`
-	VolumeType          string            `json:"volumeType"`
-	Iops                int               `json:"iops,omitempty"`
-	Throughput          int               `json:"throughput,omitempty"`
-	FilesystemType      string            `json:"filesystemType"`
-	State               string            `json:"state"` // creating, available, in-use, deleting, error
-	StateReason         string            `json:"stateReason,omitempty"`
-	InstanceID          string            `json:"containerInstanceId"` // where the data lives
-	SnapshotID          string            `json:"snapshotId,omitempty"`
-	Initialized         bool              `json:"initialized"` // image created on the instance
-	Attachment          *VolumeAttachment `json:"attachment,omitempty"`
-	Epoch               int64             `json:"epoch"`
-	DeleteOnTermination bool              `json:"deleteOnTermination"`
-	Managed             bool              `json:"managed"`
-	Tags                []spec.Tag        `json:"tags,omitempty"`
-	CreatedAt           *spec.Timestamp   `json:"createdAt"`
-}
-
-// SnapshotRecord is a snapshot of a block volume: a manifest of chunks in
-// the blob store.
-type SnapshotRecord struct {
-	SnapshotID     string          `json:"snapshotId"`
-	Cluster        string          `json:"cluster"`
-	VolumeID       string          `json:"volumeId"`
-	InstanceID     string          `json:"containerInstanceId"` // who takes it
-	SizeInGiB      int             `json:"sizeInGiB"`
-	FilesystemType string          `json:"filesystemType"`
-	State          string          `json:"state"` // pending, completed, error
-	StateReason    string          `json:"stateReason,omitempty"`
-	Manifest       string          `json:"manifest,omitempty"`
-	UploadedBytes  int64           `json:"uploadedBytes"`
-	CreatedAt      *spec.Timestamp `json:"createdAt"`
-	CompletedAt    *spec.Timestamp `json:"completedAt,omitempty"`
-	// PreviousManifest is the manifest of the volume's latest completed
-	// snapshot, sent to the agent with a pending snapshot; never stored.
-	PreviousManifest string `json:"previousManifest,omitempty"`
+	BlockVolumes []agentapi.TaskBlockVolume `json:"berthBlockVolumes,omitempty"`
 }
 
 // ServiceRecord is a stored service; runningCount and pendingCount are

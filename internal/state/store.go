@@ -15,8 +15,8 @@
 //	tasks/CLUSTER/ID                TaskRecord
 //	residency/CLUSTER/KEY           instance id holding instance-local data
 //	tokens/CLUSTER/TOKEN            RunTask clientToken -> task ids
-//	volumes/CLUSTER/ID              VolumeRecord (block volume, its attachment and epoch)
-//	snapshots/CLUSTER/ID            SnapshotRecord
+//	volumes/CLUSTER/ID              agentapi.Volume (block volume, its attachment and epoch)
+//	snapshots/CLUSTER/ID            agentapi.Snapshot
 //	services/CLUSTER/NAME           ServiceRecord
 //	jointokens/ID                   JoinTokenRecord (agents join with it)
 //	agentkeys/ACCESS_KEY            AgentKeyRecord (an agent's credentials, bound to one instance)

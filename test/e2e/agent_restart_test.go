@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/agentapi"
 	becs "github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/server"
 )
@@ -134,8 +135,8 @@ func TestAgentKill9DuringRestoreStartsOver(t *testing.T) {
 	}
 	snap := c.snapshot(volumeIDOf(out.Tasks[0]))
 
-	var created becs.VolumesResponse
-	if err := c.post("/berth/v1/volumes/create", &becs.CreateVolumeRequest{Zone: "local-a", SnapshotID: snap.SnapshotID}, &created); err != nil {
+	var created agentapi.VolumesResponse
+	if err := c.post("/berth/v1/volumes/create", &agentapi.CreateVolumeRequest{Zone: "local-a", SnapshotID: snap.SnapshotID}, &created); err != nil {
 		t.Fatal(err)
 	}
 	vol := created.Volumes[0].VolumeID

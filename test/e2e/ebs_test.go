@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	becs "github.com/berth-project/berth/internal/ecs"
-	"github.com/berth-project/berth/internal/state"
 )
 
 func (c *cluster) post(path string, in, out any) error {
@@ -41,10 +41,10 @@ func (c *cluster) post(path string, in, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func (c *cluster) volume(id string) state.VolumeRecord {
+func (c *cluster) volume(id string) agentapi.Volume {
 	c.t.Helper()
-	var out becs.VolumesResponse
-	if err := c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{VolumeIDs: []string{id}}, &out); err != nil {
+	var out agentapi.VolumesResponse
+	if err := c.post("/berth/v1/volumes/describe", &agentapi.VolumesRequest{VolumeIDs: []string{id}}, &out); err != nil {
 		c.t.Fatal(err)
 	}
 	return out.Volumes[0]
@@ -125,8 +125,8 @@ func TestManagedBlockVolumeLifecycle(t *testing.T) {
 	c.wait(out.Tasks[0].TaskArn, "STOPPED")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var d becs.VolumesResponse
-		err := c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{VolumeIDs: []string{gone}}, &d)
+		var d agentapi.VolumesResponse
+		err := c.post("/berth/v1/volumes/describe", &agentapi.VolumesRequest{VolumeIDs: []string{gone}}, &d)
 		if err != nil && strings.Contains(err.Error(), "does not exist") {
 			break
 		}
@@ -153,8 +153,8 @@ func TestManagedBlockVolumeLifecycle(t *testing.T) {
 func TestBlockVolumeExclusiveAttach(t *testing.T) {
 	c := newCluster(t)
 	c.addAgent("local-a", "")
-	var created becs.VolumesResponse
-	if err := c.post("/berth/v1/volumes/create", &becs.CreateVolumeRequest{Zone: "local-a", SizeInGiB: aws.Int32(1)}, &created); err != nil {
+	var created agentapi.VolumesResponse
+	if err := c.post("/berth/v1/volumes/create", &agentapi.CreateVolumeRequest{Zone: "local-a", SizeInGiB: aws.Int32(1)}, &created); err != nil {
 		t.Fatal(err)
 	}
 	vol := created.Volumes[0].VolumeID
@@ -218,11 +218,11 @@ func TestManagedVolumeValidation(t *testing.T) {
 	if code, msg := apiCode(err); code != "InvalidParameterException" || !strings.Contains(msg, "configured at launch") {
 		t.Errorf("missing volumeConfigurations: %s %q", code, msg)
 	}
-	var out becs.VolumesResponse
-	if err := c.post("/berth/v1/volumes/create", &becs.CreateVolumeRequest{Zone: "nowhere-1a", SizeInGiB: aws.Int32(1)}, &out); err == nil || !strings.Contains(err.Error(), "no connected container instances in availability zone 'nowhere-1a'") {
+	var out agentapi.VolumesResponse
+	if err := c.post("/berth/v1/volumes/create", &agentapi.CreateVolumeRequest{Zone: "nowhere-1a", SizeInGiB: aws.Int32(1)}, &out); err == nil || !strings.Contains(err.Error(), "no connected container instances in availability zone 'nowhere-1a'") {
 		t.Errorf("zone without instances: %v", err)
 	}
-	if err := c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{}, &out); err != nil || len(out.Volumes) != 0 {
+	if err := c.post("/berth/v1/volumes/describe", &agentapi.VolumesRequest{}, &out); err != nil || len(out.Volumes) != 0 {
 		t.Fatalf("rejected calls created volumes: %v %+v", err, out.Volumes)
 	}
 	list, _ := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{})
@@ -231,16 +231,16 @@ func TestManagedVolumeValidation(t *testing.T) {
 	}
 }
 
-func (c *cluster) snapshot(vol string) state.SnapshotRecord {
+func (c *cluster) snapshot(vol string) agentapi.Snapshot {
 	c.t.Helper()
-	var out becs.SnapshotsResponse
-	if err := c.post("/berth/v1/snapshots/create", &becs.SnapshotsRequest{VolumeID: vol}, &out); err != nil {
+	var out agentapi.SnapshotsResponse
+	if err := c.post("/berth/v1/snapshots/create", &agentapi.SnapshotsRequest{VolumeID: vol}, &out); err != nil {
 		c.t.Fatal(err)
 	}
 	id := out.Snapshots[0].SnapshotID
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		if err := c.post("/berth/v1/snapshots/describe", &becs.SnapshotsRequest{SnapshotIDs: []string{id}}, &out); err != nil {
+		if err := c.post("/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{SnapshotIDs: []string{id}}, &out); err != nil {
 			c.t.Fatal(err)
 		}
 		switch sn := out.Snapshots[0]; sn.State {
@@ -312,8 +312,8 @@ func TestSnapshotWhileRunningAndRestoreInAnotherZone(t *testing.T) {
 	if aws.ToString(d.Tasks[0].LastStatus) != "RUNNING" {
 		t.Fatal("the task stopped during the snapshots")
 	}
-	var del becs.SnapshotsResponse
-	if err := c.post("/berth/v1/snapshots/delete", &becs.SnapshotsRequest{SnapshotIDs: []string{first.SnapshotID}}, &del); err != nil {
+	var del agentapi.SnapshotsResponse
+	if err := c.post("/berth/v1/snapshots/delete", &agentapi.SnapshotsRequest{SnapshotIDs: []string{first.SnapshotID}}, &del); err != nil {
 		t.Fatal(err)
 	}
 	reader := ebsDefinition(c, "snap-r", `test "$(md5sum /data/big | cut -c1-32)" = "`+want+`" && test -s /data/log`)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/agentapi"
 	becs "github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/server"
 )
@@ -78,8 +79,8 @@ func TestBlockVolumeFencing(t *testing.T) {
 	}
 	t.Logf("fenced %s after the partition (lease %s)", fencedAt.Sub(cutAt).Round(time.Millisecond), ttl)
 	// While the lease may still be valid, the volume cannot be taken away.
-	var vr becs.VolumesResponse
-	if err := c.post("/berth/v1/volumes/detach", &becs.VolumesRequest{VolumeIDs: []string{vol}}, &vr); err == nil || !strings.Contains(err.Error(), "VolumeInUse") {
+	var vr agentapi.VolumesResponse
+	if err := c.post("/berth/v1/volumes/detach", &agentapi.VolumesRequest{VolumeIDs: []string{vol}}, &vr); err == nil || !strings.Contains(err.Error(), "VolumeInUse") {
 		if connected(t, c.env, "default", ag.ContainerInstanceArn()) {
 			t.Fatalf("detached while the instance still held its lease: %v", err)
 		}
@@ -92,7 +93,7 @@ func TestBlockVolumeFencing(t *testing.T) {
 	if v := c.volume(vol); v.State != "impaired" || !strings.Contains(v.StateReason, "not connected") {
 		t.Fatalf("volume of a lost instance: %s %q", v.State, v.StateReason)
 	}
-	if err := c.post("/berth/v1/volumes/detach", &becs.VolumesRequest{VolumeIDs: []string{vol}}, &vr); err != nil {
+	if err := c.post("/berth/v1/volumes/detach", &agentapi.VolumesRequest{VolumeIDs: []string{vol}}, &vr); err != nil {
 		t.Fatalf("detach after lease expiry: %v", err)
 	}
 	if v := vr.Volumes[0]; v.Attachment != nil || v.State != "available" {
@@ -120,7 +121,7 @@ func TestBlockVolumeFencing(t *testing.T) {
 	if v := c.volume(vol); v.Epoch != epoch+1 || v.Attachment == nil || v.Attachment.Epoch != epoch+1 {
 		t.Fatalf("new attachment: %+v", v)
 	}
-	err = c.post("/berth/v1/agent/volume-event", &becs.VolumeEventRequest{ContainerInstance: ag.ContainerInstanceArn(), VolumeID: vol, Event: "created", Epoch: epoch}, &vr)
+	err = c.post("/berth/v1/agent/volume-event", &agentapi.VolumeEventRequest{ContainerInstance: ag.ContainerInstanceArn(), VolumeID: vol, Event: "created", Epoch: epoch}, &vr)
 	if err == nil || !strings.Contains(err.Error(), "StaleAttachmentException") {
 		t.Fatalf("stale epoch accepted: %v", err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -783,8 +784,8 @@ func TestFSCommands(t *testing.T) {
 	for _, probe := range []struct{ method, path, body string }{
 		{"POST", "/berth/v1/fs/op", `{"op":"lookup","fs":"` + id + `","parent":1,"name":"hello"}`},
 		{"POST", "/berth/v1/fs/op", `{"op":"session.open","fs":"` + id + `"}`},
-		{"GET", "/berth/v1/fs/chunks/" + id + "/" + fsmeta.NewChunkID(), ""},
-		{"PUT", "/berth/v1/fs/chunks/" + id + "/" + fsmeta.NewChunkID(), "data"},
+		{"GET", "/berth/v1/fs/chunks/" + id + "/" + fsproto.NewChunkID(), ""},
+		{"PUT", "/berth/v1/fs/chunks/" + id + "/" + fsproto.NewChunkID(), "data"},
 		{"GET", "/berth/v1/fs/events?fs=" + id, ""},
 	} {
 		req, _ := http.NewRequest(probe.method, s.Endpoint()+probe.path, strings.NewReader(probe.body))

@@ -20,11 +20,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	bs3 "github.com/berth-project/berth/internal/blob/s3"
 	"github.com/berth-project/berth/internal/blob/s3/s3test"
-	becs "github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/server"
-	"github.com/berth-project/berth/internal/state"
 )
 
 // TestSnapshotsOnS3: with the blob store on a real S3-compatible server
@@ -78,8 +77,8 @@ func TestSnapshotsOnS3(t *testing.T) {
 	}
 	exec_("sync")
 	want := md5File(t, filepath.Join(mount, "big"))
-	var resp becs.SnapshotsResponse
-	if err := c.post("/berth/v1/snapshots/create", &becs.SnapshotsRequest{VolumeID: vol}, &resp); err != nil {
+	var resp agentapi.SnapshotsResponse
+	if err := c.post("/berth/v1/snapshots/create", &agentapi.SnapshotsRequest{VolumeID: vol}, &resp); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -110,12 +109,12 @@ func TestSnapshotsOnS3(t *testing.T) {
 }
 
 // waitSnapshot waits until a snapshot is completed or failed.
-func waitSnapshot(t *testing.T, c *cluster, id string) state.SnapshotRecord {
+func waitSnapshot(t *testing.T, c *cluster, id string) agentapi.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		var out becs.SnapshotsResponse
-		if err := c.post("/berth/v1/snapshots/describe", &becs.SnapshotsRequest{SnapshotIDs: []string{id}}, &out); err != nil && !strings.Contains(err.Error(), "connection") {
+		var out agentapi.SnapshotsResponse
+		if err := c.post("/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{SnapshotIDs: []string{id}}, &out); err != nil && !strings.Contains(err.Error(), "connection") {
 			t.Fatal(err)
 		}
 		if len(out.Snapshots) == 1 && out.Snapshots[0].State != "pending" {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berth-project/berth/internal/agentapi"
 	becs "github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/server"
 )
@@ -36,8 +37,8 @@ func TestStatefulServiceSlotsKeepTheirVolumes(t *testing.T) {
 	}
 	c.waitService("db", "2 slots running", func(s types.Service) bool { return s.RunningCount == 2 && hasEvent(s, "steady state") })
 	slots := func() map[string]string { // slot -> volume id
-		var out becs.VolumesResponse
-		c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{}, &out)
+		var out agentapi.VolumesResponse
+		c.post("/berth/v1/volumes/describe", &agentapi.VolumesRequest{}, &out)
 		m := map[string]string{}
 		for _, v := range out.Volumes {
 			for _, tg := range v.Tags {
@@ -135,8 +136,8 @@ func TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost(t *testing.T) {
 	c.waitService("kv", "slot running", func(s types.Service) bool { return s.RunningCount == 1 })
 	var vol, home string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
-		var out becs.VolumesResponse
-		c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{}, &out)
+		var out agentapi.VolumesResponse
+		c.post("/berth/v1/volumes/describe", &agentapi.VolumesRequest{}, &out)
 		if len(out.Volumes) == 1 && out.Volumes[0].Attachment != nil {
 			vol, home = out.Volumes[0].VolumeID, out.Volumes[0].InstanceID
 			break
@@ -152,8 +153,8 @@ func TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost(t *testing.T) {
 	// Wait for a completed snapshot taken after the slot wrote its identity.
 	wrote := time.Now()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
-		var out becs.SnapshotsResponse
-		c.post("/berth/v1/snapshots/describe", &becs.SnapshotsRequest{}, &out)
+		var out agentapi.SnapshotsResponse
+		c.post("/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{}, &out)
 		done := false
 		for _, sn := range out.Snapshots {
 			if sn.VolumeID == vol && sn.State == "completed" && sn.CreatedAt.After(wrote.Add(time.Second)) {
@@ -174,8 +175,8 @@ func TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost(t *testing.T) {
 	if !hasEvent(s, "was lost") {
 		t.Fatal("no event")
 	}
-	var out becs.VolumesResponse
-	c.post("/berth/v1/volumes/describe", &becs.VolumesRequest{}, &out)
+	var out agentapi.VolumesResponse
+	c.post("/berth/v1/volumes/describe", &agentapi.VolumesRequest{}, &out)
 	var restored string
 	for _, v := range out.Volumes {
 		for _, tg := range v.Tags {
