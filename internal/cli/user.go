@@ -21,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-project/berth/internal/agent"
-	ecsapi "github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/launch"
 )
 
 // exitError makes the CLI exit with a given code.
@@ -147,7 +147,7 @@ func ebsFlags(specs []string) ([]types.TaskVolumeConfiguration, []types.Tag, err
 			return nil, nil, fmt.Errorf("--ebs wants NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID] or NAME=vol-…, got %q", s)
 		}
 		if strings.HasPrefix(rest, "vol-") {
-			tags = append(tags, types.Tag{Key: aws.String(ecsapi.AttachVolumeTagPrefix + name), Value: aws.String(rest)})
+			tags = append(tags, types.Tag{Key: aws.String(launch.AttachVolumeTagPrefix + name), Value: aws.String(rest)})
 			continue
 		}
 		m := &types.TaskManagedEBSVolumeConfiguration{RoleArn: aws.String("arn:aws:iam::000000000000:role/berth")}

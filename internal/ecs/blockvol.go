@@ -8,17 +8,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
-// AttachVolumeTagPrefix names a RunTask/StartTask tag that attaches an
-// existing block volume to a configuredAtLaunch volume of the definition:
-// berth:attach-volume:NAME = vol-….
-const AttachVolumeTagPrefix = "berth:attach-volume:"
-
 // planBlockVolumes validates the configuredAtLaunch volumes of a launch.
-func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.TaskDefinition, in *launchInput) ([]blockPlan, error) {
+func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.TaskDefinition, in *launch.Input) ([]blockPlan, error) {
 	atLaunch := map[string]bool{}
 	for _, v := range def.Volumes {
 		if spec.Val(v.ConfiguredAtLaunch) {
@@ -27,7 +23,7 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 	}
 	attach := map[string]string{}
 	for _, t := range in.Tags {
-		if name, ok := strings.CutPrefix(spec.Val(t.Key), AttachVolumeTagPrefix); ok {
+		if name, ok := strings.CutPrefix(spec.Val(t.Key), launch.AttachVolumeTagPrefix); ok {
 			if !atLaunch[name] {
 				return nil, spec.InvalidParam("Tag %s names volume '%s', which is not configured at launch in the task definition.", spec.Val(t.Key), name)
 			}
@@ -85,7 +81,7 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 	}
 	for name := range atLaunch {
 		if !seen[name] {
-			return nil, spec.InvalidParam("The task definition volume '%s' is configured at launch; specify it in volumeConfigurations (or attach an existing volume with the tag %s%s).", name, AttachVolumeTagPrefix, name)
+			return nil, spec.InvalidParam("The task definition volume '%s' is configured at launch; specify it in volumeConfigurations (or attach an existing volume with the tag %s%s).", name, launch.AttachVolumeTagPrefix, name)
 		}
 	}
 	return plans, nil

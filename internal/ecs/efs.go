@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/scheduler"
+	"github.com/berth-project/berth/internal/service"
 
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -56,7 +57,7 @@ func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMo
 	if o := t.Overrides; o != nil && spec.Val(o.TaskRoleArn) != "" {
 		g.TaskRoleArn = spec.Val(o.TaskRoleArn)
 	}
-	slot, isSlot := tagValue(t.Tags, SlotTag)
+	slot, isSlot := service.TagValue(t.Tags, service.SlotTag)
 	if svc, ok := strings.CutPrefix(spec.Val(t.Group), "service:"); ok && isSlot {
 		g.SlotDir = svc + "-" + slot // as BERTH_SERVICE_SLOT names the slot
 	}

@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/cql"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -334,7 +335,7 @@ func (a *API) DeregisterContainerInstance(ctx context.Context, r *spec.Deregiste
 	now := a.Now()
 	for _, tid := range live {
 		_, err := a.Applier.Transition(ctx, cluster, tid, func(t *state.TaskRecord) (bool, error) {
-			stopTask(t, now, "TerminationNotice", "Container instance deregistered")
+			launch.MarkStopping(t, now, "TerminationNotice", "Container instance deregistered")
 			t.LastStatus = spec.Str("STOPPED")
 			t.StoppedAt = spec.TS(now)
 			t.ExecutionStoppedAt = spec.TS(now)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -48,13 +50,6 @@ func defaultDeploymentConfig(d *spec.DeploymentConfiguration) (*spec.DeploymentC
 		out.DeploymentCircuitBreaker = &spec.DeploymentCircuitBreaker{Enable: spec.Bool(false), Rollback: spec.Bool(false)}
 	}
 	return out, nil
-}
-
-func (a *API) newDeployment(td string, desired int32, now *spec.Timestamp, lt string) spec.Deployment {
-	return spec.Deployment{Id: spec.Str("ecs-svc/" + newID()[:19]), Status: spec.Str("PRIMARY"), TaskDefinition: spec.Str(td),
-		DesiredCount: spec.I32(desired), PendingCount: spec.I32(0), RunningCount: spec.I32(0), FailedTasks: spec.I32(0),
-		CreatedAt: now, UpdatedAt: now, LaunchType: spec.Str(lt), RolloutState: spec.Str("IN_PROGRESS"),
-		RolloutStateReason: spec.Str("ECS deployment " + "in progress.")}
 }
 
 // CreateService creates a service; the controller starts its tasks.
@@ -109,18 +104,18 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	if len(strategies) == 0 && strategy == "REPLICA" {
 		strategies = []spec.PlacementStrategy{{Type: spec.Str("spread"), Field: spec.Str("attribute:ecs.availability-zone")}, {Type: spec.Str("spread"), Field: spec.Str("instanceId")}}
 	}
-	vcs, err := serviceVolumes(r.VolumeConfigurations)
+	vcs, err := spec.ServiceVolumes(r.VolumeConfigurations)
 	if err != nil {
 		return nil, err
 	}
 	// Validate the launch as the controller will make it.
-	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: spec.Str("service:" + name),
+	ls, err := a.prepare(ctx, &launch.Input{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: spec.Str("service:" + name),
 		LaunchType: r.LaunchType, Constraints: r.PlacementConstraints, Strategies: strategies, VolumeConfigurations: vcs, Count: 1})
 	if err != nil {
 		return nil, err
 	}
-	if v, _ := tagValue(r.Tags, StatefulTag); v == "true" && len(vcs) == 0 && !hasEFS(&ls.td.TaskDefinition) {
-		return nil, spec.InvalidParam("A service tagged %s=true needs volumeConfigurations or an EFS volume: each slot gets its own volume or directory.", StatefulTag)
+	if v, _ := service.TagValue(r.Tags, service.StatefulTag); v == "true" && len(vcs) == 0 && !hasEFS(&ls.td.TaskDefinition) {
+		return nil, spec.InvalidParam("A service tagged %s=true needs volumeConfigurations or an EFS volume: each slot gets its own volume or directory.", service.StatefulTag)
 	}
 	td := spec.Val(ls.td.TaskDefinition.TaskDefinitionArn)
 	now := spec.TS(a.Now())
@@ -141,7 +136,7 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	svc.Tags = r.Tags
 	svc.PropagateTags = r.PropagateTags
 	svc.DeploymentController = &spec.DeploymentController{Type: spec.Str("ECS")}
-	svc.Deployments = []spec.Deployment{a.newDeployment(td, spec.Val(r.DesiredCount), now, ls.launchType)}
+	svc.Deployments = []spec.Deployment{service.NewDeployment(td, spec.Val(r.DesiredCount), now, ls.launchType)}
 	svc.Deployments[0].VolumeConfigurations = r.VolumeConfigurations
 	svc.Events = []spec.ServiceEvent{}
 	key := state.ServiceKey(cluster, name)
@@ -167,19 +162,6 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 		return nil, err
 	}
 	return &spec.CreateServiceResponse{Service: &v}, nil
-}
-
-// serviceVolumes turns a service's volumeConfigurations into the task form.
-func serviceVolumes(in []spec.ServiceVolumeConfiguration) ([]spec.TaskVolumeConfiguration, error) {
-	if len(in) == 0 {
-		return nil, nil
-	}
-	b, _ := json.Marshal(in)
-	var out []spec.TaskVolumeConfiguration
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // serviceView fills runningCount and pendingCount, per deployment too.
@@ -329,7 +311,7 @@ func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (
 			for i := range s.Deployments {
 				s.Deployments[i].Status = spec.Str("ACTIVE")
 			}
-			d := a.newDeployment(newTD, spec.Val(s.DesiredCount), now, spec.Val(s.LaunchType))
+			d := service.NewDeployment(newTD, spec.Val(s.DesiredCount), now, spec.Val(s.LaunchType))
 			if r.VolumeConfigurations != nil {
 				d.VolumeConfigurations = r.VolumeConfigurations
 			} else if len(s.Deployments) > 0 {
@@ -379,20 +361,6 @@ func (a *API) DeleteService(ctx context.Context, r *spec.DeleteServiceRequest) (
 		return nil, err
 	}
 	return &spec.DeleteServiceResponse{Service: &v}, nil
-}
-
-// addEvent records a service event, newest first, without repeating the
-// newest message, keeping the last 100.
-func addEvent(s *state.ServiceRecord, now *spec.Timestamp, format string, args ...any) bool {
-	msg := fmt.Sprintf("(service %s) ", spec.Val(s.ServiceName)) + fmt.Sprintf(format, args...)
-	if len(s.Events) > 0 && spec.Val(s.Events[0].Message) == msg {
-		return false
-	}
-	s.Events = append([]spec.ServiceEvent{{Id: spec.Str(newID()[:8] + "-" + newID()[:4]), CreatedAt: now, Message: spec.Str(msg)}}, s.Events...)
-	if len(s.Events) > 100 {
-		s.Events = s.Events[:100]
-	}
-	return true
 }
 
 func hasEFS(td *spec.TaskDefinition) bool {

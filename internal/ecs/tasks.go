@@ -10,7 +10,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/cql"
-	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -39,19 +39,8 @@ type blockPlan struct {
 	rev      int64
 }
 
-type launchInput struct {
-	Cluster, TaskDefinition, Group, StartedBy, LaunchType *string
-	Overrides                                             *spec.TaskOverride
-	Tags                                                  []spec.Tag
-	PropagateTags                                         *string
-	Constraints                                           []spec.PlacementConstraint
-	Strategies                                            []spec.PlacementStrategy
-	VolumeConfigurations                                  []spec.TaskVolumeConfiguration
-	Count                                                 int
-}
-
 // prepare validates a launch completely, before anything is written.
-func (a *API) prepare(ctx context.Context, in *launchInput) (*launchSpec, error) {
+func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error) {
 	if spec.Val(in.TaskDefinition) == "" {
 		return nil, spec.InvalidParam("taskDefinition is required.")
 	}
@@ -344,7 +333,7 @@ func (a *API) RunTask(ctx context.Context, r *spec.RunTaskRequest) (*spec.RunTas
 	if err := spec.ValidateNetworkConfiguration(r.NetworkConfiguration); err != nil {
 		return nil, err
 	}
-	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
+	ls, err := a.prepare(ctx, &launch.Input{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
 		StartedBy: r.StartedBy, LaunchType: r.LaunchType, Overrides: r.Overrides, Tags: r.Tags, PropagateTags: r.PropagateTags,
 		Constraints: r.PlacementConstraints, Strategies: r.PlacementStrategy, VolumeConfigurations: r.VolumeConfigurations, Count: count})
 	if err != nil {
@@ -360,13 +349,7 @@ func (a *API) RunTask(ctx context.Context, r *spec.RunTaskRequest) (*spec.RunTas
 	if len(a.Cache.Instances(cluster)) == 0 {
 		return nil, spec.InvalidParam("No Container Instances were found in your cluster.")
 	}
-	now := a.Now()
-	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request, Token: token,
-		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
-		Extra:   a.blockExtra(ls, now)})
-	if errors.Is(err, placement.ErrClusterGone) {
-		return nil, spec.ErrClusterNotFound()
-	}
+	tasks, fails, err := a.place(ctx, ls, token)
 	if err != nil {
 		if token != "" {
 			if out, ok, rerr := a.replay(ctx, cluster, token); rerr == nil && ok {
@@ -408,7 +391,7 @@ func (a *API) StartTask(ctx context.Context, r *spec.StartTaskRequest) (*spec.St
 	if len(r.ContainerInstances) == 0 || len(r.ContainerInstances) > 10 {
 		return nil, spec.InvalidParam("containerInstances must have between 1 and 10 items.")
 	}
-	ls, err := a.prepare(ctx, &launchInput{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
+	ls, err := a.prepare(ctx, &launch.Input{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
 		StartedBy: r.StartedBy, Overrides: r.Overrides, Tags: r.Tags, PropagateTags: r.PropagateTags,
 		VolumeConfigurations: r.VolumeConfigurations, Count: len(r.ContainerInstances)})
 	if err != nil {
@@ -422,13 +405,8 @@ func (a *API) StartTask(ctx context.Context, r *spec.StartTaskRequest) (*spec.St
 		}
 		ls.request.Candidates = append(ls.request.Candidates, id)
 	}
-	now := a.Now()
-	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request,
-		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
-		Extra:   a.blockExtra(ls, now)})
-	if errors.Is(err, placement.ErrClusterGone) {
-		return nil, spec.ErrClusterNotFound()
-	} else if err != nil {
+	tasks, fails, err := a.place(ctx, ls, "")
+	if err != nil {
 		return nil, err
 	}
 	out := &spec.StartTaskResponse{Tasks: []spec.Task{}, Failures: a.failures(fails)}
@@ -445,17 +423,6 @@ func (a *API) StartTask(ctx context.Context, r *spec.StartTaskRequest) (*spec.St
 		out.Tasks = append(out.Tasks, a.taskView(t, []string{"TAGS"}))
 	}
 	return out, nil
-}
-
-func stopTask(t *state.TaskRecord, now time.Time, code, reason string) {
-	if spec.Val(t.DesiredStatus) == "STOPPED" {
-		return
-	}
-	t.DesiredStatus = spec.Str("STOPPED")
-	t.StopCode = spec.Str(code)
-	t.StoppedReason = spec.Str(reason)
-	t.StoppingAt = spec.TS(now)
-	t.Version = spec.I64(spec.Val(t.Version) + 1)
 }
 
 // StopTask asks the task's agent to stop it. A task whose agent is not
@@ -485,9 +452,9 @@ func (a *API) StopTask(ctx context.Context, r *spec.StopTaskRequest) (*spec.Stop
 		if spec.Val(t.LastStatus) == "STOPPED" {
 			return false, nil
 		}
-		stopTask(t, now, "UserInitiated", reason)
+		launch.MarkStopping(t, now, "UserInitiated", reason)
 		if !a.Cache.Connected(cluster, t.InstanceID) {
-			markStopped(t, now)
+			launch.MarkStopped(t, now)
 		}
 		return true, nil
 	})
@@ -498,17 +465,6 @@ func (a *API) StopTask(ctx context.Context, r *spec.StopTaskRequest) (*spec.Stop
 	}
 	v := a.taskView(t, []string{"TAGS"})
 	return &spec.StopTaskResponse{Task: &v}, nil
-}
-
-func markStopped(t *state.TaskRecord, now time.Time) {
-	t.LastStatus = spec.Str("STOPPED")
-	t.StoppedAt = spec.TS(now)
-	if t.ExecutionStoppedAt == nil {
-		t.ExecutionStoppedAt = spec.TS(now)
-	}
-	for i := range t.Containers {
-		t.Containers[i].LastStatus = spec.Str("STOPPED")
-	}
 }
 
 // DescribeTasks describes tasks; unknown ones are MISSING.
@@ -635,9 +591,9 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *agentapi.TaskStateCh
 					if code == "" {
 						code = "EssentialContainerExited"
 					}
-					stopTask(t, now, code, spec.Val(r.Reason))
+					launch.MarkStopping(t, now, code, spec.Val(r.Reason))
 				}
-				markStopped(t, now)
+				launch.MarkStopped(t, now)
 			}
 			if r.Reason != nil && t.StoppedReason == nil {
 				t.StoppedReason = r.Reason

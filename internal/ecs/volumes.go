@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -402,8 +403,8 @@ func (a *API) DetachVolume(ctx context.Context, r *agentapi.VolumesRequest) (*ag
 		if spec.Val(t.LastStatus) == "STOPPED" {
 			return false, nil
 		}
-		stopTask(t, now, "TerminationNotice", "Block volume "+v.VolumeID+" was detached: the container instance lost its lease")
-		markStopped(t, now)
+		launch.MarkStopping(t, now, "TerminationNotice", "Block volume "+v.VolumeID+" was detached: the container instance lost its lease")
+		launch.MarkStopped(t, now)
 		return true, nil
 	}); err != nil && !isNotFound(err) {
 		return nil, err

@@ -6,14 +6,15 @@ import (
 
 	"go.etcd.io/etcd/client/v3/concurrency"
 
-	"github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/controller"
 	"github.com/berth-project/berth/internal/state"
 )
 
 // runController campaigns for leadership and, while leader, runs the
 // service controller every second. Several servers may run; one leads.
 func (s *Server) runController(ctx context.Context) {
-	c := &ecs.Controller{API: s.API, LostGrace: s.cfg.LostInstanceGrace}
+	c := &controller.Controller{Store: s.API.Store, Cache: s.API.Cache, Applier: s.API.Applier, Launcher: s.API,
+		Log: s.API.Log, Now: s.API.Now, LostGrace: s.cfg.LostInstanceGrace}
 	for ctx.Err() == nil {
 		sess, err := concurrency.NewSession(s.client, concurrency.WithTTL(10), concurrency.WithContext(ctx))
 		if err != nil {

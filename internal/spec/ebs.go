@@ -1,6 +1,9 @@
 package spec
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // EBS volume types and their limits, as ECS validates managedEBSVolume.
 var ebsSize = map[string][2]int{
@@ -129,3 +132,17 @@ func VolumeID(hex string) string { return fmt.Sprintf("vol-%s", hex[:17]) }
 
 // SnapshotID formats a snapshot id.
 func SnapshotID(hex string) string { return fmt.Sprintf("snap-%s", hex[:17]) }
+
+// ServiceVolumes turns a service's volumeConfigurations into the form a
+// task's take (the same fields).
+func ServiceVolumes(in []ServiceVolumeConfiguration) ([]TaskVolumeConfiguration, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	b, _ := json.Marshal(in)
+	var out []TaskVolumeConfiguration
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/agentapi"
-	becs "github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -169,7 +169,7 @@ func TestAgentKill9DuringRestoreStartsOver(t *testing.T) {
 	}
 	reader := ebsDefinition(c, "restore-r", `test "$(md5sum /data/big | cut -c1-32)" = "$(cat /data/big.md5)"`)
 	out, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader),
-		Tags: []types.Tag{{Key: aws.String(becs.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
+		Tags: []types.Tag{{Key: aws.String(launch.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
 	if err != nil || len(out.Tasks) != 1 {
 		t.Fatal(err, out)
 	}

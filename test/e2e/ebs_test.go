@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-project/berth/internal/agentapi"
-	becs "github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/launch"
 )
 
 func (c *cluster) post(path string, in, out any) error {
@@ -105,7 +105,7 @@ func TestManagedBlockVolumeLifecycle(t *testing.T) {
 	// Attach the kept volume to a new task, which reads the data; this time it goes with the task.
 	reader := ebsDefinition(c, "ebs-r", "grep -q durable /data/file")
 	out, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader),
-		Tags: []types.Tag{{Key: aws.String(becs.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
+		Tags: []types.Tag{{Key: aws.String(launch.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
 	if err != nil || len(out.Tasks) != 1 {
 		t.Fatalf("attach existing: %v %+v", err, out)
 	}
@@ -168,7 +168,7 @@ func TestBlockVolumeExclusiveAttach(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td),
-					Tags: []types.Tag{{Key: aws.String(becs.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
+					Tags: []types.Tag{{Key: aws.String(launch.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
 				if err == nil && len(out.Tasks) == 1 {
 					mu.Lock()
 					won = append(won, out.Tasks[0].TaskArn)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/agentapi"
-	becs "github.com/berth-project/berth/internal/ecs"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -113,7 +113,7 @@ func TestBlockVolumeFencing(t *testing.T) {
 	}
 	reader := ebsDefinition(c, "fence-r", "test -s /data/log && sleep 3600")
 	out, err = c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(reader),
-		Tags: []types.Tag{{Key: aws.String(becs.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
+		Tags: []types.Tag{{Key: aws.String(launch.AttachVolumeTagPrefix + "data"), Value: aws.String(vol)}}})
 	if err != nil || len(out.Tasks) != 1 {
 		t.Fatal(err, out)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-project/berth/internal/agentapi"
-	becs "github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/server"
+	"github.com/berth-project/berth/internal/service"
 )
 
 // TestStatefulServiceSlotsKeepTheirVolumes: a stateful service of 2 slots
@@ -29,7 +29,7 @@ func TestStatefulServiceSlotsKeepTheirVolumes(t *testing.T) {
 		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), MountPoints: []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/data")}},
 			Command: sh(`if [ -e /data/id ]; then test "$(cat /data/id)" = "$BERTH_SERVICE_SLOT" || echo "$BERTH_SERVICE_SLOT" >> /data/mismatch; else echo "$BERTH_SERVICE_SLOT" > /data/id; fi; echo start >> /data/starts; trap 'exit 0' TERM; sleep 3600 & wait`)}}})
 	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("db"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2),
-		Tags: []types.Tag{{Key: aws.String(becs.StatefulTag), Value: aws.String("true")}},
+		Tags: []types.Tag{{Key: aws.String(service.StatefulTag), Value: aws.String("true")}},
 		VolumeConfigurations: []types.ServiceVolumeConfiguration{{Name: aws.String("data"), ManagedEBSVolume: &types.ServiceManagedEBSVolumeConfiguration{
 			RoleArn: aws.String("arn:aws:iam::000000000000:role/ecs"), SizeInGiB: aws.Int32(1)}}}})
 	if err != nil {
@@ -42,7 +42,7 @@ func TestStatefulServiceSlotsKeepTheirVolumes(t *testing.T) {
 		m := map[string]string{}
 		for _, v := range out.Volumes {
 			for _, tg := range v.Tags {
-				if aws.ToString(tg.Key) == becs.SlotTag {
+				if aws.ToString(tg.Key) == service.SlotTag {
 					m[aws.ToString(tg.Value)] = v.VolumeID + "@" + v.Zone + "@" + v.InstanceID
 				}
 			}
@@ -126,8 +126,8 @@ func TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost(t *testing.T) {
 		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), MountPoints: []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/data")}},
 			Command: sh(`if [ -e /data/id ]; then test "$(cat /data/id)" = "$BERTH_SERVICE_SLOT" || echo "$BERTH_SERVICE_SLOT" >> /data/mismatch; else echo "$BERTH_SERVICE_SLOT" > /data/id; fi; echo start >> /data/starts; trap 'exit 0' TERM; sleep 3600 & wait`)}}})
 	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("kv"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
-		Tags: []types.Tag{{Key: aws.String(becs.StatefulTag), Value: aws.String("true")}, {Key: aws.String(becs.SnapshotIntervalTag), Value: aws.String("2s")},
-			{Key: aws.String(becs.RestoreLostSlotsTag), Value: aws.String("true")}},
+		Tags: []types.Tag{{Key: aws.String(service.StatefulTag), Value: aws.String("true")}, {Key: aws.String(service.SnapshotIntervalTag), Value: aws.String("2s")},
+			{Key: aws.String(service.RestoreLostSlotsTag), Value: aws.String("true")}},
 		VolumeConfigurations: []types.ServiceVolumeConfiguration{{Name: aws.String("data"), ManagedEBSVolume: &types.ServiceManagedEBSVolumeConfiguration{
 			RoleArn: aws.String("arn:aws:iam::000000000000:role/ecs"), SizeInGiB: aws.Int32(1)}}}})
 	if err != nil {
@@ -180,7 +180,7 @@ func TestStatefulSlotRestoredFromSnapshotWhenItsInstanceIsLost(t *testing.T) {
 	var restored string
 	for _, v := range out.Volumes {
 		for _, tg := range v.Tags {
-			if aws.ToString(tg.Key) == becs.SlotTag && v.VolumeID != vol {
+			if aws.ToString(tg.Key) == service.SlotTag && v.VolumeID != vol {
 				restored = v.VolumeID
 				if !strings.HasSuffix(other.arn, v.InstanceID) || v.SnapshotID == "" {
 					t.Fatalf("restored volume %+v", v)

@@ -1,4 +1,4 @@
-package ecs
+package controller
 
 import (
 	"context"
@@ -8,47 +8,22 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/internal/agentapi"
-	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
-// Stateful services (beyond ECS): a service tagged berth:stateful=true
-// gives each task slot a stable identity, SERVICE-N, and its own block
-// volume, created from the service's volumeConfigurations on the slot's
-// first start and kept when the task stops or the service scales down. A
-// replacement for slot N gets slot N's volume, on the instance (and so in
-// the zone) that holds it; while that instance is lost, the slot waits.
-// A stateful service may use an EFS volume instead (or as well): each slot
-// then mounts its own directory SERVICE-N of the volume's root, made on
-// its first start, wherever the slot runs.
-const (
-	StatefulTag = "berth:stateful"
-	SlotTag     = "berth:slot"
-	ServiceTag  = "berth:service"
-	// SlotEnv is set in every container of a stateful service's task.
-	SlotEnv = "BERTH_SERVICE_SLOT"
-	// SnapshotIntervalTag (a duration, e.g. "1h") snapshots every slot's
-	// volume on that schedule.
-	SnapshotIntervalTag = "berth:snapshot-interval"
-	// RestoreLostSlotsTag ("true") lets a slot whose instance is lost be
-	// restored elsewhere from its latest snapshot instead of waiting.
-	RestoreLostSlotsTag = "berth:restore-lost-slots"
-	formerSlotTag       = "berth:former-slot"
-)
-
 // slotSnapshots takes scheduled snapshots of the slots' volumes and returns
 // each volume's latest completed snapshot.
 func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state.ServiceRecord, volumes []service.SlotVolume) (map[string]agentapi.Snapshot, error) {
-	a := c.API
 	latest := map[string]agentapi.Snapshot{}
 	pending := map[string]bool{}
 	ids := map[string]bool{}
 	for _, v := range volumes {
 		ids[v.ID] = true
 	}
-	err := a.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
+	err := c.Store.Range(ctx, state.SnapshotPrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
 		sn := agentapi.Snapshot{}
 		if err := json.Unmarshal(val, &sn); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
@@ -69,18 +44,18 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 	if err != nil {
 		return nil, err
 	}
-	every, _ := tagValue(s.Tags, SnapshotIntervalTag)
+	every, _ := service.TagValue(s.Tags, service.SnapshotIntervalTag)
 	interval, err := time.ParseDuration(every)
 	if err != nil || interval <= 0 {
 		return latest, nil
 	}
 	for _, v := range volumes {
 		l, ok := latest[v.ID]
-		if pending[v.ID] || (ok && a.Now().Sub(l.CreatedAt.Time) < interval) {
+		if pending[v.ID] || (ok && c.Now().Sub(l.CreatedAt.Time) < interval) {
 			continue
 		}
-		if _, err := a.CreateSnapshot(ctx, &agentapi.SnapshotsRequest{Cluster: cluster, VolumeID: v.ID}); err != nil {
-			a.Log.Warn("scheduled snapshot", "volume", v.ID, "err", err)
+		if err := c.Launcher.Snapshot(ctx, cluster, v.ID); err != nil {
+			c.Log.Warn("scheduled snapshot", "volume", v.ID, "err", err)
 		}
 	}
 	return latest, nil
@@ -90,22 +65,21 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 // its volume retired from the slot (the data stays on the lost instance),
 // and the slot starts elsewhere on a volume restored from snapshot.
 func (c *Controller) restoreSlot(ctx context.Context, cluster string, t *state.TaskRecord, volumeID string, snap agentapi.Snapshot) (*service.SlotStart, error) {
-	a := c.API
-	now := a.Now()
-	if _, err := a.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
+	now := c.Now()
+	if _, err := c.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
 		if spec.Val(tr.LastStatus) == "STOPPED" {
 			return false, nil
 		}
-		stopTask(tr, now, "ServiceSchedulerInitiated", "Task stopped: its container instance "+t.InstanceID+" was lost; its slot is restored elsewhere from snapshot "+snap.SnapshotID)
-		markStopped(tr, now)
+		launch.MarkStopping(tr, now, "ServiceSchedulerInitiated", "Task stopped: its container instance "+t.InstanceID+" was lost; its slot is restored elsewhere from snapshot "+snap.SnapshotID)
+		launch.MarkStopped(tr, now)
 		return true, nil
 	}); err != nil {
 		return nil, err
 	}
-	_, err := state.Update(ctx, a.Store, state.VolumeKey(cluster, volumeID), func(v *agentapi.Volume) error {
+	_, err := state.Update(ctx, c.Store, state.VolumeKey(cluster, volumeID), func(v *agentapi.Volume) error {
 		for i := range v.Tags {
-			if spec.Val(v.Tags[i].Key) == SlotTag {
-				v.Tags[i].Key = spec.Str(formerSlotTag)
+			if spec.Val(v.Tags[i].Key) == service.SlotTag {
+				v.Tags[i].Key = spec.Str(service.FormerSlotTag)
 			}
 		}
 		return nil
@@ -115,26 +89,16 @@ func (c *Controller) restoreSlot(ctx context.Context, cluster string, t *state.T
 
 func isStateful(s *state.ServiceRecord) bool {
 	for _, t := range s.Tags {
-		if spec.Val(t.Key) == StatefulTag && spec.Val(t.Value) == "true" {
+		if spec.Val(t.Key) == service.StatefulTag && spec.Val(t.Value) == "true" {
 			return true
 		}
 	}
 	return false
 }
 
-func tagValue(tags []spec.Tag, key string) (string, bool) {
-	for _, t := range tags {
-		if spec.Val(t.Key) == key {
-			return spec.Val(t.Value), true
-		}
-	}
-	return "", false
-}
-
 // statefulService reconciles slot by slot with the pure service.PlanSlots.
 func (c *Controller) statefulService(ctx context.Context, cluster string, s *state.ServiceRecord, tasks []*state.TaskRecord) error {
-	a := c.API
-	now := a.Now()
+	now := c.Now()
 	ts := spec.TS(now)
 	name := spec.Val(s.ServiceName)
 	primary := s.Deployments[0]
@@ -145,7 +109,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 	}
 	// A failed read must stop the pass: a slot whose volume was not seen
 	// would be given a new, empty one.
-	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
+	err := c.Store.Range(ctx, state.VolumePrefix(cluster), "", func(key string, val []byte, _ int64) (bool, error) {
 		v := agentapi.Volume{}
 		if err := json.Unmarshal(val, &v); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
@@ -153,8 +117,8 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		if v.State == "deleting" {
 			return true, nil
 		}
-		if svc, _ := tagValue(v.Tags, ServiceTag); svc == name {
-			slot, _ := tagValue(v.Tags, SlotTag)
+		if svc, _ := service.TagValue(v.Tags, service.ServiceTag); svc == name {
+			slot, _ := service.TagValue(v.Tags, service.SlotTag)
 			if n, err := strconv.Atoi(slot); err == nil {
 				in.Volumes = append(in.Volumes, service.SlotVolume{ID: v.VolumeID, Slot: n, Attached: v.Attachment != nil})
 			}
@@ -169,7 +133,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		if spec.Val(t.LastStatus) == "STOPPED" || spec.Val(t.DesiredStatus) != "RUNNING" {
 			continue
 		}
-		slot, _ := tagValue(t.Tags, SlotTag)
+		slot, _ := service.TagValue(t.Tags, service.SlotTag)
 		n, err := strconv.Atoi(slot)
 		if err != nil {
 			n = -1 // not a slot task: stopped
@@ -183,7 +147,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 	if err != nil {
 		return fmt.Errorf("service %s: read snapshots: %w", name, err)
 	}
-	restore, _ := tagValue(s.Tags, RestoreLostSlotsTag)
+	restore, _ := service.TagValue(s.Tags, service.RestoreLostSlotsTag)
 	restoreFrom := map[int]agentapi.Snapshot{}
 	var events []string
 	for _, slot := range plan.Waiting {
@@ -218,13 +182,13 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 	}
 	for _, st := range plan.Start {
 		slot := fmt.Sprintf("%s-%d", name, st.Slot)
-		in := &launchInput{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name), StartedBy: primary.Id,
+		in := &launch.Input{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name), StartedBy: primary.Id,
 			LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy, Count: 1,
-			Tags: append(propagated(s), spec.Tag{Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))})}
-		vcs, _ := serviceVolumes(primary.VolumeConfigurations)
+			Tags: append(propagated(s), spec.Tag{Key: spec.Str(service.SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))})}
+		vcs, _ := spec.ServiceVolumes(primary.VolumeConfigurations)
 		if st.VolumeID != "" {
 			for _, vc := range vcs {
-				in.Tags = append(in.Tags, spec.Tag{Key: spec.Str(AttachVolumeTagPrefix + spec.Val(vc.Name)), Value: spec.Str(st.VolumeID)})
+				in.Tags = append(in.Tags, spec.Tag{Key: spec.Str(launch.AttachVolumeTagPrefix + spec.Val(vc.Name)), Value: spec.Str(st.VolumeID)})
 			}
 		} else {
 			for i := range vcs {
@@ -238,20 +202,18 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 					}
 					m.TerminationPolicy = &spec.TaskManagedEBSVolumeTerminationPolicy{DeleteOnTermination: spec.Bool(false)}
 					m.TagSpecifications = append(m.TagSpecifications, spec.EBSTagSpecification{ResourceType: spec.Str("volume"), Tags: []spec.Tag{
-						{Key: spec.Str(ServiceTag), Value: spec.Str(name)}, {Key: spec.Str(SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))}}})
+						{Key: spec.Str(service.ServiceTag), Value: spec.Str(name)}, {Key: spec.Str(service.SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))}}})
 				}
 			}
 			in.VolumeConfigurations = vcs
 		}
-		ls, err := a.prepare(ctx, in)
+		td, err := c.Launcher.TaskDefinition(ctx, spec.Val(primary.TaskDefinition))
 		if err != nil {
 			events = append(events, fmt.Sprintf("was unable to start slot %s: %s", slot, err.Error()))
 			continue
 		}
-		ls.overrides = slotOverrides(&ls.td.TaskDefinition, slot)
-		placed, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request,
-			NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
-			Extra:   a.blockExtra(ls, now)})
+		in.Overrides = slotOverrides(&td.TaskDefinition, slot)
+		placed, fails, err := c.Launcher.Launch(ctx, in)
 		switch {
 		case err != nil:
 			events = append(events, fmt.Sprintf("was unable to start slot %s: %v", slot, err))
@@ -270,13 +232,13 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 			}
 		}
 	}
-	_, err = state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
+	_, err = state.Update(ctx, c.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
 		for _, e := range events {
-			addEvent(rec, ts, "%s", e)
+			service.AddEvent(&rec.Service, ts, "%s", e)
 		}
 		if spec.Val(rec.Status) == "DRAINING" && len(in.Tasks) == len(plan.Stop) {
 			rec.Status = spec.Str("INACTIVE")
-			addEvent(rec, ts, "has been deleted; the slots' volumes are kept.")
+			service.AddEvent(&rec.Service, ts, "has been deleted; the slots' volumes are kept.")
 			return nil
 		}
 		markSteady(rec, ts, running == in.Desired && live == in.Desired && len(events) == 0)
@@ -290,23 +252,22 @@ func slotOverrides(td *spec.TaskDefinition, slot string) *spec.TaskOverride {
 	o := &spec.TaskOverride{}
 	for _, c := range td.ContainerDefinitions {
 		o.ContainerOverrides = append(o.ContainerOverrides, spec.ContainerOverride{Name: c.Name,
-			Environment: []spec.KeyValuePair{{Name: spec.Str(SlotEnv), Value: spec.Str(slot)}}})
+			Environment: []spec.KeyValuePair{{Name: spec.Str(service.SlotEnv), Value: spec.Str(slot)}}})
 	}
 	return o
 }
 
 // stopTask asks a task to stop (at once if its agent is away).
 func (c *Controller) stopTask(ctx context.Context, cluster string, t *state.TaskRecord, reason string) {
-	a := c.API
-	now := a.Now()
-	connected := a.Cache.Connected(cluster, t.InstanceID)
-	a.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
+	now := c.Now()
+	connected := c.Cache.Connected(cluster, t.InstanceID)
+	c.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
 		if spec.Val(tr.DesiredStatus) == "STOPPED" {
 			return false, nil
 		}
-		stopTask(tr, now, "ServiceSchedulerInitiated", reason)
+		launch.MarkStopping(tr, now, "ServiceSchedulerInitiated", reason)
 		if !connected {
-			markStopped(tr, now)
+			launch.MarkStopped(tr, now)
 		}
 		return true, nil
 	})

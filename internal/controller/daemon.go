@@ -1,10 +1,11 @@
-package ecs
+package controller
 
 import (
 	"context"
 	"fmt"
 
-	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -12,8 +13,7 @@ import (
 // daemonService keeps one task of the service on every ACTIVE instance
 // whose agent is connected and which satisfies the service's constraints.
 func (c *Controller) daemonService(ctx context.Context, cluster string, s *state.ServiceRecord, tasks []*state.TaskRecord) error {
-	a := c.API
-	now := a.Now()
+	now := c.Now()
 	ts := spec.TS(now)
 	name := spec.Val(s.ServiceName)
 	primary := s.Deployments[0]
@@ -24,7 +24,7 @@ func (c *Controller) daemonService(ctx context.Context, cluster string, s *state
 		if spec.Val(t.LastStatus) == "STOPPED" || spec.Val(t.DesiredStatus) != "RUNNING" {
 			continue
 		}
-		ci, ok := a.Cache.Instance(cluster, t.InstanceID)
+		ci, ok := c.Cache.Instance(cluster, t.InstanceID)
 		gone := !ok || spec.Val(ci.Record.Status) != "ACTIVE"
 		if draining || gone || onInstance[t.InstanceID] != nil || spec.Val(t.TaskDefinitionArn) != spec.Val(primary.TaskDefinition) {
 			c.stopTask(ctx, cluster, t, "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
@@ -34,24 +34,23 @@ func (c *Controller) daemonService(ctx context.Context, cluster string, s *state
 		onInstance[t.InstanceID] = t
 	}
 	eligible := 0
-	for _, ci := range a.Cache.Instances(cluster) {
+	for _, ci := range c.Cache.Instances(cluster) {
 		id := ci.Record.ID
-		if draining || spec.Val(ci.Record.Status) != "ACTIVE" || !a.Cache.Connected(cluster, id) {
+		if draining || spec.Val(ci.Record.Status) != "ACTIVE" || !c.Cache.Connected(cluster, id) {
 			continue
 		}
-		ls, err := a.prepare(ctx, &launchInput{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name),
-			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Count: 1, Tags: propagated(s)})
-		if err != nil {
+		in := &launch.Input{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name),
+			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Count: 1, Tags: propagated(s),
+			Candidates: []string{id}}
+		if err := c.Launcher.Check(ctx, in); err != nil {
 			events = append(events, "was unable to place a task because "+err.Error())
 			break
 		}
-		ls.request.Candidates = []string{id}
 		if onInstance[id] != nil {
 			eligible++
 			continue
 		}
-		placed, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request,
-			NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) }})
+		placed, fails, err := c.Launcher.Launch(ctx, in)
 		switch {
 		case err != nil:
 			events = append(events, fmt.Sprintf("was unable to place a task on container instance %s: %v", id, err))
@@ -65,9 +64,9 @@ func (c *Controller) daemonService(ctx context.Context, cluster string, s *state
 			}
 		}
 	}
-	_, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
+	_, err := state.Update(ctx, c.Store, state.ServiceKey(cluster, name), func(rec *state.ServiceRecord) error {
 		for _, e := range events {
-			addEvent(rec, ts, "%s", e)
+			service.AddEvent(&rec.Service, ts, "%s", e)
 		}
 		rec.DesiredCount = spec.I32(int32(eligible))
 		if len(rec.Deployments) > 0 {
@@ -75,7 +74,7 @@ func (c *Controller) daemonService(ctx context.Context, cluster string, s *state
 		}
 		if draining && len(onInstance) == 0 {
 			rec.Status = spec.Str("INACTIVE")
-			addEvent(rec, ts, "has been deleted.")
+			service.AddEvent(&rec.Service, ts, "has been deleted.")
 		}
 		return nil
 	})

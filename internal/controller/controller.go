@@ -1,14 +1,21 @@
-package ecs
+// Package controller runs services: each pass reads a cluster's services
+// and tasks, computes a plan per service with the pure service.Reconcile
+// (service.PlanSlots for stateful services), and carries it out by
+// launching through the ECS edge (Launcher) and stopping tasks through the
+// plan applier's transitions. Only the elected leader runs passes.
+package controller
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/service"
@@ -16,11 +23,28 @@ import (
 	"github.com/berth-project/berth/internal/state"
 )
 
-// Controller runs services: each pass computes a plan per service with the
-// pure service.Reconcile and carries it out through the same placement and
-// task transitions as the API. Only the elected leader runs passes.
+// Launcher is what the controller asks of the ECS edge (ecs.API): a
+// service's tasks go through the same validation, placement and block
+// volume handling as RunTask's.
+type Launcher interface {
+	// Check validates a launch completely and writes nothing.
+	Check(ctx context.Context, in *launch.Input) error
+	// Launch validates and places a launch.
+	Launch(ctx context.Context, in *launch.Input) ([]*state.TaskRecord, []scheduler.Failure, error)
+	// Snapshot starts a snapshot of a block volume.
+	Snapshot(ctx context.Context, cluster, volumeID string) error
+	// TaskDefinition returns a registered task definition.
+	TaskDefinition(ctx context.Context, ref string) (*state.TaskDefRecord, error)
+}
+
+// Controller runs services.
 type Controller struct {
-	API *API
+	Store    *state.Store
+	Cache    *state.Cache
+	Applier  *placement.Applier
+	Launcher Launcher
+	Log      *slog.Logger
+	Now      func() time.Time
 	// LostGrace is how long an instance may be without its agent before its
 	// tasks are replaced elsewhere.
 	LostGrace time.Duration
@@ -88,9 +112,8 @@ func (c *Controller) startAllowed(arn string, failed int, stable bool, now time.
 
 // Pass reconciles every service once.
 func (c *Controller) Pass(ctx context.Context) error {
-	a := c.API
 	var clusters []string
-	err := a.Store.Range(ctx, state.Prefix+"clusters/", "", func(key string, _ []byte, _ int64) (bool, error) {
+	err := c.Store.Range(ctx, state.Prefix+"clusters/", "", func(key string, _ []byte, _ int64) (bool, error) {
 		clusters = append(clusters, strings.TrimPrefix(key, state.Prefix+"clusters/"))
 		return true, nil
 	})
@@ -113,8 +136,8 @@ func (c *Controller) lostFor(cluster, id string, now time.Time) time.Duration {
 		c.lost = map[string]time.Time{}
 	}
 	key := cluster + "/" + id
-	_, registered := c.API.Cache.Instance(cluster, id)
-	if registered && c.API.Cache.Connected(cluster, id) {
+	_, registered := c.Cache.Instance(cluster, id)
+	if registered && c.Cache.Connected(cluster, id) {
 		delete(c.lost, key)
 		return 0
 	}
@@ -127,9 +150,8 @@ func (c *Controller) lostFor(cluster, id string, now time.Time) time.Duration {
 }
 
 func (c *Controller) cluster(ctx context.Context, cluster string) error {
-	a := c.API
 	var services []*state.ServiceRecord
-	err := a.Store.Range(ctx, state.ServicePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+	err := c.Store.Range(ctx, state.ServicePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
 		s := &state.ServiceRecord{}
 		if err := json.Unmarshal(val, s); err != nil {
 			return false, err
@@ -143,7 +165,7 @@ func (c *Controller) cluster(ctx context.Context, cluster string) error {
 		return err
 	}
 	byGroup := map[string][]*state.TaskRecord{}
-	err = a.Store.Range(ctx, state.TaskPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+	err = c.Store.Range(ctx, state.TaskPrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
 		t := &state.TaskRecord{}
 		if err := json.Unmarshal(val, t); err != nil {
 			return false, err
@@ -158,7 +180,7 @@ func (c *Controller) cluster(ctx context.Context, cluster string) error {
 	}
 	for _, s := range services {
 		if err := c.service(ctx, cluster, s, byGroup["service:"+spec.Val(s.ServiceName)]); err != nil {
-			a.Log.Warn("service controller", "service", spec.Val(s.ServiceArn), "err", err)
+			c.Log.Warn("service controller", "service", spec.Val(s.ServiceArn), "err", err)
 		}
 	}
 	return nil
@@ -171,8 +193,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	if spec.Val(s.SchedulingStrategy) == "DAEMON" {
 		return c.daemonService(ctx, cluster, s, tasks)
 	}
-	a := c.API
-	now := a.Now()
+	now := c.Now()
 	primary := s.Deployments[0]
 	dc := s.DeploymentConfiguration
 	in := service.Input{Desired: int(spec.Val(s.DesiredCount)), Primary: spec.Val(primary.TaskDefinition),
@@ -204,7 +225,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 			CreatedAt: t.CreatedAt.Time, LostFor: c.lostFor(cluster, t.InstanceID, now)}
 		arn := spec.Val(t.TaskDefinitionArn)
 		if _, ok := defs[arn]; !ok {
-			if rec, _, err := a.loadTaskDef(ctx, arn); err == nil {
+			if rec, err := c.Launcher.TaskDefinition(ctx, arn); err == nil {
 				defs[arn] = rec
 			}
 		}
@@ -227,12 +248,12 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	if len(plan.Lost) > 0 {
 		for _, id := range plan.Lost {
 			t := byID[id]
-			a.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
+			c.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
 				if spec.Val(tr.LastStatus) == "STOPPED" {
 					return false, nil
 				}
-				stopTask(tr, now, "ServiceSchedulerInitiated", fmt.Sprintf("Task stopped: its container instance %s lost contact for more than %s", t.InstanceID, c.LostGrace))
-				markStopped(tr, now)
+				launch.MarkStopping(tr, now, "ServiceSchedulerInitiated", fmt.Sprintf("Task stopped: its container instance %s lost contact for more than %s", t.InstanceID, c.LostGrace))
+				launch.MarkStopped(tr, now)
 				return true, nil
 			})
 		}
@@ -250,17 +271,10 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	started, placeErr := 0, ""
 	for left := plan.Start; left > 0; {
 		n := min(left, 10)
-		vcs, _ := serviceVolumes(primary.VolumeConfigurations)
-		ls, err := a.prepare(ctx, &launchInput{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + spec.Val(s.ServiceName)),
+		vcs, _ := spec.ServiceVolumes(primary.VolumeConfigurations)
+		placed, fails, err := c.Launcher.Launch(ctx, &launch.Input{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + spec.Val(s.ServiceName)),
 			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy,
 			VolumeConfigurations: vcs, Count: n, Tags: propagated(s)})
-		if err != nil {
-			placeErr = err.Error()
-			break
-		}
-		placed, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: cluster, ClusterRev: ls.cluster.CreatedRev, Request: ls.request,
-			NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
-			Extra:   a.blockExtra(ls, now)})
 		if err != nil {
 			placeErr = err.Error()
 			break
@@ -282,9 +296,9 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	if placeErr != "" {
 		events = append(events, "was unable to place a task because "+placeErr)
 	}
-	_, err := state.Update(ctx, a.Store, state.ServiceKey(cluster, spec.Val(s.ServiceName)), func(rec *state.ServiceRecord) error {
+	_, err := state.Update(ctx, c.Store, state.ServiceKey(cluster, spec.Val(s.ServiceName)), func(rec *state.ServiceRecord) error {
 		for _, e := range events {
-			addEvent(rec, ts, "%s", e)
+			service.AddEvent(&rec.Service, ts, "%s", e)
 		}
 		if len(rec.Deployments) == 0 || spec.Val(rec.Deployments[0].Id) != spec.Val(primary.Id) {
 			return nil // changed under us; the next pass sees it
@@ -295,14 +309,14 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 			d.RolloutState = spec.Str("FAILED")
 			d.RolloutStateReason = spec.Str("ECS deployment circuit breaker: tasks failed to start.")
 			d.UpdatedAt = ts
-			addEvent(rec, ts, "(deployment %s) deployment failed: tasks failed to start.", spec.Val(d.Id))
+			service.AddEvent(&rec.Service, ts, "(deployment %s) deployment failed: tasks failed to start.", spec.Val(d.Id))
 			if cb := rec.DeploymentConfiguration.DeploymentCircuitBreaker; cb != nil && spec.Val(cb.Rollback) && rec.PreviousTaskDefinition != "" {
-				back := a.newDeployment(rec.PreviousTaskDefinition, spec.Val(rec.DesiredCount), ts, spec.Val(rec.LaunchType))
+				back := service.NewDeployment(rec.PreviousTaskDefinition, spec.Val(rec.DesiredCount), ts, spec.Val(rec.LaunchType))
 				d.Status = spec.Str("ACTIVE")
 				rec.Deployments = append([]spec.Deployment{back}, rec.Deployments...)
 				rec.TaskDefinition = spec.Str(rec.PreviousTaskDefinition)
 				rec.PreviousTaskDefinition = ""
-				addEvent(rec, ts, "(deployment %s) rolling back to task definition %s.", spec.Val(back.Id), spec.Val(back.TaskDefinition))
+				service.AddEvent(&rec.Service, ts, "(deployment %s) rolling back to task definition %s.", spec.Val(back.Id), spec.Val(back.TaskDefinition))
 			}
 			return nil
 		}
@@ -316,7 +330,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 		}
 		if spec.Val(rec.Status) == "DRAINING" && len(in.Tasks) == len(plan.Stop)+len(plan.Lost) {
 			rec.Status = spec.Str("INACTIVE")
-			addEvent(rec, ts, "has been deleted.")
+			service.AddEvent(&rec.Service, ts, "has been deleted.")
 			return nil
 		}
 		markSteady(rec, ts, healthy == in.Desired && others == 0 && plan.Start == 0 && len(plan.Stop) == 0 && len(plan.Lost) == 0 && len(plan.Waiting) == 0)
@@ -339,13 +353,13 @@ func markSteady(rec *state.ServiceRecord, ts *spec.Timestamp, steady bool) {
 		d.RolloutStateReason = spec.Str("ECS deployment " + spec.Val(d.Id) + " completed.")
 		d.UpdatedAt = ts
 		if len(rec.Deployments) > 1 {
-			addEvent(rec, ts, "(deployment %s) deployment completed.", spec.Val(d.Id))
+			service.AddEvent(&rec.Service, ts, "(deployment %s) deployment completed.", spec.Val(d.Id))
 		}
 	}
 	rec.Deployments = rec.Deployments[:1]
 	if !rec.SteadyReported {
 		rec.SteadyReported = true
-		addEvent(rec, ts, "has reached a steady state.")
+		service.AddEvent(&rec.Service, ts, "has reached a steady state.")
 	}
 }
 

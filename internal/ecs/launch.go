@@ -1,0 +1,60 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+
+	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/scheduler"
+	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// The service controller launches through these (controller.Launcher), so
+// a service's tasks pass the same validation, placement and volume
+// handling as RunTask's.
+
+// Check validates a launch completely and writes nothing.
+func (a *API) Check(ctx context.Context, in *launch.Input) error {
+	_, err := a.prepare(ctx, in)
+	return err
+}
+
+// Launch validates and places a launch: RunTask without its clientToken.
+func (a *API) Launch(ctx context.Context, in *launch.Input) ([]*state.TaskRecord, []scheduler.Failure, error) {
+	ls, err := a.prepare(ctx, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	ls.request.Candidates = in.Candidates
+	return a.place(ctx, ls, "")
+}
+
+// place commits a prepared launch through the plan applier.
+func (a *API) place(ctx context.Context, ls *launchSpec, token string) ([]*state.TaskRecord, []scheduler.Failure, error) {
+	now := a.Now()
+	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: spec.Val(ls.cluster.ClusterName), ClusterRev: ls.cluster.CreatedRev,
+		Request: ls.request, Token: token,
+		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
+		Extra:   a.blockExtra(ls, now)})
+	if errors.Is(err, placement.ErrClusterGone) {
+		return nil, nil, spec.ErrClusterNotFound()
+	}
+	return tasks, fails, err
+}
+
+// Snapshot starts a snapshot of a block volume, as the volume API's
+// CreateSnapshot.
+func (a *API) Snapshot(ctx context.Context, cluster, volumeID string) error {
+	_, err := a.CreateSnapshot(ctx, &agentapi.SnapshotsRequest{Cluster: cluster, VolumeID: volumeID})
+	return err
+}
+
+// TaskDefinition returns a registered task definition by ARN or
+// family:revision.
+func (a *API) TaskDefinition(ctx context.Context, ref string) (*state.TaskDefRecord, error) {
+	rec, _, err := a.loadTaskDef(ctx, ref)
+	return rec, err
+}
