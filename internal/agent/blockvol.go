@@ -163,7 +163,7 @@ func (r *runner) attachBlockVolumes(ctx context.Context, mounts map[string]mount
 				v = &r.volumes[i]
 			}
 		}
-		if v == nil || v.Attachment == nil || v.Attachment.TaskArn != r.arn || v.Attachment.Epoch != bv.Epoch {
+		if v == nil || v.CheckEpoch(r.arn, bv.Epoch) != nil {
 			return &taskFailure{code: "TaskFailedToStart", reason: fmt.Sprintf("CannotAttachVolumeError: volume %s is not attached to this task (stale attachment epoch %d)", bv.VolumeID, bv.Epoch)}
 		}
 		if err := r.a.ensureVolume(ctx, v); err != nil {

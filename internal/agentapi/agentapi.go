@@ -5,7 +5,11 @@
 // server package: an agent links no etcd code.
 package agentapi
 
-import "github.com/berth-project/berth/internal/spec"
+import (
+	"fmt"
+
+	"github.com/berth-project/berth/internal/spec"
+)
 
 // TaskBlockVolume is a block volume attached to a task.
 type TaskBlockVolume struct {
@@ -190,4 +194,44 @@ type SnapshotDoneRequest struct {
 	Manifest      string `json:"manifest,omitempty"`
 	UploadedBytes int64  `json:"uploadedBytes"`
 	Error         string `json:"error,omitempty"`
+}
+
+// Attach gives v a new attachment to a task on an instance and returns
+// its epoch. The epoch goes up by one with every attachment, so every
+// earlier attachment is stale from here on (CheckEpoch). This is the only
+// place an epoch is minted.
+func (v *Volume) Attach(taskArn, instanceID string) int64 {
+	v.Epoch++
+	v.Attachment = &VolumeAttachment{TaskArn: taskArn, InstanceID: instanceID, Epoch: v.Epoch, Status: "ATTACHING"}
+	return v.Epoch
+}
+
+// CheckEpoch is the block-volume fencing check, the one every path makes
+// before acting on an attachment: the agent before it uses the volume for
+// a task, the server before it takes an agent's report, the plan applier
+// before it detaches. It returns nil while epoch is the volume's current
+// one and, when taskArn is given, the current attachment is that task's.
+//
+// Epoch 0 names no attachment: an agent's report about an unattached
+// volume's own life (created, deleted), which the caller guards by the
+// volume's holding instance instead.
+func (v *Volume) CheckEpoch(taskArn string, epoch int64) error {
+	if epoch == 0 && taskArn == "" {
+		return nil
+	}
+	if epoch != v.Epoch || (taskArn != "" && (v.Attachment == nil || v.Attachment.TaskArn != taskArn || v.Attachment.Epoch != epoch)) {
+		return &StaleEpochError{VolumeID: v.VolumeID, Epoch: epoch, Current: v.Epoch}
+	}
+	return nil
+}
+
+// StaleEpochError refuses an act under an attachment that is no longer
+// the volume's current one.
+type StaleEpochError struct {
+	VolumeID       string
+	Epoch, Current int64
+}
+
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("Attachment epoch %d of volume '%s' is stale; the current epoch is %d.", e.Epoch, e.VolumeID, e.Current)
 }

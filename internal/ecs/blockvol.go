@@ -126,10 +126,9 @@ func (a *API) blockExtra(ls *launchSpec, now time.Time) func([]*state.TaskRecord
 						v.State = "in-use"
 					}
 				}
-				v.Epoch++
-				v.Attachment = &agentapi.VolumeAttachment{TaskArn: spec.Val(t.TaskArn), InstanceID: t.InstanceID, Epoch: v.Epoch, Status: "ATTACHING"}
+				epoch := v.Attach(spec.Val(t.TaskArn), t.InstanceID)
 				ops = append(ops, clientv3.OpPut(key, state.Marshal(v)))
-				t.BlockVolumes = append(t.BlockVolumes, agentapi.TaskBlockVolume{Name: b.name, VolumeID: v.VolumeID, Epoch: v.Epoch})
+				t.BlockVolumes = append(t.BlockVolumes, agentapi.TaskBlockVolume{Name: b.name, VolumeID: v.VolumeID, Epoch: epoch})
 				t.Attachments = append(t.Attachments, spec.Attachment{Id: spec.Str(newID()[:8] + "-" + v.VolumeID), Type: spec.Str("AmazonElasticBlockStorage"),
 					Status: spec.Str("ATTACHING"), Details: []spec.KeyValuePair{
 						{Name: spec.Str("volumeId"), Value: spec.Str(v.VolumeID)},

@@ -294,8 +294,8 @@ func (a *API) VolumeEvent(ctx context.Context, r *agentapi.VolumeEventRequest) (
 		if v.InstanceID != id {
 			return spec.InvalidParam("The volume '%s' is not held by this instance.", r.VolumeID)
 		}
-		if r.Epoch != 0 && r.Epoch != v.Epoch {
-			return spec.Exception("StaleAttachmentException", "Attachment epoch %d of volume '%s' is stale; the current epoch is %d.", r.Epoch, v.VolumeID, v.Epoch)
+		if err := v.CheckEpoch("", r.Epoch); err != nil {
+			return spec.Exception("StaleAttachmentException", "%s", err.Error())
 		}
 		switch r.Event {
 		case "created":

@@ -352,7 +352,7 @@ func (a *Applier) detachVolumes(ctx context.Context, cluster string, t *state.Ta
 		} else if err != nil {
 			return nil, nil, err
 		}
-		if v.Attachment == nil || v.Attachment.TaskArn != spec.Val(t.TaskArn) || v.Attachment.Epoch != bv.Epoch {
+		if v.CheckEpoch(spec.Val(t.TaskArn), bv.Epoch) != nil {
 			continue // already detached, or attached again since (a newer epoch)
 		}
 		v.Attachment = nil
