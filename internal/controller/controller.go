@@ -113,8 +113,8 @@ func (c *Controller) startAllowed(arn string, failed int, stable bool, now time.
 // Pass reconciles every service once.
 func (c *Controller) Pass(ctx context.Context) error {
 	var clusters []string
-	err := c.Store.Range(ctx, state.Prefix+"clusters/", "", func(key string, _ []byte, _ int64) (bool, error) {
-		clusters = append(clusters, strings.TrimPrefix(key, state.Prefix+"clusters/"))
+	err := c.Store.Range(ctx, state.ClustersPrefix(), "", func(key string, _ []byte, _ int64) (bool, error) {
+		clusters = append(clusters, strings.TrimPrefix(key, state.ClustersPrefix()))
 		return true, nil
 	})
 	if err != nil {

@@ -208,7 +208,7 @@ func (a *API) ListClusters(ctx context.Context, r *spec.ListClustersRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	arns, next, err := listPage(ctx, a.Store, state.Prefix+"clusters/", r.NextToken, limit, func(c *state.ClusterRecord) (string, bool) {
+	arns, next, err := listPage(ctx, a.Store, state.ClustersPrefix(), r.NextToken, limit, func(c *state.ClusterRecord) (string, bool) {
 		return spec.Val(c.ClusterArn), true
 	})
 	return &spec.ListClustersResponse{ClusterArns: arns, NextToken: next}, err

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"strings"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/service"
 
@@ -92,15 +91,11 @@ func (a *API) efsZones(ctx context.Context, def *spec.TaskDefinition) ([]schedul
 			continue
 		}
 		fs := spec.Val(e.FileSystemId)
-		resp, err := a.Store.Client.Get(ctx, state.EFSMountTargetPrefix(fs), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		zones, err := efs.MountTargetZones(ctx, a.Store.Client, fs)
 		if err != nil {
 			return nil, err
 		}
-		z := scheduler.ZoneRequirement{Volume: spec.Val(v.Name), FileSystem: fs, Zones: map[string]bool{}}
-		for _, kv := range resp.Kvs {
-			z.Zones[strings.TrimPrefix(string(kv.Key), state.EFSMountTargetPrefix(fs))] = true
-		}
-		out = append(out, z)
+		out = append(out, scheduler.ZoneRequirement{Volume: spec.Val(v.Name), FileSystem: fs, Zones: zones})
 	}
 	return out, nil
 }

@@ -171,7 +171,7 @@ func (a *API) ListTaskDefinitions(ctx context.Context, r *spec.ListTaskDefinitio
 	if order != "ASC" && order != "DESC" {
 		return nil, spec.InvalidParam("Invalid sort '%s'. Valid values: ASC, DESC.", order)
 	}
-	prefix := state.Prefix + "taskdefs/"
+	prefix := state.TaskDefsPrefix()
 	if f := spec.Val(r.FamilyPrefix); f != "" {
 		prefix = state.TaskDefPrefix(f)
 	}
@@ -194,7 +194,7 @@ func (a *API) ListTaskDefinitions(ctx context.Context, r *spec.ListTaskDefinitio
 	if order == "DESC" {
 		sort.SliceStable(items, func(i, j int) bool { return items[i].key > items[j].key })
 	}
-	after, err := decodeToken(r.NextToken, state.Prefix+"taskdefs/")
+	after, err := decodeToken(r.NextToken, state.TaskDefsPrefix())
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (a *API) ListTaskDefinitionFamilies(ctx context.Context, r *spec.ListTaskDe
 	}
 	active := map[string]bool{}
 	var families []string
-	root := state.Prefix + "taskdefs/"
+	root := state.TaskDefsPrefix()
 	err = a.Store.Range(ctx, root+spec.Val(r.FamilyPrefix), "", func(key string, val []byte, _ int64) (bool, error) {
 		family, _, _ := strings.Cut(strings.TrimPrefix(key, root), "/")
 		if len(families) == 0 || families[len(families)-1] != family {

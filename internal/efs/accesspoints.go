@@ -81,7 +81,7 @@ func (a *API) createAccessPoint(ctx context.Context, r *http.Request) (any, erro
 	}
 	ap.AccessPointId = "fsap-" + newHex(17)
 	ap.AccessPointArn = a.ARN("access-point", ap.AccessPointId)
-	count, err := a.FS.Client.Get(ctx, AccessPointPrefix(in.FileSystemId), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	count, err := a.FS.Client.Get(ctx, state.EFSAccessPointPrefix(in.FileSystemId), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +90,10 @@ func (a *API) createAccessPoint(ctx context.Context, r *http.Request) (any, erro
 	}
 	tk := state.EFSAccessPointTokenKey(in.ClientToken)
 	resp, err := a.FS.Client.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(fsmeta.FSKey(in.FileSystemId)), ">", 0),
+		clientv3.Compare(clientv3.CreateRevision(state.FSKey(in.FileSystemId)), ">", 0),
 		clientv3.Compare(clientv3.CreateRevision(tk), "=", 0),
 	).Then(
-		clientv3.OpPut(accessPointKey(in.FileSystemId, ap.AccessPointId), marshal(ap)),
+		clientv3.OpPut(state.EFSAccessPointKey(in.FileSystemId, ap.AccessPointId), marshal(ap)),
 		clientv3.OpPut(state.EFSAccessPointIDKey(ap.AccessPointId), in.FileSystemId),
 		clientv3.OpPut(tk, ap.AccessPointId),
 	).Else(clientv3.OpGet(tk)).Commit()
@@ -130,7 +130,7 @@ func (a *API) AccessPoint(ctx context.Context, id string) (*AccessPoint, error) 
 	if len(resp.Kvs) == 0 {
 		return nil, notFound("AccessPointNotFound", "Access point '%s' does not exist.", id)
 	}
-	r, err := a.FS.Client.Get(ctx, accessPointKey(string(resp.Kvs[0].Value), id))
+	r, err := a.FS.Client.Get(ctx, state.EFSAccessPointKey(string(resp.Kvs[0].Value), id))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (a *API) describeAccessPoints(ctx context.Context, r *http.Request) (any, e
 			if _, err := a.getFS(ctx, fs); err != nil {
 				return nil, err
 			}
-			prefix = AccessPointPrefix(fs)
+			prefix = state.EFSAccessPointPrefix(fs)
 		}
 		resp, err := a.FS.Client.Get(ctx, prefix, clientv3.WithPrefix())
 		if err != nil {
@@ -195,14 +195,14 @@ func (a *API) describeAccessPoints(ctx context.Context, r *http.Request) (any, e
 	return out, nil
 }
 
-var fsmetaPrefixAll = state.Prefix + "efs/ap/" // every file system's access points
+var fsmetaPrefixAll = state.EFSAccessPointsPrefix() // every file system's access points
 
 func (a *API) deleteAccessPoint(ctx context.Context, r *http.Request) (any, error) {
 	ap, err := a.AccessPoint(ctx, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	_, err = a.FS.Client.Txn(ctx).Then(clientv3.OpDelete(accessPointKey(ap.FileSystemId, ap.AccessPointId)),
+	_, err = a.FS.Client.Txn(ctx).Then(clientv3.OpDelete(state.EFSAccessPointKey(ap.FileSystemId, ap.AccessPointId)),
 		clientv3.OpDelete(state.EFSAccessPointIDKey(ap.AccessPointId)), clientv3.OpDelete(state.EFSAccessPointTokenKey(ap.ClientToken))).Commit()
 	return nil, err
 }
@@ -260,7 +260,7 @@ func (a *API) changeTags(ctx context.Context, id string, fn func([]fsmeta.Tag) [
 			if err != nil {
 				return err
 			}
-			k := accessPointKey(ap.FileSystemId, id)
+			k := state.EFSAccessPointKey(ap.FileSystemId, id)
 			cur, err := a.FS.Client.Get(ctx, k)
 			if err != nil || len(cur.Kvs) == 0 {
 				return err
@@ -317,4 +317,41 @@ func (a *API) listTags(ctx context.Context, r *http.Request) (any, error) {
 		tags = []fsmeta.Tag{}
 	}
 	return map[string]any{"Tags": tags}, nil
+}
+
+// AccessPointDeletes returns the guarded deletes of a file system's access
+// points, for the transaction that deletes the file system
+// (fsmeta.Engine.DeleteFS): an access point made meanwhile fails the guard.
+func AccessPointDeletes(ctx context.Context, cli *clientv3.Client, fs string) ([]clientv3.Cmp, []clientv3.Op, error) {
+	aps, err := cli.Get(ctx, state.EFSAccessPointPrefix(fs), clientv3.WithPrefix())
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := []clientv3.Op{clientv3.OpDelete(state.EFSAccessPointPrefix(fs), clientv3.WithPrefix())}
+	for _, kv := range aps.Kvs {
+		var ap struct{ AccessPointId, ClientToken string }
+		if err := json.Unmarshal(kv.Value, &ap); err != nil {
+			return nil, nil, fmt.Errorf("access point %s: %w", kv.Key, err)
+		}
+		ops = append(ops, clientv3.OpDelete(state.EFSAccessPointIDKey(ap.AccessPointId)))
+		if ap.ClientToken != "" {
+			ops = append(ops, clientv3.OpDelete(state.EFSAccessPointTokenKey(ap.ClientToken)))
+		}
+	}
+	guard := clientv3.Compare(clientv3.ModRevision(state.EFSAccessPointPrefix(fs)), "<", aps.Header.Revision+1).WithPrefix()
+	return []clientv3.Cmp{guard}, ops, nil
+}
+
+// MountTargetZones returns the zones in which a file system has a mount
+// target: the only zones where a task can mount it.
+func MountTargetZones(ctx context.Context, cli *clientv3.Client, fs string) (map[string]bool, error) {
+	resp, err := cli.Get(ctx, state.EFSMountTargetPrefix(fs), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	zones := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		zones[strings.TrimPrefix(string(kv.Key), state.EFSMountTargetPrefix(fs))] = true
+	}
+	return zones, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/internal/fsmeta"
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
 )
 
 // API serves the EFS operations.
@@ -164,17 +165,17 @@ func nameOf(tags []fsmeta.Tag) string {
 	return ""
 }
 
-func (a *API) describe(ctx context.Context, f *fsmeta.FileSystem, state string) (*FileSystemDescription, error) {
+func (a *API) describe(ctx context.Context, f *fsmeta.FileSystem, lifecycle string) (*FileSystemDescription, error) {
 	u, err := a.FS.Usage(ctx, f.ID, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	mts, err := a.FS.Client.Get(ctx, MountTargetPrefix(f.ID), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	mts, err := a.FS.Client.Get(ctx, state.EFSMountTargetPrefix(f.ID), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return nil, err
 	}
 	d := &FileSystemDescription{OwnerId: a.Account, CreationToken: f.CreationToken, FileSystemId: f.ID, FileSystemArn: a.ARN("file-system", f.ID),
-		CreationTime: epoch(f.CreatedAt), LifeCycleState: state, Name: nameOf(f.Tags), NumberOfMountTargets: int(mts.Count),
+		CreationTime: epoch(f.CreatedAt), LifeCycleState: lifecycle, Name: nameOf(f.Tags), NumberOfMountTargets: int(mts.Count),
 		SizeInBytes:     FileSystemSize{Value: int64(u.Bytes), ValueInStandard: int64(u.Bytes), Timestamp: nowEpoch()},
 		PerformanceMode: f.PerformanceMode, Encrypted: f.Encrypted, KmsKeyId: f.KmsKeyID, ThroughputMode: f.ThroughputMode,
 		AvailabilityZoneName: f.Zone, Tags: f.Tags, FileSystemProtection: map[string]any{"ReplicationOverwriteProtection": "ENABLED"}}
@@ -373,7 +374,11 @@ func (a *API) deleteFileSystem(ctx context.Context, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	err = a.FS.DeleteFS(ctx, id, f.CreationToken)
+	guards, ops, err := AccessPointDeletes(ctx, a.FS.Client, id)
+	if err != nil {
+		return nil, err
+	}
+	err = a.FS.DeleteFS(ctx, id, f.CreationToken, guards, ops)
 	switch {
 	case errors.Is(err, fsmeta.ErrFSInUse):
 		return nil, &Error{Status: 409, Code: "FileSystemInUse", Msg: fmt.Sprintf("File system '%s' has mount targets or mounts.", id)}
@@ -451,11 +456,11 @@ func (a *API) createMountTarget(ctx context.Context, r *http.Request) (any, erro
 	}
 	mt := &MountTarget{OwnerId: a.Account, MountTargetId: "fsmt-" + newHex(17), FileSystemId: f.ID, SubnetId: in.SubnetId, LifeCycleState: "available",
 		IpAddress: a.Address, NetworkInterfaceId: "eni-" + newHex(17), AvailabilityZoneId: zone, AvailabilityZoneName: zone, VpcId: "vpc-berth"}
-	k := mountTargetKey(f.ID, zone)
+	k := state.EFSMountTargetKey(f.ID, zone)
 	resp, err := a.FS.Client.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(fsmeta.FSKey(f.ID)), ">", 0),
+		clientv3.Compare(clientv3.CreateRevision(state.FSKey(f.ID)), ">", 0),
 		clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
-	).Then(clientv3.OpPut(k, marshal(mt)), clientv3.OpPut(mountTargetIDKey(mt.MountTargetId), f.ID+"/"+zone)).Commit()
+	).Then(clientv3.OpPut(k, marshal(mt)), clientv3.OpPut(state.EFSMountTargetIDKey(mt.MountTargetId), f.ID+"/"+zone)).Commit()
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +475,7 @@ func (a *API) createMountTarget(ctx context.Context, r *http.Request) (any, erro
 
 // MountTargets lists a file system's mount targets.
 func (a *API) MountTargets(ctx context.Context, fs string) ([]*MountTarget, error) {
-	resp, err := a.FS.Client.Get(ctx, MountTargetPrefix(fs), clientv3.WithPrefix())
+	resp, err := a.FS.Client.Get(ctx, state.EFSMountTargetPrefix(fs), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +490,7 @@ func (a *API) MountTargets(ctx context.Context, fs string) ([]*MountTarget, erro
 }
 
 func (a *API) mountTargetByID(ctx context.Context, id string) (*MountTarget, error) {
-	resp, err := a.FS.Client.Get(ctx, mountTargetIDKey(id))
+	resp, err := a.FS.Client.Get(ctx, state.EFSMountTargetIDKey(id))
 	if err != nil {
 		return nil, err
 	}
@@ -493,7 +498,7 @@ func (a *API) mountTargetByID(ctx context.Context, id string) (*MountTarget, err
 		return nil, notFound("MountTargetNotFound", "Mount target '%s' does not exist.", id)
 	}
 	fs, zone, _ := strings.Cut(string(resp.Kvs[0].Value), "/")
-	r, err := a.FS.Client.Get(ctx, mountTargetKey(fs, zone))
+	r, err := a.FS.Client.Get(ctx, state.EFSMountTargetKey(fs, zone))
 	if err != nil {
 		return nil, err
 	}
@@ -562,8 +567,8 @@ func (a *API) deleteMountTarget(ctx context.Context, r *http.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.FS.Client.Txn(ctx).Then(clientv3.OpDelete(mountTargetKey(mt.FileSystemId, mt.AvailabilityZoneName)),
-		clientv3.OpDelete(mountTargetIDKey(mt.MountTargetId))).Commit(); err != nil {
+	if _, err := a.FS.Client.Txn(ctx).Then(clientv3.OpDelete(state.EFSMountTargetKey(mt.FileSystemId, mt.AvailabilityZoneName)),
+		clientv3.OpDelete(state.EFSMountTargetIDKey(mt.MountTargetId))).Commit(); err != nil {
 		return nil, err
 	}
 	return nil, a.FS.RevokeZoneSessions(ctx, mt.FileSystemId, mt.AvailabilityZoneName)

@@ -10,17 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/internal/fsmeta"
-	"github.com/berth-project/berth/internal/state"
 )
-
-// Key builders (state owns the shared ones).
-func MountTargetPrefix(fs string) string { return state.EFSMountTargetPrefix(fs) }
-func mountTargetKey(fs, zone string) string {
-	return state.EFSMountTargetPrefix(fs) + zone
-}
-func mountTargetIDKey(id string) string   { return state.Prefix + "efs/mtid/" + id }
-func AccessPointPrefix(fs string) string  { return state.EFSAccessPointPrefix(fs) }
-func accessPointKey(fs, id string) string { return state.EFSAccessPointPrefix(fs) + id }
 
 // FileSystemSize is the size EFS reports.
 type FileSystemSize struct {

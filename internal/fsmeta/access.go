@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -89,7 +90,7 @@ func (e *Engine) OpenSession(ctx context.Context, fs string, spec *Session, root
 		return nil, err
 	}
 	spec.ID, spec.Lease, spec.Started = newID(12), int64(lease.ID), now()
-	ops := []clientv3.Op{clientv3.OpPut(skey(fs, spec.ID), marshal(spec), clientv3.WithLease(lease.ID))}
+	ops := []clientv3.Op{clientv3.OpPut(state.FSSessionKey(fs, spec.ID), marshal(spec), clientv3.WithLease(lease.ID))}
 	if spec.Task != "" {
 		ops = append(ops, clientv3.OpPut(taskSessionKey(spec.Task, spec.ID), fs, clientv3.WithLease(lease.ID)))
 	}
@@ -138,7 +139,7 @@ func (e *Engine) Session(ctx context.Context, fs, sess string) (*Session, error)
 	if v, ok := e.sessions.Load(sess); ok {
 		return v.(*Session), nil
 	}
-	resp, err := e.Client.Get(ctx, skey(fs, sess))
+	resp, err := e.Client.Get(ctx, state.FSSessionKey(fs, sess))
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func (e *Engine) Session(ctx context.Context, fs, sess string) (*Session, error)
 }
 
 func taskSessionKey(task, sess string) string {
-	return state.Prefix + "efs/tasksess/" + task[strings.LastIndex(task, "/")+1:] + "/" + sess
+	return state.EFSTaskSessionKey(task[strings.LastIndex(task, "/")+1:], sess)
 }
 
 // RevokeTaskSessions ends every session opened for a task: once the task
@@ -185,7 +186,7 @@ func (e *Engine) RevokeTaskSessions(ctx context.Context, task string) error {
 // RevokeZoneSessions ends every session of fs opened in zone: the mounts
 // made through a mount target that was deleted.
 func (e *Engine) RevokeZoneSessions(ctx context.Context, fs, zone string) error {
-	return e.scan(ctx, fsPrefix(fs)+"s/", 0, func(_ string, v []byte, _, _ int64) error {
+	return e.scan(ctx, state.FSMetaPrefix(fs)+"s/", 0, func(_ string, v []byte, _, _ int64) error {
 		s := Session{}
 		if json.Unmarshal(v, &s) != nil || s.Zone != zone || zone == "" {
 			return nil
@@ -294,7 +295,7 @@ func (e *Engine) confine(ctx context.Context, s *Session, r *fsproto.Request) er
 // inside checks that ino is under the session's root, following parent
 // links; what it has checked it remembers for the session.
 func (e *Engine) inside(ctx context.Context, fs string, s *Session, ino uint64) error {
-	key := s.ID + "/" + hx(ino)
+	key := s.ID + "/" + strconv.FormatUint(ino, 16)
 	if _, ok := e.insideCache.Load(key); ok {
 		return nil
 	}

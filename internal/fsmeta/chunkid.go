@@ -24,18 +24,17 @@ import (
 // the chunk's age at commit (no lookup there either). A client cannot
 // forge one.
 
-// chunkKeyKey holds the cluster's chunk id key in etcd.
-var chunkKeyKey = state.Prefix + "fs-chunk-key"
+// state.FSChunkKeyKey() holds the cluster's chunk id key in etcd.
 
 // LoadChunkKey reads the cluster's chunk id key, making it on first use.
 func (e *Engine) LoadChunkKey(ctx context.Context) error {
 	key := make([]byte, 32)
 	rand.Read(key)
-	if _, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(chunkKeyKey), "=", 0)).
-		Then(clientv3.OpPut(chunkKeyKey, hex.EncodeToString(key))).Commit(); err != nil {
+	if _, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(state.FSChunkKeyKey()), "=", 0)).
+		Then(clientv3.OpPut(state.FSChunkKeyKey(), hex.EncodeToString(key))).Commit(); err != nil {
 		return fmt.Errorf("chunk id key: %w", err)
 	}
-	resp, err := e.Client.Get(ctx, chunkKeyKey)
+	resp, err := e.Client.Get(ctx, state.FSChunkKeyKey())
 	if err != nil || len(resp.Kvs) != 1 {
 		return fmt.Errorf("chunk id key: %v", err)
 	}

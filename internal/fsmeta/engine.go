@@ -101,29 +101,6 @@ func NewEngine(cli *clientv3.Client, chunks ChunkStore, log *slog.Logger) *Engin
 		OrphanGrace: 30 * time.Second, Log: log, compact: make(chan compactJob, 1024), usage: map[string]usageEntry{}, dirs: map[dirKey]*node{}}
 }
 
-// Key builders.
-func FSKey(fs string) string         { return state.Prefix + "filesystems/" + fs }
-func FSTokenKey(token string) string { return state.Prefix + "fstokens/" + token }
-func fsPrefix(fs string) string      { return state.Prefix + "fsm/" + fs + "/" }
-func hx(ino uint64) string           { return fmt.Sprintf("%016x", ino) }
-func ikey(fs string, ino uint64) string {
-	return fsPrefix(fs) + "i/" + hx(ino)
-}
-func tkey(fs string, ino uint64) string { return ikey(fs, ino) + "/t" }
-func dprefix(fs string, parent uint64) string {
-	return fsPrefix(fs) + "d/" + hx(parent) + "/"
-}
-func dkey(fs string, parent uint64, name string) string { return dprefix(fs, parent) + name }
-func bprefix(fs string, ino uint64) string              { return fsPrefix(fs) + "b/" + hx(ino) + "/" }
-func bkey(fs string, ino uint64, blk uint32) string {
-	return fmt.Sprintf("%s%08x", bprefix(fs, ino), blk)
-}
-func lprefix(fs string, ino uint64) string { return fsPrefix(fs) + "l/" + hx(ino) + "/" }
-func okey(fs string, ino uint64) string    { return fsPrefix(fs) + "o/" + hx(ino) }
-func hprefix(fs string, ino uint64) string { return fsPrefix(fs) + "h/" + hx(ino) + "/" }
-func skey(fs, sess string) string          { return fsPrefix(fs) + "s/" + sess }
-func gcKey(fs string) string               { return fsPrefix(fs) + "gc" }
-
 // maxOps stays under etcd's default --max-txn-ops (128) for both the
 // compares and the operations of one transaction.
 const maxOps = 120
@@ -176,7 +153,7 @@ type node struct {
 }
 
 func (e *Engine) load(ctx context.Context, fs string, ino uint64) (*node, error) {
-	resp, err := e.Client.Get(ctx, ikey(fs, ino), clientv3.WithPrefix())
+	resp, err := e.Client.Get(ctx, state.InodeKey(fs, ino), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
@@ -185,13 +162,13 @@ func (e *Engine) load(ctx context.Context, fs string, ino uint64) (*node, error)
 	var trev int64
 	for _, kv := range resp.Kvs {
 		switch string(kv.Key) {
-		case ikey(fs, ino):
+		case state.InodeKey(fs, ino):
 			n.a = &fsproto.Attr{}
 			if err := json.Unmarshal(kv.Value, n.a); err != nil {
 				return nil, fmt.Errorf("inode %d: %w", ino, err)
 			}
 			n.rev, n.crev = kv.ModRevision, kv.CreateRevision
-		case tkey(fs, ino):
+		case state.DirTimesKey(fs, ino):
 			times = &Times{}
 			json.Unmarshal(kv.Value, times)
 			trev = kv.ModRevision
@@ -223,7 +200,7 @@ func (e *Engine) dir(ctx context.Context, fs string, ino uint64) (*node, error) 
 }
 
 func (e *Engine) dentry(ctx context.Context, fs string, parent uint64, name string) (*Dentry, int64, error) {
-	resp, err := e.Client.Get(ctx, dkey(fs, parent, name))
+	resp, err := e.Client.Get(ctx, state.DentryKey(fs, parent, name))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -357,7 +334,7 @@ func (e *Engine) do(ctx context.Context, r *fsproto.Request) (*fsproto.Response,
 	case fsproto.OpHold:
 		return e.hold(ctx, r)
 	case fsproto.OpUnhold:
-		_, err := e.Client.Delete(ctx, hprefix(r.FS, r.Ino)+r.Session)
+		_, err := e.Client.Delete(ctx, state.HoldPrefix(r.FS, r.Ino)+r.Session)
 		return &fsproto.Response{}, err
 	case fsproto.OpGetlk:
 		return e.getlk(ctx, r)
@@ -425,11 +402,11 @@ func (e *Engine) mknod(ctx context.Context, r *fsproto.Request) (*fsproto.Respon
 				a.Mode |= syscall.S_ISGID
 			}
 		}
-		dk := dkey(r.FS, r.Parent, r.Name)
+		dk := state.DentryKey(r.FS, r.Parent, r.Name)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(dk), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, a.Ino)), "=", 0),
-			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Parent)), "=", p.rev),
+			clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, a.Ino)), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Parent)), "=", p.rev),
 		}
 		ops := []clientv3.Op{clientv3.OpPut(dk, marshal(&Dentry{Ino: a.Ino, Mode: typ, By: r.Session}))}
 		a.Parent = r.Parent
@@ -439,11 +416,11 @@ func (e *Engine) mknod(ctx context.Context, r *fsproto.Request) (*fsproto.Respon
 			a.Nlink = 2
 			pa.Nlink++
 			e.forget(r.FS, r.Parent)
-			ops = append(ops, clientv3.OpPut(ikey(r.FS, r.Parent), storeAttr(&pa)))
+			ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, r.Parent), storeAttr(&pa)))
 		} else {
-			ops = append(ops, clientv3.OpPut(tkey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})))
+			ops = append(ops, clientv3.OpPut(state.DirTimesKey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})))
 		}
-		ops = append(ops, clientv3.OpPut(ikey(r.FS, a.Ino), storeAttr(a)))
+		ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(a)))
 		resp, err := e.txn(ctx, cmps, ops, clientv3.OpGet(dk))
 		if err != nil {
 			return nil, err
@@ -488,10 +465,10 @@ func (e *Engine) tmpfile(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 	if p.a.Mode&syscall.S_ISGID != 0 {
 		a.Gid = p.a.Gid
 	}
-	resp, err := e.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, a.Ino)), "=", 0)}, []clientv3.Op{
-		clientv3.OpPut(ikey(r.FS, a.Ino), storeAttr(a)),
-		clientv3.OpPut(okey(r.FS, a.Ino), marshal(&Orphan{Since: t})),
-		clientv3.OpPut(hprefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)),
+	resp, err := e.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, a.Ino)), "=", 0)}, []clientv3.Op{
+		clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(a)),
+		clientv3.OpPut(state.OrphanKey(r.FS, a.Ino), marshal(&Orphan{Since: t})),
+		clientv3.OpPut(state.HoldPrefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)),
 	})
 	if err != nil {
 		return nil, err
@@ -509,15 +486,15 @@ func (e *Engine) dropLink(ctx context.Context, r *fsproto.Request, n *node, t in
 	a := *n.a
 	a.Nlink--
 	a.Ctime, a.By = t, r.Session
-	ops := []clientv3.Op{clientv3.OpPut(ikey(r.FS, a.Ino), storeAttr(&a))}
+	ops := []clientv3.Op{clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(&a))}
 	if a.Nlink == 0 {
-		ops = append(ops, clientv3.OpPut(okey(r.FS, a.Ino), marshal(&Orphan{Since: t})))
+		ops = append(ops, clientv3.OpPut(state.OrphanKey(r.FS, a.Ino), marshal(&Orphan{Since: t})))
 		if r.Held && r.Session != "" {
 			lease, err := e.sessionLease(ctx, r.FS, r.Session)
 			if err != nil {
 				return nil, err
 			}
-			ops = append(ops, clientv3.OpPut(hprefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)))
+			ops = append(ops, clientv3.OpPut(state.HoldPrefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)))
 		}
 	}
 	return ops, nil
@@ -539,12 +516,12 @@ func (e *Engine) unlink(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 			return nil, errno(syscall.EISDIR, "%q is a directory", r.Name)
 		}
 		t := now()
-		dk := dkey(r.FS, r.Parent, r.Name)
+		dk := state.DentryKey(r.FS, r.Parent, r.Name)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(dk), "=", drev),
-			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, d.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, d.Ino)), "=", n.rev),
 		}
-		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpPut(tkey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session}))}
+		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpPut(state.DirTimesKey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session}))}
 		more, err := e.dropLink(ctx, r, n, t)
 		if err != nil {
 			return nil, err
@@ -565,11 +542,11 @@ func (e *Engine) unlink(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 }
 
 func emptyDir(fs string, ino uint64) clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(dprefix(fs, ino)), "=", 0).WithPrefix()
+	return clientv3.Compare(clientv3.CreateRevision(state.DentryPrefix(fs, ino)), "=", 0).WithPrefix()
 }
 
 func (e *Engine) dirEmpty(ctx context.Context, fs string, ino uint64) (bool, error) {
-	resp, err := e.Client.Get(ctx, dprefix(fs, ino), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := e.Client.Get(ctx, state.DentryPrefix(fs, ino), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return false, err
 	}
@@ -599,15 +576,15 @@ func (e *Engine) rmdir(ctx context.Context, r *fsproto.Request) (*fsproto.Respon
 		pa := *p.a
 		pa.Nlink--
 		pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
-		dk := dkey(r.FS, r.Parent, r.Name)
+		dk := state.DentryKey(r.FS, r.Parent, r.Name)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(dk), "=", drev),
-			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, d.Ino)), "=", n.rev),
-			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Parent)), "=", p.rev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, d.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Parent)), "=", p.rev),
 			emptyDir(r.FS, d.Ino),
 		}
-		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpDelete(ikey(r.FS, d.Ino)), clientv3.OpDelete(tkey(r.FS, d.Ino)),
-			clientv3.OpPut(ikey(r.FS, r.Parent), storeAttr(&pa))}
+		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpDelete(state.InodeKey(r.FS, d.Ino)), clientv3.OpDelete(state.DirTimesKey(r.FS, d.Ino)),
+			clientv3.OpPut(state.InodeKey(r.FS, r.Parent), storeAttr(&pa))}
 		resp, err := e.txn(ctx, cmps, ops)
 		if err != nil {
 			return nil, err
@@ -649,19 +626,19 @@ func (e *Engine) link(ctx context.Context, r *fsproto.Request) (*fsproto.Respons
 		if a.Parent == 0 || n.a.Nlink == 0 {
 			a.Parent = r.NewParent
 		}
-		dk := dkey(r.FS, r.NewParent, r.NewName)
+		dk := state.DentryKey(r.FS, r.NewParent, r.NewName)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(dk), "=", 0),
-			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev),
-			clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, r.NewParent)), "=", p.crev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, r.NewParent)), "=", p.crev),
 		}
 		ops := []clientv3.Op{
 			clientv3.OpPut(dk, marshal(&Dentry{Ino: r.Ino, Mode: a.Mode & syscall.S_IFMT, By: r.Session})),
-			clientv3.OpPut(ikey(r.FS, r.Ino), storeAttr(&a)),
-			clientv3.OpPut(tkey(r.FS, r.NewParent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})),
+			clientv3.OpPut(state.InodeKey(r.FS, r.Ino), storeAttr(&a)),
+			clientv3.OpPut(state.DirTimesKey(r.FS, r.NewParent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})),
 		}
 		if n.a.Nlink == 0 {
-			ops = append(ops, clientv3.OpDelete(okey(r.FS, r.Ino)), clientv3.OpDelete(hprefix(r.FS, r.Ino), clientv3.WithPrefix()))
+			ops = append(ops, clientv3.OpDelete(state.OrphanKey(r.FS, r.Ino)), clientv3.OpDelete(state.HoldPrefix(r.FS, r.Ino), clientv3.WithPrefix()))
 		}
 		resp, err := e.txn(ctx, cmps, ops, clientv3.OpGet(dk, clientv3.WithCountOnly()))
 		if err != nil {
@@ -687,7 +664,7 @@ func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	pfx := dprefix(r.FS, r.Ino)
+	pfx := state.DentryPrefix(r.FS, r.Ino)
 	start := pfx
 	if r.After != "" {
 		start = pfx + r.After + "\x00"
@@ -709,11 +686,11 @@ func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 // delete, the block the new end falls in by trimming its slices.
 func (e *Engine) truncateOps(ctx context.Context, fs string, ino uint64, size uint64) ([]clientv3.Cmp, []clientv3.Op, error) {
 	first := uint32((size + fsproto.BlockSize - 1) / fsproto.BlockSize)
-	ops := []clientv3.Op{clientv3.OpDelete(bkey(fs, ino, first), clientv3.WithRange(clientv3.GetPrefixRangeEnd(bprefix(fs, ino))))}
+	ops := []clientv3.Op{clientv3.OpDelete(state.BlockKey(fs, ino, first), clientv3.WithRange(clientv3.GetPrefixRangeEnd(state.BlockPrefix(fs, ino))))}
 	var cmps []clientv3.Cmp
 	if cut := uint32(size % fsproto.BlockSize); cut != 0 {
 		blk := uint32(size / fsproto.BlockSize)
-		k := bkey(fs, ino, blk)
+		k := state.BlockKey(fs, ino, blk)
 		resp, err := e.Client.Get(ctx, k)
 		if err != nil {
 			return nil, nil, err
@@ -750,7 +727,7 @@ func (e *Engine) setattr(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 		}
 		a := *n.a
 		t := now()
-		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev)}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Ino)), "=", n.rev)}
 		var ops []clientv3.Op
 		if r.Valid&fsproto.SetMode != 0 {
 			a.Mode = a.Mode&syscall.S_IFMT | r.Mode&0o7777
@@ -793,10 +770,10 @@ func (e *Engine) setattr(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 			a.Mtime = r.Mtime
 		}
 		if r.Valid&(fsproto.SetMtime|fsproto.SetMtimeNow) != 0 && a.IsDir() {
-			ops = append(ops, clientv3.OpDelete(tkey(r.FS, r.Ino)))
+			ops = append(ops, clientv3.OpDelete(state.DirTimesKey(r.FS, r.Ino)))
 		}
 		a.Ctime, a.By = t, r.Session
-		ops = append(ops, clientv3.OpPut(ikey(r.FS, r.Ino), storeAttr(&a)))
+		ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, r.Ino), storeAttr(&a)))
 		resp, err := e.txn(ctx, cmps, ops)
 		if err != nil {
 			return nil, err
@@ -813,12 +790,12 @@ func (e *Engine) readBlocks(ctx context.Context, r *fsproto.Request) (*fsproto.R
 	if r.BlkEnd < r.Blk {
 		return nil, errno(syscall.EINVAL, "empty block range")
 	}
-	resp, err := e.Client.Get(ctx, bkey(r.FS, r.Ino, r.Blk), clientv3.WithRange(bkey(r.FS, r.Ino, r.BlkEnd+1)))
+	resp, err := e.Client.Get(ctx, state.BlockKey(r.FS, r.Ino, r.Blk), clientv3.WithRange(state.BlockKey(r.FS, r.Ino, r.BlkEnd+1)))
 	if err != nil {
 		return nil, err
 	}
 	out := &fsproto.Response{Blocks: map[uint32][]fsproto.Slice{}, Rev: resp.Header.Revision}
-	pfx := bprefix(r.FS, r.Ino)
+	pfx := state.BlockPrefix(r.FS, r.Ino)
 	for _, kv := range resp.Kvs {
 		var blk uint32
 		fmt.Sscanf(strings.TrimPrefix(string(kv.Key), pfx), "%x", &blk)
@@ -866,7 +843,7 @@ func (e *Engine) commit(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 		// Chunk collection bumps the gc key before it reads references; the
 		// transaction below is guarded on it, so a commit whose age check
 		// came before a collection started cannot land after it.
-		gc, err := e.Client.Get(ctx, gcKey(r.FS))
+		gc, err := e.Client.Get(ctx, state.FSGCKey(r.FS))
 		if err != nil {
 			return nil, err
 		}
@@ -891,7 +868,7 @@ func (e *Engine) commit(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 		}
 		gets := make([]clientv3.Op, len(order))
 		for j, blk := range order {
-			gets[j] = clientv3.OpGet(bkey(r.FS, r.Ino, blk))
+			gets[j] = clientv3.OpGet(state.BlockKey(r.FS, r.Ino, blk))
 		}
 		cur, err := e.Client.Txn(ctx).Then(gets...).Commit()
 		if err != nil {
@@ -904,12 +881,12 @@ func (e *Engine) commit(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 		if r.Mtime != 0 {
 			a.Mtime = r.Mtime
 		}
-		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev),
-			clientv3.Compare(clientv3.ModRevision(gcKey(r.FS)), "=", gcRev)}
-		ops := []clientv3.Op{clientv3.OpPut(ikey(r.FS, r.Ino), storeAttr(&a))}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.ModRevision(state.FSGCKey(r.FS)), "=", gcRev)}
+		ops := []clientv3.Op{clientv3.OpPut(state.InodeKey(r.FS, r.Ino), storeAttr(&a))}
 		compact = compact[:0]
 		for j, blk := range order {
-			k := bkey(r.FS, r.Ino, blk)
+			k := state.BlockKey(r.FS, r.Ino, blk)
 			b := Blocks{}
 			var rev int64
 			if kvs := cur.Responses[j].GetResponseRange().Kvs; len(kvs) > 0 {
@@ -1009,8 +986,8 @@ func (e *Engine) xattr(ctx context.Context, r *fsproto.Request) (*fsproto.Respon
 			a.Xattr = x
 		}
 		a.Ctime, a.By = now(), r.Session
-		resp, err := e.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(r.FS, r.Ino)), "=", n.rev)},
-			[]clientv3.Op{clientv3.OpPut(ikey(r.FS, r.Ino), storeAttr(&a))})
+		resp, err := e.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Ino)), "=", n.rev)},
+			[]clientv3.Op{clientv3.OpPut(state.InodeKey(r.FS, r.Ino), storeAttr(&a))})
 		if err != nil {
 			return nil, err
 		}
@@ -1039,7 +1016,7 @@ func (e *Engine) Usage(ctx context.Context, fs string, maxAge time.Duration) (*f
 		return &u.st, nil
 	}
 	st := fsproto.Statfs{}
-	pfx := fsPrefix(fs) + "i/"
+	pfx := state.FSMetaPrefix(fs) + "i/"
 	err := e.scan(ctx, pfx, 0, func(k string, v []byte, _, _ int64) error {
 		if strings.HasSuffix(k, "/t") {
 			return nil

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/berth-project/berth/internal/fsproto"
+	"github.com/berth-project/berth/internal/state"
 )
 
 // newEngine runs a real single-member etcd in a temp dir.
@@ -197,11 +198,11 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	}
 	// Damage: g's inode vanishes (dangling entry); f's link count is wrong;
 	// blocks of a missing inode; an old chunk nothing names.
-	e.Client.Delete(ctx, ikey(fs, g))
+	e.Client.Delete(ctx, state.InodeKey(fs, g))
 	n, _ := e.load(ctx, fs, f)
 	n.a.Nlink = 5
-	e.Client.Put(ctx, ikey(fs, f), storeAttr(n.a))
-	e.Client.Put(ctx, bkey(fs, 12345, 0), marshal(&Blocks{Slices: []fsproto.Slice{{Len: 4, ID: id}}}))
+	e.Client.Put(ctx, state.InodeKey(fs, f), storeAttr(n.a))
+	e.Client.Put(ctx, state.BlockKey(fs, 12345, 0), marshal(&Blocks{Slices: []fsproto.Slice{{Len: 4, ID: id}}}))
 	leak := fsproto.NewChunkID()
 	e.Chunks.Put(context.Background(), fs, leak, []byte("leak"))
 	old := time.Now().Add(-time.Hour)

@@ -6,15 +6,16 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/internal/fsproto"
+	"github.com/berth-project/berth/internal/state"
 )
 
 // WatchPrefix is the prefix a server watches to produce a file system's events.
-func WatchPrefix(fs string) string { return fsPrefix(fs) }
+func WatchPrefix(fs string) string { return state.FSMetaPrefix(fs) }
 
 // EventFor turns a changed key into an event; ok is false for keys mounts
 // need not hear about.
 func EventFor(fs, key string, val []byte) (fsproto.Event, bool) {
-	rest, found := strings.CutPrefix(key, fsPrefix(fs))
+	rest, found := strings.CutPrefix(key, state.FSMetaPrefix(fs))
 	if !found {
 		return fsproto.Event{}, false
 	}

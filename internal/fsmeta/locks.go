@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/fsproto"
+	"github.com/berth-project/berth/internal/state"
 )
 
 var errSessionGone = errno(syscall.ESTALE, "mount session expired")
@@ -27,7 +28,7 @@ func (e *Engine) openSession(ctx context.Context, r *fsproto.Request) (*fsproto.
 		return nil, err
 	}
 	s := &Session{ID: newID(12), Host: r.Host, Mount: r.Name, Lease: int64(lease.ID), Started: now()}
-	if _, err := e.Client.Put(ctx, skey(r.FS, s.ID), marshal(s), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := e.Client.Put(ctx, state.FSSessionKey(r.FS, s.ID), marshal(s), clientv3.WithLease(lease.ID)); err != nil {
 		return nil, err
 	}
 	e.leases.Store(s.ID, lease.ID)
@@ -35,7 +36,7 @@ func (e *Engine) openSession(ctx context.Context, r *fsproto.Request) (*fsproto.
 }
 
 func (e *Engine) fsExists(ctx context.Context, fs string) (bool, error) {
-	resp, err := e.Client.Get(ctx, FSKey(fs), clientv3.WithCountOnly())
+	resp, err := e.Client.Get(ctx, state.FSKey(fs), clientv3.WithCountOnly())
 	if err != nil {
 		return false, err
 	}
@@ -46,7 +47,7 @@ func (e *Engine) sessionLease(ctx context.Context, fs, sess string) (clientv3.Le
 	if v, ok := e.leases.Load(sess); ok {
 		return v.(clientv3.LeaseID), nil
 	}
-	resp, err := e.Client.Get(ctx, skey(fs, sess))
+	resp, err := e.Client.Get(ctx, state.FSSessionKey(fs, sess))
 	if err != nil {
 		return 0, err
 	}
@@ -95,8 +96,8 @@ func (e *Engine) hold(ctx context.Context, r *fsproto.Request) (*fsproto.Respons
 	if err != nil {
 		return nil, err
 	}
-	resp, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(ikey(r.FS, r.Ino)), ">", 0)).
-		Then(clientv3.OpPut(hprefix(r.FS, r.Ino)+r.Session, "", clientv3.WithLease(lease))).Commit()
+	resp, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, r.Ino)), ">", 0)).
+		Then(clientv3.OpPut(state.HoldPrefix(r.FS, r.Ino)+r.Session, "", clientv3.WithLease(lease))).Commit()
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func conflicts(a lockHolder, sess string, l *fsproto.Lock) bool {
 }
 
 func (e *Engine) locks(ctx context.Context, fs string, ino uint64) ([]lockHolder, map[string][]fsproto.Lock, int64, error) {
-	pfx := lprefix(fs, ino)
+	pfx := state.LockPrefix(fs, ino)
 	resp, err := e.Client.Get(ctx, pfx, clientv3.WithPrefix())
 	if err != nil {
 		return nil, nil, 0, err
@@ -176,7 +177,7 @@ func (e *Engine) setlk(ctx context.Context, r *fsproto.Request) (*fsproto.Respon
 	if err != nil {
 		return nil, err
 	}
-	pfx := lprefix(r.FS, r.Ino)
+	pfx := state.LockPrefix(r.FS, r.Ino)
 	for i := 0; i < attempts; i++ {
 		all, bySess, rev, err := e.locks(ctx, r.FS, r.Ino)
 		if err != nil {

@@ -26,13 +26,13 @@ func (e *Engine) CreateFS(ctx context.Context, token string, f *FileSystem) (*Fi
 	f.CreatedAt = now()
 	t := now()
 	root := &fsproto.Attr{Ino: fsproto.RootIno, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Parent: fsproto.RootIno, Atime: t, Mtime: t, Ctime: t}
-	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(FSKey(f.ID)), "=", 0)}
-	ops := []clientv3.Op{clientv3.OpPut(FSKey(f.ID), marshal(f)), clientv3.OpPut(ikey(f.ID, fsproto.RootIno), storeAttr(root))}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(state.FSKey(f.ID)), "=", 0)}
+	ops := []clientv3.Op{clientv3.OpPut(state.FSKey(f.ID), marshal(f)), clientv3.OpPut(state.InodeKey(f.ID, fsproto.RootIno), storeAttr(root))}
 	if token != "" {
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(FSTokenKey(token)), "=", 0))
-		ops = append(ops, clientv3.OpPut(FSTokenKey(token), f.ID))
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(state.FSTokenKey(token)), "=", 0))
+		ops = append(ops, clientv3.OpPut(state.FSTokenKey(token), f.ID))
 	}
-	resp, err := e.Client.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(FSTokenKey(token))).Commit()
+	resp, err := e.Client.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(state.FSTokenKey(token))).Commit()
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ var ErrFSInUse = fmt.Errorf("file system is mounted")
 // UpdateFS changes a file system's record with fn, guarded on its revision.
 func (e *Engine) UpdateFS(ctx context.Context, id string, fn func(*FileSystem) error) (*FileSystem, error) {
 	for i := 0; i < attempts; i++ {
-		resp, err := e.Client.Get(ctx, FSKey(id))
+		resp, err := e.Client.Get(ctx, state.FSKey(id))
 		if err != nil {
 			return nil, err
 		}
@@ -75,8 +75,8 @@ func (e *Engine) UpdateFS(ctx context.Context, id string, fn func(*FileSystem) e
 		if err := fn(f); err != nil {
 			return nil, err
 		}
-		txn, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(FSKey(id)), "=", resp.Kvs[0].ModRevision)).
-			Then(clientv3.OpPut(FSKey(id), marshal(f))).Commit()
+		txn, err := e.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(state.FSKey(id)), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(state.FSKey(id), marshal(f))).Commit()
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +89,7 @@ func (e *Engine) UpdateFS(ctx context.Context, id string, fn func(*FileSystem) e
 
 // GetFS reads one file system.
 func (e *Engine) GetFS(ctx context.Context, id string) (*FileSystem, error) {
-	resp, err := e.Client.Get(ctx, FSKey(id))
+	resp, err := e.Client.Get(ctx, state.FSKey(id))
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (e *Engine) GetFS(ctx context.Context, id string) (*FileSystem, error) {
 // ListFS lists file systems in id order.
 func (e *Engine) ListFS(ctx context.Context) ([]*FileSystem, error) {
 	var out []*FileSystem
-	err := e.scan(ctx, FSKey(""), 0, func(_ string, v []byte, _, _ int64) error {
+	err := e.scan(ctx, state.FSKey(""), 0, func(_ string, v []byte, _, _ int64) error {
 		f := &FileSystem{}
 		if json.Unmarshal(v, f) == nil {
 			out = append(out, f)
@@ -115,39 +115,27 @@ func (e *Engine) ListFS(ctx context.Context) ([]*FileSystem, error) {
 
 // Sessions counts a file system's live mount sessions.
 func (e *Engine) Sessions(ctx context.Context, fs string) (int64, error) {
-	resp, err := e.Client.Get(ctx, fsPrefix(fs)+"s/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := e.Client.Get(ctx, state.FSMetaPrefix(fs)+"s/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, err
 	}
 	return resp.Count, nil
 }
 
-// DeleteFS deletes a file system, its access points and all its data. It
-// refuses while the file system has mount targets or mounts.
-func (e *Engine) DeleteFS(ctx context.Context, id, token string) error {
-	aps, err := e.Client.Get(ctx, state.EFSAccessPointPrefix(id), clientv3.WithPrefix())
-	if err != nil {
-		return err
-	}
-	ops := []clientv3.Op{
-		clientv3.OpDelete(FSKey(id)),
-		clientv3.OpDelete(fsPrefix(id), clientv3.WithPrefix()),
-		clientv3.OpDelete(state.EFSAccessPointPrefix(id), clientv3.WithPrefix()),
-	}
+// DeleteFS deletes a file system and all its data. It refuses while the
+// file system has mount targets or mounts. guards and ops are the owner's
+// writes of records that hang off the file system (its EFS access points,
+// efs.AccessPointDeletes), made in the same transaction.
+func (e *Engine) DeleteFS(ctx context.Context, id, token string, guards []clientv3.Cmp, ops []clientv3.Op) error {
+	ops = append(ops, clientv3.OpDelete(state.FSKey(id)), clientv3.OpDelete(state.FSMetaPrefix(id), clientv3.WithPrefix()))
 	if token != "" {
-		ops = append(ops, clientv3.OpDelete(FSTokenKey(token)))
+		ops = append(ops, clientv3.OpDelete(state.FSTokenKey(token)))
 	}
-	for _, kv := range aps.Kvs {
-		var ap struct{ AccessPointId, ClientToken string }
-		json.Unmarshal(kv.Value, &ap)
-		ops = append(ops, clientv3.OpDelete(state.EFSAccessPointIDKey(ap.AccessPointId)), clientv3.OpDelete(state.EFSAccessPointTokenKey(ap.ClientToken)))
-	}
-	resp, err := e.txn(ctx, []clientv3.Cmp{
-		clientv3.Compare(clientv3.CreateRevision(FSKey(id)), ">", 0),
-		clientv3.Compare(clientv3.CreateRevision(fsPrefix(id)+"s/"), "=", 0).WithPrefix(),
+	resp, err := e.txn(ctx, append([]clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(state.FSKey(id)), ">", 0),
+		clientv3.Compare(clientv3.CreateRevision(state.FSMetaPrefix(id)+"s/"), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.CreateRevision(state.EFSMountTargetPrefix(id)), "=", 0).WithPrefix(),
-		clientv3.Compare(clientv3.ModRevision(state.EFSAccessPointPrefix(id)), "<", aps.Header.Revision+1).WithPrefix(),
-	}, ops)
+	}, guards...), ops)
 	if err != nil {
 		return err
 	}
@@ -195,7 +183,7 @@ func (e *Engine) Maintain(ctx context.Context, every time.Duration) {
 // session holds open, with their data. It returns how many it freed.
 func (e *Engine) FreeOrphans(ctx context.Context, fs string) (int, error) {
 	freed := 0
-	pfx := fsPrefix(fs) + "o/"
+	pfx := state.FSMetaPrefix(fs) + "o/"
 	var inos []uint64
 	err := e.scan(ctx, pfx, 0, func(k string, v []byte, _, _ int64) error {
 		o := Orphan{}
@@ -226,21 +214,21 @@ func (e *Engine) FreeOrphans(ctx context.Context, fs string) (int, error) {
 
 func (e *Engine) freeInode(ctx context.Context, fs string, ino uint64) (bool, error) {
 	n, err := e.load(ctx, fs, ino)
-	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(hprefix(fs, ino)), "=", 0).WithPrefix()}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(state.HoldPrefix(fs, ino)), "=", 0).WithPrefix()}
 	if err == nil {
 		if n.a.Nlink > 0 {
-			_, err := e.Client.Delete(ctx, okey(fs, ino)) // linked again (fsck repair): not an orphan
+			_, err := e.Client.Delete(ctx, state.OrphanKey(fs, ino)) // linked again (fsck repair): not an orphan
 			return false, err
 		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey(fs, ino)), "=", n.rev))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(state.InodeKey(fs, ino)), "=", n.rev))
 	} else if ferr, ok := err.(*Error); !ok || ferr.Errno != syscall.ENOENT {
 		return false, err
 	}
 	resp, err := e.Client.Txn(ctx).If(cmps...).Then(
-		clientv3.OpDelete(ikey(fs, ino), clientv3.WithPrefix()),
-		clientv3.OpDelete(bprefix(fs, ino), clientv3.WithPrefix()),
-		clientv3.OpDelete(lprefix(fs, ino), clientv3.WithPrefix()),
-		clientv3.OpDelete(okey(fs, ino)),
+		clientv3.OpDelete(state.InodeKey(fs, ino), clientv3.WithPrefix()),
+		clientv3.OpDelete(state.BlockPrefix(fs, ino), clientv3.WithPrefix()),
+		clientv3.OpDelete(state.LockPrefix(fs, ino), clientv3.WithPrefix()),
+		clientv3.OpDelete(state.OrphanKey(fs, ino)),
 	).Commit()
 	if err != nil {
 		return false, err
@@ -250,7 +238,7 @@ func (e *Engine) freeInode(ctx context.Context, fs string, ino uint64) (bool, er
 
 // Compact merges a block's slices into one new chunk.
 func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32) error {
-	k := bkey(fs, ino, blk)
+	k := state.BlockKey(fs, ino, blk)
 	resp, err := e.Client.Get(ctx, k)
 	if err != nil || len(resp.Kvs) == 0 {
 		return err
@@ -297,7 +285,7 @@ func (e *Engine) Compact(ctx context.Context, fs string, ino uint64, blk uint32)
 // refs returns every chunk the file system's committed metadata names.
 func (e *Engine) refs(ctx context.Context, fs string, rev int64) (map[string]bool, error) {
 	refs := map[string]bool{}
-	err := e.scan(ctx, fsPrefix(fs)+"b/", rev, func(_ string, v []byte, _, _ int64) error {
+	err := e.scan(ctx, state.FSMetaPrefix(fs)+"b/", rev, func(_ string, v []byte, _, _ int64) error {
 		b := Blocks{}
 		if err := json.Unmarshal(v, &b); err != nil {
 			return err
@@ -329,7 +317,7 @@ func (e *Engine) CollectChunks(ctx context.Context, fs string) (int, error) {
 	if len(old) == 0 {
 		return 0, nil
 	}
-	if _, err := e.Client.Put(ctx, gcKey(fs), ""); err != nil {
+	if _, err := e.Client.Put(ctx, state.FSGCKey(fs), ""); err != nil {
 		return 0, err
 	}
 	refs, err := e.refs(ctx, fs, 0)
@@ -376,7 +364,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	if _, err := e.GetFS(ctx, fs); err != nil {
 		return nil, err
 	}
-	head, err := e.Client.Get(ctx, fsPrefix(fs), clientv3.WithCountOnly())
+	head, err := e.Client.Get(ctx, state.FSMetaPrefix(fs), clientv3.WithCountOnly())
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +387,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	blocks := map[uint64][]string{}
 	orphans := map[uint64]bool{}
 	refs := map[string]bool{}
-	pfx := fsPrefix(fs)
+	pfx := state.FSMetaPrefix(fs)
 	err = e.scan(ctx, pfx, rev, func(k string, v []byte, modRev, _ int64) error {
 		rest := strings.TrimPrefix(k, pfx)
 		kind, rest, _ := strings.Cut(rest, "/")
@@ -455,7 +443,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	for _, en := range ents {
 		p, pok := inodes[en.parent]
 		in, ok := inodes[en.d.Ino]
-		k := dkey(fs, en.parent, en.name)
+		k := state.DentryKey(fs, en.parent, en.name)
 		switch {
 		case !pok || !p.a.IsDir():
 			problem("entry %q in missing directory %d", en.name, en.parent)
@@ -473,7 +461,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 					problem("directory %d is in %d but records parent %d", in.a.Ino, en.parent, in.a.Parent)
 					a := in.a
 					a.Parent = en.parent
-					fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, a.Ino)), "=", in.rev)}, clientv3.OpPut(ikey(fs, a.Ino), storeAttr(&a)))
+					fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(fs, a.Ino)), "=", in.rev)}, clientv3.OpPut(state.InodeKey(fs, a.Ino), storeAttr(&a)))
 				}
 			}
 		}
@@ -496,15 +484,15 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 			want = 2 + uint32(in.subs)
 			if in.refs == 0 {
 				problem("directory %d is unreachable", ino)
-				fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, ino)), "=", in.rev)},
-					clientv3.OpDelete(ikey(fs, ino), clientv3.WithPrefix()))
+				fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(fs, ino)), "=", in.rev)},
+					clientv3.OpDelete(state.InodeKey(fs, ino), clientv3.WithPrefix()))
 				continue
 			}
 		}
 		if in.refs == 0 && in.a.Nlink == 0 {
 			if !orphans[ino] {
 				problem("unlinked inode %d is not queued to be freed", ino)
-				fix(nil, clientv3.OpPut(okey(fs, ino), marshal(&Orphan{Since: now()})))
+				fix(nil, clientv3.OpPut(state.OrphanKey(fs, ino), marshal(&Orphan{Since: now()})))
 			}
 			continue
 		}
@@ -512,23 +500,23 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 			problem("inode %d has link count %d, %d entries name it", ino, in.a.Nlink, want)
 			a := in.a
 			a.Nlink = want
-			ops := []clientv3.Op{clientv3.OpPut(ikey(fs, ino), storeAttr(&a))}
+			ops := []clientv3.Op{clientv3.OpPut(state.InodeKey(fs, ino), storeAttr(&a))}
 			if want == 0 {
-				ops = append(ops, clientv3.OpPut(okey(fs, ino), marshal(&Orphan{Since: now()})))
+				ops = append(ops, clientv3.OpPut(state.OrphanKey(fs, ino), marshal(&Orphan{Since: now()})))
 			}
-			fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, ino)), "=", in.rev)}, ops...)
+			fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(fs, ino)), "=", in.rev)}, ops...)
 		}
 	}
 	if root, ok := inodes[fsproto.RootIno]; ok && root.a.Nlink != 2+uint32(root.subs) {
 		problem("root directory has link count %d, want %d", root.a.Nlink, 2+root.subs)
 		a := root.a
 		a.Nlink = 2 + uint32(root.subs)
-		fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ikey(fs, fsproto.RootIno)), "=", root.rev)}, clientv3.OpPut(ikey(fs, fsproto.RootIno), storeAttr(&a)))
+		fix([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(state.InodeKey(fs, fsproto.RootIno)), "=", root.rev)}, clientv3.OpPut(state.InodeKey(fs, fsproto.RootIno), storeAttr(&a)))
 	}
 	for ino, keys := range blocks {
 		if _, ok := inodes[ino]; !ok {
 			problem("%d blocks belong to missing inode %d", len(keys), ino)
-			fix(nil, clientv3.OpDelete(bprefix(fs, ino), clientv3.WithPrefix()))
+			fix(nil, clientv3.OpDelete(state.BlockPrefix(fs, ino), clientv3.WithPrefix()))
 		}
 	}
 	stored := map[string]bool{}
@@ -550,7 +538,7 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 	}
 	if repair && len(leaked) > 0 {
 		// Read the references again now: only a chunk still unreferenced goes.
-		if _, err := e.Client.Put(ctx, gcKey(fs), ""); err != nil {
+		if _, err := e.Client.Put(ctx, state.FSGCKey(fs), ""); err != nil {
 			return nil, err
 		}
 		cur, err := e.refs(ctx, fs, 0)

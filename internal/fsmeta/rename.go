@@ -7,6 +7,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/fsproto"
+	"github.com/berth-project/berth/internal/state"
 )
 
 // rename moves an entry in one transaction. It replaces an existing target
@@ -86,14 +87,14 @@ func (e *Engine) rename(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 			}
 		}
 		t := now()
-		sk, dk := dkey(r.FS, r.Parent, r.Name), dkey(r.FS, r.NewParent, r.NewName)
+		sk, dk := state.DentryKey(r.FS, r.Parent, r.Name), state.DentryKey(r.FS, r.NewParent, r.NewName)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(sk), "=", srev),
-			clientv3.Compare(clientv3.ModRevision(ikey(r.FS, src.a.Ino)), "=", src.rev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, src.a.Ino)), "=", src.rev),
 			clientv3.Compare(clientv3.ModRevision(dk), "=", drev),
 		}
 		if dst != nil {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey(r.FS, dst.a.Ino)), "=", dst.rev))
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, dst.a.Ino)), "=", dst.rev))
 		}
 		// A directory moving to another parent must not land inside itself.
 		if r.Parent != r.NewParent {
@@ -126,7 +127,7 @@ func (e *Engine) rename(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 			if dst != nil {
 				if dstDir {
 					cmps = append(cmps, emptyDir(r.FS, dst.a.Ino))
-					ops = append(ops, clientv3.OpDelete(ikey(r.FS, dst.a.Ino)), clientv3.OpDelete(tkey(r.FS, dst.a.Ino)))
+					ops = append(ops, clientv3.OpDelete(state.InodeKey(r.FS, dst.a.Ino)), clientv3.OpDelete(state.DirTimesKey(r.FS, dst.a.Ino)))
 					npDelta--
 				} else {
 					more, err := e.dropLink(ctx, r, dst, t)
@@ -152,19 +153,19 @@ func (e *Engine) rename(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 					npDelta--
 				}
 			}
-			ops = append(ops, clientv3.OpPut(ikey(r.FS, da.Ino), storeAttr(&da)))
+			ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, da.Ino), storeAttr(&da)))
 		}
-		ops = append(ops, clientv3.OpPut(ikey(r.FS, sa.Ino), storeAttr(&sa)))
+		ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, sa.Ino), storeAttr(&sa)))
 		parent := func(p *node, delta int) {
 			if delta == 0 {
-				ops = append(ops, clientv3.OpPut(tkey(r.FS, p.a.Ino), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})))
+				ops = append(ops, clientv3.OpPut(state.DirTimesKey(r.FS, p.a.Ino), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})))
 				return
 			}
 			a := *p.a
 			a.Nlink = uint32(int(a.Nlink) + delta)
 			a.Mtime, a.Ctime, a.By = t, t, r.Session
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey(r.FS, a.Ino)), "=", p.rev))
-			ops = append(ops, clientv3.OpPut(ikey(r.FS, a.Ino), storeAttr(&a)))
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, a.Ino)), "=", p.rev))
+			ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(&a)))
 		}
 		if r.Parent == r.NewParent {
 			parent(pp, pDelta+npDelta)
@@ -207,7 +208,7 @@ func (e *Engine) guardNotUnder(ctx context.Context, fs string, dir *node, ino ui
 		if cur.a.Ino == fsproto.RootIno {
 			return cmps, nil
 		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(ikey(fs, cur.a.Ino)), "=", cur.rev))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(state.InodeKey(fs, cur.a.Ino)), "=", cur.rev))
 		if len(cmps) > maxOps-12 {
 			return nil, errno(syscall.ELOOP, "directory nested too deeply to move atomically")
 		}

@@ -21,7 +21,7 @@ func (s *Server) runController(ctx context.Context) {
 			time.Sleep(time.Second)
 			continue
 		}
-		e := concurrency.NewElection(sess, state.Prefix+"election/controller")
+		e := concurrency.NewElection(sess, state.ControllerElection())
 		if err := e.Campaign(ctx, s.Addr()); err != nil {
 			sess.Close()
 			continue

@@ -47,7 +47,7 @@ type mountToken struct {
 
 func tokenKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return state.Prefix + "efs/tokens/" + hex.EncodeToString(sum[:])
+	return state.EFSMountTokenKey(hex.EncodeToString(sum[:]))
 }
 
 func (s *Server) efsMount(ctx context.Context, r *agentapi.EFSMountRequest) (*agentapi.EFSMountResponse, error) {
@@ -61,7 +61,7 @@ func (s *Server) efsMount(ctx context.Context, r *agentapi.EFSMountRequest) (*ag
 	} else if err != nil {
 		return nil, err
 	}
-	mt, err := s.client.Get(ctx, efs.MountTargetPrefix(fs)+g.Zone, clientv3.WithCountOnly())
+	mt, err := s.client.Get(ctx, state.EFSMountTargetPrefix(fs)+g.Zone, clientv3.WithCountOnly())
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (s *Server) openSession(r *http.Request, req *fsproto.Request) *fsproto.Res
 		if tok.TLS && r.TLS == nil {
 			return refuse(syscall.EACCES, "file system %s must be mounted with transit encryption (TLS)", tok.FS)
 		}
-		mt, err := s.client.Get(ctx, efs.MountTargetPrefix(tok.FS)+tok.Zone, clientv3.WithCountOnly())
+		mt, err := s.client.Get(ctx, state.EFSMountTargetPrefix(tok.FS)+tok.Zone, clientv3.WithCountOnly())
 		if err != nil {
 			return refuse(syscall.EIO, "%v", err)
 		}

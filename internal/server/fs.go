@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
@@ -282,7 +283,11 @@ func (s *Server) fsDelete(ctx context.Context, req *FSRef) (*FSList, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	switch err := s.fs.DeleteFS(ctx, req.ID, f.CreationToken); {
+	guards, ops, err := efs.AccessPointDeletes(ctx, s.client, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch err := s.fs.DeleteFS(ctx, req.ID, f.CreationToken, guards, ops); {
 	case errors.Is(err, fsmeta.ErrFSInUse):
 		return nil, &spec.Error{Code: "FileSystemInUse", Message: "File system '" + req.ID + "' is mounted."}
 	case errors.Is(err, fsmeta.ErrNoFS):

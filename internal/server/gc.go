@@ -15,7 +15,7 @@ import (
 // as ECS forgets stopped tasks; until then they stay describable. Each
 // delete is guarded on the task's revision, so several servers may run it.
 func (s *Server) collectStoppedTasks(ctx context.Context, retention time.Duration) (int, error) {
-	resp, err := s.client.Get(ctx, state.Prefix+"tasks/", clientv3.WithPrefix())
+	resp, err := s.client.Get(ctx, state.TasksPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return 0, err
 	}

@@ -31,7 +31,7 @@ import (
 
 // caKey holds the CA (certificate and key, PEM) in etcd, so every server
 // of a cluster signs with the same CA and a mount trusts any of them.
-var caKey = state.Prefix + "ca"
+var caKey = state.CAKey()
 
 func loadOrCreateCA(ctx context.Context, cli *clientv3.Client) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
 	resp, err := cli.Get(ctx, caKey)

@@ -54,7 +54,7 @@ func (c *Cache) reset() {
 // Load reads the current state; call before serving, then Run. It reads
 // only what it mirrors, all at one revision.
 func (c *Cache) Load(ctx context.Context) error {
-	first, err := c.cli.Get(ctx, Prefix+"instances/", clientv3.WithPrefix())
+	first, err := c.cli.Get(ctx, InstancesPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}

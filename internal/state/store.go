@@ -35,9 +35,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Prefix is the root of every Berth key.
-const Prefix = "/berth/v1/"
-
 var (
 	// ErrNotFound means the key does not exist.
 	ErrNotFound = errors.New("not found")
@@ -46,44 +43,6 @@ var (
 	// ErrExists means a create found the key already there.
 	ErrExists = errors.New("already exists")
 )
-
-// Key builders.
-
-// EFS records (internal/efs), read also by placement (mount targets) and
-// by file system deletion (internal/fsmeta).
-func EFSMountTargetPrefix(fs string) string      { return Prefix + "efs/mt/" + fs + "/" }
-func EFSAccessPointPrefix(fs string) string      { return Prefix + "efs/ap/" + fs + "/" }
-func EFSAccessPointIDKey(id string) string       { return Prefix + "efs/apid/" + id }
-func EFSAccessPointTokenKey(token string) string { return Prefix + "efs/aptoken/" + token }
-func ClusterKey(name string) string              { return Prefix + "clusters/" + name }
-func FamilyKey(family string) string             { return Prefix + "families/" + family }
-func TaskDefPrefix(family string) string         { return Prefix + "taskdefs/" + family + "/" }
-func TaskDefKey(family string, rev int) string {
-	return fmt.Sprintf("%s%010d", TaskDefPrefix(family), rev)
-}
-func InstancesPrefix() string                 { return Prefix + "instances/" }
-func TasksPrefix() string                     { return Prefix + "tasks/" }
-func InstancePrefix(cluster string) string    { return Prefix + "instances/" + cluster + "/" }
-func InstanceKey(cluster, id string) string   { return InstancePrefix(cluster) + id }
-func ConnPrefix(cluster string) string        { return Prefix + "conn/" + cluster + "/" }
-func ConnKey(cluster, id string) string       { return ConnPrefix(cluster) + id }
-func TaskPrefix(cluster string) string        { return Prefix + "tasks/" + cluster + "/" }
-func TaskKey(cluster, id string) string       { return TaskPrefix(cluster) + id }
-func ResidencyPrefix(cluster string) string   { return Prefix + "residency/" + cluster + "/" }
-func ResidencyKey(cluster, key string) string { return ResidencyPrefix(cluster) + key }
-func TokenKey(cluster, token string) string   { return Prefix + "tokens/" + cluster + "/" + token }
-func VolumePrefix(cluster string) string      { return Prefix + "volumes/" + cluster + "/" }
-func VolumeKey(cluster, id string) string     { return VolumePrefix(cluster) + id }
-func SnapshotsPrefix() string                 { return Prefix + "snapshots/" }
-func SnapshotPrefix(cluster string) string    { return Prefix + "snapshots/" + cluster + "/" }
-func ServicePrefix(cluster string) string     { return Prefix + "services/" + cluster + "/" }
-func ServiceKey(cluster, name string) string  { return ServicePrefix(cluster) + name }
-func SnapshotKey(cluster, id string) string   { return SnapshotPrefix(cluster) + id }
-
-// Agents' join tokens and the credentials joining issued.
-func JoinTokenPrefix() string             { return Prefix + "jointokens/" }
-func JoinTokenKey(id string) string       { return JoinTokenPrefix() + id }
-func AgentKeyKey(accessKey string) string { return Prefix + "agentkeys/" + accessKey }
 
 // Store is typed access to Berth's keys. New does no I/O.
 type Store struct {
