@@ -3,18 +3,16 @@ package ecs
 import (
 	"context"
 	"strings"
-	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
 // planBlockVolumes validates the configuredAtLaunch volumes of a launch.
-func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.TaskDefinition, in *launch.Input) ([]blockPlan, error) {
+func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.TaskDefinition, in *launch.Input) ([]placement.BlockVolume, error) {
 	atLaunch := map[string]bool{}
 	for _, v := range def.Volumes {
 		if spec.Val(v.ConfiguredAtLaunch) {
@@ -30,7 +28,7 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 			attach[name] = spec.Val(t.Value)
 		}
 	}
-	var plans []blockPlan
+	var plans []placement.BlockVolume
 	seen := map[string]bool{}
 	for _, vc := range in.VolumeConfigurations {
 		name := spec.Val(vc.Name)
@@ -57,7 +55,9 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 		if err != nil {
 			return nil, err
 		}
-		plans = append(plans, blockPlan{name: name, managed: m})
+		plans = append(plans, placement.BlockVolume{Name: name, New: &agentapi.Volume{SizeInGiB: m.SizeInGiB, VolumeType: m.VolumeType,
+			Iops: m.Iops, Throughput: m.Throughput, FilesystemType: m.FilesystemType, SnapshotID: m.SnapshotID,
+			DeleteOnTermination: m.DeleteOnTermination, Tags: m.Tags}})
 	}
 	for name, id := range attach {
 		if in.Count > 1 {
@@ -77,7 +77,7 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 			return nil, spec.InvalidParam("The volume '%s' is %s and cannot be attached.", id, v.State)
 		}
 		seen[name] = true
-		plans = append(plans, blockPlan{name: name, existing: v, rev: rev})
+		plans = append(plans, placement.BlockVolume{Name: name, Existing: v, Rev: rev})
 	}
 	for name := range atLaunch {
 		if !seen[name] {
@@ -85,60 +85,4 @@ func (a *API) planBlockVolumes(ctx context.Context, cluster string, def *spec.Ta
 		}
 	}
 	return plans, nil
-}
-
-// blockExtra creates or attaches the launch's block volumes in the
-// placement transaction, one new volume per task for managed ones.
-func (a *API) blockExtra(ls *launchSpec, now time.Time) func([]*state.TaskRecord, map[string]*state.InstanceRecord) ([]clientv3.Cmp, []clientv3.Op, error) {
-	if len(ls.block) == 0 {
-		return nil
-	}
-	cluster := spec.Val(ls.cluster.ClusterName)
-	return func(tasks []*state.TaskRecord, insts map[string]*state.InstanceRecord) ([]clientv3.Cmp, []clientv3.Op, error) {
-		var cmps []clientv3.Cmp
-		var ops []clientv3.Op
-		for _, t := range tasks {
-			inst := insts[t.InstanceID]
-			zone := ""
-			for _, at := range inst.Attributes {
-				if spec.Val(at.Name) == "ecs.availability-zone" {
-					zone = spec.Val(at.Value)
-				}
-			}
-			for _, b := range ls.block {
-				var v *agentapi.Volume
-				key := ""
-				if b.managed != nil {
-					m := b.managed
-					v = &agentapi.Volume{VolumeID: spec.VolumeID(newID()), Cluster: cluster, Zone: zone, SizeInGiB: m.SizeInGiB,
-						VolumeType: m.VolumeType, Iops: m.Iops, Throughput: m.Throughput, FilesystemType: m.FilesystemType,
-						State: "creating", InstanceID: t.InstanceID, SnapshotID: m.SnapshotID, DeleteOnTermination: m.DeleteOnTermination,
-						Managed: true, Tags: m.Tags, CreatedAt: spec.TS(now)}
-					key = state.VolumeKey(cluster, v.VolumeID)
-					cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-					ops = append(ops, clientv3.OpPut(state.ResidencyKey(cluster, "block-volume/"+v.VolumeID), t.InstanceID))
-				} else {
-					cp := *b.existing
-					v = &cp
-					key = state.VolumeKey(cluster, v.VolumeID)
-					cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", b.rev))
-					if v.State == "available" {
-						v.State = "in-use"
-					}
-				}
-				epoch := v.Attach(spec.Val(t.TaskArn), t.InstanceID)
-				ops = append(ops, clientv3.OpPut(key, state.Marshal(v)))
-				t.BlockVolumes = append(t.BlockVolumes, agentapi.TaskBlockVolume{Name: b.name, VolumeID: v.VolumeID, Epoch: epoch})
-				t.Attachments = append(t.Attachments, spec.Attachment{Id: spec.Str(newID()[:8] + "-" + v.VolumeID), Type: spec.Str("AmazonElasticBlockStorage"),
-					Status: spec.Str("ATTACHING"), Details: []spec.KeyValuePair{
-						{Name: spec.Str("volumeId"), Value: spec.Str(v.VolumeID)},
-						{Name: spec.Str("volumeName"), Value: spec.Str(b.name)},
-						{Name: spec.Str("sizeInGiB"), Value: spec.Str(itoa(v.SizeInGiB))},
-						{Name: spec.Str("filesystemType"), Value: spec.Str(v.FilesystemType)},
-						{Name: spec.Str("deleteOnTermination"), Value: spec.Str(boolStr(v.DeleteOnTermination))},
-					}})
-			}
-		}
-		return cmps, ops, nil
-	}
 }

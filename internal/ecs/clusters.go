@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -50,7 +51,7 @@ func (a *API) cluster(ctx context.Context, ref *string) (*state.ClusterRecord, e
 		}
 		return a.cluster(ctx, ref)
 	}
-	if err := jsonUnmarshal(resp.Kvs[0].Value, rec); err != nil {
+	if err := json.Unmarshal(resp.Kvs[0].Value, rec); err != nil {
 		return nil, err
 	}
 	rec.CreatedRev = resp.Kvs[0].CreateRevision
@@ -80,7 +81,7 @@ func (a *API) clusterView(ctx context.Context, rec *state.ClusterRecord, include
 	services := int32(0)
 	err := a.Store.Range(ctx, state.ServicePrefix(name), "", func(key string, val []byte, _ int64) (bool, error) {
 		sv := &state.ServiceRecord{}
-		if err := jsonUnmarshal(val, sv); err != nil {
+		if err := json.Unmarshal(val, sv); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
 		}
 		if spec.Val(sv.Status) == "ACTIVE" {

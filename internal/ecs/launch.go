@@ -37,8 +37,8 @@ func (a *API) place(ctx context.Context, ls *launchSpec, token string) ([]*state
 	now := a.Now()
 	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: spec.Val(ls.cluster.ClusterName), ClusterRev: ls.cluster.CreatedRev,
 		Request: ls.request, Token: token,
-		NewTask: func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
-		Extra:   a.blockExtra(ls, now)})
+		NewTask:      func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
+		BlockVolumes: ls.block, Now: now})
 	if errors.Is(err, placement.ErrClusterGone) {
 		return nil, nil, spec.ErrClusterNotFound()
 	}

@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strconv"
 	"strings"
@@ -341,7 +342,7 @@ func (a *API) DeleteTaskDefinitions(ctx context.Context, r *spec.DeleteTaskDefin
 		switch {
 		case isNotFound(err):
 			out.Failures = append(out.Failures, spec.Failure{Arn: &arn, Reason: spec.Str("The specified task definition does not exist. Specify a valid account, family, revision and try again.")})
-		case asSpecErr(err, &se):
+		case errors.As(err, &se):
 			out.Failures = append(out.Failures, spec.Failure{Arn: &arn, Reason: &se.Message})
 		case err != nil:
 			return nil, err

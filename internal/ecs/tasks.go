@@ -11,6 +11,7 @@ import (
 	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/cql"
 	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -27,16 +28,7 @@ type launchSpec struct {
 	overrides  *spec.TaskOverride
 	tags       []spec.Tag
 	request    *scheduler.Request
-	block      []blockPlan
-}
-
-// blockPlan is one configuredAtLaunch volume of a launch: a new managed
-// volume, or an existing volume to attach.
-type blockPlan struct {
-	name     string
-	managed  *spec.ManagedVolume
-	existing *agentapi.Volume
-	rev      int64
+	block      []placement.BlockVolume
 }
 
 // prepare validates a launch completely, before anything is written.
@@ -163,8 +155,8 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 		req.Data = append(req.Data, scheduler.DataRequirement{Key: k.Key, Volume: k.Volume})
 	}
 	for _, b := range block {
-		if b.existing != nil {
-			req.Data = append(req.Data, scheduler.DataRequirement{Key: "block-volume/" + b.existing.VolumeID, Volume: b.existing.VolumeID})
+		if b.Existing != nil {
+			req.Data = append(req.Data, scheduler.DataRequirement{Key: "block-volume/" + b.Existing.VolumeID, Volume: b.Existing.VolumeID})
 		}
 	}
 	tags := in.Tags

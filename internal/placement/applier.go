@@ -53,10 +53,11 @@ type Job struct {
 	Token string
 	// NewTask builds the record of the n-th task placed on inst.
 	NewTask func(n int, inst *state.InstanceRecord) *state.TaskRecord
-	// Extra, when set, adds guarded writes of other records to the
-	// placement's transaction (block volumes created or attached for the
-	// tasks); it may complete the task records.
-	Extra func(tasks []*state.TaskRecord, instances map[string]*state.InstanceRecord) ([]clientv3.Cmp, []clientv3.Op, error)
+	// BlockVolumes are created or attached for each task placed, in the
+	// placement's transaction.
+	BlockVolumes []BlockVolume
+	// Now is the time recorded on new volumes.
+	Now time.Time
 }
 
 // ErrClusterGone means the cluster was deleted while placing.
@@ -142,13 +143,8 @@ func (a *Applier) commit(ctx context.Context, job *Job, snap *scheduler.Snapshot
 		Reserve(rec, t)
 		tasks = append(tasks, t)
 	}
-	if job.Extra != nil {
-		c, o, err := job.Extra(tasks, records)
-		if err != nil {
-			return nil, 0, false, err
-		}
-		cmps, ops = append(cmps, c...), append(ops, o...)
-	}
+	c, o := attachVolumes(job, tasks, records, job.Now)
+	cmps, ops = append(cmps, c...), append(ops, o...)
 	for _, t := range tasks {
 		ops = append(ops, clientv3.OpPut(state.TaskKey(job.Cluster, t.ID), state.Marshal(t)))
 	}
