@@ -25,7 +25,8 @@ func deps(t *testing.T, pkg string) []string {
 func TestClientsLinkNoServer(t *testing.T) {
 	forbidden := []string{"go.etcd.io/", "google.golang.org/grpc",
 		mod + "internal/state", mod + "internal/ecs", mod + "internal/fsmeta", mod + "internal/server",
-		mod + "internal/placement", mod + "internal/controller", mod + "internal/efs", mod + "internal/volume/api"}
+		mod + "internal/placement", mod + "internal/controller", mod + "internal/efs", mod + "internal/agentsrv",
+		mod + "internal/agentauth"}
 	for _, pkg := range []string{"internal/agent", "internal/fsmount", "internal/agentapi", "internal/fsproto"} {
 		n := 0
 		for _, d := range deps(t, pkg) {
@@ -34,6 +35,9 @@ func TestClientsLinkNoServer(t *testing.T) {
 				if strings.HasPrefix(d, f) {
 					t.Errorf("%s links %s", pkg, d)
 				}
+			}
+			if d == mod+"internal/volume" { // the server side; volume/block is the agent's
+				t.Errorf("%s links %s", pkg, d)
 			}
 		}
 		if n < 5 {

@@ -31,8 +31,6 @@ type Launcher interface {
 	Check(ctx context.Context, in *launch.Input) error
 	// Launch validates and places a launch.
 	Launch(ctx context.Context, in *launch.Input) ([]*state.TaskRecord, []scheduler.Failure, error)
-	// Snapshot starts a snapshot of a block volume.
-	Snapshot(ctx context.Context, cluster, volumeID string) error
 	// TaskDefinition returns a registered task definition.
 	TaskDefinition(ctx context.Context, ref string) (*state.TaskDefRecord, error)
 }
@@ -43,8 +41,12 @@ type Controller struct {
 	Cache    *state.Cache
 	Applier  *placement.Applier
 	Launcher Launcher
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Snapshots takes stateful services' scheduled snapshots (volume.API).
+	Snapshots interface {
+		Snapshot(ctx context.Context, cluster, volumeID string) error
+	}
+	Log *slog.Logger
+	Now func() time.Time
 	// LostGrace is how long an instance may be without its agent before its
 	// tasks are replaced elsewhere.
 	LostGrace time.Duration

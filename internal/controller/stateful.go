@@ -54,7 +54,7 @@ func (c *Controller) slotSnapshots(ctx context.Context, cluster string, s *state
 		if pending[v.ID] || (ok && c.Now().Sub(l.CreatedAt.Time) < interval) {
 			continue
 		}
-		if err := c.Launcher.Snapshot(ctx, cluster, v.ID); err != nil {
+		if err := c.Snapshots.Snapshot(ctx, cluster, v.ID); err != nil {
 			c.Log.Warn("scheduled snapshot", "volume", v.ID, "err", err)
 		}
 	}

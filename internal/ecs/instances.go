@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/agentauth"
 	"github.com/berth-project/berth/internal/cql"
 	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/placement"
@@ -129,7 +130,7 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 	for _, p := range udp {
 		ports = append(ports, p+"/udp")
 	}
-	rec := &state.InstanceRecord{Cluster: cluster, ID: id, CPU: cpu, Memory: mem, UsedPorts: dedupeSorted(ports), AgentKey: AgentKeyOf(ctx)}
+	rec := &state.InstanceRecord{Cluster: cluster, ID: id, CPU: cpu, Memory: mem, UsedPorts: dedupeSorted(ports), AgentKey: agentauth.KeyOf(ctx)}
 	rec.ContainerInstanceArn = spec.Str(a.instanceARN(cluster, id))
 	rec.Ec2InstanceId = spec.Str(doc.InstanceID)
 	rec.Status = spec.Str("ACTIVE")
@@ -160,7 +161,7 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 
 	// Credentials an agent received by joining register one instance; a
 	// new one only once that one is gone (deregistered).
-	bound, boundRev, err := a.joinedKey(ctx)
+	bound, boundRev, err := agentauth.JoinedKey(ctx, a.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +187,8 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 		} else if err != nil {
 			return nil, err
 		}
-		if k := AgentKeyOf(ctx); k != "" && k != old.AgentKey {
-			return nil, errNotOwner(id)
+		if k := agentauth.KeyOf(ctx); k != "" && k != old.AgentKey {
+			return nil, agentauth.ErrNotOwner(id)
 		}
 		rec.AgentKey = old.AgentKey
 		usedCPU := registeredInt(old, "CPU") - old.CPU
@@ -260,7 +261,7 @@ func (a *API) Heartbeat(ctx context.Context, clusterRef, instanceRef string) err
 	if err != nil {
 		return err
 	}
-	if err := a.agentOwns(ctx, cluster, id); err != nil {
+	if err := agentauth.Owns(ctx, a.Store, cluster, id); err != nil {
 		return err
 	}
 	resp, err := a.Store.Client.Get(ctx, state.ConnKey(cluster, id))

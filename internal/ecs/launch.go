@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/agentauth"
 	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/scheduler"
@@ -45,16 +45,34 @@ func (a *API) place(ctx context.Context, ls *launchSpec, token string) ([]*state
 	return tasks, fails, err
 }
 
-// Snapshot starts a snapshot of a block volume, as the volume API's
-// CreateSnapshot.
-func (a *API) Snapshot(ctx context.Context, cluster, volumeID string) error {
-	_, err := a.CreateSnapshot(ctx, &agentapi.SnapshotsRequest{Cluster: cluster, VolumeID: volumeID})
-	return err
-}
-
 // TaskDefinition returns a registered task definition by ARN or
 // family:revision.
 func (a *API) TaskDefinition(ctx context.Context, ref string) (*state.TaskDefRecord, error) {
 	rec, _, err := a.loadTaskDef(ctx, ref)
 	return rec, err
 }
+
+// ResolveCluster resolves a cluster by name or ARN.
+func (a *API) ResolveCluster(ctx context.Context, ref string) (string, error) {
+	cl, err := a.cluster(ctx, &ref)
+	if err != nil {
+		return "", err
+	}
+	return spec.Val(cl.ClusterName), nil
+}
+
+// ResolveInstance resolves a cluster and one of its container instances
+// (by id or ARN), and checks that the caller may act for the instance
+// (agentauth.Owns).
+func (a *API) ResolveInstance(ctx context.Context, clusterRef, ref string) (cluster, id string, err error) {
+	if cluster, err = a.ResolveCluster(ctx, clusterRef); err != nil {
+		return "", "", err
+	}
+	if id, err = a.instanceID(cluster, ref); err != nil {
+		return "", "", err
+	}
+	return cluster, id, agentauth.Owns(ctx, a.Store, cluster, id)
+}
+
+// ResolveTask resolves a task of a cluster by id or ARN.
+func (a *API) ResolveTask(cluster, ref string) (string, error) { return a.taskID(cluster, ref) }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/agentauth"
 	"github.com/berth-project/berth/internal/cql"
 	"github.com/berth-project/berth/internal/launch"
 	"github.com/berth-project/berth/internal/placement"
@@ -564,7 +565,7 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *agentapi.TaskStateCh
 	}
 	now := a.Now()
 	_, err = a.Applier.Transition(ctx, cluster, id, func(t *state.TaskRecord) (bool, error) {
-		if err := a.agentMayAct(ctx, cluster, t.InstanceID); err != nil {
+		if err := agentauth.MayAct(ctx, a.Store, cluster, t.InstanceID); err != nil {
 			return false, err
 		}
 		changed := false

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/berth-project/berth/internal/agentauth"
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/spec"
@@ -49,7 +50,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 				authError(w, r, &spec.Error{Code: "AccessDeniedException", Message: "An agent's access key cannot call this operation."})
 				return
 			}
-			r = r.WithContext(ecs.WithAgentKey(r.Context(), p.accessKey))
+			r = r.WithContext(agentauth.WithKey(r.Context(), p.accessKey))
 		}
 		next.ServeHTTP(w, r)
 	})

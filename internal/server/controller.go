@@ -13,7 +13,7 @@ import (
 // runController campaigns for leadership and, while leader, runs the
 // service controller every second. Several servers may run; one leads.
 func (s *Server) runController(ctx context.Context) {
-	c := &controller.Controller{Store: s.API.Store, Cache: s.API.Cache, Applier: s.API.Applier, Launcher: s.API,
+	c := &controller.Controller{Store: s.API.Store, Cache: s.API.Cache, Applier: s.API.Applier, Launcher: s.API, Snapshots: s.volumes,
 		Log: s.API.Log, Now: s.API.Now, LostGrace: s.cfg.LostInstanceGrace}
 	for ctx.Err() == nil {
 		sess, err := concurrency.NewSession(s.client, concurrency.WithTTL(10), concurrency.WithContext(ctx))

@@ -51,7 +51,7 @@ func tokenKey(token string) string {
 }
 
 func (s *Server) efsMount(ctx context.Context, r *agentapi.EFSMountRequest) (*agentapi.EFSMountResponse, error) {
-	g, err := s.API.EFSMount(ctx, r)
+	g, err := s.agents.EFSMount(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 
+	"github.com/berth-project/berth/internal/agentsrv"
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/blob/backend"
 	"github.com/berth-project/berth/internal/ecs"
@@ -34,6 +35,7 @@ import (
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/volume"
 )
 
 // Config is the control plane's configuration.
@@ -95,6 +97,8 @@ type Server struct {
 	etcd      *embed.Etcd
 	client    *clientv3.Client
 	API       *ecs.API
+	agents    *agentsrv.API
+	volumes   *volume.API
 	fs        *fsmeta.Engine
 	efs       *efs.API
 	caPEM     []byte
@@ -225,6 +229,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.efs = &efs.API{FS: s.fs, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
+	s.agents = &agentsrv.API{Store: store, Resolver: s.API}
+	s.volumes = &volume.API{Store: store, Cache: cache, Applier: s.API.Applier, Resolver: s.API, Now: s.API.Now}
 	s.API.Applier.Stopped = func(ctx context.Context, t *state.TaskRecord) {
 		// The task's slot may start elsewhere as soon as this returns: its
 		// mounts must not write any more, whatever the caller's context.
@@ -335,17 +341,17 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/tokens/list", s.auth(jsonHandler(s.tokenList)))
 	mux.Handle("POST /berth/v1/tokens/delete", s.auth(jsonHandler(s.tokenDelete)))
 	mux.Handle("POST /berth/v1/agent/heartbeat", s.auth(http.HandlerFunc(s.heartbeat)))
-	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.API.AgentTasks)))
-	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.API.ReportResidency)))
-	mux.Handle("POST /berth/v1/agent/volume-event", s.auth(jsonHandler(s.API.VolumeEvent)))
-	mux.Handle("POST /berth/v1/agent/snapshot-done", s.auth(jsonHandler(s.API.SnapshotDone)))
-	mux.Handle("POST /berth/v1/volumes/create", s.auth(jsonHandler(s.API.CreateVolume)))
-	mux.Handle("POST /berth/v1/volumes/describe", s.auth(jsonHandler(s.API.DescribeVolumes)))
-	mux.Handle("POST /berth/v1/volumes/delete", s.auth(jsonHandler(s.API.DeleteVolume)))
-	mux.Handle("POST /berth/v1/volumes/detach", s.auth(jsonHandler(s.API.DetachVolume)))
-	mux.Handle("POST /berth/v1/snapshots/create", s.auth(jsonHandler(s.API.CreateSnapshot)))
-	mux.Handle("POST /berth/v1/snapshots/describe", s.auth(jsonHandler(s.API.DescribeSnapshots)))
-	mux.Handle("POST /berth/v1/snapshots/delete", s.auth(jsonHandler(s.API.DeleteSnapshot)))
+	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.agents.AgentTasks)))
+	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.agents.ReportResidency)))
+	mux.Handle("POST /berth/v1/agent/volume-event", s.auth(jsonHandler(s.volumes.VolumeEvent)))
+	mux.Handle("POST /berth/v1/agent/snapshot-done", s.auth(jsonHandler(s.volumes.SnapshotDone)))
+	mux.Handle("POST /berth/v1/volumes/create", s.auth(jsonHandler(s.volumes.CreateVolume)))
+	mux.Handle("POST /berth/v1/volumes/describe", s.auth(jsonHandler(s.volumes.DescribeVolumes)))
+	mux.Handle("POST /berth/v1/volumes/delete", s.auth(jsonHandler(s.volumes.DeleteVolume)))
+	mux.Handle("POST /berth/v1/volumes/detach", s.auth(jsonHandler(s.volumes.DetachVolume)))
+	mux.Handle("POST /berth/v1/snapshots/create", s.auth(jsonHandler(s.volumes.CreateSnapshot)))
+	mux.Handle("POST /berth/v1/snapshots/describe", s.auth(jsonHandler(s.volumes.DescribeSnapshots)))
+	mux.Handle("POST /berth/v1/snapshots/delete", s.auth(jsonHandler(s.volumes.DeleteSnapshot)))
 	mux.Handle("/berth/v1/blobs/{key}", s.auth(http.HandlerFunc(s.blobs)))
 	s.fsRoutes(mux)
 	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

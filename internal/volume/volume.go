@@ -1,46 +1,55 @@
-package ecs
+// Package volume serves Berth's block-volume and snapshot API (JSON on
+// /berth/v1/volumes/ and /berth/v1/snapshots/; AWS's EC2 API is out of
+// scope) and the agent reports that move a volume or snapshot along its
+// lifecycle. Volumes are created and attached in placement transactions
+// (placement.BlockVolume); the data lives on the holding instance, made
+// and snapshotted there by package volume/block.
+package volume
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/agentauth"
 	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
+// Resolver resolves clusters and instances as the ECS API does; ecs.API
+// is one.
+type Resolver interface {
+	ResolveCluster(ctx context.Context, ref string) (string, error)
+	// ResolveInstance also checks that the caller may act for the instance.
+	ResolveInstance(ctx context.Context, clusterRef, ref string) (cluster, id string, err error)
+}
+
+// API serves the volume and snapshot endpoints.
+type API struct {
+	Store    *state.Store
+	Cache    *state.Cache
+	Applier  *placement.Applier
+	Resolver Resolver
+	Now      func() time.Time
+}
+
 // Berth's own block-volume API (AWS's EC2 API is out of scope): JSON
 // requests on /berth/v1/volumes/* and /berth/v1/snapshots/*.
-
-func (a *API) clusterOf(ctx context.Context, name string) (string, error) {
-	cl, err := a.cluster(ctx, &name)
-	if err != nil {
-		return "", err
-	}
-	return spec.Val(cl.ClusterName), nil
-}
-
-// clusterInstance resolves a cluster (by name or ARN) and one of its
-// container instances (by id or ARN).
-func (a *API) clusterInstance(ctx context.Context, clusterRef, ref string) (cluster, id string, err error) {
-	if cluster, err = a.clusterOf(ctx, clusterRef); err != nil {
-		return "", "", err
-	}
-	if id, err = a.instanceID(cluster, ref); err != nil {
-		return "", "", err
-	}
-	return cluster, id, a.agentOwns(ctx, cluster, id)
-}
 
 // CreateVolume validates fully, chooses an instance in the zone to hold the
 // data, and records the volume; that instance's agent creates it.
 func (a *API) CreateVolume(ctx context.Context, r *agentapi.CreateVolumeRequest) (*agentapi.VolumesResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +130,7 @@ func strPtr(s string) *string {
 
 // DescribeVolumes lists volumes.
 func (a *API) DescribeVolumes(ctx context.Context, r *agentapi.VolumesRequest) (*agentapi.VolumesResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +178,7 @@ func (a *API) markImpaired(ctx context.Context, cluster string, v *agentapi.Volu
 
 // DeleteVolume deletes a detached volume (its agent removes the data).
 func (a *API) DeleteVolume(ctx context.Context, r *agentapi.VolumesRequest) (*agentapi.VolumesResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +202,7 @@ func (a *API) DeleteVolume(ctx context.Context, r *agentapi.VolumesRequest) (*ag
 
 // CreateSnapshot asks the agent holding a volume to snapshot it.
 func (a *API) CreateSnapshot(ctx context.Context, r *agentapi.SnapshotsRequest) (*agentapi.SnapshotsResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +225,7 @@ func (a *API) CreateSnapshot(ctx context.Context, r *agentapi.SnapshotsRequest) 
 
 // DescribeSnapshots lists snapshots.
 func (a *API) DescribeSnapshots(ctx context.Context, r *agentapi.SnapshotsRequest) (*agentapi.SnapshotsResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +256,7 @@ func (a *API) DescribeSnapshots(ctx context.Context, r *agentapi.SnapshotsReques
 // DeleteSnapshot forgets a snapshot; chunks stay for the snapshots that
 // share them (chunks no snapshot references are collected by fsck later).
 func (a *API) DeleteSnapshot(ctx context.Context, r *agentapi.SnapshotsRequest) (*agentapi.SnapshotsResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +279,7 @@ func (a *API) DeleteSnapshot(ctx context.Context, r *agentapi.SnapshotsRequest) 
 
 // VolumeEvent records an agent's report about a volume.
 func (a *API) VolumeEvent(ctx context.Context, r *agentapi.VolumeEventRequest) (*agentapi.VolumesResponse, error) {
-	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
+	cluster, id, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
@@ -345,12 +354,12 @@ func (a *API) VolumeEvent(ctx context.Context, r *agentapi.VolumeEventRequest) (
 
 // SnapshotDone completes (or fails) a pending snapshot.
 func (a *API) SnapshotDone(ctx context.Context, r *agentapi.SnapshotDoneRequest) (*agentapi.SnapshotsResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
 	sn, err := state.Update(ctx, a.Store, state.SnapshotKey(cluster, r.SnapshotID), func(sn *agentapi.Snapshot) error {
-		if err := a.agentMayAct(ctx, cluster, sn.InstanceID); err != nil {
+		if err := agentauth.MayAct(ctx, a.Store, cluster, sn.InstanceID); err != nil {
 			return err
 		}
 		if sn.State != "pending" {
@@ -376,7 +385,7 @@ func (a *API) SnapshotDone(ctx context.Context, r *agentapi.SnapshotDoneRequest)
 // still holds its lease the task must be stopped instead, so that its agent
 // unmounts first.
 func (a *API) DetachVolume(ctx context.Context, r *agentapi.VolumesRequest) (*agentapi.VolumesResponse, error) {
-	cluster, err := a.clusterOf(ctx, r.Cluster)
+	cluster, err := a.Resolver.ResolveCluster(ctx, r.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -414,4 +423,66 @@ func (a *API) DetachVolume(ctx context.Context, r *agentapi.VolumesRequest) (*ag
 		return nil, err
 	}
 	return &agentapi.VolumesResponse{Volumes: []agentapi.Volume{after}}, nil
+}
+
+// agentMayRestore lets an agent's key describe only the snapshots that
+// volumes being made on its own instances restore from.
+func (a *API) agentMayRestore(ctx context.Context, cluster string, snapshots []string) error {
+	key := agentauth.KeyOf(ctx)
+	if key == "" {
+		return nil
+	}
+	denied := &spec.Error{Code: "AccessDeniedException", Message: "An agent may describe only the snapshots its own volumes restore from."}
+	if len(snapshots) == 0 {
+		return denied
+	}
+	need := map[string]bool{}
+	for _, id := range snapshots {
+		need[id] = true
+	}
+	owners := map[string]bool{}
+	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
+		v := agentapi.Volume{}
+		if err := json.Unmarshal(val, &v); err != nil {
+			return false, err
+		}
+		if !need[v.SnapshotID] {
+			return true, nil
+		}
+		mine, seen := owners[v.InstanceID]
+		if !seen {
+			mine = agentauth.Owns(ctx, a.Store, cluster, v.InstanceID) == nil
+			owners[v.InstanceID] = mine
+		}
+		if mine {
+			delete(need, v.SnapshotID)
+		}
+		return len(need) > 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(need) > 0 {
+		return denied
+	}
+	return nil
+}
+
+// Snapshot starts a snapshot of a block volume, as CreateSnapshot (the
+// service controller's scheduled snapshots).
+func (a *API) Snapshot(ctx context.Context, cluster, volumeID string) error {
+	_, err := a.CreateSnapshot(ctx, &agentapi.SnapshotsRequest{Cluster: cluster, VolumeID: volumeID})
+	return err
+}
+
+func isNotFound(err error) bool { return errors.Is(err, state.ErrNotFound) }
+
+func modRevIs(key string, rev int64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.ModRevision(key), "=", rev)
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

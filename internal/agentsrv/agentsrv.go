@@ -1,4 +1,9 @@
-package ecs
+// Package agentsrv is the server side of the agent protocol (package
+// agentapi): an instance's desired state, long-polled; the data its
+// instance holds; and the grants of its tasks' EFS mounts. Every call
+// acts only for the caller's own instance (Resolver.ResolveInstance
+// checks agentauth.Owns).
+package agentsrv
 
 import (
 	"context"
@@ -11,14 +16,31 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
 
+// Resolver resolves what an agent names as the ECS API does (names,
+// ids or ARNs); ecs.API is one.
+type Resolver interface {
+	// ResolveInstance resolves a cluster and one of its instances and
+	// checks that the caller may act for it.
+	ResolveInstance(ctx context.Context, clusterRef, ref string) (cluster, id string, err error)
+	ResolveTask(cluster, ref string) (string, error)
+	TaskDefinition(ctx context.Context, ref string) (*state.TaskDefRecord, error)
+}
+
+// API serves the agent endpoints.
+type API struct {
+	Store    *state.Store
+	Resolver Resolver
+}
+
 // AgentTasks is Berth's agent endpoint: the desired state of one instance,
 // long-polled.
 func (a *API) AgentTasks(ctx context.Context, r *agentapi.TasksRequest) (*agentapi.TasksResponse, error) {
-	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
+	cluster, id, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +125,7 @@ func (a *API) AgentTasks(ctx context.Context, r *agentapi.TasksRequest) (*agenta
 		arn := spec.Val(t.TaskDefinitionArn)
 		td, ok := defs[arn]
 		if !ok {
-			rec, _, err := a.loadTaskDef(ctx, arn)
+			rec, err := a.Resolver.TaskDefinition(ctx, arn)
 			if err != nil {
 				return nil, err
 			}
@@ -167,7 +189,7 @@ func concernsInstance(cluster, id, key string, val []byte) bool {
 // claimed by another; a key claimed elsewhere is left as it is and its
 // holder returned, so the agent can tell.
 func (a *API) ReportResidency(ctx context.Context, r *agentapi.ResidencyRequest) (*agentapi.ResidencyResponse, error) {
-	cluster, id, err := a.clusterInstance(ctx, r.Cluster, r.ContainerInstance)
+	cluster, id, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
 		return nil, err
 	}
@@ -188,97 +210,69 @@ func (a *API) ReportResidency(ctx context.Context, r *agentapi.ResidencyRequest)
 	return out, nil
 }
 
-// agentOwns checks that an instance exists and, for a request made with an
-// agent's access key, that this key registered it: an agent acts only for
-// its own instance (its tasks, volumes, snapshots, lease and mounts).
-// Every agent endpoint and agent ECS call passes through it.
-func (a *API) agentOwns(ctx context.Context, cluster, id string) error {
-	ir := &state.InstanceRecord{}
-	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), ir); isNotFound(err) {
-		return spec.InvalidParam("Container instance '%s' is not registered in cluster '%s'.", id, cluster)
-	} else if err != nil {
-		return err
-	}
-	if k := AgentKeyOf(ctx); k != "" && k != ir.AgentKey {
-		return errNotOwner(id)
-	}
-	return nil
+// EFSMountGrant is what the control plane knows of such a mount: the
+// volume's configuration, the instance's zone and the task's role.
+type EFSMountGrant struct {
+	Cluster     string
+	TaskArn     string
+	InstanceID  string
+	Zone        string
+	Config      spec.EFSVolumeConfiguration
+	TaskRoleArn string
+	// SlotDir is set for a task of a stateful service: the slot's own
+	// subdirectory (SERVICE-N) of the volume's root, its stable data.
+	SlotDir string
 }
 
-// agentMayAct checks, for a request made with an agent's key, that the key
-// registered the instance; an operator may act for any instance, or none.
-func (a *API) agentMayAct(ctx context.Context, cluster, id string) error {
-	if AgentKeyOf(ctx) == "" {
-		return nil
-	}
-	if err := a.agentOwns(ctx, cluster, id); err != nil {
-		var se *spec.Error
-		if errors.As(err, &se) && se.Code == "InvalidParameterException" {
-			return errNotOwner(id) // an instance gone is no one's to act for
-		}
-		return err
-	}
-	return nil
-}
-
-func errNotOwner(id string) error {
-	return &spec.Error{Code: "AccessDeniedException", Message: "Only the agent that registered container instance " + id + " may act for it."}
-}
-
-// agentMayRestore lets an agent's key describe only the snapshots that
-// volumes being made on its own instances restore from.
-func (a *API) agentMayRestore(ctx context.Context, cluster string, snapshots []string) error {
-	key := AgentKeyOf(ctx)
-	if key == "" {
-		return nil
-	}
-	denied := &spec.Error{Code: "AccessDeniedException", Message: "An agent may describe only the snapshots its own volumes restore from."}
-	if len(snapshots) == 0 {
-		return denied
-	}
-	need := map[string]bool{}
-	for _, id := range snapshots {
-		need[id] = true
-	}
-	owners := map[string]bool{}
-	err := a.Store.Range(ctx, state.VolumePrefix(cluster), "", func(_ string, val []byte, _ int64) (bool, error) {
-		v := agentapi.Volume{}
-		if err := json.Unmarshal(val, &v); err != nil {
-			return false, err
-		}
-		if !need[v.SnapshotID] {
-			return true, nil
-		}
-		mine, seen := owners[v.InstanceID]
-		if !seen {
-			mine = a.agentOwns(ctx, cluster, v.InstanceID) == nil
-			owners[v.InstanceID] = mine
-		}
-		if mine {
-			delete(need, v.SnapshotID)
-		}
-		return len(need) > 0, nil
-	})
+// EFSMount checks that the task runs on the asking instance and uses the
+// volume, so an instance can mount only file systems its tasks need.
+func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMountGrant, error) {
+	cluster, inst, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(need) > 0 {
-		return denied
+	tid, err := a.Resolver.ResolveTask(cluster, r.Task)
+	if err != nil {
+		return nil, err
 	}
-	return nil
-}
-
-// joinedKey is the record of the joined agent's key a request was made
-// with, or nil for an operator's key or a static agent key.
-func (a *API) joinedKey(ctx context.Context) (*state.AgentKeyRecord, int64, error) {
-	k := AgentKeyOf(ctx)
-	if k == "" {
-		return nil, 0, nil
+	t := &state.TaskRecord{}
+	if _, err := a.Store.Get(ctx, state.TaskKey(cluster, tid), t); errors.Is(err, state.ErrNotFound) {
+		return nil, spec.InvalidParam("Task %s does not exist.", r.Task)
+	} else if err != nil {
+		return nil, err
 	}
-	rec := &state.AgentKeyRecord{}
-	rev, err := a.Store.Get(ctx, state.AgentKeyKey(k), rec)
-	if isNotFound(err) {
-		return nil, 0, nil
+	if t.InstanceID != inst || spec.Val(t.LastStatus) == "STOPPED" {
+		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Task " + r.Task + " does not run on this container instance."}
 	}
-	return rec, rev, err
+	td, err := a.Resolver.TaskDefinition(ctx, spec.Val(t.TaskDefinitionArn))
+	if err != nil {
+		return nil, err
+	}
+	g := &EFSMountGrant{Cluster: cluster, TaskArn: spec.Val(t.TaskArn), InstanceID: inst, TaskRoleArn: spec.Val(td.TaskDefinition.TaskRoleArn)}
+	if o := t.Overrides; o != nil && spec.Val(o.TaskRoleArn) != "" {
+		g.TaskRoleArn = spec.Val(o.TaskRoleArn)
+	}
+	slot, isSlot := service.TagValue(t.Tags, service.SlotTag)
+	if svc, ok := strings.CutPrefix(spec.Val(t.Group), "service:"); ok && isSlot {
+		g.SlotDir = svc + "-" + slot // as BERTH_SERVICE_SLOT names the slot
+	}
+	found := false
+	for _, v := range td.TaskDefinition.Volumes {
+		if spec.Val(v.Name) == r.Volume && v.EfsVolumeConfiguration != nil {
+			g.Config, found = *v.EfsVolumeConfiguration, true
+		}
+	}
+	if !found {
+		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Task " + r.Task + " has no EFS volume '" + r.Volume + "'."}
+	}
+	ir := &state.InstanceRecord{}
+	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, inst), ir); err != nil {
+		return nil, err
+	}
+	for _, at := range ir.Attributes {
+		if spec.Val(at.Name) == "ecs.availability-zone" {
+			g.Zone = spec.Val(at.Value)
+		}
+	}
+	return g, nil
 }
