@@ -21,6 +21,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
+	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -48,7 +49,7 @@ func newEngine(t testing.TB) (*Engine, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	eng := NewEngine(cli, ChunkDir{Path: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	eng := NewEngine(cli, fschunk.Dir{Path: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f, err := eng.CreateFS(context.Background(), "t", &FileSystem{Name: "t"})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +207,7 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	leak := fsproto.NewChunkID()
 	e.Chunks.Put(context.Background(), fs, leak, []byte("leak"))
 	old := time.Now().Add(-time.Hour)
-	os.Chtimes(filepath.Join(e.Chunks.(ChunkDir).Path, fs, leak[:2], leak), old, old)
+	os.Chtimes(filepath.Join(e.Chunks.(fschunk.Dir).Path, fs, leak[:2], leak), old, old)
 	rep, err := e.Fsck(ctx, fs, false)
 	if err != nil || len(rep.Problems) != 4 {
 		t.Fatalf("want 4 problems: %v %+v", err, rep)

@@ -1,22 +1,18 @@
-// Package fsmeta is the shared file system's metadata engine: inodes,
-// directory entries, per-block slice lists, xattrs, sessions, locks and
-// orphans, kept in etcd under Prefix, and the chunk store that holds file
-// data. Every operation that must be atomic is one etcd transaction guarded
-// on the revisions it read; an operation that would exceed etcd's limits is
-// refused, never split. Mount clients reach it only through the server's
-// HTTP API (Request/Response), never directly.
+// Package fsmeta is the shared file system's metadata engine on etcd:
+// inodes, directory entries, per-block slice lists, xattrs, sessions,
+// locks and orphans, under the keys state/keys.go spells (fsm/ID/…). Every
+// operation that must be atomic is one etcd transaction guarded on the
+// revisions it read; one that would exceed etcd's limits is refused, never
+// split. Mounts reach it only through the server's HTTP API, in the
+// protocol of package fsproto; file data lives in a fschunk.Store.
 //
-// Key layout (under state.Prefix):
-//
-//	filesystems/ID              FileSystem
-//	fsm/ID/i/INO                Attr (INO: 16 hex digits; root is 1)
-//	fsm/ID/i/INO/t              Times: a directory's mtime/ctime, written blind by entry changes
-//	fsm/ID/d/PARENT/NAME        Dentry
-//	fsm/ID/b/INO/BLK            []Slice of one 4 MiB block (BLK: 8 hex digits)
-//	fsm/ID/s/SESSION            Session, bound to the session's lease
-//	fsm/ID/l/INO/SESSION        []Lock held by one session on one inode (session lease)
-//	fsm/ID/o/INO                Orphan: nlink reached 0; data freed once no session holds it
-//	fsm/ID/h/INO/SESSION        hold of an open, unlinked file by a session (session lease)
+// Files by concern: engine.go (the Engine, Do and the op dispatch, reads
+// and transactions), dir.go and rename.go (the namespace), attr.go
+// (attributes, xattrs, usage), data.go (block lists and commits),
+// chunkid.go (issued chunk ids), locks.go (sessions, locks, holds),
+// access.go (restricted sessions: identity, root and confinement),
+// maintain.go (file system records, orphans, compaction, chunk
+// collection, fsck), events.go (changes for mounts).
 package fsmeta
 
 import (

@@ -293,6 +293,10 @@ type Statfs struct {
 const ErrChunkExpired = syscall.EKEYEXPIRED
 
 var chunkRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var fsRE = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
+
+// ValidFSID reports whether id is a file system id.
+func ValidFSID(id string) bool { return fsRE.MatchString(id) }
 
 // ValidChunkID reports whether id is a chunk id.
 func ValidChunkID(id string) bool { return chunkRE.MatchString(id) }

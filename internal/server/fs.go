@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
 	"github.com/berth-project/berth/internal/fsproto"
@@ -65,7 +66,7 @@ func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 	fs, id := r.PathValue("fs"), r.PathValue("id")
-	if !fsmeta.ValidFSID(fs) || !fsproto.ValidChunkID(id) {
+	if !fsproto.ValidFSID(fs) || !fsproto.ValidChunkID(id) {
 		http.Error(w, "invalid chunk", http.StatusBadRequest)
 		return
 	}
@@ -76,7 +77,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 	// On a store mounts can reach themselves (S3), the server only
 	// authorises: it answers with a short-lived URL of the chunk, and the
 	// bytes move between the mount and the store.
-	direct, _ := s.fs.Chunks.(fsmeta.ObjectChunks)
+	direct, _ := s.fs.Chunks.(fschunk.Objects)
 	if direct.Objects != nil && direct.Direct() {
 		chunkRequests.WithLabelValues(r.Method, "redirected").Inc()
 		s.fsChunkDirect(w, r, direct, fs, id)
@@ -114,7 +115,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch err := s.fs.Chunks.Put(r.Context(), fs, id, b); {
-		case errors.Is(err, fsmeta.ErrChunkExists):
+		case errors.Is(err, fschunk.ErrExists):
 			http.Error(w, "chunk exists", http.StatusConflict)
 		case err != nil:
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -128,7 +129,7 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 
 // chunkBufs recycles the buffers chunk uploads are read into: at hundreds
 // of MiB/s, fresh 4 MiB buffers cost the server more than the copying.
-var chunkBufs = sync.Pool{New: func() any { b := fsmeta.AlignedBuffer(fsproto.BlockSize); return &b }}
+var chunkBufs = sync.Pool{New: func() any { b := fschunk.AlignedBuffer(fsproto.BlockSize); return &b }}
 
 func (s *Server) fsExists(ctx context.Context, fs string) (bool, error) {
 	_, err := s.fs.GetFS(ctx, fs)
@@ -309,7 +310,7 @@ func (s *Server) fsFsck(ctx context.Context, req *FSRef) (*fsmeta.FsckReport, er
 // fsChunkDirect redirects a chunk's GET or PUT to the store: 307 with a
 // presigned URL (a PUT's for exactly its Content-Length, sent with
 // "Expect: 100-continue" so the body is not sent to the server first).
-func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fsmeta.ObjectChunks, fs, id string) {
+func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fschunk.Objects, fs, id string) {
 	var url string
 	var err error
 	switch r.Method {
@@ -335,7 +336,7 @@ func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fs
 		return
 	}
 	switch {
-	case errors.Is(err, fsmeta.ErrChunkExists):
+	case errors.Is(err, fschunk.ErrExists):
 		http.Error(w, "chunk exists", http.StatusConflict)
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)

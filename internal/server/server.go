@@ -29,6 +29,7 @@ import (
 	"github.com/berth-project/berth/internal/agentsrv"
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/blob/backend"
+	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
@@ -204,12 +205,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.cancel = rcancel
 	go func() { cache.Run(rctx); close(s.done) }()
 	go s.gcLoop(rctx)
-	var chunks fsmeta.ChunkStore = fsmeta.ChunkDir{}
+	var chunks fschunk.Store = fschunk.Dir{}
 	switch {
 	case chosenStore:
-		chunks = fsmeta.ObjectChunks{Objects: s.chunks.Objects}
+		chunks = fschunk.Objects{Objects: s.chunks.Objects}
 	case cfg.DataDir != "":
-		chunks = fsmeta.ChunkDir{Path: filepath.Join(cfg.DataDir, "fs-chunks")}
+		chunks = fschunk.Dir{Path: filepath.Join(cfg.DataDir, "fs-chunks")}
 	}
 	s.fs = fsmeta.NewEngine(cli, chunks, cfg.Log)
 	if err := s.fs.LoadChunkKey(sctx); err != nil {

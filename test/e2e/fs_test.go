@@ -762,7 +762,7 @@ func TestFSCommands(t *testing.T) {
 	}
 	var created []server.FSDescription
 	json.Unmarshal([]byte(out), &created)
-	if len(created) != 1 || !fsmeta.ValidFSID(created[0].ID) {
+	if len(created) != 1 || !fsproto.ValidFSID(created[0].ID) {
 		t.Fatalf("create: %s", out)
 	}
 	id := created[0].ID

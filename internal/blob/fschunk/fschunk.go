@@ -1,4 +1,8 @@
-package fsmeta
+// Package fschunk is where shared file systems keep their data: chunks
+// FS/ab/ID, each written once under a fresh id and never changed, in the
+// server's directory (Dir) or in a blob store (Objects), which mounts then
+// reach directly through presigned URLs.
+package fschunk
 
 import (
 	"bytes"
@@ -9,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -21,13 +24,13 @@ import (
 	"github.com/berth-project/berth/internal/fsproto"
 )
 
-// ChunkStore holds the shared file systems' data: chunks FS/ab/ID, each
+// Store holds the shared file systems' data: chunks FS/ab/ID, each
 // written once under a fresh random id and never changed. A put of an
-// existing id is refused (ErrChunkExists), so a chunk a commit names is the
+// existing id is refused (ErrExists), so a chunk a commit names is the
 // chunk that was uploaded. Sync makes every chunk put so far durable (a
 // commit calls it before it names them). Open, Get, Age and Delete of a
 // missing chunk return an error wrapping fs.ErrNotExist (Delete: nil).
-type ChunkStore interface {
+type Store interface {
 	Put(ctx context.Context, fsid, id string, data []byte) error
 	Get(ctx context.Context, fsid, id string) ([]byte, error)
 	// Open returns a reader of the chunk (an *os.File where the store is
@@ -42,23 +45,18 @@ type ChunkStore interface {
 	Keeps() bool
 }
 
-// ChunkDir is the ChunkStore in a local directory: DIR/FS/ab/ID.
-type ChunkDir struct{ Path string }
+// Dir is the Store in a local directory: DIR/FS/ab/ID.
+type Dir struct{ Path string }
 
 // Keeps reports whether the directory is set.
-func (d ChunkDir) Keeps() bool { return d.Path != "" }
+func (d Dir) Keeps() bool { return d.Path != "" }
 
-var fsRE = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
+// ErrExists is returned by Put for an id already stored.
+var ErrExists = errors.New("chunk already exists")
 
-// ValidFSID reports whether id is a file system id.
-func ValidFSID(id string) bool { return fsRE.MatchString(id) }
+func (d Dir) path(fsid, id string) string { return filepath.Join(d.Path, fsid, id[:2], id) }
 
-// ErrChunkExists is returned by Put for an id already stored.
-var ErrChunkExists = errors.New("chunk already exists")
-
-func (d ChunkDir) path(fsid, id string) string { return filepath.Join(d.Path, fsid, id[:2], id) }
-
-func (d ChunkDir) check(fsid, id string) error {
+func (d Dir) check(fsid, id string) error {
 	if d.Path == "" {
 		return errors.New("this server keeps no file data (it has no --data-dir)")
 	}
@@ -66,7 +64,7 @@ func (d ChunkDir) check(fsid, id string) error {
 }
 
 func checkChunk(fsid, id string) error {
-	if !ValidFSID(fsid) || !fsproto.ValidChunkID(id) {
+	if !fsproto.ValidFSID(fsid) || !fsproto.ValidChunkID(id) {
 		return fmt.Errorf("invalid chunk %s/%s", fsid, id)
 	}
 	return nil
@@ -79,7 +77,7 @@ func checkChunk(fsid, id string) error {
 // writer's full block) is written with O_DIRECT: it goes to the disk
 // without a copy into the page cache, which costs the server more CPU than
 // anything else it does for a write.
-func (d ChunkDir) Put(_ context.Context, fsid, id string, data []byte) error {
+func (d Dir) Put(_ context.Context, fsid, id string, data []byte) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
 	}
@@ -116,7 +114,7 @@ func (d ChunkDir) Put(_ context.Context, fsid, id string, data []byte) error {
 		return err
 	}
 	if err := os.Link(tmp, p); errors.Is(err, fs.ErrExist) {
-		return ErrChunkExists
+		return ErrExists
 	} else if err != nil {
 		return err
 	}
@@ -133,7 +131,7 @@ func AlignedBuffer(n int) []byte {
 
 // Sync makes every chunk stored so far durable, with their directory
 // entries: one syncfs(2) of the file system that holds the store.
-func (d ChunkDir) Sync(context.Context) error {
+func (d Dir) Sync(context.Context) error {
 	if d.Path == "" {
 		return errors.New("this server keeps no file data (it has no --data-dir)")
 	}
@@ -148,7 +146,7 @@ func (d ChunkDir) Sync(context.Context) error {
 }
 
 // Get reads a chunk.
-func (d ChunkDir) Get(_ context.Context, fsid, id string) ([]byte, error) {
+func (d Dir) Get(_ context.Context, fsid, id string) ([]byte, error) {
 	if err := d.check(fsid, id); err != nil {
 		return nil, err
 	}
@@ -156,7 +154,7 @@ func (d ChunkDir) Get(_ context.Context, fsid, id string) ([]byte, error) {
 }
 
 // Open opens a chunk for reading and returns its size.
-func (d ChunkDir) Open(_ context.Context, fsid, id string) (io.ReadCloser, int64, error) {
+func (d Dir) Open(_ context.Context, fsid, id string) (io.ReadCloser, int64, error) {
 	if err := d.check(fsid, id); err != nil {
 		return nil, 0, err
 	}
@@ -173,7 +171,7 @@ func (d ChunkDir) Open(_ context.Context, fsid, id string) (io.ReadCloser, int64
 }
 
 // Age is how long ago the chunk was stored.
-func (d ChunkDir) Age(_ context.Context, fsid, id string) (time.Duration, error) {
+func (d Dir) Age(_ context.Context, fsid, id string) (time.Duration, error) {
 	if err := d.check(fsid, id); err != nil {
 		return 0, err
 	}
@@ -185,7 +183,7 @@ func (d ChunkDir) Age(_ context.Context, fsid, id string) (time.Duration, error)
 }
 
 // Delete removes a chunk; a missing chunk is not an error.
-func (d ChunkDir) Delete(_ context.Context, fsid, id string) error {
+func (d Dir) Delete(_ context.Context, fsid, id string) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
 	}
@@ -197,7 +195,7 @@ func (d ChunkDir) Delete(_ context.Context, fsid, id string) error {
 }
 
 // Walk calls fn for every chunk of a file system with its age and size.
-func (d ChunkDir) Walk(_ context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {
+func (d Dir) Walk(_ context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {
 	if d.Path == "" {
 		return nil
 	}
@@ -223,38 +221,38 @@ func (d ChunkDir) Walk(_ context.Context, fsid string, fn func(id string, age ti
 }
 
 // RemoveAll deletes a file system's chunks.
-func (d ChunkDir) RemoveAll(_ context.Context, fsid string) error {
+func (d Dir) RemoveAll(_ context.Context, fsid string) error {
 	if d.Path == "" {
 		return nil
 	}
-	if !ValidFSID(fsid) {
+	if !fsproto.ValidFSID(fsid) {
 		return fmt.Errorf("invalid file system id %q", fsid)
 	}
 	return os.RemoveAll(filepath.Join(d.Path, fsid))
 }
 
-// ObjectChunks is the ChunkStore on a blob backend (an S3-compatible store,
+// Objects is the Store on a blob backend (an S3-compatible store,
 // say): chunk FS/ab/ID is the object fs/FS/ab/ID. A put is durable when it
 // returns, so Sync has nothing to do.
-type ObjectChunks struct{ Objects blob.Objects }
+type Objects struct{ Objects blob.Objects }
 
 func objectName(fsid, id string) string { return "fs/" + fsid + "/" + id[:2] + "/" + id }
 
-func (o ObjectChunks) Keeps() bool { return true }
+func (o Objects) Keeps() bool { return true }
 
-func (o ObjectChunks) Put(ctx context.Context, fsid, id string, data []byte) error {
+func (o Objects) Put(ctx context.Context, fsid, id string, data []byte) error {
 	if err := checkChunk(fsid, id); err != nil {
 		return err
 	}
 	if _, err := o.Objects.Stat(ctx, objectName(fsid, id)); err == nil {
-		return ErrChunkExists
+		return ErrExists
 	} else if !errors.Is(err, blob.ErrNotFound) {
 		return err
 	}
 	return o.Objects.Put(ctx, objectName(fsid, id), data)
 }
 
-func (o ObjectChunks) Get(ctx context.Context, fsid, id string) ([]byte, error) {
+func (o Objects) Get(ctx context.Context, fsid, id string) ([]byte, error) {
 	if err := checkChunk(fsid, id); err != nil {
 		return nil, err
 	}
@@ -265,7 +263,7 @@ func (o ObjectChunks) Get(ctx context.Context, fsid, id string) ([]byte, error) 
 	return b, err
 }
 
-func (o ObjectChunks) Open(ctx context.Context, fsid, id string) (io.ReadCloser, int64, error) {
+func (o Objects) Open(ctx context.Context, fsid, id string) (io.ReadCloser, int64, error) {
 	b, err := o.Get(ctx, fsid, id)
 	if err != nil {
 		return nil, 0, err
@@ -273,9 +271,9 @@ func (o ObjectChunks) Open(ctx context.Context, fsid, id string) (io.ReadCloser,
 	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 }
 
-func (o ObjectChunks) Sync(context.Context) error { return nil }
+func (o Objects) Sync(context.Context) error { return nil }
 
-func (o ObjectChunks) Age(ctx context.Context, fsid, id string) (time.Duration, error) {
+func (o Objects) Age(ctx context.Context, fsid, id string) (time.Duration, error) {
 	if err := checkChunk(fsid, id); err != nil {
 		return 0, err
 	}
@@ -288,15 +286,15 @@ func (o ObjectChunks) Age(ctx context.Context, fsid, id string) (time.Duration, 
 	return time.Since(in.ModTime), nil
 }
 
-func (o ObjectChunks) Delete(ctx context.Context, fsid, id string) error {
+func (o Objects) Delete(ctx context.Context, fsid, id string) error {
 	if err := checkChunk(fsid, id); err != nil {
 		return err
 	}
 	return o.Objects.Delete(ctx, objectName(fsid, id))
 }
 
-func (o ObjectChunks) Walk(ctx context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {
-	if !ValidFSID(fsid) {
+func (o Objects) Walk(ctx context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {
+	if !fsproto.ValidFSID(fsid) {
 		return fmt.Errorf("invalid file system id %q", fsid)
 	}
 	return o.Objects.List(ctx, "fs/"+fsid+"/", func(in blob.Info) error {
@@ -308,8 +306,8 @@ func (o ObjectChunks) Walk(ctx context.Context, fsid string, fn func(id string, 
 	})
 }
 
-func (o ObjectChunks) RemoveAll(ctx context.Context, fsid string) error {
-	if !ValidFSID(fsid) {
+func (o Objects) RemoveAll(ctx context.Context, fsid string) error {
+	if !fsproto.ValidFSID(fsid) {
 		return fmt.Errorf("invalid file system id %q", fsid)
 	}
 	var names []string
@@ -331,13 +329,13 @@ func (o ObjectChunks) RemoveAll(ctx context.Context, fsid string) error {
 const DirectTTL = 15 * time.Minute
 
 // Direct reports whether mounts move this store's bytes themselves.
-func (o ObjectChunks) Direct() bool {
+func (o Objects) Direct() bool {
 	_, ok := o.Objects.(blob.Presigner)
 	return ok
 }
 
 // GetURL is a URL a mount reads a chunk from, straight from the store.
-func (o ObjectChunks) GetURL(ctx context.Context, fsid, id string) (string, error) {
+func (o Objects) GetURL(ctx context.Context, fsid, id string) (string, error) {
 	if err := checkChunk(fsid, id); err != nil {
 		return "", err
 	}
@@ -346,7 +344,7 @@ func (o ObjectChunks) GetURL(ctx context.Context, fsid, id string) (string, erro
 
 // PutURL is a URL a mount writes a new chunk of size bytes to, straight
 // to the store, under an id the server issued (so no chunk has it yet).
-func (o ObjectChunks) PutURL(ctx context.Context, fsid, id string, size int64) (string, error) {
+func (o Objects) PutURL(ctx context.Context, fsid, id string, size int64) (string, error) {
 	if err := checkChunk(fsid, id); err != nil {
 		return "", err
 	}

@@ -1,0 +1,351 @@
+package fsmeta
+
+// Namespace operations: lookup, create (mknod, tmpfile), link, unlink,
+// rmdir and readdir. Rename is in rename.go.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"syscall"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/fsproto"
+	"github.com/berth-project/berth/internal/state"
+)
+
+func (e *Engine) lookup(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	if err := checkName(r.Name); err != nil {
+		return nil, err
+	}
+	for i := 0; i < attempts; i++ {
+		d, _, err := e.dentry(ctx, r.FS, r.Parent, r.Name)
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			// A missing parent is ENOENT too.
+			return nil, errno(syscall.ENOENT, "no entry %q", r.Name)
+		}
+		n, err := e.load(ctx, r.FS, d.Ino)
+		var fe *Error
+		if errors.As(err, &fe) && fe.Errno == syscall.ENOENT {
+			continue // removed between the two reads
+		} else if err != nil {
+			return nil, err
+		}
+		return &fsproto.Response{Attr: n.a}, nil
+	}
+	return nil, errContention
+}
+
+func (e *Engine) mknod(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	if err := checkName(r.Name); err != nil {
+		return nil, err
+	}
+	typ := r.Mode & syscall.S_IFMT
+	switch typ {
+	case syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK, syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+	default:
+		return nil, errno(syscall.EINVAL, "invalid file type %o", typ)
+	}
+	if typ == syscall.S_IFLNK && (r.Target == "" || len(r.Target) >= 4096) {
+		return nil, errno(syscall.ENAMETOOLONG, "symlink target of %d bytes", len(r.Target))
+	}
+	for i := 0; i < attempts; i++ {
+		p, err := e.parent(ctx, r.FS, r.Parent)
+		if err != nil {
+			return nil, err
+		}
+		if !p.a.IsDir() {
+			e.forget(r.FS, r.Parent)
+			return nil, errno(syscall.ENOTDIR, "parent is not a directory")
+		}
+		t := now()
+		a := &fsproto.Attr{Ino: randIno(), Mode: r.Mode, Uid: r.Uid, Gid: r.Gid, Nlink: 1, Atime: t, Mtime: t, Ctime: t, Rdev: r.Rdev, By: r.Session}
+		if typ == syscall.S_IFLNK {
+			a.Mode, a.Target, a.Size = syscall.S_IFLNK|0o777, r.Target, uint64(len(r.Target))
+		}
+		if p.a.Mode&syscall.S_ISGID != 0 {
+			a.Gid = p.a.Gid
+			if typ == syscall.S_IFDIR {
+				a.Mode |= syscall.S_ISGID
+			}
+		}
+		dk := state.DentryKey(r.FS, r.Parent, r.Name)
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(dk), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, a.Ino)), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Parent)), "=", p.rev),
+		}
+		ops := []clientv3.Op{clientv3.OpPut(dk, marshal(&Dentry{Ino: a.Ino, Mode: typ, By: r.Session}))}
+		a.Parent = r.Parent
+		pa := *p.a
+		pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
+		if typ == syscall.S_IFDIR {
+			a.Nlink = 2
+			pa.Nlink++
+			e.forget(r.FS, r.Parent)
+			ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, r.Parent), storeAttr(&pa)))
+		} else {
+			ops = append(ops, clientv3.OpPut(state.DirTimesKey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})))
+		}
+		ops = append(ops, clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(a)))
+		resp, err := e.txn(ctx, cmps, ops, clientv3.OpGet(dk))
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			a.Rev = resp.Header.Revision
+			return &fsproto.Response{Attr: a, Dir: &pa}, nil
+		}
+		e.forget(r.FS, r.Parent)
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			if r.Excl || typ != syscall.S_IFREG {
+				return nil, errno(syscall.EEXIST, "%q exists", r.Name)
+			}
+			d := &Dentry{}
+			json.Unmarshal(kvs[0].Value, d)
+			n, err := e.load(ctx, r.FS, d.Ino)
+			if err != nil {
+				continue
+			}
+			if n.a.IsDir() {
+				return nil, errno(syscall.EISDIR, "%q is a directory", r.Name)
+			}
+			return &fsproto.Response{Attr: n.a}, nil
+		}
+	}
+	return nil, errContention
+}
+
+func (e *Engine) tmpfile(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	p, err := e.dir(ctx, r.FS, r.Parent)
+	if err != nil {
+		return nil, err
+	}
+	lease, err := e.sessionLease(ctx, r.FS, r.Session)
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	a := &fsproto.Attr{Ino: randIno(), Mode: syscall.S_IFREG | r.Mode&0o7777, Uid: r.Uid, Gid: r.Gid, Atime: t, Mtime: t, Ctime: t, By: r.Session, Parent: r.Parent}
+	if p.a.Mode&syscall.S_ISGID != 0 {
+		a.Gid = p.a.Gid
+	}
+	resp, err := e.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, a.Ino)), "=", 0)}, []clientv3.Op{
+		clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(a)),
+		clientv3.OpPut(state.OrphanKey(r.FS, a.Ino), marshal(&Orphan{Since: t})),
+		clientv3.OpPut(state.HoldPrefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return nil, errContention
+	}
+	a.Rev = resp.Header.Revision
+	return &fsproto.Response{Attr: a}, nil
+}
+
+func (e *Engine) dropLink(ctx context.Context, r *fsproto.Request, n *node, t int64) ([]clientv3.Op, error) {
+	a := *n.a
+	a.Nlink--
+	a.Ctime, a.By = t, r.Session
+	ops := []clientv3.Op{clientv3.OpPut(state.InodeKey(r.FS, a.Ino), storeAttr(&a))}
+	if a.Nlink == 0 {
+		ops = append(ops, clientv3.OpPut(state.OrphanKey(r.FS, a.Ino), marshal(&Orphan{Since: t})))
+		if r.Held && r.Session != "" {
+			lease, err := e.sessionLease(ctx, r.FS, r.Session)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, clientv3.OpPut(state.HoldPrefix(r.FS, a.Ino)+r.Session, "", clientv3.WithLease(lease)))
+		}
+	}
+	return ops, nil
+}
+
+func (e *Engine) unlink(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	if err := checkName(r.Name); err != nil {
+		return nil, err
+	}
+	for i := 0; i < attempts; i++ {
+		d, drev, n, err := e.named(ctx, r.FS, r.Parent, r.Name)
+		if err != nil {
+			return nil, err
+		}
+		if n == nil {
+			continue // removed between the two reads
+		}
+		if n.a.IsDir() {
+			return nil, errno(syscall.EISDIR, "%q is a directory", r.Name)
+		}
+		t := now()
+		dk := state.DentryKey(r.FS, r.Parent, r.Name)
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(dk), "=", drev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, d.Ino)), "=", n.rev),
+		}
+		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpPut(state.DirTimesKey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session}))}
+		more, err := e.dropLink(ctx, r, n, t)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := e.txn(ctx, cmps, append(ops, more...))
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			out := &fsproto.Response{}
+			if n.a.Nlink == 1 {
+				out.Ino = n.a.Ino // now an orphan: a client with it open holds it
+			}
+			return out, nil
+		}
+	}
+	return nil, errContention
+}
+
+func emptyDir(fs string, ino uint64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(state.DentryPrefix(fs, ino)), "=", 0).WithPrefix()
+}
+
+func (e *Engine) dirEmpty(ctx context.Context, fs string, ino uint64) (bool, error) {
+	resp, err := e.Client.Get(ctx, state.DentryPrefix(fs, ino), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false, err
+	}
+	return resp.Count == 0, nil
+}
+
+func (e *Engine) rmdir(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	if err := checkName(r.Name); err != nil {
+		return nil, err
+	}
+	for i := 0; i < attempts; i++ {
+		d, drev, n, err := e.named(ctx, r.FS, r.Parent, r.Name)
+		if err != nil {
+			return nil, err
+		}
+		if n == nil {
+			continue
+		}
+		if !n.a.IsDir() {
+			return nil, errno(syscall.ENOTDIR, "%q is not a directory", r.Name)
+		}
+		p, err := e.load(ctx, r.FS, r.Parent)
+		if err != nil {
+			return nil, err
+		}
+		t := now()
+		pa := *p.a
+		pa.Nlink--
+		pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
+		dk := state.DentryKey(r.FS, r.Parent, r.Name)
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(dk), "=", drev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, d.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Parent)), "=", p.rev),
+			emptyDir(r.FS, d.Ino),
+		}
+		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpDelete(state.InodeKey(r.FS, d.Ino)), clientv3.OpDelete(state.DirTimesKey(r.FS, d.Ino)),
+			clientv3.OpPut(state.InodeKey(r.FS, r.Parent), storeAttr(&pa))}
+		resp, err := e.txn(ctx, cmps, ops)
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			return &fsproto.Response{}, nil
+		}
+		if empty, err := e.dirEmpty(ctx, r.FS, d.Ino); err != nil {
+			return nil, err
+		} else if !empty {
+			return nil, errno(syscall.ENOTEMPTY, "%q is not empty", r.Name)
+		}
+	}
+	return nil, errContention
+}
+
+func (e *Engine) link(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	if err := checkName(r.NewName); err != nil {
+		return nil, err
+	}
+	for i := 0; i < attempts; i++ {
+		n, err := e.load(ctx, r.FS, r.Ino)
+		if err != nil {
+			return nil, err
+		}
+		if n.a.IsDir() {
+			return nil, errno(syscall.EPERM, "hard link to a directory")
+		}
+		// An unlinked inode may be linked again (the kernel allows it only
+		// for O_TMPFILE files): it stops being an orphan.
+		p, err := e.dir(ctx, r.FS, r.NewParent)
+		if err != nil {
+			return nil, err
+		}
+		t := now()
+		a := *n.a
+		a.Nlink++
+		a.Ctime, a.By = t, r.Session
+		if a.Parent == 0 || n.a.Nlink == 0 {
+			a.Parent = r.NewParent
+		}
+		dk := state.DentryKey(r.FS, r.NewParent, r.NewName)
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(dk), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.CreateRevision(state.InodeKey(r.FS, r.NewParent)), "=", p.crev),
+		}
+		ops := []clientv3.Op{
+			clientv3.OpPut(dk, marshal(&Dentry{Ino: r.Ino, Mode: a.Mode & syscall.S_IFMT, By: r.Session})),
+			clientv3.OpPut(state.InodeKey(r.FS, r.Ino), storeAttr(&a)),
+			clientv3.OpPut(state.DirTimesKey(r.FS, r.NewParent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session})),
+		}
+		if n.a.Nlink == 0 {
+			ops = append(ops, clientv3.OpDelete(state.OrphanKey(r.FS, r.Ino)), clientv3.OpDelete(state.HoldPrefix(r.FS, r.Ino), clientv3.WithPrefix()))
+		}
+		resp, err := e.txn(ctx, cmps, ops, clientv3.OpGet(dk, clientv3.WithCountOnly()))
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			a.Rev = resp.Header.Revision
+			return &fsproto.Response{Attr: &a}, nil
+		}
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return nil, errno(syscall.EEXIST, "%q exists", r.NewName)
+		}
+	}
+	return nil, errContention
+}
+
+func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	n, err := e.dir(ctx, r.FS, r.Ino)
+	if err != nil {
+		return nil, err
+	}
+	limit := r.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	pfx := state.DentryPrefix(r.FS, r.Ino)
+	start := pfx
+	if r.After != "" {
+		start = pfx + r.After + "\x00"
+	}
+	resp, err := e.Client.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(pfx)), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	out := &fsproto.Response{More: resp.More, Attr: n.a}
+	for _, kv := range resp.Kvs {
+		d := Dentry{}
+		json.Unmarshal(kv.Value, &d)
+		out.Entries = append(out.Entries, fsproto.Dirent{Name: strings.TrimPrefix(string(kv.Key), pfx), Ino: d.Ino, Mode: d.Mode})
+	}
+	return out, nil
+}
