@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/berth-project/berth/internal/agentapi"
@@ -33,12 +33,11 @@ type runner struct {
 	detached chan struct{}
 	once     sync.Once
 
-	ids      map[string]string // container name -> docker id
-	order    []string          // start order
-	exits    map[string]int    // container name -> exit code, for exited containers
-	reasons  map[string]string
-	health   map[string]string
-	sentTask string // last task health reported
+	ids     map[string]string // container name -> docker id
+	order   []string          // start order
+	exits   map[string]int    // container name -> exit code, for exited containers
+	reasons map[string]string
+	health  map[string]string
 
 	blockVols []agentapi.TaskBlockVolume
 	volumes   []agentapi.Volume
@@ -176,7 +175,7 @@ func (r *runner) start(ctx context.Context) error {
 	pullStart := time.Now()
 	var missing []string
 	for _, c := range r.def.ContainerDefinitions {
-		if _, err := r.a.docker.ImageInspect(ctx, spec.Val(c.Image)); errdefs.IsNotFound(err) {
+		if _, err := r.a.docker.ImageInspect(ctx, spec.Val(c.Image)); cerrdefs.IsNotFound(err) {
 			missing = append(missing, spec.Val(c.Image))
 		} else if err != nil {
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotPullContainerError: " + err.Error()}

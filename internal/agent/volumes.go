@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/berth-project/berth/internal/spec"
 )
@@ -86,7 +86,7 @@ func (r *runner) sharedVolume(ctx context.Context, name string, d *spec.DockerVo
 	}
 	got, err := r.a.docker.VolumeInspect(ctx, name)
 	switch {
-	case errdefs.IsNotFound(err):
+	case cerrdefs.IsNotFound(err):
 		if !spec.Val(d.Autoprovision) {
 			return volumeError("shared volume '%s' does not exist on this instance and autoprovision is false", name)
 		}

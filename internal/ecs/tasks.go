@@ -106,7 +106,7 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 	}
 	var exprs []spec.PlacementConstraint
 	for _, pc := range def.PlacementConstraints {
-		exprs = append(exprs, spec.PlacementConstraint{Type: pc.Type, Expression: pc.Expression})
+		exprs = append(exprs, spec.PlacementConstraint(pc))
 	}
 	exprs = append(exprs, in.Constraints...)
 	for _, pc := range exprs {

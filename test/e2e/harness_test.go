@@ -26,7 +26,6 @@ type env struct {
 	srv *server.Server
 	ecs *ecs.Client
 	ctx context.Context
-	dir string
 }
 
 func start(t testing.TB, mod ...func(*server.Config)) *server.Server {

@@ -91,7 +91,7 @@ func TestServiceSpreadsAndReplacesLostTasks(t *testing.T) {
 
 	killed := time.Now()
 	c.stopAgent(agents[0])
-	s = c.waitService("web", "replacement of the lost task", func(s types.Service) bool {
+	c.waitService("web", "replacement of the lost task", func(s types.Service) bool {
 		return hasEvent(s, "running tasks on lost container instances") && s.RunningCount == 3
 	})
 	t.Logf("replaced %s after the agent stopped", time.Since(killed).Round(100*time.Millisecond))

@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -32,7 +31,6 @@ import (
 // Store is a blob.Objects in one bucket, below a prefix.
 type Store struct {
 	client   *s3.Client
-	up       *manager.Uploader
 	bucket   string
 	prefix   string // "" or ending in "/"
 	endpoint string
@@ -122,7 +120,6 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	up := manager.NewUploader(client, func(u *manager.Uploader) { u.PartSize = partSize; u.Concurrency = 4 })
 	base := "https://s3." + o.Region + ".amazonaws.com"
 	if o.Endpoint != "" {
 		base = o.Endpoint
@@ -131,7 +128,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3://%s: endpoint %q: %w", o.Bucket, base, err)
 	}
-	return &Store{client: client, up: up, bucket: o.Bucket, prefix: prefix, endpoint: o.Endpoint,
+	return &Store{client: client, bucket: o.Bucket, prefix: prefix, endpoint: o.Endpoint,
 		base: bu, pathStyle: o.PathStyle, region: o.Region, creds: aws.NewCredentialsCache(cfg.Credentials), signer: v4.NewSigner()}, nil
 }
 
@@ -198,7 +195,7 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	if len(data) > partSize {
-		_, err = s.up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key), Body: bytes.NewReader(data)})
+		err = s.putMultipart(ctx, key, data)
 	} else {
 		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
 			Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data)))})
@@ -207,6 +204,51 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 		return fmt.Errorf("put %s in %s: %w", name, s, fail(ctx, err))
 	}
 	return nil
+}
+
+// putMultipart uploads data over partSize as a multipart upload, four
+// parts at a time; a failed upload is aborted, so no parts are left behind.
+func (s *Store) putMultipart(ctx context.Context, key string, data []byte) error {
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return err
+	}
+	n := (len(data) + partSize - 1) / partSize
+	parts := make([]types.CompletedPart, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 4)
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem }()
+			part := data[i*partSize : min((i+1)*partSize, len(data))]
+			out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+				UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part),
+				ContentLength: aws.Int64(int64(len(part)))})
+			if err == nil {
+				parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err == nil {
+		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+			UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	}
+	if err != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+			UploadId: up.UploadId}); aerr != nil {
+			return fmt.Errorf("%w (and aborting the upload: %v)", err, aerr)
+		}
+	}
+	return err
 }
 
 func (s *Store) get(ctx context.Context, name, rng string) ([]byte, error) {
