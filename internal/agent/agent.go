@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -214,7 +215,9 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 	var saved savedState
 	if b, err := os.ReadFile(a.statePath()); err == nil {
-		json.Unmarshal(b, &saved)
+		if err := json.Unmarshal(b, &saved); err != nil {
+			return fmt.Errorf("agent state %s is unreadable (remove it to register as a new instance): %w", a.statePath(), err)
+		}
 	}
 	info, _ := a.docker.ServerVersion(ctx)
 	host, _ := os.Hostname()
@@ -481,12 +484,16 @@ func (a *Agent) cleanupTask(ctx context.Context, taskARN string) {
 		if c.State == "running" {
 			continue // not ours to remove yet
 		}
-		a.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{})
+		if err := a.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			a.log.Warn("cleanup: remove container", "container", c.ID, "err", err)
+		}
 	}
 	vols, err := a.docker.VolumeList(ctx, volumeListOptions(filters.NewArgs(filters.Arg("label", LabelTaskVolume+"="+taskARN))))
 	if err == nil {
 		for _, v := range vols.Volumes {
-			a.docker.VolumeRemove(ctx, v.Name, false)
+			if err := a.docker.VolumeRemove(ctx, v.Name, false); err != nil && !cerrdefs.IsNotFound(err) {
+				a.log.Warn("cleanup: remove task volume", "volume", v.Name, "err", err)
+			}
 		}
 	}
 	a.mu.Lock()

@@ -144,9 +144,16 @@ func (a *Agent) ensureVolume(ctx context.Context, v *agentapi.Volume) error {
 	})
 }
 
+// volumeEvent reports a volume's progress; a report that fails is logged
+// (the volume's state on the server then stays as it was, and the next
+// poll hands the work over again).
 func (a *Agent) volumeEvent(ctx context.Context, v *agentapi.Volume, event, reason string, epoch int64) error {
-	return a.api.Post(ctx, "/berth/v1/agent/volume-event", &agentapi.VolumeEventRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn,
+	err := a.api.Post(ctx, "/berth/v1/agent/volume-event", &agentapi.VolumeEventRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn,
 		VolumeID: v.VolumeID, Event: event, Reason: reason, Epoch: epoch}, nil)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("volume report failed", "volume", v.VolumeID, "event", event, "err", err)
+	}
+	return err
 }
 
 // attachBlockVolumes prepares and mounts the task's block volumes, checking
@@ -320,7 +327,11 @@ func (a *Agent) volumeOps(ctx context.Context, out *agentapi.TasksResponse) {
 						"writesSuspended", frozen, "took", time.Since(start))
 				}
 			}
-			a.api.Post(ctx, "/berth/v1/agent/snapshot-done", req, nil)
+			if err := a.api.Post(ctx, "/berth/v1/agent/snapshot-done", req, nil); err != nil {
+				// The snapshot stays pending on the server, which hands it
+				// over again on a later poll.
+				a.log.Warn("snapshot report failed", "snapshot", sn.SnapshotID, "err", err)
+			}
 		}()
 	}
 }

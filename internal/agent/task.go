@@ -166,7 +166,10 @@ func (r *runner) start(ctx context.Context) error {
 	}
 	for _, v := range r.def.Volumes {
 		if d := v.DockerVolumeConfiguration; d != nil && spec.Val(d.Scope) == "shared" {
-			r.a.api.Post(ctx, "/berth/v1/agent/residency", &agentapi.ResidencyRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Keys: []string{"docker-volume/" + spec.Val(v.Name)}}, nil)
+			if err := r.a.api.Post(ctx, "/berth/v1/agent/residency", &agentapi.ResidencyRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Keys: []string{"docker-volume/" + spec.Val(v.Name)}}, nil); err != nil {
+				// The agent reports all its shared volumes again when it registers.
+				r.a.log.Warn("report volume residency", "volume", spec.Val(v.Name), "err", err)
+			}
 		}
 	}
 	// PENDING goes out while the containers are created; the server

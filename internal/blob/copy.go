@@ -50,8 +50,11 @@ func Copy(ctx context.Context, from, to Objects, prefix string, progress func(Co
 			return st, fmt.Errorf("write %s to %s: %w", in.Name, to, err)
 		}
 		back, err := to.Get(ctx, in.Name)
-		if err != nil || !bytes.Equal(back, data) {
-			return st, fmt.Errorf("verify %s in %s: read back %d of %d bytes: %v", in.Name, to, len(back), len(data), err)
+		if err != nil {
+			return st, fmt.Errorf("verify %s in %s: %w", in.Name, to, err)
+		}
+		if !bytes.Equal(back, data) {
+			return st, fmt.Errorf("verify %s in %s: read back %d bytes that differ from the %d written", in.Name, to, len(back), len(data))
 		}
 		st.Copied++
 		st.Bytes += int64(len(data))

@@ -8,6 +8,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -250,7 +251,7 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	if len(plan.Lost) > 0 {
 		for _, id := range plan.Lost {
 			t := byID[id]
-			c.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
+			_, err := c.Applier.Transition(ctx, cluster, id, func(tr *state.TaskRecord) (bool, error) {
 				if spec.Val(tr.LastStatus) == "STOPPED" {
 					return false, nil
 				}
@@ -258,6 +259,9 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 				launch.MarkStopped(tr, now)
 				return true, nil
 			})
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
+				return fmt.Errorf("stopping task %s of a lost instance: %w", id, err) // the next pass tries again
+			}
 		}
 		events = append(events, fmt.Sprintf("has stopped %d running tasks on lost container instances: %s.", len(plan.Lost), taskList(plan.Lost)))
 	}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -261,7 +262,7 @@ func slotOverrides(td *spec.TaskDefinition, slot string) *spec.TaskOverride {
 func (c *Controller) stopTask(ctx context.Context, cluster string, t *state.TaskRecord, reason string) {
 	now := c.Now()
 	connected := c.Cache.Connected(cluster, t.InstanceID)
-	c.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
+	_, err := c.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
 		if spec.Val(tr.DesiredStatus) == "STOPPED" {
 			return false, nil
 		}
@@ -271,4 +272,8 @@ func (c *Controller) stopTask(ctx context.Context, cluster string, t *state.Task
 		}
 		return true, nil
 	})
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		// The next pass plans the stop again.
+		c.Log.Warn("service controller: stopping a task", "task", t.ID, "err", err)
+	}
 }

@@ -225,7 +225,9 @@ func (a *API) RegisterContainerInstance(ctx context.Context, r *spec.RegisterCon
 		return nil, err
 	}
 	if !resp.Succeeded {
-		a.Store.Client.Revoke(context.WithoutCancel(ctx), lease.ID)
+		if _, err := a.Store.Client.Revoke(context.WithoutCancel(ctx), lease.ID); err != nil {
+			a.Log.Warn("register: revoking an unused lease (it expires on its own)", "err", err)
+		}
 		return nil, spec.Exception("ServerException", "The container instance changed during registration; try again.")
 	}
 	a.Cache.WaitRev(resp.Header.Revision, 2*time.Second)

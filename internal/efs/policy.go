@@ -51,7 +51,7 @@ const (
 func ParsePolicy(doc string) (*Policy, error) {
 	p := &Policy{}
 	if err := json.Unmarshal([]byte(doc), p); err != nil {
-		return nil, fmt.Errorf("Policy is not valid JSON: %v", err)
+		return nil, fmt.Errorf("Policy is not valid JSON: %w", err)
 	}
 	if len(p.Statement) == 0 {
 		return nil, fmt.Errorf("Policy has no statements")

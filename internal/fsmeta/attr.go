@@ -4,7 +4,6 @@ package fsmeta
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"syscall"
 	"time"
@@ -28,7 +27,9 @@ func (e *Engine) truncateOps(ctx context.Context, fs string, ino uint64, size ui
 		}
 		if len(resp.Kvs) > 0 {
 			b := Blocks{}
-			json.Unmarshal(resp.Kvs[0].Value, &b)
+			if err := decode(k, resp.Kvs[0].Value, &b); err != nil {
+				return nil, nil, err
+			}
 			var kept []fsproto.Slice
 			for _, s := range b.Slices {
 				if s.Off >= cut {
@@ -216,7 +217,9 @@ func (e *Engine) Usage(ctx context.Context, fs string, maxAge time.Duration) (*f
 			return nil
 		}
 		a := fsproto.Attr{}
-		json.Unmarshal(v, &a)
+		if err := decode(k, v, &a); err != nil {
+			return err
+		}
 		st.Files++
 		st.Bytes += a.Size
 		return nil

@@ -35,8 +35,11 @@ func (e *Engine) LoadChunkKey(ctx context.Context) error {
 		return fmt.Errorf("chunk id key: %w", err)
 	}
 	resp, err := e.Client.Get(ctx, state.FSChunkKeyKey())
-	if err != nil || len(resp.Kvs) != 1 {
-		return fmt.Errorf("chunk id key: %v", err)
+	if err != nil {
+		return fmt.Errorf("chunk id key: %w", err)
+	}
+	if len(resp.Kvs) != 1 {
+		return fmt.Errorf("chunk id key: not in etcd after it was made")
 	}
 	k, err := hex.DecodeString(string(resp.Kvs[0].Value))
 	if err != nil || len(k) != 32 {

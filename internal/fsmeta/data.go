@@ -5,8 +5,7 @@ package fsmeta
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -27,11 +26,15 @@ func (e *Engine) readBlocks(ctx context.Context, r *fsproto.Request) (*fsproto.R
 	out := &fsproto.Response{Blocks: map[uint32][]fsproto.Slice{}, Rev: resp.Header.Revision}
 	pfx := state.BlockPrefix(r.FS, r.Ino)
 	for _, kv := range resp.Kvs {
-		var blk uint32
-		fmt.Sscanf(strings.TrimPrefix(string(kv.Key), pfx), "%x", &blk)
+		blk, err := strconv.ParseUint(strings.TrimPrefix(string(kv.Key), pfx), 16, 32)
+		if err != nil {
+			return nil, errno(syscall.EIO, "block key %s: %v", kv.Key, err)
+		}
 		b := Blocks{}
-		json.Unmarshal(kv.Value, &b)
-		out.Blocks[blk] = b.Slices
+		if err := decode(string(kv.Key), kv.Value, &b); err != nil {
+			return nil, err
+		}
+		out.Blocks[uint32(blk)] = b.Slices
 	}
 	return out, nil
 }
@@ -118,7 +121,9 @@ func (e *Engine) commit(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 			b := Blocks{}
 			var rev int64
 			if kvs := cur.Responses[j].GetResponseRange().Kvs; len(kvs) > 0 {
-				json.Unmarshal(kvs[0].Value, &b)
+				if err := decode(k, kvs[0].Value, &b); err != nil {
+					return nil, err // never rewrite a block whose slices cannot be read
+				}
 				rev = kvs[0].ModRevision
 			}
 			// Slices the new ones hide entirely are dropped: readers

@@ -5,7 +5,6 @@ package fsmeta
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"syscall"
@@ -107,7 +106,9 @@ func (e *Engine) mknod(ctx context.Context, r *fsproto.Request) (*fsproto.Respon
 				return nil, errno(syscall.EEXIST, "%q exists", r.Name)
 			}
 			d := &Dentry{}
-			json.Unmarshal(kvs[0].Value, d)
+			if err := decode(string(kvs[0].Key), kvs[0].Value, d); err != nil {
+				return nil, err
+			}
 			n, err := e.load(ctx, r.FS, d.Ino)
 			if err != nil {
 				continue
@@ -344,7 +345,9 @@ func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 	out := &fsproto.Response{More: resp.More, Attr: n.a}
 	for _, kv := range resp.Kvs {
 		d := Dentry{}
-		json.Unmarshal(kv.Value, &d)
+		if err := decode(string(kv.Key), kv.Value, &d); err != nil {
+			return nil, err
+		}
 		out.Entries = append(out.Entries, fsproto.Dirent{Name: strings.TrimPrefix(string(kv.Key), pfx), Ino: d.Ino, Mode: d.Mode})
 	}
 	return out, nil

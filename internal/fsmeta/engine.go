@@ -120,6 +120,15 @@ func randIno() uint64 {
 	return ino
 }
 
+// decode reads a stored record; one that cannot be read is an I/O error,
+// never an empty record.
+func decode(key string, b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return errno(syscall.EIO, "record %s: %v", key, err)
+	}
+	return nil
+}
+
 func marshal(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -171,7 +180,9 @@ func (e *Engine) load(ctx context.Context, fs string, ino uint64) (*node, error)
 			n.rev, n.crev = kv.ModRevision, kv.CreateRevision
 		case state.DirTimesKey(fs, ino):
 			times = &Times{}
-			json.Unmarshal(kv.Value, times)
+			if err := decode(string(kv.Key), kv.Value, times); err != nil {
+				return nil, err
+			}
 			trev = kv.ModRevision
 		}
 	}

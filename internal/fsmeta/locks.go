@@ -2,7 +2,6 @@ package fsmeta
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -55,7 +54,9 @@ func (e *Engine) sessionLease(ctx context.Context, fs, sess string) (clientv3.Le
 		return 0, errSessionGone
 	}
 	s := Session{}
-	json.Unmarshal(resp.Kvs[0].Value, &s)
+	if err := decode(string(resp.Kvs[0].Key), resp.Kvs[0].Value, &s); err != nil {
+		return 0, err
+	}
 	e.leases.Store(sess, clientv3.LeaseID(s.Lease))
 	return clientv3.LeaseID(s.Lease), nil
 }
@@ -134,7 +135,9 @@ func (e *Engine) locks(ctx context.Context, fs string, ino uint64) ([]lockHolder
 	for _, kv := range resp.Kvs {
 		sess := strings.TrimPrefix(string(kv.Key), pfx)
 		var ls []fsproto.Lock
-		json.Unmarshal(kv.Value, &ls)
+		if err := decode(string(kv.Key), kv.Value, &ls); err != nil {
+			return nil, nil, 0, err
+		}
 		bySess[sess] = ls
 		for _, l := range ls {
 			all = append(all, lockHolder{sess: sess, Lock: l})

@@ -187,7 +187,9 @@ func (e *Engine) FreeOrphans(ctx context.Context, fs string) (int, error) {
 	var inos []uint64
 	err := e.scan(ctx, pfx, 0, func(k string, v []byte, _, _ int64) error {
 		o := Orphan{}
-		json.Unmarshal(v, &o)
+		if err := decode(k, v, &o); err != nil {
+			return err // an orphan record that cannot be read frees nothing
+		}
 		if time.Since(time.Unix(0, o.Since)) < e.OrphanGrace {
 			return nil
 		}
@@ -398,21 +400,27 @@ func (e *Engine) Fsck(ctx context.Context, fs string, repair bool) (*FsckReport,
 			}
 			ino, _ := strconv.ParseUint(rest, 16, 64)
 			in := &inode{rev: modRev}
-			json.Unmarshal(v, &in.a)
+			if err := decode(k, v, &in.a); err != nil {
+				return err
+			}
 			in.a.Ino = ino
 			inodes[ino] = in
 		case "d":
 			ps, name, _ := strings.Cut(rest, "/")
 			p, _ := strconv.ParseUint(ps, 16, 64)
 			en := ent{parent: p, name: name, rev: modRev}
-			json.Unmarshal(v, &en.d)
+			if err := decode(k, v, &en.d); err != nil {
+				return err
+			}
 			ents = append(ents, en)
 		case "b":
 			is, _, _ := strings.Cut(rest, "/")
 			ino, _ := strconv.ParseUint(is, 16, 64)
 			blocks[ino] = append(blocks[ino], k)
 			b := Blocks{}
-			json.Unmarshal(v, &b)
+			if err := decode(k, v, &b); err != nil {
+				return err // its chunks would look unreferenced: check nothing
+			}
 			for _, s := range b.Slices {
 				refs[s.ID] = true
 			}

@@ -117,7 +117,10 @@ func (s *Server) fsAuth(next http.Handler) http.Handler {
 			return
 		}
 		tok := &mountToken{}
-		json.Unmarshal(resp.Kvs[0].Value, tok)
+		if err := json.Unmarshal(resp.Kvs[0].Value, tok); err != nil {
+			http.Error(w, "mount credentials are invalid or expired", http.StatusForbidden)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenCtxKey{}, tok)))
 	})
 }

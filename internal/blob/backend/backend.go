@@ -27,7 +27,7 @@ func Open(ctx context.Context, raw string) (blob.Objects, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("blob store %q: %v; accepted: %s", raw, err, Forms)
+		return nil, fmt.Errorf("blob store %q: %w; accepted: %s", raw, err, Forms)
 	}
 	switch u.Scheme {
 	case "file":
@@ -38,7 +38,7 @@ func Open(ctx context.Context, raw string) (blob.Objects, error) {
 	case "s3":
 		o, err := s3.ParseURL(u)
 		if err != nil {
-			return nil, fmt.Errorf("blob store: %v; accepted: %s", err, Forms)
+			return nil, fmt.Errorf("blob store: %w; accepted: %s", err, Forms)
 		}
 		st, err := s3.New(ctx, o)
 		if err != nil {
