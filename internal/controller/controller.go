@@ -270,7 +270,9 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 	}
 	if len(plan.Stop) > 0 {
 		for _, id := range plan.Stop {
-			c.stopTask(ctx, cluster, byID[id], "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
+			if err := c.stopTask(ctx, cluster, byID[id], "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")"); err != nil {
+				c.Log.Warn("service controller", "service", spec.Val(s.ServiceArn), "err", err) // the next pass tries again
+			}
 		}
 		events = append(events, fmt.Sprintf("has stopped %d running tasks: %s.", len(plan.Stop), taskList(plan.Stop)))
 	}

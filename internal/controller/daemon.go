@@ -27,7 +27,9 @@ func (c *Controller) daemonService(ctx context.Context, cluster string, s *state
 		ci, ok := c.Cache.Instance(cluster, t.InstanceID)
 		gone := !ok || spec.Val(ci.Record.Status) != "ACTIVE"
 		if draining || gone || onInstance[t.InstanceID] != nil || spec.Val(t.TaskDefinitionArn) != spec.Val(primary.TaskDefinition) {
-			c.stopTask(ctx, cluster, t, "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
+			if err := c.stopTask(ctx, cluster, t, "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")"); err != nil {
+				c.Log.Warn("service controller", "service", spec.Val(s.ServiceArn), "err", err) // the next pass tries again
+			}
 			events = append(events, fmt.Sprintf("has stopped 1 running tasks: (task %s).", t.ID))
 			continue
 		}

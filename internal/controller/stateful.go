@@ -178,7 +178,11 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		}
 	}
 	for _, id := range plan.Stop {
-		c.stopTask(ctx, cluster, byID[id], "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")")
+		if err := c.stopTask(ctx, cluster, byID[id], "Scaling activity initiated by (deployment "+spec.Val(primary.Id)+")"); err != nil {
+			// A slot starts again only once its old task is stopped (and
+			// its mounts fenced): the next pass tries again.
+			return fmt.Errorf("service %s: %w", name, err)
+		}
 		events = append(events, fmt.Sprintf("has stopped 1 running tasks: (task %s).", id))
 	}
 	for _, st := range plan.Start {
@@ -258,8 +262,9 @@ func slotOverrides(td *spec.TaskDefinition, slot string) *spec.TaskOverride {
 	return o
 }
 
-// stopTask asks a task to stop (at once if its agent is away).
-func (c *Controller) stopTask(ctx context.Context, cluster string, t *state.TaskRecord, reason string) {
+// stopTask asks a task to stop (at once if its agent is away: the
+// transition to STOPPED also ends the task's file system sessions).
+func (c *Controller) stopTask(ctx context.Context, cluster string, t *state.TaskRecord, reason string) error {
 	now := c.Now()
 	connected := c.Cache.Connected(cluster, t.InstanceID)
 	_, err := c.Applier.Transition(ctx, cluster, t.ID, func(tr *state.TaskRecord) (bool, error) {
@@ -273,7 +278,7 @@ func (c *Controller) stopTask(ctx context.Context, cluster string, t *state.Task
 		return true, nil
 	})
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
-		// The next pass plans the stop again.
-		c.Log.Warn("service controller: stopping a task", "task", t.ID, "err", err)
+		return fmt.Errorf("stopping task %s: %w", t.ID, err)
 	}
+	return nil
 }

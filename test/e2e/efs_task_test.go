@@ -401,10 +401,25 @@ func TestLostInstanceEFSSlotIsFenced(t *testing.T) {
 		}
 		t.Fatalf("the slot did not start elsewhere: constraints %+v events %v", sv.PlacementConstraints, ev)
 	}
-	before := count(oldHost)
+	// The log is appended in commit order: once the replacement's first
+	// line is there, no line of the lost task may follow it.
 	time.Sleep(1500 * time.Millisecond)
-	if after := count(oldHost); after != before {
-		t.Fatalf("the lost task still wrote to the slot after its replacement started: %d lines, then %d", before, after)
+	b, err := os.ReadFile(m.path("db-0/log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	first := -1
+	for i, l := range lines {
+		if first < 0 && l != oldHost {
+			first = i
+		}
+		if first >= 0 && l == oldHost {
+			t.Fatalf("the lost task wrote to the slot after its replacement started: line %d of %d, the replacement's first is line %d", i+1, len(lines), first+1)
+		}
+	}
+	if first < 0 || count(oldHost) == 0 {
+		t.Fatalf("the log has %d lines of the lost task and none of its replacement", count(oldHost))
 	}
 	state, _ := exec.Command("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", old[0]).Output()
 	if !strings.HasPrefix(strings.TrimSpace(string(state)), "exited 3") {
