@@ -29,15 +29,16 @@ func TokenKey(cluster, token string) string  { return Prefix + "tokens/" + clust
 func ServicePrefix(cluster string) string    { return Prefix + "services/" + cluster + "/" }
 func ServiceKey(cluster, name string) string { return ServicePrefix(cluster) + name }
 
-// Agents. conn/ keys live on an agent's lease (internal/ecs); residency/
-// claims are written by internal/placement and the agent endpoint.
+// Agents. conn/ keys live on an agent's lease (internal/ecs: registration
+// and heartbeat); residency/ claims are written by internal/placement and
+// internal/agentsrv (what an agent reports it holds).
 func ConnPrefix(cluster string) string        { return Prefix + "conn/" + cluster + "/" }
 func ConnKey(cluster, id string) string       { return ConnPrefix(cluster) + id }
 func ResidencyPrefix(cluster string) string   { return Prefix + "residency/" + cluster + "/" }
 func ResidencyKey(cluster, key string) string { return ResidencyPrefix(cluster) + key }
 
-// Block volumes and snapshots. Owner: internal/ecs (volume endpoints);
-// attachments are written only in placement transactions.
+// Block volumes and snapshots. Owner: internal/volume; volumes are
+// created and attached only in placement transactions (internal/placement).
 func VolumePrefix(cluster string) string    { return Prefix + "volumes/" + cluster + "/" }
 func VolumeKey(cluster, id string) string   { return VolumePrefix(cluster) + id }
 func SnapshotsPrefix() string               { return Prefix + "snapshots/" }
