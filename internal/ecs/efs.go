@@ -5,7 +5,6 @@ import (
 
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/scheduler"
-
 	"github.com/berth-project/berth/internal/spec"
 )
 
