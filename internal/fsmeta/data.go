@@ -5,12 +5,15 @@ package fsmeta
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -35,6 +38,52 @@ func (e *Engine) readBlocks(ctx context.Context, r *fsproto.Request) (*fsproto.R
 			return nil, err
 		}
 		out.Blocks[uint32(blk)] = b.Slices
+	}
+	if direct, ok := e.Chunks.(fschunk.Objects); ok && direct.Direct() {
+		// The mount reads these chunks straight from the store: the URLs
+		// come with the block lists, which only a reader of the file gets.
+		out.URLs = map[string]string{}
+		for _, ss := range out.Blocks {
+			for _, s := range ss {
+				if _, done := out.URLs[s.ID]; done {
+					continue
+				}
+				u, err := direct.GetURL(ctx, r.FS, s.ID)
+				if err != nil {
+					return nil, err
+				}
+				out.URLs[s.ID] = u
+			}
+		}
+	}
+	return out, nil
+}
+
+// chunkURLs issues new chunk ids with URLs to put chunks of r.Size bytes
+// to, on a store mounts write to themselves. As with a single chunk's PUT,
+// the ids are the server's: they name no chunk yet and carry their age.
+func (e *Engine) chunkURLs(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
+	direct, ok := e.Chunks.(fschunk.Objects)
+	if !ok || !direct.Direct() {
+		return nil, errno(syscall.ENOTSUP, "this server's chunk store is not reached directly")
+	}
+	if r.Limit < 1 || r.Limit > fsproto.MaxChunkURLs || r.Size < 1 || r.Size > fsproto.BlockSize {
+		return nil, errno(syscall.EINVAL, "chunkurls takes 1 to %d chunks of 1 to %d bytes", fsproto.MaxChunkURLs, fsproto.BlockSize)
+	}
+	if _, err := e.GetFS(ctx, r.FS); errors.Is(err, ErrNoFS) {
+		return nil, errno(syscall.ENODEV, "no such file system")
+	} else if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := &fsproto.Response{Chunks: make([]fsproto.ChunkURL, r.Limit)}
+	for i := range out.Chunks {
+		id := e.IssueChunkID(r.FS, now)
+		u, err := direct.PutURL(ctx, r.FS, id, int64(r.Size))
+		if err != nil {
+			return nil, err
+		}
+		out.Chunks[i] = fsproto.ChunkURL{ID: id, URL: u}
 	}
 	return out, nil
 }

@@ -348,6 +348,8 @@ func (e *Engine) do(ctx context.Context, r *fsproto.Request) (*fsproto.Response,
 	case fsproto.OpUnhold:
 		_, err := e.Client.Delete(ctx, state.HoldPrefix(r.FS, r.Ino)+r.Session)
 		return &fsproto.Response{}, err
+	case fsproto.OpChunkURLs:
+		return e.chunkURLs(ctx, r)
 	case fsproto.OpGetlk:
 		return e.getlk(ctx, r)
 	case fsproto.OpSetlk:

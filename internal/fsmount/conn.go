@@ -43,6 +43,14 @@ type Conn struct {
 	store    *http.Client // to the blob store, for chunks the server redirects
 	proxied  atomic.Int32 // 1 once the server took a chunk's bytes itself: no more "Expect"
 	remote   atomic.Bool  // chunks come from a blob store the server redirected to
+	urls     urlBook      // chunk URLs the server signed in batches
+}
+
+// drain reads what is left of a response's body and closes it, so its
+// connection can be used again.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body) // only so the connection can be reused
+	resp.Body.Close()
 }
 
 // defaultPatience outlasts a server restart, etcd's recovery included.
@@ -163,6 +171,9 @@ func (c *Conn) Op(ctx context.Context, r *fsproto.Request) (*fsproto.Response, s
 // stored under: a server whose store the mount writes to itself issues
 // the id (and says so with the URL to write to).
 func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) (string, error) {
+	if stored, ok := c.putDirect(ctx, data); ok {
+		return stored, nil
+	}
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		stored := id
@@ -207,8 +218,26 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) (string, er
 // an operation does.
 func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 	start := time.Now()
+	url, haveURL := c.takeGet(id)
 	for attempt := 0; ; attempt++ {
-		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
+		var resp *http.Response
+		var err error
+		if haveURL {
+			// A URL from the block list: straight to the store. Should it
+			// fail, the next attempt asks the server.
+			haveURL = false
+			c.remote.Store(true)
+			resp, err = c.direct(ctx, http.MethodGet, url, nil)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				if err == nil {
+					drain(resp)
+				}
+				attempt--
+				continue
+			}
+		} else {
+			resp, err = c.request(ctx, http.MethodGet, "/berth/v1/fs/chunks/"+c.FS+"/"+id, nil)
+		}
 		if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
 			resp.Body.Close()
 			c.remote.Store(true)

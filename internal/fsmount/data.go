@@ -359,6 +359,7 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 	if e != 0 {
 		return nil, e
 	}
+	f.c.noteGets(resp.URLs)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for b := first; b <= end; b++ {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"syscall"
+	"time"
 )
 
 // BlockSize is the logical block: a file's data is addressed as blocks of
@@ -203,6 +204,10 @@ const (
 	OpUnhold      Op = "unhold" // the hold's release
 	OpGetlk       Op = "getlk"
 	OpSetlk       Op = "setlk"
+	// OpChunkURLs asks, on a blob store mounts reach themselves, for
+	// Limit (at most MaxChunkURLs) new chunk ids, each with a URL to put a
+	// chunk of exactly Size bytes to. Elsewhere it fails with ENOTSUP.
+	OpChunkURLs Op = "chunkurls"
 
 	OpSessionOpen      Op = "session.open"
 	OpSessionKeepAlive Op = "session.keepalive"
@@ -218,7 +223,7 @@ func (op Op) IsSession() bool {
 // session may not send it).
 func (op Op) Mutates() bool {
 	switch op {
-	case OpSetattr, OpMknod, OpTmpfile, OpLink, OpUnlink, OpRmdir, OpRename, OpCommit, OpSetxattr, OpRemovexattr:
+	case OpSetattr, OpMknod, OpTmpfile, OpLink, OpUnlink, OpRmdir, OpRename, OpCommit, OpSetxattr, OpRemovexattr, OpChunkURLs:
 		return true
 	}
 	return false
@@ -279,7 +284,26 @@ type Response struct {
 	Session  string             `json:"session,omitempty"`
 	LeaseTTL int64              `json:"leaseTtl,omitempty"`
 	Statfs   *Statfs            `json:"statfs,omitempty"`
+	// Chunks are new chunk ids and the URLs to put them to (chunkurls).
+	Chunks []ChunkURL `json:"chunks,omitempty"`
+	// URLs, on a store mounts reach themselves, map each chunk a
+	// readblocks reply names to a URL to get it from, good for
+	// URLTTL.
+	URLs map[string]string `json:"urls,omitempty"`
 }
+
+// ChunkURL is a new chunk's id and the URL to put it to.
+type ChunkURL struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+}
+
+// MaxChunkURLs bounds one chunkurls request.
+const MaxChunkURLs = 64
+
+// URLTTL is how long a client may use a chunk URL from the server; the
+// URLs themselves last longer, so one in hand does not expire in flight.
+const URLTTL = 10 * time.Minute
 
 // Statfs is a file system's usage.
 type Statfs struct {

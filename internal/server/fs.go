@@ -59,6 +59,12 @@ func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
 		resp = &fsproto.Response{Errno: syscall.EACCES, Message: "the mount token is for another session"}
 	default:
 		resp = s.fs.Do(r.Context(), req)
+		if n := len(resp.Chunks); n > 0 {
+			chunkRequests.WithLabelValues(http.MethodPut, "signed").Add(float64(n))
+		}
+		if n := len(resp.URLs); n > 0 {
+			chunkRequests.WithLabelValues(http.MethodGet, "signed").Add(float64(n))
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
@@ -348,7 +354,7 @@ func (s *Server) fsChunkDirect(w http.ResponseWriter, r *http.Request, chunks fs
 
 var chunkRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "berth_fs_chunk_requests_total",
-	Help: "Shared file system chunk requests: proxied (the bytes pass through this server) or redirected (the mount moves them to or from the blob store itself).",
+	Help: "Shared file system chunk transfers the server took part in: proxied (the bytes pass through this server), redirected (one request, answered with the blob store's URL) or signed (a URL given in a batch, with block lists or in advance for whole blocks). In the last two the mount moves the bytes to or from the blob store itself.",
 }, []string{"method", "path"})
 
 func init() { prometheus.MustRegister(chunkRequests) }

@@ -192,6 +192,35 @@ func TestFSOnS3SurvivesTheStoreDying(t *testing.T) {
 	t.Logf("%d acknowledged files intact across the S3 server's kill -9; %d chunk objects", len(acked), n)
 }
 
+// TestFSOnS3SignsURLsInBatches: a mount writing whole blocks and one
+// reading them move the bytes with URLs the server signed in batches (put
+// URLs in advance, get URLs with the block lists): no request per chunk
+// reaches the server, and the data is intact.
+func TestFSOnS3SignsURLsInBatches(t *testing.T) {
+	_, store := s3Store(t, "batch")
+	s := startFSServer(t, func(c *server.Config) { c.Blobs = store })
+	id := s.createFS("batch")
+	w, r := s.mountFS(id), s.mountFS(id)
+	proxied, redirected, signed := chunkRequests(t, s.endpoint, "proxied"), chunkRequests(t, s.endpoint, "redirected"), chunkRequests(t, s.endpoint, "signed")
+	data := make([]byte, 16<<22) // 16 whole blocks
+	crand.Read(data)
+	if err := os.WriteFile(w.path("f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(r.path("f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the other mount read %d bytes, %v", len(got), err)
+	}
+	if p := chunkRequests(t, s.endpoint, "proxied") - proxied; p != 0 {
+		t.Fatalf("%d chunks passed through the server", p)
+	}
+	if d := chunkRequests(t, s.endpoint, "redirected") - redirected; d != 0 {
+		t.Fatalf("%d chunks took a request of their own to the server", d)
+	}
+	if n := chunkRequests(t, s.endpoint, "signed") - signed; n < 32 {
+		t.Fatalf("%d URLs signed in batches for 16 chunks written and read", n)
+	}
+}
+
 // chunkRequests sums the server's chunk requests that went by path
 // (proxied or redirected), from /metrics.
 func chunkRequests(t *testing.T, endpoint, path string) int {

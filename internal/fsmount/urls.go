@@ -1,0 +1,144 @@
+package fsmount
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/berth-project/berth/internal/fsproto"
+)
+
+// On a server whose chunks live in a blob store, a mount moves chunk bytes
+// to and from the store itself, by URLs the server signs. It asks for them
+// in batches rather than once per chunk: put URLs for whole blocks come
+// sixteen at a time (chunkurls), and get URLs come with the block lists a
+// read asks for anyway (readblocks). Chunks without one in hand go through
+// the server's chunk endpoint, which redirects.
+
+// putBatch is how many put URLs a mount asks for at once.
+const putBatch = 16
+
+// putURLAge is how long an issued id waits in the pool: its age counts
+// towards the commit's limit (half the server's chunk grace).
+const putURLAge = time.Minute
+
+type issuedURL struct {
+	fsproto.ChunkURL
+	at time.Time
+}
+
+type timedURL struct {
+	url string
+	at  time.Time
+}
+
+// maxGetURLs bounds the get URLs a mount keeps (one per chunk it was told
+// of and has not read yet).
+const maxGetURLs = 1 << 16
+
+type urlBook struct {
+	mu     sync.Mutex
+	refill sync.Mutex
+	puts   []issuedURL
+	gets   map[string]timedURL
+	noPuts atomic.Bool // the server issues no put URLs (its store is not reached directly)
+}
+
+// takePut returns an issued id and the URL to put a whole block to,
+// asking the server for a batch when the pool is empty; ok is false when
+// the server issues none.
+func (c *Conn) takePut(ctx context.Context) (u fsproto.ChunkURL, ok bool) {
+	b := &c.urls
+	if b.noPuts.Load() {
+		return u, false
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		b.mu.Lock()
+		for len(b.puts) > 0 {
+			p := b.puts[len(b.puts)-1]
+			b.puts = b.puts[:len(b.puts)-1]
+			if time.Since(p.at) < putURLAge {
+				b.mu.Unlock()
+				return p.ChunkURL, true
+			}
+		}
+		b.mu.Unlock()
+		b.refill.Lock()
+		b.mu.Lock()
+		empty := len(b.puts) == 0
+		b.mu.Unlock()
+		if empty {
+			at := time.Now()
+			resp, e := c.Op(ctx, &fsproto.Request{Op: fsproto.OpChunkURLs, Limit: putBatch, Size: fsproto.BlockSize})
+			switch {
+			case e == syscall.ENOTSUP || e == syscall.ENOSYS:
+				b.noPuts.Store(true)
+				b.refill.Unlock()
+				return u, false
+			case e != 0:
+				b.refill.Unlock()
+				return u, false // the single-chunk path retries and reports
+			}
+			b.mu.Lock()
+			for _, cu := range resp.Chunks {
+				if fsproto.ValidChunkID(cu.ID) && cu.URL != "" {
+					b.puts = append(b.puts, issuedURL{ChunkURL: cu, at: at})
+				}
+			}
+			b.mu.Unlock()
+		}
+		b.refill.Unlock()
+	}
+	return u, false
+}
+
+// noteGets keeps the get URLs a readblocks reply came with.
+func (c *Conn) noteGets(urls map[string]string) {
+	if len(urls) == 0 {
+		return
+	}
+	b := &c.urls
+	now := time.Now()
+	b.mu.Lock()
+	if b.gets == nil || len(b.gets)+len(urls) > maxGetURLs {
+		b.gets = map[string]timedURL{}
+	}
+	for id, u := range urls {
+		b.gets[id] = timedURL{url: u, at: now}
+	}
+	b.mu.Unlock()
+}
+
+// takeGet returns the URL to get a chunk from, if one is in hand and fresh.
+func (c *Conn) takeGet(id string) (string, bool) {
+	b := &c.urls
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, ok := b.gets[id]
+	if !ok {
+		return "", false
+	}
+	delete(b.gets, id)
+	return g.url, time.Since(g.at) < fsproto.URLTTL
+}
+
+// putDirect puts a whole block's chunk by a pooled URL and returns its
+// id; ok is false when it could not (the caller goes through the server).
+func (c *Conn) putDirect(ctx context.Context, data []byte) (string, bool) {
+	if len(data) != fsproto.BlockSize {
+		return "", false
+	}
+	u, ok := c.takePut(ctx)
+	if !ok {
+		return "", false
+	}
+	resp, err := c.direct(ctx, http.MethodPut, u.URL, data)
+	if err != nil {
+		return "", false
+	}
+	drain(resp)
+	return u.ID, resp.StatusCode == http.StatusOK
+}
