@@ -151,9 +151,14 @@ func (e *Engine) DeleteFS(ctx context.Context, id, token string, guards []client
 // Maintain runs the background work of every file system: freeing
 // orphans, compacting blocks and collecting unreferenced chunks. Several
 // servers may run it at once; every change it makes is guarded.
+//
+// Orphans are freed every pass; chunks are collected every quarter of
+// ChunkGrace (no chunk is collectable sooner), since a collection lists
+// every chunk of the file system in its store.
 func (e *Engine) Maintain(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	collected := map[string]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,10 +172,23 @@ func (e *Engine) Maintain(ctx context.Context, every time.Duration) {
 			if err != nil {
 				continue
 			}
+			live := map[string]bool{}
+			for _, f := range fss {
+				live[f.ID] = true
+			}
+			for id := range collected {
+				if !live[id] {
+					delete(collected, id)
+				}
+			}
 			for _, f := range fss {
 				if _, err := e.FreeOrphans(ctx, f.ID); err != nil && ctx.Err() == nil {
 					e.Log.Warn("freeing orphans failed", "fs", f.ID, "err", err)
 				}
+				if time.Since(collected[f.ID]) < e.ChunkGrace/4 {
+					continue
+				}
+				collected[f.ID] = time.Now()
 				if _, err := e.CollectChunks(ctx, f.ID); err != nil && ctx.Err() == nil {
 					e.Log.Warn("chunk collection failed", "fs", f.ID, "err", err)
 				}

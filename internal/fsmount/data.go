@@ -41,6 +41,9 @@ type inode struct {
 	hasXattrs bool
 
 	commitMu sync.Mutex
+	// fetchMu lets one block-list fetch of the inode run at a time: a
+	// reader and its read-ahead that miss the same blocks ask once.
+	fetchMu sync.Mutex
 }
 
 type lockKey struct {
@@ -339,30 +342,37 @@ func (f *FS) reupload(ctx context.Context, n *inode, k int) syscall.Errno {
 // (with some blocks ahead) those not yet known.
 func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[uint32][]fsproto.Slice, syscall.Errno) {
 	out := map[uint32][]fsproto.Slice{}
-	n.mu.Lock()
-	missing := false
-	for b := first; b <= last; b++ {
-		s, ok := n.blocks[b]
-		if !ok {
-			missing = true
-			break
+	known := func() (uint32, int64, bool) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for b := first; b <= last; b++ {
+			s, ok := n.blocks[b]
+			if !ok {
+				return b, n.rev, false
+			}
+			out[b] = s
 		}
-		out[b] = s
+		return 0, n.rev, true
 	}
-	rev := n.rev
-	n.mu.Unlock()
-	if !missing {
+	if _, _, ok := known(); ok {
 		return out, 0
 	}
-	end := max(last, first+15)
-	resp, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpReadBlocks, Ino: n.ino, Blk: first, BlkEnd: end})
+	n.fetchMu.Lock()
+	defer n.fetchMu.Unlock()
+	from, rev, ok := known() // another fetch may have brought them meanwhile
+	if ok {
+		return out, 0
+	}
+	// From the first block not known, and some blocks beyond.
+	end := max(last, from+15)
+	resp, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpReadBlocks, Ino: n.ino, Blk: from, BlkEnd: end})
 	if e != 0 {
 		return nil, e
 	}
 	f.c.noteGets(resp.URLs)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for b := first; b <= end; b++ {
+	for b := from; b <= end; b++ {
 		s := resp.Blocks[b]
 		if s == nil {
 			s = []fsproto.Slice{}

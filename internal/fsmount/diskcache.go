@@ -4,24 +4,30 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/berth-project/berth/internal/blob/fschunk"
+	"github.com/berth-project/berth/internal/fsproto"
 	"golang.org/x/sys/unix"
 )
 
 // diskCache keeps fetched chunks on the host's disk, shared by every mount
 // (and every restart of one) that names the same directory: chunks never
 // change once written, so a cached chunk needs no coherence. Each file is
-// a header (magic, length, CRC-32C) and the bytes; a file that does not
-// match its header (torn by a crash, cut short, changed) is never served
-// and is removed. Chunks are written in the background, so a read never
-// waits on the cache's disk. The cache is bounded by bytes: past the
+// a 4 KiB header (magic, length, CRC-32C) and the bytes, padded to 4 KiB;
+// a file that does not match its header (torn by a crash, cut short,
+// changed) is never served and is removed. Chunks are written in the
+// background with direct I/O (a cold read that fills the cache then costs
+// no second copy through the page cache), so a read never waits on the
+// cache's disk. The cache is bounded by bytes: past the
 // bound, the chunks read least recently go (a hit makes a chunk recent).
 type diskCache struct {
 	dir string
@@ -35,12 +41,22 @@ type diskCache struct {
 
 type cacheWrite struct {
 	fsid, id string
-	data     []byte
+	buf      *[]byte // header block and data, padded: from cacheBufs
+	n        int     // the data's length
 }
 
-var diskMagic = [8]byte{'b', 'e', 'r', 't', 'h', 'c', 'c', '2'}
+var diskMagic = [8]byte{'b', 'e', 'r', 't', 'h', 'c', 'c', '3'}
 
-const diskHeader = 8 + 8 + 4
+// diskHeader is the header block: magic, length, CRC-32C, zeros.
+const diskHeader = 4096
+
+// cacheBufs are aligned buffers for direct writes of one chunk.
+var cacheBufs = sync.Pool{New: func() any {
+	b := fschunk.AlignedBuffer(diskHeader + fsproto.BlockSize)
+	return &b
+}}
+
+func padded(n int) int { return (n + 4095) &^ 4095 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -52,7 +68,7 @@ func openDiskCache(dir string, max int64) (*diskCache, error) {
 	d := &diskCache{dir: dir, max: max, queue: make(chan cacheWrite, 16)}
 	go func() {
 		for w := range d.queue {
-			d.write(w.fsid, w.id, w.data)
+			d.store(w)
 		}
 	}()
 	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
@@ -75,12 +91,14 @@ func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if len(b) < diskHeader || !bytes.Equal(b[:8], diskMagic[:]) || binary.BigEndian.Uint64(b[8:16]) != uint64(len(b)-diskHeader) {
+	if len(b) < diskHeader || !bytes.Equal(b[:8], diskMagic[:]) || binary.BigEndian.Uint64(b[8:16]) > fsproto.BlockSize ||
+		len(b) != diskHeader+padded(int(binary.BigEndian.Uint64(b[8:16]))) {
 		os.Remove(p)
 		return nil, false
 	}
-	data := b[diskHeader:]
-	if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(b[16:diskHeader]) {
+	n := binary.BigEndian.Uint64(b[8:16])
+	data := b[diskHeader : diskHeader+n]
+	if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(b[16:20]) {
 		os.Remove(p)
 		return nil, false
 	}
@@ -92,47 +110,88 @@ func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 // put queues a copy of a chunk for the cache; when the queue is full the
 // chunk is not cached (a read never waits for the cache).
 func (d *diskCache) put(fsid, id string, data []byte) {
+	w, ok := d.prepare(fsid, id, data)
+	if !ok {
+		return
+	}
 	select {
-	case d.queue <- cacheWrite{fsid, id, append([]byte(nil), data...)}:
+	case d.queue <- w:
 	default:
+		cacheBufs.Put(w.buf)
 	}
 }
 
-// write caches a chunk (whole or not at all: a temp file renamed into
+// write caches a chunk now (whole or not at all: a temp file renamed into
 // place) and trims the cache past its bound.
 func (d *diskCache) write(fsid, id string, data []byte) {
-	p := d.path(fsid, id)
+	if w, ok := d.prepare(fsid, id, data); ok {
+		d.store(w)
+	}
+}
+
+// prepare lays a chunk out as its file: the header block, the data and
+// zeros to the next 4 KiB, in an aligned buffer.
+func (d *diskCache) prepare(fsid, id string, data []byte) (cacheWrite, bool) {
+	if len(data) > fsproto.BlockSize {
+		return cacheWrite{}, false
+	}
+	bp := cacheBufs.Get().(*[]byte)
+	b := (*bp)[:diskHeader+padded(len(data))]
+	clear(b[:diskHeader])
+	copy(b[:8], diskMagic[:])
+	binary.BigEndian.PutUint64(b[8:16], uint64(len(data)))
+	binary.BigEndian.PutUint32(b[16:20], crc32.Checksum(data, castagnoli))
+	copy(b[diskHeader:], data)
+	clear(b[diskHeader+len(data):])
+	return cacheWrite{fsid, id, bp, len(data)}, true
+}
+
+// store writes one queued chunk, with direct I/O where the file system
+// allows it, and gives its buffer back.
+func (d *diskCache) store(w cacheWrite) {
+	defer cacheBufs.Put(w.buf)
+	p := d.path(w.fsid, w.id)
 	if _, err := os.Stat(p); err == nil {
 		return
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-")
+	b := (*w.buf)[:diskHeader+padded(w.n)]
+	tmp := filepath.Join(dir, fmt.Sprintf(".tmp-%d-%d", os.Getpid(), tmpSeq.Add(1)))
+	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
+	if err == unix.EINVAL { // no direct I/O here (tmpfs)
+		fd, err = unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	}
 	if err != nil {
 		return
 	}
-	var hdr [diskHeader]byte
-	copy(hdr[:8], diskMagic[:])
-	binary.BigEndian.PutUint64(hdr[8:16], uint64(len(data)))
-	binary.BigEndian.PutUint32(hdr[16:], crc32.Checksum(data, castagnoli))
-	_, werr := f.Write(hdr[:])
-	if werr == nil {
-		_, werr = f.Write(data)
+	f := os.NewFile(uintptr(fd), tmp)
+	_, werr := f.Write(b)
+	if errors.Is(werr, unix.EINVAL) { // the flag was taken, direct writes are not
+		if err := unix.SetNonblock(fd, false); err == nil {
+			fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_DIRECT); err == nil {
+				_, werr = f.WriteAt(b, 0)
+			}
+		}
 	}
 	cerr := f.Close()
-	if werr != nil || cerr != nil || os.Rename(f.Name(), p) != nil {
-		os.Remove(f.Name())
+	if werr != nil || cerr != nil || os.Rename(tmp, p) != nil {
+		os.Remove(tmp)
 		return
 	}
 	d.mu.Lock()
-	d.size += int64(diskHeader + len(data))
+	d.size += int64(len(b))
 	over := d.size > d.max
 	d.mu.Unlock()
 	if over {
 		d.trim()
 	}
 }
+
+var tmpSeq atomic.Uint64
 
 // trim removes the least recently read chunks until the cache is at 90 %
 // of its bound. Other mounts trim the same directory: a file gone under
