@@ -22,7 +22,7 @@ import (
 // throughput from the AWS SDK (4 MiB objects, 8 in flight, as the mount
 // uploads), and the server's CPU per GiB a mount moves on S3 against the
 // same on the default local store. The mount's bytes go straight to the
-// store; the server signs a URL per chunk.
+// store; the server signs their URLs, in batches.
 func BenchmarkSharedFSOnS3(b *testing.B) {
 	s3srv, store := s3Store(b, "fs")
 	onS3 := start(b, func(c *server.Config) { c.Blobs = store; c.Log = testLogger() })
