@@ -55,6 +55,12 @@ type Presigner interface {
 	PresignPut(ctx context.Context, name string, size int64, ttl time.Duration) (string, error)
 }
 
+// ChecksumPresigner signs URLs that write exactly the bytes whose SHA-256
+// they name: the store checks the body (S3's x-amz-checksum-sha256).
+type ChecksumPresigner interface {
+	PresignPutSHA256(ctx context.Context, name string, size int64, sum []byte, ttl time.Duration) (string, error)
+}
+
 // Info describes an object.
 type Info struct {
 	Name    string
@@ -180,6 +186,25 @@ func (c Chunks) PresignGet(ctx context.Context, key string, ttl time.Duration) (
 		return "", true, err
 	}
 	url, err = p.PresignGet(ctx, chunkName(key), ttl)
+	return url, true, err
+}
+
+// PresignPut is a URL that writes the chunk key names, and only it: the
+// store refuses any body whose SHA-256 is not the key. ok is false when
+// the backend cannot sign such URLs.
+func (c Chunks) PresignPut(ctx context.Context, key string, size int64, ttl time.Duration) (url string, ok bool, err error) {
+	p, ok := c.Objects.(ChecksumPresigner)
+	if !ok {
+		return "", false, nil
+	}
+	if err := checkKey(key); err != nil {
+		return "", true, err
+	}
+	sum, err := hex.DecodeString(key)
+	if err != nil {
+		return "", true, err
+	}
+	url, err = p.PresignPutSHA256(ctx, chunkName(key), size, sum, ttl)
 	return url, true, err
 }
 

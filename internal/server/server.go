@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -429,11 +430,13 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
+			blobRequests.WithLabelValues(r.Method, "redirected").Inc()
 			w.Header().Set("Location", url)
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			w.Write([]byte(url))
 			return
 		}
+		blobRequests.WithLabelValues(r.Method, "proxied").Inc()
 		b, err := store.Get(r.Context(), key)
 		if errors.Is(err, blob.ErrNotFound) {
 			http.Error(w, "not found", http.StatusNotFound)
@@ -445,6 +448,30 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(b)
 	case http.MethodPut:
+		if r.Header.Get("X-Berth-Put") == "direct" {
+			// The agent puts the chunk in the store itself, by a URL that
+			// takes only the bytes whose SHA-256 is the key.
+			size, err := strconv.ParseInt(r.Header.Get("X-Berth-Size"), 10, 64)
+			if err != nil || size < 0 || size > maxBody {
+				http.Error(w, "X-Berth-Size must be the chunk's length", http.StatusBadRequest)
+				return
+			}
+			url, ok, err := store.PresignPut(r.Context(), key, size, 15*time.Minute)
+			switch {
+			case !ok:
+				blobRequests.WithLabelValues(r.Method, "proxied").Inc()
+				http.Error(w, "this server's store takes chunks through the server", http.StatusExpectationFailed)
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			default:
+				blobRequests.WithLabelValues(r.Method, "redirected").Inc()
+				w.Header().Set("Location", url)
+				w.WriteHeader(http.StatusTemporaryRedirect)
+				w.Write([]byte(url))
+			}
+			return
+		}
+		blobRequests.WithLabelValues(r.Method, "proxied").Inc()
 		b, e := spec.ReadBody(r.Body, maxBody)
 		if e != nil {
 			http.Error(w, e.Message, http.StatusRequestEntityTooLarge)
@@ -554,3 +581,10 @@ func free(port int) bool {
 	l.Close()
 	return true
 }
+
+var blobRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "berth_blob_requests_total",
+	Help: "Snapshot chunk reads and writes: proxied (the bytes pass through this server) or redirected (the agent moves them to or from the blob store itself, by a URL this server signed).",
+}, []string{"method", "path"})
+
+func init() { prometheus.MustRegister(blobRequests) }

@@ -53,7 +53,14 @@ func TestSnapshotsOnS3(t *testing.T) {
 			t.Fatal("the writer never finished")
 		}
 	}
+	putsBefore := metricSum(t, c.srv.Endpoint(), "berth_blob_requests_total", `method="PUT",path="proxied"`)
 	first := c.snapshot(vol)
+	if p := metricSum(t, c.srv.Endpoint(), "berth_blob_requests_total", `method="PUT",path="proxied"`) - putsBefore; p != 0 {
+		t.Fatalf("%d snapshot chunks passed through the server", p)
+	}
+	if r := metricSum(t, c.srv.Endpoint(), "berth_blob_requests_total", `method="PUT",path="redirected"`); r < 1024 {
+		t.Fatalf("only %d snapshot chunks went to the store by a signed URL", r)
+	}
 	objects := func() int {
 		n := 0
 		filepath.WalkDir(filepath.Join(s3srv.Dir, "berth", "cluster-1"), func(_ string, d fs.DirEntry, err error) error {
@@ -224,8 +231,14 @@ func TestFSOnS3SignsURLsInBatches(t *testing.T) {
 }
 
 // chunkRequests sums the server's chunk requests that went by path
-// (proxied or redirected), from /metrics.
+// (proxied, redirected or signed), from /metrics.
 func chunkRequests(t testing.TB, endpoint, path string) int {
+	t.Helper()
+	return metricSum(t, endpoint, "berth_fs_chunk_requests_total", `path="`+path+`"`)
+}
+
+// metricSum sums the series of a counter whose labels contain match.
+func metricSum(t testing.TB, endpoint, metric, match string) int {
 	t.Helper()
 	resp, err := http.Get(endpoint + "/metrics")
 	if err != nil {
@@ -236,7 +249,7 @@ func chunkRequests(t testing.TB, endpoint, path string) int {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "berth_fs_chunk_requests_total{") && strings.Contains(line, `path="`+path+`"`) {
+		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, match) {
 			var v float64
 			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
 			sum += int(v)

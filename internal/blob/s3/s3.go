@@ -8,6 +8,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -412,10 +413,26 @@ func (s *Store) PresignPut(ctx context.Context, name string, size int64, ttl tim
 	return s.presign(ctx, http.MethodPut, name, size, ttl)
 }
 
+// PresignPutSHA256 is a URL that writes exactly size bytes whose SHA-256
+// is sum, for ttl: the checksum is a signed header the client must send
+// (ChecksumHeader), and the store refuses a body that does not match it.
+// Content-addressed chunks are written this way by clients that hold no
+// credentials: they can store only the bytes the key names.
+func (s *Store) PresignPutSHA256(ctx context.Context, name string, size int64, sum []byte, ttl time.Duration) (string, error) {
+	return s.presignHeaders(ctx, http.MethodPut, name, size, ttl, map[string]string{ChecksumHeader: base64.StdEncoding.EncodeToString(sum)})
+}
+
+// ChecksumHeader carries a PUT's SHA-256 (base64) to the store.
+const ChecksumHeader = "X-Amz-Checksum-Sha256"
+
 // presign signs a URL with SigV4's query form, straight with the SDK's
 // signer: the S3 client's presigner runs its whole middleware stack for
 // each URL, which cost the server most of its CPU per chunk.
 func (s *Store) presign(ctx context.Context, method, name string, size int64, ttl time.Duration) (string, error) {
+	return s.presignHeaders(ctx, method, name, size, ttl, nil)
+}
+
+func (s *Store) presignHeaders(ctx context.Context, method, name string, size int64, ttl time.Duration, headers map[string]string) (string, error) {
 	key, err := s.key(name)
 	if err != nil {
 		return "", err
@@ -440,6 +457,9 @@ func (s *Store) presign(ctx context.Context, method, name string, size int64, tt
 	if size >= 0 {
 		req.ContentLength = size
 		req.Header.Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	signed, _, err := s.signer.PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "s3", s.region, time.Now())
 	return signed, err

@@ -3,6 +3,8 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,6 +80,47 @@ func TestParseURL(t *testing.T) {
 // TestPresignedURLs: a signed URL writes exactly the size it names and
 // reads the object, with no other credentials, and stops working when it
 // expires.
+// TestPresignedPutChecksum: a URL signed for a body's SHA-256 writes that
+// body and no other, and not without the checksum header.
+func TestPresignedPutChecksum(t *testing.T) {
+	srv := s3test.Start(t, "sums")
+	ctx := context.Background()
+	s, err := New(ctx, Options{Bucket: "sums", Endpoint: srv.Endpoint, PathStyle: true, Credentials: s3test.Credentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("hello")
+	sum := sha256.Sum256(body)
+	url, err := s.PresignPutSHA256(ctx, "ab/key", int64(len(body)), sum[:], time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(b []byte, withSum bool) int {
+		req, _ := http.NewRequest("PUT", url, bytes.NewReader(b))
+		if withSum {
+			req.Header.Set(ChecksumHeader, base64.StdEncoding.EncodeToString(sum[:]))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := put([]byte("hellp"), true); code == 200 {
+		t.Fatal("other bytes of the same length were stored under the checksum")
+	}
+	if code := put(body, false); code == 200 {
+		t.Fatal("a PUT without the signed checksum header was accepted")
+	}
+	if code := put(body, true); code != 200 {
+		t.Fatalf("the matching body: HTTP %d", code)
+	}
+	if got, err := s.Get(ctx, "ab/key"); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("stored %q, %v", got, err)
+	}
+}
+
 func TestPresignedURLs(t *testing.T) {
 	srv := s3test.Start(t, "urls")
 	ctx := context.Background()
