@@ -55,6 +55,25 @@ type Presigner interface {
 	PresignPut(ctx context.Context, name string, size int64, ttl time.Duration) (string, error)
 }
 
+// BatchDeleter deletes many objects in few requests (S3's
+// DeleteObjects); a name that is not there is not an error.
+type BatchDeleter interface {
+	DeleteMany(ctx context.Context, names []string) error
+}
+
+// DeleteAll deletes names, in batches where the store can.
+func DeleteAll(ctx context.Context, o Objects, names []string) error {
+	if b, ok := o.(BatchDeleter); ok {
+		return b.DeleteMany(ctx, names)
+	}
+	for _, n := range names {
+		if err := o.Delete(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ChecksumPresigner signs URLs that write exactly the bytes whose SHA-256
 // they name: the store checks the body (S3's x-amz-checksum-sha256).
 type ChecksumPresigner interface {
@@ -173,6 +192,18 @@ func (c Chunks) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return c.Objects.Delete(ctx, chunkName(key))
+}
+
+// DeleteMany deletes chunks, in batches where the store can.
+func (c Chunks) DeleteMany(ctx context.Context, keys []string) error {
+	names := make([]string, 0, len(keys))
+	for _, key := range keys {
+		if err := checkKey(key); err != nil {
+			return err
+		}
+		names = append(names, chunkName(key))
+	}
+	return DeleteAll(ctx, c.Objects, names)
 }
 
 // PresignGet is a URL that reads a chunk from the store for ttl; ok is

@@ -344,16 +344,16 @@ func (e *Engine) CollectChunks(ctx context.Context, fs string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var gone []string
 	for _, id := range old {
 		if !refs[id] {
-			if err := e.Chunks.Delete(ctx, fs, id); err != nil {
-				return n, err
-			}
-			n++
+			gone = append(gone, id)
 		}
 	}
-	return n, nil
+	if err := e.Chunks.DeleteMany(ctx, fs, gone); err != nil {
+		return 0, err
+	}
+	return len(gone), nil
 }
 
 // FsckReport is what a check found.

@@ -59,22 +59,38 @@ func (s *Server) collectChunks(ctx context.Context, grace time.Duration) (int, e
 		return 0, err
 	}
 	deleted := 0
-	for _, key := range old {
-		// Exclusive of blob requests, so a chunk a snapshot has just found
-		// (and touched) is not deleted under it: its age is read again.
-		s.blobMu.Lock()
-		ok, err := s.oldChunk(ctx, key, grace)
-		if err == nil && ok {
-			if err = store.Delete(ctx, key); err == nil {
-				deleted++
-			}
-		}
-		s.blobMu.Unlock()
+	for len(old) > 0 {
+		batch := old[:min(len(old), 1000)]
+		old = old[len(batch):]
+		n, err := s.deleteOldChunks(ctx, batch, grace)
+		deleted += n
 		if err != nil {
 			return deleted, err
 		}
 	}
 	return deleted, nil
+}
+
+// deleteOldChunks deletes, in one batch, those of keys still older than
+// grace. It is exclusive of blob requests, so a chunk a snapshot has just
+// found (and touched) is not deleted under it: every age is read again.
+func (s *Server) deleteOldChunks(ctx context.Context, keys []string, grace time.Duration) (int, error) {
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	var gone []string
+	for _, key := range keys {
+		ok, err := s.oldChunk(ctx, key, grace)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			gone = append(gone, key)
+		}
+	}
+	if err := s.chunks.DeleteMany(ctx, gone); err != nil {
+		return 0, err
+	}
+	return len(gone), nil
 }
 
 // oldChunk reports whether a chunk is still there and older than grace.

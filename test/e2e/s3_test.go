@@ -230,6 +230,54 @@ func TestFSOnS3SignsURLsInBatches(t *testing.T) {
 	}
 }
 
+// TestFSOnS3CollectsChunks: the chunks of a deleted file are collected
+// from the bucket (listed by age, deleted in batches), and those of a
+// file still there are not.
+func TestFSOnS3CollectsChunks(t *testing.T) {
+	s3srv, store := s3Store(t, "gc")
+	s := startFSServer(t, func(c *server.Config) {
+		c.Blobs = store
+		c.FSChunkGrace, c.FSOrphanGrace = time.Second, time.Second
+	})
+	id := s.createFS("gc")
+	m := s.mountFS(id)
+	keep := make([]byte, 5<<20)
+	crand.Read(keep)
+	gone := make([]byte, 13<<20)
+	crand.Read(gone)
+	if err := os.WriteFile(m.path("keep"), keep, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.path("gone"), gone, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objects := func() int {
+		n := 0
+		filepath.WalkDir(filepath.Join(s3srv.Dir, "berth", "gc", "fs", id), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	before := objects()
+	if before < 6 {
+		t.Fatalf("%d chunk objects for two files of 2 and 4 blocks", before)
+	}
+	if err := os.Remove(m.path("gone")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deleted file's chunks collected", func() bool { return objects() <= 2 })
+	fresh := s.mountFS(id)
+	if got, err := os.ReadFile(fresh.path("keep")); err != nil || !bytes.Equal(got, keep) {
+		t.Fatalf("the kept file: %d bytes, %v", len(got), err)
+	}
+	if rep := s.fsck(id, false); len(rep.Problems) != 0 {
+		t.Fatalf("fsck: %+v", rep)
+	}
+}
+
 // chunkRequests sums the server's chunk requests that went by path
 // (proxied, redirected or signed), from /metrics.
 func chunkRequests(t testing.TB, endpoint, path string) int {

@@ -94,6 +94,32 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Objects) {
 			t.Fatalf("after delete: %v", err)
 		}
 	})
+	t.Run("delete-many", func(t *testing.T) {
+		s := newStore(t)
+		var names []string
+		for i := 0; i < 1100; i++ { // more than one S3 batch
+			names = append(names, fmt.Sprintf("m/%04d", i))
+		}
+		for _, n := range names[:1050] {
+			if err := s.Put(ctx, n, []byte(n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Put(ctx, "keep/1", []byte("k")); err != nil {
+			t.Fatal(err)
+		}
+		// Some of the names were never there.
+		if err := blob.DeleteAll(ctx, s, names); err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		if err := s.List(ctx, "", func(in blob.Info) error { left++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if left != 1 {
+			t.Fatalf("%d objects left, want the one kept", left)
+		}
+	})
 	t.Run("list-and-age", func(t *testing.T) {
 		s := newStore(t)
 		names := []string{"a/1", "a/2", "a/b/3", "b/4"}

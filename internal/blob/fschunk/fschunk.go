@@ -39,6 +39,8 @@ type Store interface {
 	Sync(ctx context.Context) error
 	Age(ctx context.Context, fsid, id string) (time.Duration, error)
 	Delete(ctx context.Context, fsid, id string) error
+	// DeleteMany deletes chunks in as few requests as the store allows.
+	DeleteMany(ctx context.Context, fsid string, ids []string) error
 	Walk(ctx context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error
 	RemoveAll(ctx context.Context, fsid string) error
 	// Keeps is false for a server that holds no file data.
@@ -183,6 +185,16 @@ func (d Dir) Age(_ context.Context, fsid, id string) (time.Duration, error) {
 }
 
 // Delete removes a chunk; a missing chunk is not an error.
+// DeleteMany deletes chunks one by one (files need no batching).
+func (d Dir) DeleteMany(ctx context.Context, fsid string, ids []string) error {
+	for _, id := range ids {
+		if err := d.Delete(ctx, fsid, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (d Dir) Delete(_ context.Context, fsid, id string) error {
 	if err := d.check(fsid, id); err != nil {
 		return err
@@ -291,6 +303,18 @@ func (o Objects) Delete(ctx context.Context, fsid, id string) error {
 		return err
 	}
 	return o.Objects.Delete(ctx, objectName(fsid, id))
+}
+
+// DeleteMany deletes chunks in batches (S3's DeleteObjects).
+func (o Objects) DeleteMany(ctx context.Context, fsid string, ids []string) error {
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if err := checkChunk(fsid, id); err != nil {
+			return err
+		}
+		names = append(names, objectName(fsid, id))
+	}
+	return blob.DeleteAll(ctx, o.Objects, names)
 }
 
 func (o Objects) Walk(ctx context.Context, fsid string, fn func(id string, age time.Duration, size int64)) error {

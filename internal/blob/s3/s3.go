@@ -382,6 +382,36 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// DeleteMany deletes objects a thousand at a time (DeleteObjects).
+func (s *Store) DeleteMany(ctx context.Context, names []string) error {
+	for len(names) > 0 {
+		n := min(len(names), 1000)
+		objs := make([]types.ObjectIdentifier, 0, n)
+		for _, name := range names[:n] {
+			key, err := s.key(name)
+			if err != nil {
+				return err
+			}
+			objs = append(objs, types.ObjectIdentifier{Key: aws.String(key)})
+		}
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.bucket),
+			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+		if err != nil {
+			if e := fail(ctx, err); e == ctx.Err() {
+				return e
+			}
+			return fmt.Errorf("delete %d objects in %s: %w", n, s, err)
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) != "NoSuchKey" {
+				return fmt.Errorf("delete %s in %s: %s: %s", aws.ToString(e.Key), s, aws.ToString(e.Code), aws.ToString(e.Message))
+			}
+		}
+		names = names[n:]
+	}
+	return nil
+}
+
 func (s *Store) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + prefix)})
 	for p.HasMorePages() {
