@@ -76,7 +76,7 @@ func (e *Engine) chunkURLs(ctx context.Context, r *fsproto.Request) (*fsproto.Re
 		return nil, err
 	}
 	now := time.Now()
-	out := &fsproto.Response{Chunks: make([]fsproto.ChunkURL, r.Limit)}
+	out := &fsproto.Response{Chunks: make([]fsproto.ChunkURL, r.Limit), ChunksFor: (e.ChunkGrace / 8).Milliseconds()}
 	for i := range out.Chunks {
 		id := e.IssueChunkID(r.FS, now)
 		u, err := direct.PutURL(ctx, r.FS, id, int64(r.Size))

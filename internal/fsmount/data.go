@@ -288,6 +288,7 @@ func (f *FS) commit(ctx context.Context, n *inode) syscall.Errno {
 		if e == fsproto.ErrChunkExpired {
 			// Uploaded too long ago (the server was away): upload the
 			// batch again under new ids, from the cache or the server.
+			f.c.dropPuts()
 			return f.reupload(ctx, n, len(batch))
 		}
 		if e != 0 {

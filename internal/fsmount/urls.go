@@ -21,13 +21,14 @@ import (
 // putBatch is how many put URLs a mount asks for at once.
 const putBatch = 16
 
-// putURLAge is how long an issued id waits in the pool: its age counts
-// towards the commit's limit (half the server's chunk grace).
+// putURLAge is the longest an issued id waits in the pool (the server may
+// say less): its age counts towards the commit's limit (half the server's
+// chunk grace).
 const putURLAge = time.Minute
 
 type issuedURL struct {
 	fsproto.ChunkURL
-	at time.Time
+	until time.Time
 }
 
 type timedURL struct {
@@ -60,7 +61,7 @@ func (c *Conn) takePut(ctx context.Context) (u fsproto.ChunkURL, ok bool) {
 		for len(b.puts) > 0 {
 			p := b.puts[len(b.puts)-1]
 			b.puts = b.puts[:len(b.puts)-1]
-			if time.Since(p.at) < putURLAge {
+			if time.Now().Before(p.until) {
 				b.mu.Unlock()
 				return p.ChunkURL, true
 			}
@@ -82,10 +83,11 @@ func (c *Conn) takePut(ctx context.Context) (u fsproto.ChunkURL, ok bool) {
 				b.refill.Unlock()
 				return u, false // the single-chunk path retries and reports
 			}
+			until := at.Add(min(putURLAge, time.Duration(resp.ChunksFor)*time.Millisecond))
 			b.mu.Lock()
 			for _, cu := range resp.Chunks {
 				if fsproto.ValidChunkID(cu.ID) && cu.URL != "" {
-					b.puts = append(b.puts, issuedURL{ChunkURL: cu, at: at})
+					b.puts = append(b.puts, issuedURL{ChunkURL: cu, until: until})
 				}
 			}
 			b.mu.Unlock()
@@ -93,6 +95,14 @@ func (c *Conn) takePut(ctx context.Context) (u fsproto.ChunkURL, ok bool) {
 		b.refill.Unlock()
 	}
 	return u, false
+}
+
+// dropPuts forgets the pooled put URLs: a commit found chunks too old, so
+// the next uploads take freshly issued ids.
+func (c *Conn) dropPuts() {
+	c.urls.mu.Lock()
+	c.urls.puts = nil
+	c.urls.mu.Unlock()
 }
 
 // noteGets keeps the get URLs a readblocks reply came with.

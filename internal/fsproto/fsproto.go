@@ -284,8 +284,11 @@ type Response struct {
 	Session  string             `json:"session,omitempty"`
 	LeaseTTL int64              `json:"leaseTtl,omitempty"`
 	Statfs   *Statfs            `json:"statfs,omitempty"`
-	// Chunks are new chunk ids and the URLs to put them to (chunkurls).
-	Chunks []ChunkURL `json:"chunks,omitempty"`
+	// Chunks are new chunk ids and the URLs to put them to (chunkurls),
+	// to be used within ChunksFor milliseconds: an issued id ages from its
+	// issue, and a commit takes only young ones.
+	Chunks    []ChunkURL `json:"chunks,omitempty"`
+	ChunksFor int64      `json:"chunksFor,omitempty"`
 	// URLs, on a store mounts reach themselves, map each chunk a
 	// readblocks reply names to a URL to get it from, good for
 	// URLTTL.
