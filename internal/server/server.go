@@ -430,10 +430,7 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
-			blobRequests.WithLabelValues(r.Method, "redirected").Inc()
-			w.Header().Set("Location", url)
-			w.WriteHeader(http.StatusTemporaryRedirect)
-			w.Write([]byte(url))
+			redirectBlob(w, r, url)
 			return
 		}
 		blobRequests.WithLabelValues(r.Method, "proxied").Inc()
@@ -464,10 +461,7 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 			case err != nil:
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 			default:
-				blobRequests.WithLabelValues(r.Method, "redirected").Inc()
-				w.Header().Set("Location", url)
-				w.WriteHeader(http.StatusTemporaryRedirect)
-				w.Write([]byte(url))
+				redirectBlob(w, r, url)
 			}
 			return
 		}
@@ -580,6 +574,15 @@ func free(port int) bool {
 	}
 	l.Close()
 	return true
+}
+
+// redirectBlob sends an agent to the store: the signed URL is in Location
+// and, for the agent's client, the body.
+func redirectBlob(w http.ResponseWriter, r *http.Request, url string) {
+	blobRequests.WithLabelValues(r.Method, "redirected").Inc()
+	w.Header().Set("Location", url)
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	w.Write([]byte(url))
 }
 
 var blobRequests = prometheus.NewCounterVec(prometheus.CounterOpts{

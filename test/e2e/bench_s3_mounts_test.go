@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,11 +22,6 @@ func BenchmarkSharedFSOnS3Mounts(b *testing.B) {
 	srv := start(b, func(c *server.Config) { c.Blobs = store; c.Log = testLogger() })
 	s := &fsServer{t: b, bin: buildBerth(b), endpoint: srv.Endpoint(), srv: srv}
 	id := s.createFS("mounts")
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
 	// write runs n mounts, each writing size MiB, and returns the
 	// aggregate MiB/s and the server's CPU seconds per GiB.
 	write := func(n, size int) (float64, float64) {
@@ -37,7 +31,7 @@ func BenchmarkSharedFSOnS3Mounts(b *testing.B) {
 		}
 		errs := make(chan error, n)
 		var wg sync.WaitGroup
-		c0, t0 := cpu(), time.Now()
+		c0, t0 := processCPU(), time.Now()
 		for i, m := range mounts {
 			wg.Add(1)
 			go func(i int, m *fsMount) {
@@ -50,7 +44,7 @@ func BenchmarkSharedFSOnS3Mounts(b *testing.B) {
 			}(i, m)
 		}
 		wg.Wait()
-		took, used := time.Since(t0), cpu()-c0
+		took, used := time.Since(t0), processCPU()-c0
 		close(errs)
 		for err := range errs {
 			b.Fatal(err)

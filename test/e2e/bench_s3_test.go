@@ -77,11 +77,7 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 			out.Body.Close()
 		})
 	}
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := processCPU
 	var idle float64
 	// mountSeq writes 1 GiB through a fresh mount and reads it back
 	// through another (nothing cached), returning MiB/s and the server's
@@ -170,4 +166,11 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 		b.ReportMetric(median(lcpu), "server-cpu-local-s/GiB")
 		b.ReportMetric(100*median(s3cpu)/median(lcpu), "server-cpu-%")
 	}
+}
+
+// processCPU is the CPU time this process (the servers in it) has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
