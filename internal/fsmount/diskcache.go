@@ -170,8 +170,7 @@ func (d *diskCache) store(w cacheWrite) {
 	f := os.NewFile(uintptr(fd), tmp)
 	_, werr := f.Write(b)
 	if errors.Is(werr, unix.EINVAL) { // the flag was taken, direct writes are not
-		if err := unix.SetNonblock(fd, false); err == nil {
-			fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
 			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_DIRECT); err == nil {
 				_, werr = f.WriteAt(b, 0)
 			}
