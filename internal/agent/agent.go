@@ -26,6 +26,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/endpoint"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/volume/block"
 )
@@ -132,7 +133,11 @@ func New(cfg Config) (*Agent, error) {
 	if api == nil {
 		api = &Client{}
 	}
-	api.Endpoint = strings.TrimSuffix(cfg.Server, "/")
+	servers, err := endpoint.Parse(cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	api.Endpoint = servers.String()
 	if api.HTTP == nil {
 		// Snapshots and restores keep block.Workers requests in flight.
 		t := http.DefaultTransport.(*http.Transport).Clone()

@@ -11,22 +11,37 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/berth-project/berth/internal/blob"
+	"github.com/berth-project/berth/internal/endpoint"
 	"github.com/berth-project/berth/internal/spec"
 )
 
 // Client talks to the Berth server: the ECS API (awsJson1.1) and Berth's
 // agent endpoints, signed with SigV4 when credentials are set.
 type Client struct {
+	// Endpoint is the server, or several ("URL1,URL2,…", any of which
+	// answers any call): a request that cannot reach one goes to the next.
 	Endpoint    string
 	Region      string
 	Credentials *aws.Credentials
 	HTTP        *http.Client
+
+	once    sync.Once
+	servers *endpoint.List
+}
+
+// Server is the server requests go to now.
+func (c *Client) Server() string { return c.list().Current() }
+
+func (c *Client) list() *endpoint.List {
+	c.once.Do(func() { c.servers = endpoint.Must(c.Endpoint) })
+	return c.servers
 }
 
 // Call invokes an ECS operation.
@@ -68,7 +83,20 @@ func (c *Client) post(ctx context.Context, path string, headers map[string]strin
 // do sends one request, SigV4-signed when the client has credentials, and
 // returns the status and body.
 func (c *Client) do(ctx context.Context, method, path string, headers map[string]string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.Endpoint+path, bytes.NewReader(body))
+	servers := c.list()
+	for attempt := 1; ; attempt++ {
+		base := servers.Current()
+		code, b, err := c.doAt(ctx, base, method, path, headers, body)
+		if err != nil && attempt < servers.Len() && endpoint.Unreachable(ctx, err) {
+			servers.Failed(base) // the next server answers the same calls
+			continue
+		}
+		return code, b, err
+	}
+}
+
+func (c *Client) doAt(ctx context.Context, base, method, path string, headers map[string]string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}

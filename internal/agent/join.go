@@ -99,7 +99,7 @@ func (a *Agent) join(ctx context.Context) error {
 // fingerprint is the token's.
 func (a *Agent) fetchCA(ctx context.Context, fingerprint string) ([]byte, error) {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // checked below, by fingerprint
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api.Endpoint+"/berth/v1/ca", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api.Server()+"/berth/v1/ca", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -142,13 +142,17 @@ func writePrivate(path string, b []byte) error {
 }
 
 func loopbackURL(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
+	for _, one := range strings.Split(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil {
+			return false
+		}
+		if u.Hostname() == "localhost" {
+			continue
+		}
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+			return false
+		}
 	}
-	if u.Hostname() == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(u.Hostname())
-	return ip != nil && ip.IsLoopback()
+	return true
 }

@@ -23,7 +23,7 @@ type agentFlags struct {
 func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 	home, _ := os.UserHomeDir()
 	if withServer {
-		cmd.Flags().StringVar(&f.server, "server", "http://127.0.0.1:7440", "URL of the Berth server")
+		cmd.Flags().StringVar(&f.server, "server", "http://127.0.0.1:7440", "URL of the Berth server, or several as URL1,URL2,… (the agent moves to the next when one cannot be reached)")
 		cmd.Flags().StringVar(&f.cluster, "cluster", "default", "cluster to join")
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", filepath.Join(home, ".berth-agent"), "where the agent keeps its identity")
 		cmd.Flags().StringVar(&f.accessKey, "access-key", os.Getenv("BERTH_ACCESS_KEY"), "ACCESS_KEY_ID:SECRET to sign requests with (also $BERTH_ACCESS_KEY); a join token is the usual way")

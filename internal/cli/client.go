@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
+
+	"github.com/berth-project/berth/internal/endpoint"
 )
 
 // userFlags are shared by the user commands.
@@ -26,7 +31,7 @@ func (f *userFlags) register(cmd *cobra.Command) {
 	if ep == "" {
 		ep = "http://127.0.0.1:7440"
 	}
-	cmd.Flags().StringVar(&f.endpoint, "endpoint", ep, "Berth API endpoint (also $BERTH_ENDPOINT)")
+	cmd.Flags().StringVar(&f.endpoint, "endpoint", ep, "Berth API endpoint, or several as URL1,URL2,… (also $BERTH_ENDPOINT)")
 	cmd.Flags().StringVar(&f.cluster, "cluster", "default", "cluster")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 }
@@ -65,11 +70,37 @@ func (f *userFlags) client() *ecs.Client {
 	if region == "" {
 		region = "us-east-1"
 	}
-	return ecs.New(ecs.Options{BaseEndpoint: aws.String(f.endpoint), Region: region, HTTPClient: NewHTTPClient(),
+	return ecs.New(ecs.Options{BaseEndpoint: aws.String(f.server()), Region: region, HTTPClient: NewHTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, "")})
 }
 
 func (f *userFlags) json() bool { return f.output == "json" }
+
+// server picks, of the endpoints given, the first that takes a
+// connection: any server answers any call, and a command is short, so
+// choosing a live one at its start is its failover. (The AWS SDK signs
+// each request for one host, so a request cannot move once sent.)
+func (f *userFlags) server() string {
+	servers, err := endpoint.Parse(f.endpoint)
+	if err != nil {
+		return f.endpoint // the SDK reports the bad URL
+	}
+	for i := 0; i < servers.Len(); i++ {
+		u := servers.Current()
+		if p, err := url.Parse(u); err == nil {
+			host := p.Host
+			if p.Port() == "" {
+				host = net.JoinHostPort(p.Hostname(), map[string]string{"http": "80", "https": "443"}[p.Scheme])
+			}
+			if c, err := net.DialTimeout("tcp", host, 2*time.Second); err == nil {
+				c.Close()
+				return u
+			}
+		}
+		servers.Failed(u)
+	}
+	return servers.Current()
+}
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

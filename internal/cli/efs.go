@@ -18,7 +18,7 @@ func (f *userFlags) efsClient() *efs.Client {
 	if id == "" || secret == "" {
 		id, secret = "berth", "berth"
 	}
-	return efs.New(efs.Options{BaseEndpoint: aws.String(f.endpoint), Region: "us-east-1", HTTPClient: NewHTTPClient(),
+	return efs.New(efs.Options{BaseEndpoint: aws.String(f.server()), Region: "us-east-1", HTTPClient: NewHTTPClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(id, secret, "")})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/endpoint"
 	"github.com/berth-project/berth/internal/fsmount"
 	"github.com/berth-project/berth/internal/server"
 )
@@ -217,11 +218,15 @@ func mountDetached(cmd *cobra.Command, a []string, logFile string) error {
 
 // loadCA reads the server's CA certificate from a file or, without one,
 // from the server itself (trust on first use: give --ca off loopback).
-func loadCA(ctx context.Context, endpoint, file string) ([]byte, error) {
+func loadCA(ctx context.Context, server, file string) ([]byte, error) {
 	if file != "" {
 		return os.ReadFile(file)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/berth/v1/ca", nil)
+	servers, err := endpoint.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, servers.Current()+"/berth/v1/ca", nil)
 	if err != nil {
 		return nil, err
 	}

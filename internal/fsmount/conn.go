@@ -25,11 +25,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/berth-project/berth/internal/endpoint"
 	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // Conn is a mount's connection to the server.
 type Conn struct {
+	// Endpoint is the server, or several ("URL1,URL2,…"): a request that
+	// cannot reach one is retried on the next. The session lives in etcd,
+	// so it goes on through any of them.
 	Endpoint    string
 	FS          string
 	Credentials *aws.Credentials // SigV4-signs every request when set
@@ -44,6 +48,7 @@ type Conn struct {
 	proxied  atomic.Int32 // 1 once the server took a chunk's bytes itself: no more "Expect"
 	remote   atomic.Bool  // chunks come from a blob store the server redirected to
 	urls     urlBook      // chunk URLs the server signed in batches
+	servers  *endpoint.List
 }
 
 // drain reads what is left of a response's body and closes it, so its
@@ -93,6 +98,7 @@ func (c *Conn) direct(ctx context.Context, method, url string, body []byte) (*ht
 }
 
 func (c *Conn) init(tlsCfg *tls.Config) {
+	c.servers = endpoint.Must(c.Endpoint)
 	if c.store == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 64, 64
@@ -115,7 +121,8 @@ func (c *Conn) init(tlsCfg *tls.Config) {
 }
 
 func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.Endpoint+path, bytes.NewReader(body))
+	base := c.servers.Current()
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +139,11 @@ func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*
 			return nil, err
 		}
 	}
-	return c.HTTP.Do(req)
+	resp, err := c.HTTP.Do(req)
+	if endpoint.Unreachable(ctx, err) {
+		c.servers.Failed(base) // the caller's next attempt goes to the next server
+	}
+	return resp, err
 }
 
 // Op runs one metadata operation; transport failures are retried for a

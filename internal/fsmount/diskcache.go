@@ -14,9 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/fsproto"
-	"golang.org/x/sys/unix"
 )
 
 // diskCache keeps fetched chunks on the host's disk, shared by every mount

@@ -70,7 +70,11 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 			return nil, fmt.Errorf("the CA certificate is not PEM")
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		c.Endpoint = "https://" + strings.TrimPrefix(strings.TrimPrefix(o.Endpoint, "http://"), "https://")
+		var servers []string
+		for _, u := range strings.Split(o.Endpoint, ",") {
+			servers = append(servers, "https://"+strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(u), "http://"), "https://"))
+		}
+		c.Endpoint = strings.Join(servers, ",")
 	}
 	c.init(tlsCfg)
 	host, _ := os.Hostname()

@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -16,29 +19,8 @@ import (
 // etcd: the first leads the service controller; when it stops, the second
 // takes over and keeps reconciling.
 func TestControllerFailsOverBetweenServers(t *testing.T) {
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd (Debian package etcd-server) is required: %v", err)
-	}
-	client_, peer := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "--data-dir", t.TempDir(), "--name", "ha",
-		"--listen-client-urls", "http://"+client_, "--advertise-client-urls", "http://"+client_,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer, "--initial-cluster", "ha=http://"+peer)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	startOn := func() *server.Server {
-		var s *server.Server
-		var err error
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			if s, err = server.Start(context.Background(), server.Config{Listen: "127.0.0.1:0", EtcdEndpoints: []string{"http://" + client_}, Log: testLogger()}); err == nil {
-				return s
-			}
-		}
-		t.Fatalf("server: %v", err)
-		return nil
-	}
+	etcdURL := externalEtcd(t)
+	startOn := func() *server.Server { return serverOn(t, etcdURL) }
 	first := startOn()
 	second := startOn()
 	defer second.Close()
@@ -86,5 +68,104 @@ func TestControllerFailsOverBetweenServers(t *testing.T) {
 			d, _ := c2.DescribeServices(e.ctx, &ecs.DescribeServicesInput{Services: []string{"ha"}})
 			t.Fatalf("the second server did not take over the controller: %d tasks, %+v", tasks(c2), d)
 		}
+	}
+}
+
+// externalEtcd starts a one-member etcd (Debian's etcd-server) for servers
+// to share, and returns its client URL.
+func externalEtcd(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd (Debian package etcd-server) is required: %v", err)
+	}
+	client_, peer := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "--data-dir", t.TempDir(), "--name", "ha",
+		"--listen-client-urls", "http://"+client_, "--advertise-client-urls", "http://"+client_,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer, "--initial-cluster", "ha=http://"+peer)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return "http://" + client_
+}
+
+// serverOn starts a server on an external etcd, waiting for etcd to come up.
+func serverOn(t *testing.T, etcdURL string, mod ...func(*server.Config)) *server.Server {
+	t.Helper()
+	var s *server.Server
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		cfg := server.Config{Listen: "127.0.0.1:0", EtcdEndpoints: []string{etcdURL}, Log: testLogger()}
+		for _, m := range mod {
+			m(&cfg)
+		}
+		if s, err = server.Start(context.Background(), cfg); err == nil {
+			return s
+		}
+	}
+	t.Fatalf("server: %v", err)
+	return nil
+}
+
+// TestClientsFailOverBetweenServers: two servers share an etcd and a blob
+// store (S3: what several servers need for file data). An agent and a
+// mount given both ("A,B") go on through the second when the first goes
+// away: the
+// mount keeps its session and its data (a write after the failover is
+// fsynced), the agent keeps its instance connected, runs a new task
+// placed through the second server and stops the old one.
+func TestClientsFailOverBetweenServers(t *testing.T) {
+	ensureTestImage(t)
+	etcdURL := externalEtcd(t)
+	_, store := s3Store(t, "ha")
+	onS3 := func(cfg *server.Config) { cfg.Blobs = store }
+	a, b := serverOn(t, etcdURL, onS3), serverOn(t, etcdURL, onS3)
+	defer b.Close()
+	both := a.Endpoint() + "," + b.Endpoint()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := &cluster{env: &env{t: t, srv: a, ecs: clientFor(a), ctx: ctx}}
+	c.createCluster("default")
+	c.addAgent("us-east-1a", "", func(cfg *agent.Config) { cfg.Server = both })
+	fs := c.efsFS("failover", "us-east-1a")
+	m := (&fsServer{t: t, bin: buildBerth(t), endpoint: both}).mountFS(fs)
+	if err := os.WriteFile(m.path("before"), []byte("written through A"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("long"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(32), Command: []string{"sleep", "3600"}}}})
+	first := c.run(long)
+	c.wait(first.TaskArn, "RUNNING")
+
+	a.Close()
+	c.srv, c.ecs = b, clientFor(b)
+
+	f, err := os.Create(m.path("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("written through B"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync after the first server went away: %v", err)
+	}
+	f.Close()
+	fresh := (&fsServer{t: t, bin: buildBerth(t), endpoint: b.Endpoint()}).mountFS(fs)
+	for name, want := range map[string]string{"before": "written through A", "after": "written through B"} {
+		if got, err := os.ReadFile(fresh.path(name)); err != nil || string(got) != want {
+			t.Fatalf("%s on a fresh mount through B: %q %v", name, got, err)
+		}
+	}
+	second := c.run(long)
+	c.wait(second.TaskArn, "RUNNING")
+	c.stop(first.TaskArn)
+	if got := c.finish(first.TaskArn); aws.ToString(got.LastStatus) != "STOPPED" {
+		t.Fatalf("the first task: %s", aws.ToString(got.LastStatus))
+	}
+	d, err := c.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{c.agents[0].arn}})
+	if err != nil || len(d.ContainerInstances) != 1 || !d.ContainerInstances[0].AgentConnected {
+		t.Fatalf("the instance after the failover: %v %+v", err, d)
 	}
 }
