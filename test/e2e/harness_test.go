@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +33,10 @@ type env struct {
 func start(t testing.TB, mod ...func(*server.Config)) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
+	// Runs after the server is closed and before the test's temporary
+	// directory is removed: a mount a late task start left under it would
+	// otherwise wait for the closed server (minutes) and fail the removal.
+	t.Cleanup(func() { unmountUnder(filepath.Dir(dir)) })
 	cfg := server.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, m := range mod {
 		m(&cfg)
@@ -118,4 +124,19 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(berthBuild.path))
 	}
 	os.Exit(code)
+}
+
+// unmountUnder lazily unmounts every mount below root.
+func unmountUnder(root string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- { // the most recent (innermost) first
+		f := strings.Fields(lines[i])
+		if len(f) > 1 && strings.HasPrefix(f[1], root+"/") {
+			exec.Command("umount", "-l", f[1]).Run()
+		}
+	}
 }
