@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +168,75 @@ func TestClientsFailOverBetweenServers(t *testing.T) {
 	d, err := c.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{c.agents[0].arn}})
 	if err != nil || len(d.ContainerInstances) != 1 || !d.ContainerInstances[0].AgentConnected {
 		t.Fatalf("the instance after the failover: %v %+v", err, d)
+	}
+}
+
+// TestTwoServersNeverOverCommit: RunTask calls to two servers on one etcd
+// at once (each server plans one cluster at a time, but only for itself)
+// place no more than the instances hold: every placement transaction is
+// guarded on the instances' revisions, so the loser of a race plans again.
+func TestTwoServersNeverOverCommit(t *testing.T) {
+	etcdURL := externalEtcd(t)
+	a, b := serverOn(t, etcdURL), serverOn(t, etcdURL)
+	defer a.Close()
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := &env{t: t, srv: a, ecs: clientFor(a), ctx: ctx}
+	e.createCluster("default")
+	const instances, capacity, task = 3, 1024, 128 // 8 tasks fit an instance
+	var arns []string
+	for i := 0; i < instances; i++ {
+		arns = append(arns, e.registerInstance("default", "zone-a", 4096, capacity))
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the simulated instances keep their leases
+		for {
+			for _, arn := range arns {
+				httpPost(a.Endpoint()+"/berth/v1/agent/heartbeat", "", `{"cluster":"default","containerInstance":"`+arn+`"}`)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	td := e.registerSimple("storm", task)
+	var mu sync.Mutex
+	placed := 0
+	var wg sync.WaitGroup
+	for _, c := range []*ecs.Client{clientFor(a), clientFor(b), clientFor(a), clientFor(b)} {
+		wg.Add(1)
+		go func(c *ecs.Client) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				out, err := c.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), Count: aws.Int32(3)})
+				if err != nil {
+					t.Errorf("run task: %v", err)
+					return
+				}
+				mu.Lock()
+				placed += len(out.Tasks)
+				mu.Unlock()
+			}
+		}(c)
+	}
+	wg.Wait()
+	if want := instances * capacity / task; placed != want {
+		t.Fatalf("%d tasks placed by 120 asked for, want the %d the instances hold", placed, want)
+	}
+	d, err := e.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{ContainerInstances: arns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range d.ContainerInstances {
+		if m := resource(in.RemainingResources, "MEMORY"); m != 0 {
+			t.Errorf("instance %s: %d MiB left, want 0 (full, never below)", aws.ToString(in.ContainerInstanceArn), m)
+		}
+		if n := in.RunningTasksCount + in.PendingTasksCount; n != capacity/task {
+			t.Errorf("instance %s counts %d tasks, want %d", aws.ToString(in.ContainerInstanceArn), n, capacity/task)
+		}
 	}
 }
