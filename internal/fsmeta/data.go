@@ -19,8 +19,8 @@ import (
 )
 
 func (e *Engine) readBlocks(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
-	if r.BlkEnd < r.Blk {
-		return nil, errno(syscall.EINVAL, "empty block range")
+	if r.BlkEnd < r.Blk || r.BlkEnd-r.Blk >= fsproto.MaxReadBlocks {
+		return nil, errno(syscall.EINVAL, "readblocks takes 1 to %d blocks", fsproto.MaxReadBlocks)
 	}
 	resp, err := e.Client.Get(ctx, state.BlockKey(r.FS, r.Ino, r.Blk), clientv3.WithRange(state.BlockKey(r.FS, r.Ino, r.BlkEnd+1)))
 	if err != nil {

@@ -379,3 +379,16 @@ func (e *Engine) mustLookup(t *testing.T, fs string, parent uint64, name string)
 	t.Helper()
 	return must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: parent, Name: name}).Attr.Ino
 }
+
+// A block-list request names 1 to MaxReadBlocks blocks; more, or an
+// empty range, is refused with EINVAL.
+func TestReadBlocksRange(t *testing.T) {
+	e, fs := newEngine(t)
+	f := must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: "f", Mode: syscall.S_IFREG | 0o644}).Attr.Ino
+	must(t, e, &fsproto.Request{Op: fsproto.OpReadBlocks, FS: fs, Ino: f, Blk: 7, BlkEnd: 7 + fsproto.MaxReadBlocks - 1})
+	for _, r := range [][2]uint32{{7, 6}, {0, fsproto.MaxReadBlocks}, {0, 1<<32 - 1}} {
+		if got := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpReadBlocks, FS: fs, Ino: f, Blk: r[0], BlkEnd: r[1]}).Errno; got != syscall.EINVAL {
+			t.Errorf("readblocks %d-%d: %v, want EINVAL", r[0], r[1], got)
+		}
+	}
+}

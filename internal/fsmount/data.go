@@ -44,6 +44,10 @@ type inode struct {
 	// fetchMu lets one block-list fetch of the inode run at a time: a
 	// reader and its read-ahead that miss the same blocks ask once.
 	fetchMu sync.Mutex
+	// fetchEnd and fetchWin (under fetchMu) size the next fetch: a fetch
+	// that starts where the last one ended asks for twice as many blocks,
+	// up to maxFetchBlocks, so a long sequential read asks rarely.
+	fetchEnd, fetchWin uint32
 }
 
 type lockKey struct {
@@ -339,6 +343,12 @@ func (f *FS) reupload(ctx context.Context, n *inode, k int) syscall.Errno {
 	return fsproto.ErrChunkExpired
 }
 
+// A block-list fetch asks for minFetchBlocks blocks beyond the first
+// unknown one, and up to maxFetchBlocks (256 MiB) when reads go on where
+// the last fetch ended: each reply carries the blocks' get URLs, signed by
+// the server, so fewer fetches are fewer requests and signatures.
+const minFetchBlocks, maxFetchBlocks = 16, 64
+
 // slicesOf returns the committed slices of blocks [first, last], fetching
 // (with some blocks ahead) those not yet known.
 func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[uint32][]fsproto.Slice, syscall.Errno) {
@@ -365,12 +375,17 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 		return out, 0
 	}
 	// From the first block not known, and some blocks beyond.
-	end := max(last, from+15)
+	win := uint32(minFetchBlocks)
+	if n.fetchWin > 0 && from == n.fetchEnd+1 {
+		win = min(2*n.fetchWin, maxFetchBlocks)
+	}
+	end := max(last, from+win-1)
 	resp, e := f.c.Op(ctx, &fsproto.Request{Op: fsproto.OpReadBlocks, Ino: n.ino, Blk: from, BlkEnd: end})
 	if e != 0 {
 		return nil, e
 	}
 	f.c.noteGets(resp.URLs)
+	n.fetchEnd, n.fetchWin = end, win
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for b := from; b <= end; b++ {

@@ -516,7 +516,14 @@ type readResult struct {
 }
 
 func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
-func (r *readResult) Size() int                          { return len(r.data) }
+
+// Slices makes go-fuse write the reply with writev(2) straight from the
+// chunk, without first trying to splice it through a pipe (which fails,
+// and logs, for every reply of 1 MiB: a pipe holds at most that).
+func (r *readResult) Slices() ([][]byte, fuse.Status) { return [][]byte{r.data}, fuse.OK }
+
+var _ interface{ Slices() ([][]byte, fuse.Status) } = (*readResult)(nil)
+func (r *readResult) Size() int                       { return len(r.data) }
 func (r *readResult) Done() {
 	if r.release != nil {
 		r.release()

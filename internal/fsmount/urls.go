@@ -14,12 +14,18 @@ import (
 // On a server whose chunks live in a blob store, a mount moves chunk bytes
 // to and from the store itself, by URLs the server signs. It asks for them
 // in batches rather than once per chunk: put URLs for whole blocks come
-// sixteen at a time (chunkurls), and get URLs come with the block lists a
+// sixteen to sixty-four at a time (chunkurls), and get URLs come with the block lists a
 // read asks for anyway (readblocks). Chunks without one in hand go through
 // the server's chunk endpoint, which redirects.
 
-// putBatch is how many put URLs a mount asks for at once.
-const putBatch = 16
+// A mount asks for putBatch put URLs at once, and twice as many as last
+// time (up to fsproto.MaxChunkURLs) when the pool ran dry within
+// putBurst of the last refill: a long write asks rarely, a small one
+// leaves few ids unused.
+const (
+	putBatch = 16
+	putBurst = 5 * time.Second
+)
 
 // putURLAge is the longest an issued id waits in the pool (the server may
 // say less): its age counts towards the commit's limit (half the server's
@@ -46,6 +52,9 @@ type urlBook struct {
 	puts   []issuedURL
 	gets   map[string]timedURL
 	noPuts atomic.Bool // the server issues no put URLs (its store is not reached directly)
+	// under refill: the last refill's time and size
+	refilled time.Time
+	batch    int
 }
 
 // takePut returns an issued id and the URL to put a whole block to,
@@ -73,7 +82,11 @@ func (c *Conn) takePut(ctx context.Context) (u fsproto.ChunkURL, ok bool) {
 		b.mu.Unlock()
 		if empty {
 			at := time.Now()
-			resp, e := c.Op(ctx, &fsproto.Request{Op: fsproto.OpChunkURLs, Limit: putBatch, Size: fsproto.BlockSize})
+			n := putBatch
+			if at.Sub(b.refilled) < putBurst {
+				n = min(2*b.batch, fsproto.MaxChunkURLs)
+			}
+			resp, e := c.Op(ctx, &fsproto.Request{Op: fsproto.OpChunkURLs, Limit: n, Size: fsproto.BlockSize})
 			switch {
 			case e == syscall.ENOTSUP || e == syscall.ENOSYS:
 				b.noPuts.Store(true)
@@ -83,6 +96,7 @@ func (c *Conn) takePut(ctx context.Context) (u fsproto.ChunkURL, ok bool) {
 				b.refill.Unlock()
 				return u, false // the single-chunk path retries and reports
 			}
+			b.refilled, b.batch = at, n
 			until := at.Add(min(putURLAge, time.Duration(resp.ChunksFor)*time.Millisecond))
 			b.mu.Lock()
 			for _, cu := range resp.Chunks {

@@ -8,7 +8,7 @@ package fsproto
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -304,6 +304,9 @@ type ChunkURL struct {
 // MaxChunkURLs bounds one chunkurls request.
 const MaxChunkURLs = 64
 
+// MaxReadBlocks bounds the blocks one readblocks request names.
+const MaxReadBlocks = 256
+
 // URLTTL is how long a client may use a chunk URL from the server; the
 // URLs themselves last longer, so one in hand does not expire in flight.
 const URLTTL = 10 * time.Minute
@@ -319,14 +322,26 @@ type Statfs struct {
 // data again under a new chunk id and retries.
 const ErrChunkExpired = syscall.EKEYEXPIRED
 
-var chunkRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
-var fsRE = regexp.MustCompile(`^fs-[0-9a-f]{8,40}$`)
+// ValidFSID reports whether id is a file system id: fs- and 8 to 40
+// lower-case hex digits.
+func ValidFSID(id string) bool {
+	hex, ok := strings.CutPrefix(id, "fs-")
+	return ok && len(hex) >= 8 && len(hex) <= 40 && lowerHex(hex)
+}
 
-// ValidFSID reports whether id is a file system id.
-func ValidFSID(id string) bool { return fsRE.MatchString(id) }
+// ValidChunkID reports whether id is a chunk id: 32 lower-case hex digits.
+func ValidChunkID(id string) bool { return len(id) == 32 && lowerHex(id) }
 
-// ValidChunkID reports whether id is a chunk id.
-func ValidChunkID(id string) bool { return chunkRE.MatchString(id) }
+// lowerHex reports whether s is all lower-case hex digits (these checks
+// run on every slice of every commit, so not with a regexp).
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // NewChunkID returns a fresh random chunk id.
 func NewChunkID() string {

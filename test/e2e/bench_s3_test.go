@@ -79,10 +79,13 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 	}
 	cpu := processCPU
 	var idle float64
-	// mountSeq writes 1 GiB through a fresh mount and reads it back
-	// through another (nothing cached), returning MiB/s and the server's
-	// CPU seconds per GiB over both.
-	mountSeq := func(s *fsServer, id string) (write, read, cpuPerGiB float64) {
+	// mountSeq writes 1 GiB through a fresh mount and reads it back twice
+	// through others (nothing cached in them, each with an empty host
+	// cache): once as the store left it after the write, as rawGet reads
+	// right after rawPut, and once with the machine's page cache dropped,
+	// so the store reads its disk. It returns MiB/s and the server's CPU
+	// seconds per GiB over all three.
+	mountSeq := func(s *fsServer, id string) (write, read, coldRead, cpuPerGiB float64) {
 		// Only the transfers are measured: starting and stopping mounts
 		// and dropping the page cache (whose kernel time is charged to
 		// this process) are not the servers' work.
@@ -98,14 +101,19 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 			_, write = fioJob(b, w.dir, "--rw=write", "--bs=1M", "--size=1G", "--ioengine=psync", "--end_fsync=1")
 		})
 		w.kill()
-		r := s.mountFS(id)
-		dropCaches()
+		r := s.mountFS(id, "--cache-dir", b.TempDir())
 		measure(func() {
 			_, read = fioJob(b, r.dir, "--rw=read", "--bs=1M", "--size=1G", "--ioengine=psync")
 		})
+		r.kill()
+		r = s.mountFS(id, "--cache-dir", b.TempDir())
+		dropCaches()
+		measure(func() {
+			_, coldRead = fioJob(b, r.dir, "--rw=read", "--bs=1M", "--size=1G", "--ioengine=psync")
+		})
 		os.Remove(r.path("bench.0.0"))
 		r.kill()
-		return write, read, used / 2
+		return write, read, coldRead, used / 3
 	}
 	// The process's CPU while nothing moves (etcd, the servers' loops) is
 	// taken off what a mount's work costs.
@@ -145,16 +153,18 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 		b.ReportMetric(median(warm), "reread-cached-MiB/s")
 		b.ReportMetric(median(cold), "reread-local-MiB/s")
 		b.ReportMetric(100*median(warm)/median(cold), "reread-%")
-		var put, get, mw, mr, s3cpu, lcpu []float64
+		var put, get, coldGet, mw, mr, mcr, s3cpu, lcpu []float64
 		for round := 0; round < 3; round++ {
 			put = append(put, rawPut())
 			get = append(get, rawGet())
-			w, r, c := mountSeq(s3fs, s3id)
-			mw, mr, s3cpu = append(mw, w), append(mr, r), append(s3cpu, c)
-			_, _, c = mountSeq(lfs, lid)
+			dropCaches()
+			coldGet = append(coldGet, rawGet())
+			w, r, cr, c := mountSeq(s3fs, s3id)
+			mw, mr, mcr, s3cpu = append(mw, w), append(mr, r), append(mcr, cr), append(s3cpu, c)
+			_, _, _, c = mountSeq(lfs, lid)
 			lcpu = append(lcpu, c)
-			b.Logf("round %d: raw put %.0f get %.0f MiB/s; mount on S3 write %.0f read %.0f MiB/s; server CPU per GiB: S3 %.3f s, local %.3f s",
-				round, put[round], get[round], w, r, s3cpu[round], lcpu[round])
+			b.Logf("round %d: raw put %.0f get %.0f (store's disk %.0f) MiB/s; mount on S3 write %.0f read %.0f (store's disk %.0f) MiB/s; server CPU per GiB: S3 %.3f s, local %.3f s",
+				round, put[round], get[round], coldGet[round], w, r, cr, s3cpu[round], lcpu[round])
 		}
 		b.ReportMetric(median(put), "raw-put-MiB/s")
 		b.ReportMetric(median(mw), "mount-write-MiB/s")
@@ -162,6 +172,9 @@ func BenchmarkSharedFSOnS3(b *testing.B) {
 		b.ReportMetric(median(get), "raw-get-MiB/s")
 		b.ReportMetric(median(mr), "mount-read-MiB/s")
 		b.ReportMetric(100*median(mr)/median(get), "read-%")
+		b.ReportMetric(median(coldGet), "raw-get-disk-MiB/s")
+		b.ReportMetric(median(mcr), "mount-read-disk-MiB/s")
+		b.ReportMetric(100*median(mcr)/median(coldGet), "read-disk-%")
 		b.ReportMetric(median(s3cpu), "server-cpu-s3-s/GiB")
 		b.ReportMetric(median(lcpu), "server-cpu-local-s/GiB")
 		b.ReportMetric(100*median(s3cpu)/median(lcpu), "server-cpu-%")
