@@ -522,8 +522,11 @@ func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.O
 // and logs, for every reply of 1 MiB: a pipe holds at most that).
 func (r *readResult) Slices() ([][]byte, fuse.Status) { return [][]byte{r.data}, fuse.OK }
 
-var _ interface{ Slices() ([][]byte, fuse.Status) } = (*readResult)(nil)
-func (r *readResult) Size() int                       { return len(r.data) }
+var _ interface {
+	Slices() ([][]byte, fuse.Status)
+} = (*readResult)(nil)
+
+func (r *readResult) Size() int { return len(r.data) }
 func (r *readResult) Done() {
 	if r.release != nil {
 		r.release()
