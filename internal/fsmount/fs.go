@@ -522,16 +522,17 @@ func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.O
 // and logs, for every reply of 1 MiB: a pipe holds at most that).
 func (r *readResult) Slices() ([][]byte, fuse.Status) { return [][]byte{r.data}, fuse.OK }
 
-var _ interface {
-	Slices() ([][]byte, fuse.Status)
-} = (*readResult)(nil)
-
 func (r *readResult) Size() int { return len(r.data) }
 func (r *readResult) Done() {
 	if r.release != nil {
 		r.release()
 	}
 }
+
+// go-fuse looks for Slices by this (unexported) interface.
+var _ interface {
+	Slices() ([][]byte, fuse.Status)
+} = (*readResult)(nil)
 
 // maxDirty is how many bytes one file may buffer before they are uploaded.
 const maxDirty = 64 << 20
