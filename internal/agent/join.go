@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -49,7 +48,7 @@ func (a *Agent) join(ctx context.Context) error {
 			if a.cfg.Token == "" {
 				return fmt.Errorf("%s is https: the agent needs a join token (--token) to trust its CA", a.cfg.Server)
 			}
-			if ca, err = a.fetchCA(ctx, tok.CAFingerprint); err != nil {
+			if ca, err = jointoken.FetchCA(ctx, a.api.Server(), tok.CAFingerprint); err != nil {
 				return err
 			}
 			if err := writePrivate(a.caPath(), ca); err != nil {
@@ -93,30 +92,6 @@ func (a *Agent) join(ctx context.Context) error {
 	}
 	a.api.Credentials = &aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}
 	return nil
-}
-
-// fetchCA reads the server's CA certificate and accepts it only if its
-// fingerprint is the token's.
-func (a *Agent) fetchCA(ctx context.Context, fingerprint string) ([]byte, error) {
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // checked below, by fingerprint
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api.Server()+"/berth/v1/ca", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch the cluster CA: %w", err)
-	}
-	defer resp.Body.Close()
-	ca, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("fetch the cluster CA: %w", err)
-	}
-	got, err := jointoken.Fingerprint(ca)
-	if err != nil || got != fingerprint {
-		return nil, fmt.Errorf("the server at %s does not hold the CA the join token names: refusing to join", a.cfg.Server)
-	}
-	return ca, nil
 }
 
 // trust makes the agent's requests verify the server against ca.

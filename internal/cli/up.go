@@ -1,8 +1,15 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +20,7 @@ import (
 func upCmd() *cobra.Command {
 	f := &serverFlags{}
 	af := &agentFlags{}
+	var count int
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a whole Berth cluster on this machine",
@@ -26,13 +34,20 @@ keep running across a restart and are adopted again.`,
 			if err != nil {
 				return err
 			}
-			s, err := server.Start(cmd.Context(), cfg)
+			servers, err := startServers(cmd.Context(), cfg, count)
+			for _, s := range servers {
+				defer s.Close()
+			}
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			s := servers[0]
+			var endpoints []string
+			for _, s := range servers {
+				endpoints = append(endpoints, s.Endpoint())
+			}
 			// The local agent joins like any other, over loopback.
-			af.server, af.cluster, af.dataDir, af.token = s.Endpoint(), "default", filepath.Join(cfg.DataDir, "agent"), s.JoinToken()
+			af.server, af.cluster, af.dataDir, af.token = strings.Join(endpoints, ","), "default", filepath.Join(cfg.DataDir, "agent"), s.JoinToken()
 			ag, err := agent.New(af.config())
 			if err != nil {
 				return err
@@ -47,6 +62,9 @@ keep running across a restart and are adopted again.`,
 			where, single := s.DataStore()
 			if single {
 				where += " (one copy on this disk: fine for trying Berth; --blob-store s3://… keeps it in a replicated store)"
+			}
+			if len(servers) > 1 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d servers, each with an etcd member (a majority must run): %s\n", len(servers), strings.Join(endpoints, " "))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), `Berth is up.
   ECS API:   %[1]s
@@ -67,5 +85,83 @@ Try:
 	}
 	f.register(cmd)
 	af.register(cmd, false)
+	cmd.Flags().IntVar(&count, "servers", 1, "run this many servers, each with an etcd member, on ports after --listen's (3 or 5 to try a control plane that outlives one of them; the first keeps --data-dir, the others DATA_DIR/servers/N)")
 	return cmd
+}
+
+// startServers starts count servers of one cluster on this machine: the
+// first in cfg.DataDir on cfg.Listen, the others in DataDir/servers/N on
+// the ports after it, each with an etcd member whose peers listen on
+// loopback over TLS. Members made before start together (each waits for a
+// majority); new ones join through the first, one at a time.
+func startServers(ctx context.Context, cfg server.Config, count int) ([]*server.Server, error) {
+	if count < 1 || count > 7 {
+		return nil, fmt.Errorf("--servers %d: 1 to 7 (an odd number: a majority must run)", count)
+	}
+	if count == 1 {
+		s, err := server.Start(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return []*server.Server{s}, nil
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	base, err := strconv.Atoi(port)
+	if err != nil || base == 0 {
+		return nil, fmt.Errorf("--servers needs --listen with a port number, not %s", cfg.Listen)
+	}
+	cfgs := make([]server.Config, count)
+	var existing, joining []int
+	for i := range cfgs {
+		c := cfg
+		if i > 0 {
+			c.DataDir = filepath.Join(cfg.DataDir, "servers", strconv.Itoa(i+1))
+			c.Listen = net.JoinHostPort(host, strconv.Itoa(base+i))
+			c.Log = cfg.Log.With("server", i+1)
+		}
+		c.Etcd = server.EtcdMember{Name: fmt.Sprintf("berth-%d", i+1), PeerListen: "127.0.0.1:0"}
+		cfgs[i] = c
+		if _, err := os.Stat(filepath.Join(c.DataDir, "etcd-member.json")); i == 0 || err == nil {
+			existing = append(existing, i)
+		} else {
+			joining = append(joining, i)
+		}
+	}
+	out := make([]*server.Server, count)
+	errs := make([]error, count)
+	var wg sync.WaitGroup
+	for _, i := range existing {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = server.Start(ctx, cfgs[i])
+		}()
+	}
+	wg.Wait()
+	started := func() []*server.Server {
+		var l []*server.Server
+		for _, s := range out {
+			if s != nil {
+				l = append(l, s)
+			}
+		}
+		return l
+	}
+	if err := errors.Join(errs...); err != nil {
+		return started(), err
+	}
+	for _, i := range joining {
+		tok, err := out[0].CreateMemberToken(ctx)
+		if err != nil {
+			return started(), err
+		}
+		cfgs[i].Etcd.Join, cfgs[i].Etcd.Token = []string{out[0].Endpoint()}, tok.Token
+		if out[i], err = server.Start(ctx, cfgs[i]); err != nil {
+			return started(), fmt.Errorf("server %d: %w", i+1, err)
+		}
+	}
+	return out, nil
 }

@@ -111,6 +111,9 @@ func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 // put queues a copy of a chunk for the cache; when the queue is full the
 // chunk is not cached (a read never waits for the cache).
 func (d *diskCache) put(fsid, id string, data []byte) {
+	if len(d.queue) == cap(d.queue) {
+		return // behind: not worth the copy and the checksum
+	}
 	w, ok := d.prepare(fsid, id, data)
 	if !ok {
 		return

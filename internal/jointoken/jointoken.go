@@ -2,8 +2,9 @@
 // with, in the manner of k3s: BERTH1:<CA fingerprint>:<id>.<secret>. The
 // fingerprint (SHA-256 of the cluster CA's certificate, hex) lets a new
 // agent trust the server's TLS before it has any other credential; the id
-// names the token (to list and revoke it); the secret proves it. The
-// package does no I/O.
+// names the token (to list and revoke it); the secret proves it. The same
+// format carries the single-use tokens a new server's etcd member joins
+// with. FetchCA is the package's only I/O.
 package jointoken
 
 import (

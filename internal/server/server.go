@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,7 +23,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
-	"go.uber.org/zap"
 
 	"github.com/berth-project/berth/internal/agentsrv"
 	"github.com/berth-project/berth/internal/blob"
@@ -45,6 +42,7 @@ type Config struct {
 	DataDir       string
 	Listen        string   // host:port; default 127.0.0.1:7440
 	EtcdEndpoints []string // empty: run an embedded member under DataDir
+	Etcd          EtcdMember // the embedded member as one of several
 	Region        string
 	Account       string
 	LeaseTTL      time.Duration // agent lease; agentConnected turns false after it
@@ -162,7 +160,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	endpoints := cfg.EtcdEndpoints
 	if len(endpoints) == 0 {
-		e, ep, err := startEmbedded(cfg.DataDir)
+		e, ep, err := startEmbedded(cfg.DataDir, cfg.Etcd, cfg.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -189,6 +187,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if _, err := cli.Get(sctx, "health-check"); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("etcd at %v: %w", endpoints, err)
+	}
+	if err := s.settleMember(sctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("etcd member: %w", err)
 	}
 	store := state.New(cli)
 	if n, err := placement.RepairCounts(sctx, store); err != nil {
@@ -339,6 +341,12 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("POST /berth/v1/join", s.join)
+	mux.HandleFunc("POST /berth/v1/members/join", s.memberJoin)
+	mux.Handle("POST /berth/v1/members/token", s.auth(jsonHandler(func(ctx context.Context, _ *MembersRequest) (*MemberTokenResponse, error) {
+		return s.CreateMemberToken(ctx)
+	})))
+	mux.Handle("POST /berth/v1/members/list", s.auth(jsonHandler(s.memberList)))
+	mux.Handle("POST /berth/v1/members/remove", s.auth(jsonHandler(s.memberRemove)))
 	mux.Handle("POST /berth/v1/tokens/create", s.auth(jsonHandler(s.tokenCreate)))
 	mux.Handle("POST /berth/v1/tokens/list", s.auth(jsonHandler(s.tokenList)))
 	mux.Handle("POST /berth/v1/tokens/delete", s.auth(jsonHandler(s.tokenDelete)))
@@ -503,77 +511,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"acknowledgment":"ACK","leaseTtlSeconds":%d}`, int(s.cfg.LeaseTTL/time.Second))
-}
-
-// startEmbedded runs a single-member etcd under dir/etcd, on loopback
-// ports remembered in dir/etcd-ports.json so a restart reuses them.
-func startEmbedded(dir string) (*embed.Etcd, string, error) {
-	if dir == "" {
-		return nil, "", errors.New("data dir is required for embedded etcd")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", err
-	}
-	ports := struct{ Client, Peer int }{}
-	pf := filepath.Join(dir, "etcd-ports.json")
-	if b, err := os.ReadFile(pf); err == nil {
-		json.Unmarshal(b, &ports)
-	}
-	if ports.Client == 0 || !free(ports.Client) || !free(ports.Peer) {
-		ports.Client, ports.Peer = freePort(), freePort()
-		b, _ := json.Marshal(ports)
-		if err := os.WriteFile(pf, b, 0o600); err != nil {
-			return nil, "", err
-		}
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "etcd")
-	cfg.Name = "berth"
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Client))
-	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Peer))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	// NewConfig leaves this at zero (only etcd's flags default it), which
-	// makes every request "expensive": etcd would format each one as text
-	// for a log line that goes nowhere.
-	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
-	cfg.AutoCompactionMode = "periodic"
-	cfg.AutoCompactionRetention = "1h"
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, "", fmt.Errorf("start embedded etcd: %w", err)
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, "", errors.New("embedded etcd did not become ready")
-	case err := <-e.Err():
-		e.Close()
-		return nil, "", fmt.Errorf("embedded etcd: %w", err)
-	}
-	return e, cu.String(), nil
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func free(port int) bool {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }
 
 // redirectBlob sends an agent to the store: the signed URL is in Location

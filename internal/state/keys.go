@@ -110,6 +110,12 @@ func AgentKeyKey(accessKey string) string { return Prefix + "agentkeys/" + acces
 // The cluster's CA (certificate and key). Owner: internal/server.
 func CAKey() string { return Prefix + "ca" }
 
+// The embedded etcd members' peer CA (certificate and key), and the
+// single-use tokens a new member joins with. Owner: internal/server.
+func PeerCAKey() string               { return Prefix + "peer-ca" }
+func MemberTokenPrefix() string       { return Prefix + "membertokens/" }
+func MemberTokenKey(id string) string { return MemberTokenPrefix() + id }
+
 // ControllerElection is the service controller's leader election.
 // Owner: internal/server.
 func ControllerElection() string { return Prefix + "election/controller" }

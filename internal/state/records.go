@@ -78,6 +78,15 @@ type JoinTokenRecord struct {
 	CreatedAt    time.Time `json:"createdAt"`
 }
 
+// MemberTokenRecord is a token a new server's etcd member joins the
+// cluster with: used once, and not after ExpiresAt.
+type MemberTokenRecord struct {
+	ID           string    `json:"id"`
+	SecretSHA256 string    `json:"secretSha256"`
+	CreatedAt    time.Time `json:"createdAt"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+}
+
 // AgentKeyRecord holds the credentials an agent received when it joined.
 // Cluster and Instance name the container instance the key registered: a
 // key registers one instance (another only once that one is gone), and

@@ -90,7 +90,11 @@ func (c *cluster) addAgent(zone, dataDir string, mod ...func(*agent.Config)) *ru
 	if dataDir == "" {
 		dataDir = c.t.TempDir()
 	}
-	cfg := agent.Config{Server: c.srv.Endpoint(), Cluster: "default", Zone: zone, DataDir: dataDir,
+	var endpoint string
+	if c.srv != nil {
+		endpoint = c.srv.Endpoint()
+	}
+	cfg := agent.Config{Server: endpoint, Cluster: "default", Zone: zone, DataDir: dataDir,
 		CPU: 4096, Memory: 4096, CleanupWait: time.Second, HeartbeatInterval: 500 * time.Millisecond,
 		Log: testLogger(), MountBinary: buildBerth(c.t)}
 	for _, m := range mod {

@@ -1,0 +1,334 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+
+	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/blob/s3/s3test"
+	"github.com/berth-project/berth/internal/server"
+)
+
+// serverProc is a `berth server` process.
+type serverProc struct {
+	name, dir, endpoint string
+	cmd                 *exec.Cmd
+}
+
+// startServerProc runs `berth server` with an embedded etcd member named
+// name whose peers listen on loopback, and waits until it answers.
+func startServerProc(t *testing.T, bin, name, blobStore string, args ...string) *serverProc {
+	t.Helper()
+	port := freeTCPPort(t)
+	p := &serverProc{name: name, dir: t.TempDir(), endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	p.cmd = exec.Command(bin, append([]string{"server", "--data-dir", p.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--etcd-name", name, "--etcd-peer-listen", "127.0.0.1:0", "--blob-store", blobStore, "--agent-lease-ttl", "5s"}, args...)...)
+	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if resp, err := http.Get(p.endpoint + "/berth/v1/ca"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s did not come up", name)
+		}
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// memberToken makes a member token through a server with the CLI.
+func memberToken(t *testing.T, bin, endpoint string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "server", "members", "add", "--endpoint", endpoint, "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("berth server members add: %v", err)
+	}
+	var tok server.MemberTokenResponse
+	if err := json.Unmarshal(out, &tok); err != nil || !strings.HasPrefix(tok.Token, "BERTH1:") {
+		t.Fatalf("member token: %q %v", out, err)
+	}
+	return tok.Token
+}
+
+func members(t *testing.T, bin, endpoint string) []server.Member {
+	t.Helper()
+	out, err := exec.Command(bin, "server", "members", "ls", "--endpoint", endpoint, "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("berth server members ls through %s: %v", endpoint, err)
+	}
+	var ms []server.Member
+	if err := json.Unmarshal(out, &ms); err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// TestThreeServersOutliveTheLeader: three `berth server` processes, each
+// with an etcd member (peers over TLS), two agents and a mount given all
+// three, a service of four tasks and a storm of RunTask calls spread over
+// the servers. kill -9 of the server whose member leads etcd: every
+// RunTask acknowledged (before or after) is there exactly once, the
+// service is back at four running tasks, every fsynced line of the mount
+// is intact and the mount goes on without remounting. Then the dead member
+// is removed and a new server joins in its place.
+func TestThreeServersOutliveTheLeader(t *testing.T) {
+	ensureTestImage(t)
+	bin := buildBerth(t)
+	s3srv := s3test.Start(t, "berth")
+	blobStore := "s3://berth/ha?endpoint=" + s3srv.Endpoint + "&path-style=true"
+	procs := []*serverProc{startServerProc(t, bin, "s1", blobStore)}
+	for _, name := range []string{"s2", "s3"} {
+		procs = append(procs, startServerProc(t, bin, name, blobStore, "--join", procs[0].endpoint, "--token", memberToken(t, bin, procs[0].endpoint)))
+	}
+	ms := members(t, bin, procs[2].endpoint)
+	if len(ms) != 3 {
+		t.Fatalf("members: %+v", ms)
+	}
+	for _, m := range ms {
+		if m.Learner || !m.Reachable || !strings.HasPrefix(m.PeerURLs[0], "https://") {
+			t.Fatalf("member %+v: want a reachable voter whose peers talk TLS", m)
+		}
+	}
+	var all []string
+	for _, p := range procs {
+		all = append(all, p.endpoint)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := &cluster{env: &env{t: t, ecs: client(procs[1].endpoint, "test", "test"), ctx: ctx}}
+	c.createCluster("default")
+	for _, zone := range []string{"us-east-1a", "us-east-1b"} {
+		c.addAgent(zone, "", func(cfg *agent.Config) { cfg.Server = strings.Join(all, ",") })
+	}
+	sleeper := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("sleeper"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(16), Command: []string{"sleep", "3600"}}}})
+	if _, err := c.ecs.CreateService(ctx, &ecs.CreateServiceInput{ServiceName: aws.String("four"), TaskDefinition: aws.String(sleeper), DesiredCount: aws.Int32(4)}); err != nil {
+		t.Fatal(err)
+	}
+	running := func(cl *ecs.Client) int {
+		l, err := cl.ListTasks(ctx, &ecs.ListTasksInput{ServiceName: aws.String("four"), DesiredStatus: types.DesiredStatusRunning})
+		if err != nil || len(l.TaskArns) == 0 {
+			return 0
+		}
+		d, err := cl.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: l.TaskArns})
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, task := range d.Tasks {
+			if aws.ToString(task.LastStatus) == "RUNNING" {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "the service's four tasks running", func() bool { return running(c.ecs) == 4 })
+
+	ec := efsClient(procs[0].endpoint)
+	created, err := ec.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("ha")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := aws.ToString(created.FileSystemId)
+	m := (&fsServer{t: t, bin: bin, endpoint: strings.Join(all, ",")}).mountFS(fs)
+
+	// Writers: the mount appends a line and fsyncs it, again and again;
+	// RunTask goes to the servers in turn, each call with its own client
+	// token, retried on the next server when one cannot be reached.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string]string{} // startedBy -> task ARN
+	synced := 0
+	var writeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f, err := os.OpenFile(m.path("log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			writeErr = err
+			return
+		}
+		defer f.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := fmt.Fprintf(f, "line %06d\n", i); err != nil {
+				writeErr = fmt.Errorf("write %d: %w", i, err)
+				return
+			}
+			if err := f.Sync(); err != nil {
+				writeErr = fmt.Errorf("fsync %d: %w", i, err)
+				return
+			}
+			mu.Lock()
+			synced = i + 1
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	clients := []*ecs.Client{}
+	for _, p := range procs {
+		clients = append(clients, client(p.endpoint, "test", "test"))
+	}
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(150 * time.Millisecond):
+				}
+				by := fmt.Sprintf("storm-%d-%d", w, i)
+				for attempt := 0; attempt < 30; attempt++ {
+					out, err := clients[(w+i+attempt)%3].RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(sleeper), StartedBy: aws.String(by), ClientToken: aws.String(by)})
+					if err == nil && len(out.Tasks) == 1 {
+						mu.Lock()
+						acked[by] = aws.ToString(out.Tasks[0].TaskArn)
+						mu.Unlock()
+						break
+					}
+					var oe interface{ ErrorCode() string }
+					if err != nil && errors.As(err, &oe) && oe.ErrorCode() != "ServerException" {
+						t.Errorf("run task %s: %v", by, err)
+						return
+					}
+					time.Sleep(300 * time.Millisecond) // unreachable, or etcd electing a leader: another server
+				}
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	var leader *serverProc
+	for _, mb := range members(t, bin, procs[0].endpoint) {
+		for _, p := range procs {
+			if mb.Leader && mb.Name == p.name {
+				leader = p
+			}
+		}
+	}
+	if leader == nil {
+		t.Fatal("no member leads")
+	}
+	mu.Lock()
+	before, syncedBefore := len(acked), synced
+	mu.Unlock()
+	leader.cmd.Process.Signal(syscall.SIGKILL)
+	leader.cmd.Wait()
+	t.Logf("killed %s (the etcd leader) after %d RunTask calls and %d fsynced lines", leader.name, before, syncedBefore)
+	var alive []*serverProc
+	for _, p := range procs {
+		if p != leader {
+			alive = append(alive, p)
+		}
+	}
+	time.Sleep(6 * time.Second)
+	close(stop)
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatalf("the mount across the leader's death: %v", writeErr)
+	}
+	if synced <= syncedBefore || len(acked) <= before {
+		t.Fatalf("nothing went on after the kill: %d fsynced lines (%d before), %d RunTask calls (%d before)", synced, syncedBefore, len(acked), before)
+	}
+	// Every acknowledged RunTask is there, exactly once.
+	c.ecs = client(alive[0].endpoint, "test", "test")
+	for by, arn := range acked {
+		l, err := c.ecs.ListTasks(ctx, &ecs.ListTasksInput{StartedBy: aws.String(by)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.TaskArns) != 1 || l.TaskArns[0] != arn {
+			t.Errorf("RunTask %s acknowledged %s; the cluster has %v", by, arn, l.TaskArns)
+		}
+	}
+	eventually(t, "the service back at four running tasks", func() bool { return running(c.ecs) == 4 })
+	// Every fsynced line, through a fresh mount on a surviving server.
+	fresh := (&fsServer{t: t, bin: bin, endpoint: alive[1].endpoint}).mountFS(fs)
+	got, err := os.ReadFile(fresh.path("log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+	if len(lines) < synced {
+		t.Fatalf("%d lines fsynced, %d there", synced, len(lines))
+	}
+	for i := 0; i < synced; i++ {
+		if lines[i] != fmt.Sprintf("line %06d", i) {
+			t.Fatalf("line %d: %q", i, lines[i])
+		}
+	}
+	// The mount goes on, as it was.
+	if err := os.WriteFile(m.path("after"), []byte("still mounted"), 0o644); err != nil {
+		t.Fatalf("the mount after the kill: %v", err)
+	}
+	t.Logf("%d RunTask calls acknowledged, each once; %d lines fsynced, all there", len(acked), synced)
+
+	// The dead member is shown, removed, and replaced.
+	for _, mb := range members(t, bin, alive[0].endpoint) {
+		if mb.Name == leader.name && mb.Reachable {
+			t.Fatalf("the killed member shows as reachable: %+v", mb)
+		}
+	}
+	if out, err := exec.Command(bin, "server", "members", "rm", leader.name, "--endpoint", alive[0].endpoint).CombinedOutput(); err != nil {
+		t.Fatalf("members rm: %v: %s", err, out)
+	}
+	replacement := startServerProc(t, bin, "s4", blobStore, "--join", alive[1].endpoint, "--token", memberToken(t, bin, alive[0].endpoint))
+	ms = members(t, bin, replacement.endpoint)
+	if len(ms) != 3 {
+		t.Fatalf("members after the replacement: %+v", ms)
+	}
+	for _, mb := range ms {
+		if mb.Name == leader.name || mb.Learner || !mb.Reachable {
+			t.Fatalf("member %+v after the replacement", mb)
+		}
+	}
+	// With the replacement a member, one more of the first three can go.
+	alive[0].cmd.Process.Signal(syscall.SIGKILL)
+	alive[0].cmd.Wait()
+	rc := client(replacement.endpoint, "test", "test")
+	eventually(t, "a write through the replacement with one old member left", func() bool {
+		_, err := rc.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("after-replacement")})
+		return err == nil
+	})
+	if _, err := os.Stat(filepath.Join(replacement.dir, "etcd-peer", "ca-key.pem")); err == nil {
+		t.Fatal("a joined member holds the peer CA's key")
+	}
+}
