@@ -40,8 +40,8 @@ import (
 // Config is the control plane's configuration.
 type Config struct {
 	DataDir       string
-	Listen        string   // host:port; default 127.0.0.1:7440
-	EtcdEndpoints []string // empty: run an embedded member under DataDir
+	Listen        string     // host:port; default 127.0.0.1:7440
+	EtcdEndpoints []string   // empty: run an embedded member under DataDir
 	Etcd          EtcdMember // the embedded member as one of several
 	Region        string
 	Account       string
