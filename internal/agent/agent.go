@@ -116,7 +116,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.CleanupWait = 3 * time.Hour
 	}
 	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = 2 * time.Second
+		cfg.HeartbeatInterval = time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -297,6 +297,10 @@ func machineMemoryMiB() int {
 	return kb / 1024
 }
 
+// heartbeatTimeout bounds one heartbeat; a failed one is tried again
+// after heartbeatRetry, on the next server.
+const heartbeatTimeout, heartbeatRetry = 2 * time.Second, 250 * time.Millisecond
+
 func (a *Agent) heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
@@ -307,9 +311,20 @@ func (a *Agent) heartbeats(ctx context.Context) {
 			LeaseTTL int64 `json:"leaseTtlSeconds"`
 		}
 		sent := time.Now()
-		err := a.api.Post(ctx, "/berth/v1/agent/heartbeat", map[string]string{"cluster": a.cfg.Cluster, "containerInstance": a.arn}, &resp)
+		// A heartbeat that a server cannot answer soon (its etcd has no
+		// quorum, say) is tried on the next server, at once.
+		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
+		err := a.api.Post(hctx, "/berth/v1/agent/heartbeat", map[string]string{"cluster": a.cfg.Cluster, "containerInstance": a.arn}, &resp)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat", "err", err)
+			a.api.NextServer()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(heartbeatRetry):
+				continue
+			}
 		} else if err == nil {
 			a.lastHeartbeat.Store(sent.UnixNano())
 			if resp.LeaseTTL > 0 {

@@ -80,6 +80,14 @@ func (c *Client) post(ctx context.Context, path string, headers map[string]strin
 	return nil
 }
 
+// NextServer moves the client to the next of its servers (one that
+// answered a call too slowly, or with an error, may be cut off from the
+// rest of the control plane).
+func (c *Client) NextServer() {
+	servers := c.list()
+	servers.Failed(servers.Current())
+}
+
 // do sends one request, SigV4-signed when the client has credentials, and
 // returns the status and body.
 func (c *Client) do(ctx context.Context, method, path string, headers map[string]string, body []byte) (int, []byte, error) {
@@ -87,7 +95,8 @@ func (c *Client) do(ctx context.Context, method, path string, headers map[string
 	for attempt := 1; ; attempt++ {
 		base := servers.Current()
 		code, b, err := c.doAt(ctx, base, method, path, headers, body)
-		if err != nil && attempt < servers.Len() && endpoint.Unreachable(ctx, err) {
+		// 503: that server's etcd member is cut off from the others.
+		if attempt < servers.Len() && (err != nil && endpoint.Unreachable(ctx, err) || err == nil && code == http.StatusServiceUnavailable) {
 			servers.Failed(base) // the next server answers the same calls
 			continue
 		}

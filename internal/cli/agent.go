@@ -38,7 +38,7 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 	cmd.Flags().StringSliceVar(&f.allow, "allow-host-path", nil, "limit host.sourcePath to these directories, symlinks below them refused (default: any host path, as on ECS)")
 	cmd.Flags().BoolVar(&f.noPrivileged, "disable-privileged", os.Getenv("BERTH_DISABLE_PRIVILEGED") == "true", "refuse privileged containers, as ECS_DISABLE_PRIVILEGED does (also $BERTH_DISABLE_PRIVILEGED=true)")
 	cmd.Flags().DurationVar(&f.cleanup, "task-cleanup-wait", 3*time.Hour, "how long a stopped task's containers and task volumes are kept (as ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION)")
-	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", 2*time.Second, "how often the agent renews its lease")
+	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", time.Second, "how often the agent renews its lease (the server says how long it lasts)")
 }
 
 func (f *agentFlags) config() agent.Config {

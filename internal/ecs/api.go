@@ -146,6 +146,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &se) {
 			a.Log.Error("ecs operation failed", "op", name, "err", err)
 			se = &spec.Error{Code: "ServerException", Message: "Internal server error."}
+			if m := state.QuorumMessage(err); m != "" {
+				se.Message = m
+			}
 		}
 		WriteError(w, se)
 		return

@@ -74,6 +74,9 @@ func (a *API) handle(status int, fn func(ctx context.Context, r *http.Request) (
 			if !errors.As(err, &e) {
 				a.Log.Warn("EFS operation failed", "path", r.URL.Path, "err", err)
 				e = &Error{Status: 500, Code: "InternalServerError", Msg: "Internal server error."}
+				if m := state.QuorumMessage(err); m != "" {
+					e.Msg = m
+				}
 			}
 			writeError(w, e)
 			return

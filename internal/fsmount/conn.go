@@ -140,7 +140,8 @@ func (c *Conn) request(ctx context.Context, method, path string, body []byte) (*
 		}
 	}
 	resp, err := c.HTTP.Do(req)
-	if endpoint.Unreachable(ctx, err) {
+	// 503: that server's etcd member is cut off from the others.
+	if endpoint.Unreachable(ctx, err) || err == nil && resp.StatusCode == http.StatusServiceUnavailable {
 		c.servers.Failed(base) // the caller's next attempt goes to the next server
 	}
 	return resp, err

@@ -11,12 +11,13 @@ import (
 )
 
 // runController campaigns for leadership and, while leader, runs the
-// service controller every second. Several servers may run; one leads.
+// service controller every second, and at once when an agent's lease
+// expires. Several servers may run; one leads.
 func (s *Server) runController(ctx context.Context) {
 	c := &controller.Controller{Store: s.API.Store, Cache: s.API.Cache, Applier: s.API.Applier, Launcher: s.API, Snapshots: s.volumes,
 		Log: s.API.Log, Now: s.API.Now, LostGrace: s.cfg.LostInstanceGrace}
 	for ctx.Err() == nil {
-		sess, err := concurrency.NewSession(s.client, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+		sess, err := concurrency.NewSession(s.client, concurrency.WithTTL(5), concurrency.WithContext(ctx))
 		if err != nil {
 			time.Sleep(time.Second)
 			continue
@@ -35,9 +36,10 @@ func (s *Server) runController(ctx context.Context) {
 			case <-sess.Done():
 				break lead // lost the session: campaign again
 			case <-t.C:
-				if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
-					s.cfg.Log.Warn("service controller", "err", err)
-				}
+			case <-s.API.Cache.AgentLost():
+			}
+			if err := c.Pass(ctx); err != nil && ctx.Err() == nil {
+				s.cfg.Log.Warn("service controller", "err", err)
 			}
 		}
 		t.Stop()

@@ -65,7 +65,6 @@ func startEmbedded(dir string, m EtcdMember, log *slog.Logger) (*embed.Etcd, str
 	cfg.Name = "berth"
 	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Client))
 	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Peer))
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	if mc != nil {
 		cfg.Name = mc.Name
 		cu, _ = url.Parse(fmt.Sprintf("http://127.0.0.1:%d", mc.ClientPort))
@@ -81,6 +80,9 @@ func startEmbedded(dir string, m EtcdMember, log *slog.Logger) (*embed.Etcd, str
 	// on loopback whatever the peers listen on.
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	if mc == nil {
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	}
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	// NewConfig leaves this at zero (only etcd's flags default it), which

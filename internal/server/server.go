@@ -37,6 +37,12 @@ import (
 	"github.com/berth-project/berth/internal/volume"
 )
 
+// DefaultLeaseTTL is an agent's lease: an instance whose agent has not
+// renewed it for this long is lost, and its service tasks start elsewhere.
+// Agents renew it every second and fence their block volumes at 60 % of
+// it; an etcd leader election (a few seconds) extends every lease.
+const DefaultLeaseTTL = 7 * time.Second
+
 // Config is the control plane's configuration.
 type Config struct {
 	DataDir       string
@@ -56,8 +62,9 @@ type Config struct {
 	Log              *slog.Logger
 	// StoppedTaskRetention is how long a stopped task stays describable.
 	StoppedTaskRetention time.Duration
-	// LostInstanceGrace is how long an instance may be without its agent
-	// before the service controller replaces its tasks elsewhere.
+	// LostInstanceGrace is how long an instance may be without its agent,
+	// once its lease expired, before the service controller replaces its
+	// tasks elsewhere (default none: the lease is the grace).
 	LostInstanceGrace time.Duration
 	// FSSessionTTL is a shared file system mount's session lease: a crashed
 	// mount's locks are released this long after it stopped.
@@ -121,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Account = "000000000000"
 	}
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = 10 * time.Second
+		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -134,9 +141,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConnsPerIP == 0 {
 		cfg.MaxConnsPerIP = 4096
-	}
-	if cfg.LostInstanceGrace == 0 {
-		cfg.LostInstanceGrace = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	// With a blob store of its own choosing the operator puts all data
@@ -274,7 +278,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.efs.Address, _, _ = net.SplitHostPort(ln.Addr().String())
 	ln = newSniffListener(ln, tlsCfg, newConnLimiter(cfg.MaxConnsPerIP))
 	s.ln = ln
-	s.http = &http.Server{Handler: s.bodyDeadline(s.handler()), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: 5 * time.Minute}
+	s.http = &http.Server{Handler: s.bodyDeadline(s.requireQuorum(s.handler())), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: 5 * time.Minute}
 	go s.http.Serve(ln)
 	go s.runController(rctx)
 	return s, nil
@@ -339,7 +343,13 @@ func (r *statusRecorder) WriteHeader(c int) { r.code = c; r.ResponseWriter.Write
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if s.etcd != nil && s.etcd.Server.Leader() == 0 {
+			http.Error(w, "no etcd leader: this server cannot reach a majority of the members", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
 	mux.HandleFunc("POST /berth/v1/join", s.join)
 	mux.HandleFunc("POST /berth/v1/members/join", s.memberJoin)
 	mux.Handle("POST /berth/v1/members/token", s.auth(jsonHandler(func(ctx context.Context, _ *MembersRequest) (*MemberTokenResponse, error) {
@@ -394,6 +404,9 @@ func jsonHandler[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) ht
 			var se *spec.Error
 			if !errors.As(err, &se) {
 				se = &spec.Error{Code: "ServerException", Message: "Internal server error."}
+				if m := state.QuorumMessage(err); m != "" {
+					se.Message = m
+				}
 			}
 			ecs.WriteError(w, se)
 			return

@@ -28,6 +28,7 @@ type Cache struct {
 	instances map[string]map[string]*CachedInstance // cluster -> id
 	conn      map[string]bool                       // cluster/id
 	residency map[string]map[string]string          // cluster -> key -> id
+	lost      chan struct{}                         // an agent's lease went
 }
 
 // CachedInstance is one instance as last seen, decoded once.
@@ -39,7 +40,7 @@ type CachedInstance struct {
 
 // NewCache returns a cache; Run fills and follows it.
 func NewCache(cli *clientv3.Client, log *slog.Logger) *Cache {
-	c := &Cache{cli: cli, log: log}
+	c := &Cache{cli: cli, log: log, lost: make(chan struct{}, 1)}
 	c.cond = sync.NewCond(&c.mu)
 	c.reset()
 	return c
@@ -139,6 +140,10 @@ func (c *Cache) apply(key string, val []byte, rev int64, del bool) {
 	case "conn":
 		if del {
 			delete(c.conn, cluster+"/"+id)
+			select {
+			case c.lost <- struct{}{}:
+			default:
+			}
 		} else {
 			c.conn[cluster+"/"+id] = true
 		}
@@ -245,6 +250,11 @@ func (c *Cache) Connected(cluster, id string) bool {
 	defer c.mu.RUnlock()
 	return c.conn[cluster+"/"+id]
 }
+
+// AgentLost receives when an agent's lease has expired (or its instance
+// deregistered): the service controller acts at once rather than at its
+// next pass.
+func (c *Cache) AgentLost() <-chan struct{} { return c.lost }
 
 // Residency returns the instance holding a data key in a cluster.
 func (c *Cache) Residency(cluster string) map[string]string {

@@ -22,7 +22,7 @@ import (
 )
 
 // BenchmarkServiceFailover measures, with default settings (agent lease
-// 10 s, lost-instance grace 15 s), the time from kill -9 of the agent
+// 7 s renewed every second, no lost-instance grace), the time from kill -9 of the agent
 // running a service's task to the service's replacement task RUNNING on
 // another instance. Agents are `berth agent` processes. "stateless" is a
 // plain service; "stateful-efs" is a stateful service whose slot keeps its

@@ -240,3 +240,76 @@ func TestTwoServersNeverOverCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyMachineLosesNoInstance: with the default lease (7 s, renewed
+// every second), both cores saturated for 60 s by other processes lose no
+// instance: every agent stays connected throughout and the service's
+// tasks are never replaced.
+func TestBusyMachineLosesNoInstance(t *testing.T) {
+	c := newCluster(t)
+	c.createCluster("default")
+	for _, zone := range []string{"us-east-1a", "us-east-1b"} {
+		c.addAgent(zone, "", func(cfg *agent.Config) { cfg.HeartbeatInterval = 0 }) // the default
+	}
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("busy"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(16), Command: []string{"sleep", "3600"}}}})
+	if _, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("busy"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	tasks := func() []string {
+		l, err := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("busy")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.TaskArns
+	}
+	eventually(t, "the service's two tasks", func() bool { return len(tasks()) == 2 })
+	before := tasks()
+	var burners []*exec.Cmd
+	for i := 0; i < 4; i++ { // two per core
+		b := exec.Command("sh", "-c", "while :; do :; done")
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		burners = append(burners, b)
+	}
+	defer func() {
+		for _, b := range burners {
+			b.Process.Kill()
+			b.Wait()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	arns := []string{c.agents[0].arn, c.agents[1].arn}
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		d, err := c.ecs.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{ContainerInstances: arns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range d.ContainerInstances {
+			if !in.AgentConnected {
+				t.Fatalf("instance %s lost its agent on a busy machine", aws.ToString(in.ContainerInstanceArn))
+			}
+		}
+	}
+	if after := tasks(); len(after) != 2 || !sameSet(before, after) {
+		t.Fatalf("the service's tasks changed on a busy machine: %v, then %v", before, after)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			return false
+		}
+	}
+	return true
+}

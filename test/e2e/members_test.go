@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,11 +36,26 @@ type serverProc struct {
 // startServerProc runs `berth server` with an embedded etcd member named
 // name whose peers listen on loopback, and waits until it answers.
 func startServerProc(t *testing.T, bin, name, blobStore string, args ...string) *serverProc {
+	return startServerProcIn(t, bin, "", "127.0.0.1", name, append([]string{"--blob-store", blobStore}, args...)...)
+}
+
+// startServerProcIn runs `berth server` in a network namespace (none: this
+// one) with its API on all addresses and its member's peers on host.
+func startServerProcIn(t *testing.T, bin, netns, host, name string, args ...string) *serverProc {
 	t.Helper()
 	port := freeTCPPort(t)
-	p := &serverProc{name: name, dir: t.TempDir(), endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	p.cmd = exec.Command(bin, append([]string{"server", "--data-dir", p.dir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-		"--etcd-name", name, "--etcd-peer-listen", "127.0.0.1:0", "--blob-store", blobStore, "--agent-lease-ttl", "5s"}, args...)...)
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	if host != "127.0.0.1" {
+		listen = fmt.Sprintf("0.0.0.0:%d", port)
+		args = append(args, "--access-key", s3test.AccessKey+":"+s3test.SecretKey)
+	}
+	p := &serverProc{name: name, dir: t.TempDir(), endpoint: fmt.Sprintf("http://%s:%d", host, port)}
+	argv := append([]string{bin, "server", "--data-dir", p.dir, "--listen", listen,
+		"--etcd-name", name, "--etcd-peer-listen", host + ":0", "--agent-lease-ttl", "5s"}, args...)
+	if netns != "" {
+		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
+	}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
@@ -59,6 +75,31 @@ func startServerProc(t *testing.T, bin, name, blobStore string, args ...string) 
 	}
 }
 
+// peerPort is the port a server's member listens on for its peers.
+func (p *serverProc) peerPort(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dir, "etcd-member.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		PeerURL string `json:"peerURL"`
+	}
+	json.Unmarshal(b, &m)
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(m.PeerURL, "https://"))
+	if err != nil {
+		t.Fatalf("peer URL %q: %v", m.PeerURL, err)
+	}
+	return port
+}
+
+// berthCmd runs the berth CLI with the test's access key.
+func berthCmd(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
+	return cmd
+}
+
 func freeTCPPort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,7 +112,7 @@ func freeTCPPort(t *testing.T) int {
 // memberToken makes a member token through a server with the CLI.
 func memberToken(t *testing.T, bin, endpoint string) string {
 	t.Helper()
-	out, err := exec.Command(bin, "server", "members", "add", "--endpoint", endpoint, "-o", "json").Output()
+	out, err := berthCmd(bin, "server", "members", "add", "--endpoint", endpoint, "-o", "json").Output()
 	if err != nil {
 		t.Fatalf("berth server members add: %v", err)
 	}
@@ -84,7 +125,7 @@ func memberToken(t *testing.T, bin, endpoint string) string {
 
 func members(t *testing.T, bin, endpoint string) []server.Member {
 	t.Helper()
-	out, err := exec.Command(bin, "server", "members", "ls", "--endpoint", endpoint, "-o", "json").Output()
+	out, err := berthCmd(bin, "server", "members", "ls", "--endpoint", endpoint, "-o", "json").Output()
 	if err != nil {
 		t.Fatalf("berth server members ls through %s: %v", endpoint, err)
 	}
@@ -307,7 +348,7 @@ func TestThreeServersOutliveTheLeader(t *testing.T) {
 			t.Fatalf("the killed member shows as reachable: %+v", mb)
 		}
 	}
-	if out, err := exec.Command(bin, "server", "members", "rm", leader.name, "--endpoint", alive[0].endpoint).CombinedOutput(); err != nil {
+	if out, err := berthCmd(bin, "server", "members", "rm", leader.name, "--endpoint", alive[0].endpoint).CombinedOutput(); err != nil {
 		t.Fatalf("members rm: %v: %s", err, out)
 	}
 	replacement := startServerProc(t, bin, "s4", blobStore, "--join", alive[1].endpoint, "--token", memberToken(t, bin, alive[0].endpoint))
@@ -330,5 +371,130 @@ func TestThreeServersOutliveTheLeader(t *testing.T) {
 	})
 	if _, err := os.Stat(filepath.Join(replacement.dir, "etcd-peer", "ca-key.pem")); err == nil {
 		t.Fatal("a joined member holds the peer CA's key")
+	}
+}
+
+// TestMinorityPartitionRefusesWrites: three servers, the third in a
+// network namespace of its own; its member is cut from the other two by
+// dropping their peer traffic (its API stays reachable). The minority
+// refuses writes with an error, soon; the majority goes on. Healed, the
+// third catches up: every server lists the same clusters, the majority's
+// write once and the refused one not at all.
+func TestMinorityPartitionRefusesWrites(t *testing.T) {
+	bin := buildBerth(t)
+	ns := fmt.Sprintf("berth-part-%d", os.Getpid()%10000)
+	sub := fmt.Sprintf("10.%d.%d", 200+os.Getpid()%50, os.Getpid()%250)
+	veth := fmt.Sprintf("bp%d", os.Getpid()%100000)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"n")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
+	run("ip", "link", "set", veth+"n", "netns", ns)
+	run("ip", "addr", "add", sub+".1/24", "dev", veth)
+	run("ip", "link", "set", veth, "up")
+	run("ip", "netns", "exec", ns, "ip", "addr", "add", sub+".2/24", "dev", veth+"n")
+	run("ip", "netns", "exec", ns, "ip", "link", "set", veth+"n", "up")
+	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+	host, inNS := sub+".1", sub+".2"
+	s1 := startServerProcIn(t, bin, "", host, "s1")
+	local := func(p *serverProc) string { return strings.Replace(p.endpoint, host, "127.0.0.1", 1) }
+	s2 := startServerProcIn(t, bin, "", host, "s2", "--join", "https://"+strings.TrimPrefix(s1.endpoint, "http://"), "--token", memberToken(t, bin, local(s1)))
+	s3 := startServerProcIn(t, bin, ns, inNS, "s3", "--join", "https://"+strings.TrimPrefix(s1.endpoint, "http://"), "--token", memberToken(t, bin, local(s1)))
+	if ms := members(t, bin, local(s2)); len(ms) != 3 {
+		t.Fatalf("members: %+v", ms)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c1, c2, c3 := client(local(s1), s3test.AccessKey, s3test.SecretKey), client(local(s2), s3test.AccessKey, s3test.SecretKey), client(s3.endpoint, s3test.AccessKey, s3test.SecretKey)
+	create := func(c *ecs.Client, name string) error {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := c.CreateCluster(cctx, &ecs.CreateClusterInput{ClusterName: aws.String(name)})
+		return err
+	}
+	if err := create(c3, "before"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Cut s3's member from the others' (both directions, established
+	// connections too); its API port stays open.
+	p1, p2, p3 := s1.peerPort(t), s2.peerPort(t), s3.peerPort(t)
+	rules := [][]string{{"INPUT", "--dport", p3}, {"OUTPUT", "--sport", p3}}
+	for _, p := range []string{p1, p2} {
+		rules = append(rules, []string{"INPUT", "--sport", p}, []string{"OUTPUT", "--dport", p})
+	}
+	for _, r := range rules {
+		run("ip", "netns", "exec", ns, "iptables", "-A", r[0], "-p", "tcp", r[1], r[2], "-j", "DROP")
+	}
+	// A write sent as the partition begins may time out and still land
+	// once it heals (its outcome is unknown, as etcd says); once the
+	// member knows it has no leader, which its health check says, writes
+	// are refused at once and never land.
+	cut := time.Now()
+	for {
+		resp, err := http.Get(s3.endpoint + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Since(cut) > 20*time.Second {
+			t.Fatal("the cut-off member's health check still says ok")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the cut-off member knew it had no leader after %s", time.Since(cut).Round(time.Millisecond))
+	began := time.Now()
+	err := create(c3, "minority")
+	took := time.Since(began)
+	if err == nil {
+		t.Fatal("the minority side took a write")
+	}
+	var oe interface{ ErrorCode() string }
+	if !errors.As(err, &oe) || oe.ErrorCode() != "ServerException" || took > 2*time.Second || !strings.Contains(err.Error(), "majority") {
+		t.Fatalf("the minority's refusal after %s: %v (want a ServerException naming the lost majority, at once)", took, err)
+	}
+	t.Logf("the minority refused a write after %s: %v", took.Round(time.Millisecond), err)
+	var majorityErr error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if majorityErr = create(c1, "majority"); majorityErr == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if majorityErr != nil {
+		t.Fatalf("the majority during the partition: %v", majorityErr)
+	}
+
+	run("ip", "netns", "exec", ns, "iptables", "-F")
+	want := "before,majority"
+	for _, c := range []*ecs.Client{c1, c2, c3} {
+		var got string
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			l, err := c.ListClusters(ctx, &ecs.ListClustersInput{})
+			if err == nil {
+				var names []string
+				for _, arn := range l.ClusterArns {
+					names = append(names, arn[strings.LastIndex(arn, "/")+1:])
+				}
+				sort.Strings(names)
+				if got = strings.Join(names, ","); got == want {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after healing, a server lists %q, want %q (%v)", got, want, err)
+			}
+		}
+	}
+	if err := create(c3, "healed"); err != nil {
+		t.Fatalf("a write through the healed member: %v", err)
 	}
 }
