@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // noLeaderMessage is what a server says while its etcd member has no
@@ -37,5 +39,66 @@ func (s *Server) requireQuorum(next http.Handler) http.Handler {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, `{"__type":"ServerException","message":%q}`, noLeaderMessage)
+	})
+}
+
+// leaderEpoch is a context cancelled when this server's member learns of
+// a new leader. A write this member forwarded to a leader that died is
+// lost with it, and etcd would let its caller wait for its request timeout
+// (7 s); API calls in flight are cancelled instead once the new leader is
+// known, and their callers retry (the error says the outcome is unknown).
+type leaderEpoch struct {
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (e *leaderEpoch) current() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil {
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+	}
+	return e.ctx
+}
+
+func (e *leaderEpoch) next() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+}
+
+// watchLeader ends the epoch at each new leader.
+func (s *Server) watchLeader(ctx context.Context) {
+	if s.etcd == nil {
+		return
+	}
+	for {
+		changed := s.etcd.Server.LeaderChangedNotify()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			s.epoch.next()
+		}
+	}
+}
+
+// leaderBound makes ECS and EFS calls end when the leader changes under
+// them (see leaderEpoch).
+func (s *Server) leaderBound(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.etcd == nil || !(r.Header.Get("X-Amz-Target") != "" || strings.HasPrefix(r.URL.Path, "/2015-02-01/")) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.epoch.current(), cancel)
+		defer stop()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

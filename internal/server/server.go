@@ -109,6 +109,7 @@ type Server struct {
 	fs        *fsmeta.Engine
 	efs       *efs.API
 	caPEM     []byte
+	epoch     leaderEpoch
 	http      *http.Server
 	ln        net.Listener
 	cancel    context.CancelFunc
@@ -278,7 +279,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.efs.Address, _, _ = net.SplitHostPort(ln.Addr().String())
 	ln = newSniffListener(ln, tlsCfg, newConnLimiter(cfg.MaxConnsPerIP))
 	s.ln = ln
-	s.http = &http.Server{Handler: s.bodyDeadline(s.requireQuorum(s.handler())), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: 5 * time.Minute}
+	go s.watchLeader(rctx)
+	s.http = &http.Server{Handler: s.bodyDeadline(s.requireQuorum(s.leaderBound(s.handler()))), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: 5 * time.Minute}
 	go s.http.Serve(ln)
 	go s.runController(rctx)
 	return s, nil

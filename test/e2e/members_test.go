@@ -30,18 +30,19 @@ import (
 // serverProc is a `berth server` process.
 type serverProc struct {
 	name, dir, endpoint string
+	argv                []string
 	cmd                 *exec.Cmd
 }
 
 // startServerProc runs `berth server` with an embedded etcd member named
 // name whose peers listen on loopback, and waits until it answers.
-func startServerProc(t *testing.T, bin, name, blobStore string, args ...string) *serverProc {
+func startServerProc(t testing.TB, bin, name, blobStore string, args ...string) *serverProc {
 	return startServerProcIn(t, bin, "", "127.0.0.1", name, append([]string{"--blob-store", blobStore}, args...)...)
 }
 
 // startServerProcIn runs `berth server` in a network namespace (none: this
 // one) with its API on all addresses and its member's peers on host.
-func startServerProcIn(t *testing.T, bin, netns, host, name string, args ...string) *serverProc {
+func startServerProcIn(t testing.TB, bin, netns, host, name string, args ...string) *serverProc {
 	t.Helper()
 	port := freeTCPPort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
@@ -55,28 +56,51 @@ func startServerProcIn(t *testing.T, bin, netns, host, name string, args ...stri
 	if netns != "" {
 		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
 	}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.argv = argv
+	p.start(t)
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	return p
+}
+
+// restart starts a killed server again on its data dir (it joined before:
+// no --join now).
+func (p *serverProc) restart(t testing.TB) {
+	t.Helper()
+	var argv []string
+	for i := 0; i < len(p.argv); i++ {
+		if p.argv[i] == "--join" || p.argv[i] == "--token" {
+			i++
+			continue
+		}
+		argv = append(argv, p.argv[i])
+	}
+	p.argv = argv
+	p.start(t)
+}
+
+func (p *serverProc) start(t testing.TB) {
+	t.Helper()
+	p.cmd = exec.Command(p.argv[0], p.argv[1:]...)
 	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if resp, err := http.Get(p.endpoint + "/berth/v1/ca"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server %s did not come up", name)
+			t.Fatalf("server %s did not come up", p.name)
 		}
 	}
 }
 
 // peerPort is the port a server's member listens on for its peers.
-func (p *serverProc) peerPort(t *testing.T) string {
+func (p *serverProc) peerPort(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(p.dir, "etcd-member.json"))
 	if err != nil {
@@ -100,7 +124,7 @@ func berthCmd(bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +134,7 @@ func freeTCPPort(t *testing.T) int {
 }
 
 // memberToken makes a member token through a server with the CLI.
-func memberToken(t *testing.T, bin, endpoint string) string {
+func memberToken(t testing.TB, bin, endpoint string) string {
 	t.Helper()
 	out, err := berthCmd(bin, "server", "members", "add", "--endpoint", endpoint, "-o", "json").Output()
 	if err != nil {
@@ -123,7 +147,7 @@ func memberToken(t *testing.T, bin, endpoint string) string {
 	return tok.Token
 }
 
-func members(t *testing.T, bin, endpoint string) []server.Member {
+func members(t testing.TB, bin, endpoint string) []server.Member {
 	t.Helper()
 	out, err := berthCmd(bin, "server", "members", "ls", "--endpoint", endpoint, "-o", "json").Output()
 	if err != nil {
