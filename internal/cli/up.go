@@ -93,7 +93,8 @@ Try:
 // first in cfg.DataDir on cfg.Listen, the others in DataDir/servers/N on
 // the ports after it, each with an etcd member whose peers listen on
 // loopback over TLS. Members made before start together (each waits for a
-// majority); new ones join through the first, one at a time.
+// majority); new ones join through the first, one at a time. Without
+// --blob-store they share one store, DATA_DIR/blobs.
 func startServers(ctx context.Context, cfg server.Config, count int) ([]*server.Server, error) {
 	if count < 1 || count > 7 {
 		return nil, fmt.Errorf("--servers %d: 1 to 7 (an odd number: a majority must run)", count)
@@ -112,6 +113,14 @@ func startServers(ctx context.Context, cfg server.Config, count int) ([]*server.
 	base, err := strconv.Atoi(port)
 	if err != nil || base == 0 {
 		return nil, fmt.Errorf("--servers needs --listen with a port number, not %s", cfg.Listen)
+	}
+	if cfg.BlobStore == "" && cfg.Blobs == nil {
+		// Every server must reach the same data: one directory for all.
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "blobs"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.BlobStore = "file://" + abs
 	}
 	cfgs := make([]server.Config, count)
 	var existing, joining []int

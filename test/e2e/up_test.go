@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
-func startUp(t *testing.T, bin, dir, addr string) *exec.Cmd {
+func startUp(t *testing.T, bin, dir, addr string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "up", "--data-dir", dir, "--listen", addr, "--zone", "local-a")
+	cmd := exec.Command(bin, append([]string{"up", "--data-dir", dir, "--listen", addr, "--zone", "local-a"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -85,4 +87,70 @@ func TestUpRestartKeepsContainers(t *testing.T) {
 		t.Fatalf("containers %v -> %v", before, after)
 	}
 	c.stop(task.TaskArn)
+}
+
+// TestUpThreeServers: `berth up --servers 3` runs three servers whose etcd
+// members form one cluster (three voters, peers over TLS), any of which
+// answers; stopped with SIGINT and started again, the three come back
+// together and the task run before is still RUNNING.
+func TestUpThreeServers(t *testing.T) {
+	ensureTestImage(t)
+	bin := buildBerth(t)
+	dir := t.TempDir()
+	var base int
+	for base = 20000 + os.Getpid()%20000; ; base += 3 {
+		if portFree(base) && portFree(base+1) && portFree(base+2) {
+			break
+		}
+	}
+	endpoint := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+i) }
+	up := startUp(t, bin, dir, fmt.Sprintf("127.0.0.1:%d", base), "--servers", "3")
+	defer func() { up.Process.Kill(); up.Wait() }()
+	check := func() {
+		t.Helper()
+		ms := members(t, bin, endpoint(2))
+		if len(ms) != 3 {
+			t.Fatalf("members: %+v", ms)
+		}
+		for _, m := range ms {
+			if m.Learner || !m.Reachable || !strings.HasPrefix(m.PeerURLs[0], "https://127.0.0.1:") {
+				t.Fatalf("member %+v", m)
+			}
+		}
+	}
+	check()
+	c := &cluster{env: &env{t: t, ecs: client(endpoint(2), "k", "s"), ctx: t.Context()}}
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("up3"), ContainerDefinitions: []types.ContainerDefinition{
+		{Name: aws.String("app"), Command: sh("sleep 3600")}}})
+	task := c.run(td)
+	c.wait(task.TaskArn, "RUNNING")
+	// File data written through one server is read through another: the
+	// servers share one store.
+	fs := (&fsServer{t: t, bin: bin, endpoint: endpoint(0)}).createFS("shared")
+	w := (&fsServer{t: t, bin: bin, endpoint: endpoint(2)}).mountFS(fs)
+	if err := os.WriteFile(w.path("f"), []byte("through the third"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := (&fsServer{t: t, bin: bin, endpoint: endpoint(1)}).mountFS(fs)
+	if got, err := os.ReadFile(r.path("f")); err != nil || string(got) != "through the third" {
+		t.Fatalf("read through the second server: %q %v", got, err)
+	}
+	w.kill()
+	r.kill()
+	up.Process.Signal(os.Interrupt)
+	up.Wait()
+	up = startUp(t, bin, dir, fmt.Sprintf("127.0.0.1:%d", base), "--servers", "3")
+	check()
+	c.ecs = client(endpoint(1), "k", "s")
+	c.wait(task.TaskArn, "RUNNING")
+	c.stop(task.TaskArn)
+}
+
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
