@@ -229,6 +229,16 @@ func TestThreeServersOutliveTheLeader(t *testing.T) {
 	fs := aws.ToString(created.FileSystemId)
 	m := (&fsServer{t: t, bin: bin, endpoint: strings.Join(all, ",")}).mountFS(fs)
 
+	// The mount holds a lock across the kill (its session lives in etcd).
+	lockFile, err := os.OpenFile(m.path("lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lockFile.Close()
+	if err := syscall.Flock(int(lockFile.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+
 	// Writers: the mount appends a line and fsyncs it, again and again;
 	// RunTask goes to the servers in turn, each call with its own client
 	// token, retried on the next server when one cannot be reached.
@@ -360,6 +370,21 @@ func TestThreeServersOutliveTheLeader(t *testing.T) {
 			t.Fatalf("line %d: %q", i, lines[i])
 		}
 	}
+	// The lock taken before the kill still holds, and its release is seen.
+	other, err := os.OpenFile(fresh.path("lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != syscall.EWOULDBLOCK {
+		t.Fatalf("another mount's lock while the first still holds it: %v, want EWOULDBLOCK", err)
+	}
+	if err := syscall.Flock(int(lockFile.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatalf("unlock after the kill: %v", err)
+	}
+	eventually(t, "the other mount's lock once the first released it", func() bool {
+		return syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+	})
 	// The mount goes on, as it was.
 	if err := os.WriteFile(m.path("after"), []byte("still mounted"), 0o644); err != nil {
 		t.Fatalf("the mount after the kill: %v", err)
