@@ -252,7 +252,12 @@ func (e *Engine) confine(ctx context.Context, s *Session, r *fsproto.Request) er
 	switch r.Op {
 	case fsproto.OpLookup:
 		return need(r.Parent, 1)
-	case fsproto.OpReaddir, fsproto.OpGetxattr, fsproto.OpListxattr, fsproto.OpReadBlocks:
+	case fsproto.OpReaddir:
+		if r.Plus {
+			return need(r.Ino, 5) // the entries' attributes are a lookup's
+		}
+		return need(r.Ino, 4)
+	case fsproto.OpGetxattr, fsproto.OpListxattr, fsproto.OpReadBlocks:
 		return need(r.Ino, 4)
 	case fsproto.OpOpen:
 		switch r.Flags & syscall.O_ACCMODE {

@@ -350,5 +350,44 @@ func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Resp
 		}
 		out.Entries = append(out.Entries, fsproto.Dirent{Name: strings.TrimPrefix(string(kv.Key), pfx), Ino: d.Ino, Mode: d.Mode})
 	}
+	if r.Plus {
+		if err := e.entryAttrs(ctx, r.FS, out, resp.Header.Revision); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// plusBatch is how many inodes one transaction of a readdirplus reads
+// (etcd allows 128 operations in a transaction by default).
+const plusBatch = 100
+
+// entryAttrs adds each entry's attributes to a readdir reply, as of the
+// revision its entries were read at (readdirplus: the client then needs
+// no lookup per entry). An entry whose inode is gone by then (a removal
+// racing the read) has none.
+func (e *Engine) entryAttrs(ctx context.Context, fs string, out *fsproto.Response, rev int64) error {
+	out.Attrs = make([]*fsproto.Attr, len(out.Entries))
+	for from := 0; from < len(out.Entries); from += plusBatch {
+		batch := out.Entries[from:min(from+plusBatch, len(out.Entries))]
+		gets := make([]clientv3.Op, len(batch))
+		for i, d := range batch {
+			gets[i] = clientv3.OpGet(state.InodeKey(fs, d.Ino), clientv3.WithPrefix(), clientv3.WithRev(rev))
+		}
+		resp, err := e.Client.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return err
+		}
+		for i, d := range batch {
+			n, err := nodeFrom(fs, d.Ino, resp.Responses[i].GetResponseRange().Kvs)
+			var fe *Error
+			if errors.As(err, &fe) && fe.Errno == syscall.ENOENT {
+				continue
+			} else if err != nil {
+				return err
+			}
+			out.Attrs[from+i] = n.a
+		}
+	}
+	return nil
 }

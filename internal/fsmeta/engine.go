@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/blob/fschunk"
@@ -167,10 +168,15 @@ func (e *Engine) load(ctx context.Context, fs string, ino uint64) (*node, error)
 	if err != nil {
 		return nil, err
 	}
+	return nodeFrom(fs, ino, resp.Kvs)
+}
+
+// nodeFrom decodes an inode from the keys under its prefix.
+func nodeFrom(fs string, ino uint64, kvs []*mvccpb.KeyValue) (*node, error) {
 	n := &node{}
 	var times *Times
 	var trev int64
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		switch string(kv.Key) {
 		case state.InodeKey(fs, ino):
 			n.a = &fsproto.Attr{}

@@ -392,3 +392,45 @@ func TestReadBlocksRange(t *testing.T) {
 		}
 	}
 }
+
+// readdir with Plus gives each entry's attributes, as lookup would, as of
+// the entries' revision; a restricted session that may read a directory
+// but not search it gets EACCES for Plus and the names without.
+func TestReaddirPlus(t *testing.T) {
+	e, fs := newEngine(t)
+	ctx := context.Background()
+	var inos []uint64
+	for i := 0; i < 2*plusBatch+7; i++ {
+		inos = append(inos, must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: fmt.Sprintf("f%03d", i), Mode: syscall.S_IFREG | 0o600 | uint32(i%8)}).Attr.Ino)
+	}
+	sub := mkdir(t, e, fs, fsproto.RootIno, "sub")
+	resp := must(t, e, &fsproto.Request{Op: fsproto.OpReaddir, FS: fs, Ino: fsproto.RootIno, Plus: true})
+	if len(resp.Attrs) != len(resp.Entries) || len(resp.Entries) != len(inos)+1 {
+		t.Fatalf("%d entries, %d attributes", len(resp.Entries), len(resp.Attrs))
+	}
+	for i, d := range resp.Entries {
+		want := must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: fsproto.RootIno, Name: d.Name}).Attr
+		if a := resp.Attrs[i]; a == nil || a.Ino != d.Ino || a.Mode != want.Mode || a.Size != want.Size || a.Rev != want.Rev || a.Nlink != want.Nlink {
+			t.Fatalf("%s: %+v, lookup says %+v", d.Name, a, want)
+		}
+	}
+	if plain := must(t, e, &fsproto.Request{Op: fsproto.OpReaddir, FS: fs, Ino: fsproto.RootIno}); plain.Attrs != nil {
+		t.Fatalf("readdir without Plus carries attributes")
+	}
+	// A restricted session: r-- on sub for others.
+	must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: sub, Name: "x", Mode: syscall.S_IFREG | 0o644})
+	must(t, e, &fsproto.Request{Op: fsproto.OpSetattr, FS: fs, Ino: sub, Valid: fsproto.SetMode, Mode: 0o744})
+	uid, gid := uint32(1000), uint32(1000)
+	open, err := e.OpenSession(ctx, fs, &Session{Uid: &uid, Gid: &gid}, "/", nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fsproto.Request{Op: fsproto.OpReaddir, FS: fs, Session: open.Session, Ino: sub, Plus: true}
+	if got := e.Do(ctx, r).Errno; got != syscall.EACCES {
+		t.Fatalf("readdirplus of an r-- directory by a restricted session: %v", got)
+	}
+	r.Plus = false
+	if got := e.Do(ctx, r); got.Errno != 0 || len(got.Entries) != 1 || got.Attrs != nil {
+		t.Fatalf("readdir of an r-- directory by a restricted session: %v %+v", got.Errno, got.Entries)
+	}
+}

@@ -35,6 +35,9 @@ type FS struct {
 	// changes, pushed changes, reconnects): a reply that raced one of
 	// them does not say that an inode has none.
 	xattrGen atomic.Uint64
+	// attrGen counts changes that may make attributes read before them
+	// stale: this mount's own changes and every other session's event.
+	attrGen atomic.Uint64
 
 	mu      sync.Mutex
 	nodes   map[uint64]*inode
@@ -72,6 +75,11 @@ type handle struct {
 	ino    uint64
 	append bool
 	dir    []fsproto.Dirent
+	// attrs are dir's attributes as the directory was read (readdirplus),
+	// valid while attrGen is still gen and for the attribute timeout.
+	attrs []*fsproto.Attr
+	gen   uint64
+	at    time.Time
 }
 
 func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int, get func(context.Context, string) ([]byte, error)) *FS {
@@ -169,6 +177,7 @@ func (f *FS) op(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request) (*
 	}
 	changes := !readOnlyOps[r.Op]
 	if changes {
+		f.attrGen.Add(1)
 		f.dirChanged(r.Parent, r.NewParent, r.Ino)
 		if r.Op != fsproto.OpMknod {
 			f.notWhole(r.Parent, r.NewParent, r.Ino)
@@ -712,16 +721,28 @@ func (f *FS) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
 func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	ctx, stop := f.opCtx()
 	defer stop()
-	h := &handle{ino: in.NodeId}
-	r := &fsproto.Request{Op: fsproto.OpReaddir, Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid}
+	// The entries come with their attributes (readdirplus), so a listing
+	// such as ls -l needs no lookup per entry. A session that may list
+	// the directory but not search it gets the names only.
+	h := &handle{ino: in.NodeId, gen: f.attrGen.Load(), at: time.Now()}
+	r := &fsproto.Request{Op: fsproto.OpReaddir, Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid, Plus: true}
 	var parent uint64
 	for {
 		resp, e := f.c.Op(ctx, r)
+		if e == syscall.EACCES && r.Plus && r.After == "" {
+			r.Plus = false
+			continue
+		}
 		if e != 0 {
 			return st(e)
 		}
 		parent = resp.Attr.Parent
 		h.dir = append(h.dir, resp.Entries...)
+		attrs := make([]*fsproto.Attr, len(resp.Entries))
+		if len(resp.Attrs) == len(resp.Entries) {
+			copy(attrs, resp.Attrs)
+		}
+		h.attrs = append(h.attrs, attrs...)
 		if !resp.More || len(resp.Entries) == 0 {
 			break
 		}
@@ -731,6 +752,7 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 		parent = in.NodeId
 	}
 	h.dir = append([]fsproto.Dirent{{Name: ".", Ino: in.NodeId, Mode: syscall.S_IFDIR}, {Name: "..", Ino: parent, Mode: syscall.S_IFDIR}}, h.dir...)
+	h.attrs = append([]*fsproto.Attr{nil, nil}, h.attrs...) // the kernel takes none for . and ..
 	f.mu.Lock()
 	f.nextFh++
 	out.Fh = f.nextFh
@@ -748,6 +770,30 @@ func (f *FS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntry
 		d := h.dir[i]
 		if !out.AddDirEntry(fuse.DirEntry{Name: d.Name, Ino: d.Ino, Mode: d.Mode, Off: uint64(i + 1)}) {
 			break
+		}
+	}
+	return fuse.OK
+}
+
+// ReadDirPlus gives each entry with its attributes, as a lookup would,
+// while those read with the directory are fresh: nothing changed on this
+// mount or was reported by another since, within the attribute timeout.
+// Otherwise an entry goes without (the kernel looks it up when it needs
+// to).
+func (f *FS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	h := f.handle(in.Fh)
+	if h == nil {
+		return fuse.EBADF
+	}
+	fresh := f.attrGen.Load() == h.gen && time.Since(h.at) < f.ttl
+	for i := int(in.Offset); i < len(h.dir); i++ {
+		d := h.dir[i]
+		eo := out.AddDirLookupEntry(fuse.DirEntry{Name: d.Name, Ino: d.Ino, Mode: d.Mode, Off: uint64(i + 1)})
+		if eo == nil {
+			break
+		}
+		if a := h.attrs[i]; fresh && a != nil && a.Ino == d.Ino {
+			f.entry(a, eo)
 		}
 	}
 	return fuse.OK

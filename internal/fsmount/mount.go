@@ -115,7 +115,7 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	f := newFS(rctx, c, o.Log, o.CacheBytes, get)
 	srv, err := fuse.NewServer(f, o.Mountpoint, &fuse.MountOptions{
 		FsName: "berth:" + o.FS, Name: "berth", AllowOther: os.Geteuid() == 0, EnableLocks: true,
-		MaxWrite: 1 << 20, MaxReadAhead: 4 << 20, DisableReadDirPlus: true, DirectMount: true,
+		MaxWrite: 1 << 20, MaxReadAhead: 4 << 20, DirectMount: true,
 		Options: []string{"default_permissions"}, Debug: o.Debug, MaxBackground: 64,
 	})
 	if err != nil {
@@ -215,6 +215,7 @@ func (f *FS) onEvent(ev fsproto.Event) {
 	if ev.By != "" && ev.By == f.c.session {
 		return
 	}
+	f.attrGen.Add(1)
 	f.dirChanged(ev.Parent, ev.Ino)
 	f.notWhole(ev.Parent, ev.Ino)
 	if ev.Ino != 0 {

@@ -214,6 +214,21 @@ const (
 	OpSessionClose     Op = "session.close"
 )
 
+// Ops are all the operations.
+var Ops = []Op{OpLookup, OpGetattr, OpOpen, OpSetattr, OpMknod, OpTmpfile, OpLink, OpUnlink, OpRmdir, OpRename,
+	OpReaddir, OpReadBlocks, OpCommit, OpGetxattr, OpListxattr, OpSetxattr, OpRemovexattr, OpStatfs, OpHold, OpUnhold,
+	OpGetlk, OpSetlk, OpChunkURLs, OpSessionOpen, OpSessionKeepAlive, OpSessionClose}
+
+// Known reports whether op is one of Ops.
+func (op Op) Known() bool {
+	for _, o := range Ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
 // IsSession reports whether op opens, renews or closes a session.
 func (op Op) IsSession() bool {
 	return op == OpSessionOpen || op == OpSessionKeepAlive || op == OpSessionClose
@@ -259,6 +274,7 @@ type Request struct {
 	Value     []byte       `json:"value,omitempty"`
 	Lock      *Lock        `json:"lock,omitempty"`
 	After     string       `json:"after,omitempty"`
+	Plus      bool         `json:"plus,omitempty"` // readdir: with each entry's attributes (Response.Attrs)
 	Limit     int          `json:"limit,omitempty"`
 	Host      string       `json:"host,omitempty"`
 	// session.open: the access point to mount through (admin mounts; a
@@ -276,6 +292,7 @@ type Response struct {
 	Ino      uint64             `json:"ino,omitempty"`
 	Rev      int64              `json:"rev,omitempty"`
 	Entries  []Dirent           `json:"entries,omitempty"`
+	Attrs    []*Attr            `json:"attrs,omitempty"` // readdir with Plus: Entries' attributes (nil: gone)
 	More     bool               `json:"more,omitempty"`
 	Blocks   map[uint32][]Slice `json:"blocks,omitempty"`
 	Value    []byte             `json:"value,omitempty"`

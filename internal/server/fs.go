@@ -47,6 +47,11 @@ func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unable to parse request body", http.StatusBadRequest)
 		return
 	}
+	op := "unknown"
+	if req.Op.Known() {
+		op = string(req.Op)
+	}
+	fsOps.WithLabelValues(op).Inc()
 	var resp *fsproto.Response
 	tok := tokenOf(r.Context())
 	switch {
@@ -357,4 +362,9 @@ var chunkRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Shared file system chunk transfers the server took part in: proxied (the bytes pass through this server), redirected (one request, answered with the blob store's URL) or signed (a URL given in a batch, with block lists or in advance for whole blocks). In the last two the mount moves the bytes to or from the blob store itself.",
 }, []string{"method", "path"})
 
-func init() { prometheus.MustRegister(chunkRequests) }
+var fsOps = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "berth_fs_ops_total",
+	Help: "Shared file system metadata operations mounts sent, by operation.",
+}, []string{"op"})
+
+func init() { prometheus.MustRegister(chunkRequests, fsOps) }
