@@ -157,8 +157,7 @@ var errBadToken = &spec.Error{Code: "AccessDeniedException", Message: "The join 
 // the credential. Off loopback it must arrive over TLS, so the secret
 // and the credentials it buys never cross the network in the clear.
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil && !loopbackPeer(r.RemoteAddr) {
-		ecs.WriteError(w, &spec.Error{Code: "AccessDeniedException", Message: "Join over HTTPS: the token and the credentials it buys must not cross the network in the clear."})
+	if tokenInTheClear(w, r) {
 		return
 	}
 	jsonHandler(func(ctx context.Context, req *JoinRequest) (*JoinResponse, error) {
@@ -200,6 +199,17 @@ func (s *Server) issueAgentKey(ctx context.Context, tokenID string) (*JoinRespon
 		return nil, errors.New("an agent key with that id exists; try again")
 	}
 	return &JoinResponse{AccessKeyID: rec.AccessKeyID, SecretAccessKey: rec.Secret}, nil
+}
+
+// tokenInTheClear refuses a join (a token) that came over plain HTTP from
+// another machine: the token, and what it buys, must not cross the
+// network in the clear.
+func tokenInTheClear(w http.ResponseWriter, r *http.Request) bool {
+	if r.TLS == nil && !loopbackPeer(r.RemoteAddr) {
+		ecs.WriteError(w, &spec.Error{Code: "AccessDeniedException", Message: "Join over HTTPS: the token and what it buys must not cross the network in the clear."})
+		return true
+	}
+	return false
 }
 
 func loopbackPeer(addr string) bool {

@@ -30,7 +30,6 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/jointoken"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -240,8 +239,7 @@ var errBadMemberToken = &spec.Error{Code: "AccessDeniedException", Message: "The
 // memberJoin serves POST /berth/v1/members/join: the token is the
 // credential, and off loopback it must arrive over TLS.
 func (s *Server) memberJoin(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil && !loopbackPeer(r.RemoteAddr) {
-		ecs.WriteError(w, &spec.Error{Code: "AccessDeniedException", Message: "Join over HTTPS: the token must not cross the network in the clear."})
+	if tokenInTheClear(w, r) {
 		return
 	}
 	jsonHandler(s.addMember).ServeHTTP(w, r)

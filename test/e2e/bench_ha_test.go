@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -51,17 +48,7 @@ func BenchmarkLeaderKill(b *testing.B) {
 	var seq atomic.Int64
 	for i := 0; i < b.N; i++ {
 		for round := 0; round < 5; round++ {
-			var leader *serverProc
-			for _, m := range members(b, bin, procs[0].endpoint) {
-				for _, p := range procs {
-					if m.Leader && m.Name == p.name {
-						leader = p
-					}
-				}
-			}
-			if leader == nil {
-				b.Fatal("no leader")
-			}
+			leader := leaderOf(b, bin, procs)
 			var killedAt atomic.Int64
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
@@ -190,15 +177,8 @@ func BenchmarkRunTaskServers(b *testing.B) {
 // (compare one key, put an instance record and ten task records of 2 KiB)
 // for 3 s through a member's client URL, 8 at a time.
 func rawTxnRate(b *testing.B, p *serverProc) float64 {
-	raw, err := os.ReadFile(filepath.Join(p.dir, "etcd-member.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var m struct {
-		ClientPort int `json:"clientPort"`
-	}
-	json.Unmarshal(raw, &m)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", m.ClientPort)}, DialTimeout: 5 * time.Second})
+	_, port := p.member(b)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", port)}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

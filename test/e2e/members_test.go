@@ -99,22 +99,46 @@ func (p *serverProc) start(t testing.TB) {
 	}
 }
 
-// peerPort is the port a server's member listens on for its peers.
-func (p *serverProc) peerPort(t testing.TB) string {
+// member is what a server's data dir says of its etcd member.
+func (p *serverProc) member(t testing.TB) (peerURL string, clientPort int) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(p.dir, "etcd-member.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var m struct {
-		PeerURL string `json:"peerURL"`
+		PeerURL    string `json:"peerURL"`
+		ClientPort int    `json:"clientPort"`
 	}
-	json.Unmarshal(b, &m)
-	_, port, err := net.SplitHostPort(strings.TrimPrefix(m.PeerURL, "https://"))
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.PeerURL, m.ClientPort
+}
+
+// peerPort is the port a server's member listens on for its peers.
+func (p *serverProc) peerPort(t testing.TB) string {
+	t.Helper()
+	peerURL, _ := p.member(t)
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(peerURL, "https://"))
 	if err != nil {
-		t.Fatalf("peer URL %q: %v", m.PeerURL, err)
+		t.Fatalf("peer URL %q: %v", peerURL, err)
 	}
 	return port
+}
+
+// leaderOf is the server whose member leads, as the first one sees it.
+func leaderOf(t testing.TB, bin string, procs []*serverProc) *serverProc {
+	t.Helper()
+	for _, m := range members(t, bin, procs[0].endpoint) {
+		for _, p := range procs {
+			if m.Leader && m.Name == p.name {
+				return p
+			}
+		}
+	}
+	t.Fatal("no member leads")
+	return nil
 }
 
 // berthCmd runs the berth CLI with the test's access key.
@@ -311,17 +335,7 @@ func TestThreeServersOutliveTheLeader(t *testing.T) {
 		}()
 	}
 	time.Sleep(3 * time.Second)
-	var leader *serverProc
-	for _, mb := range members(t, bin, procs[0].endpoint) {
-		for _, p := range procs {
-			if mb.Leader && mb.Name == p.name {
-				leader = p
-			}
-		}
-	}
-	if leader == nil {
-		t.Fatal("no member leads")
-	}
+	leader := leaderOf(t, bin, procs)
 	mu.Lock()
 	before, syncedBefore := len(acked), synced
 	mu.Unlock()
