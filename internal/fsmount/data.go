@@ -95,10 +95,24 @@ type pendingSlice struct {
 	failed   bool // the last upload gave up; the next flush tries again
 }
 
-func newInode(ino uint64) *inode {
-	n := &inode{ino: ino, blocks: map[uint32][]fsproto.Slice{}, dirty: map[uint32][]extent{}, locks: map[lockKey]bool{}}
-	n.cond = sync.NewCond(&n.mu)
-	return n
+// newInode is the state of an inode the kernel knows. A mount may know
+// millions (every entry the kernel caches), so its maps and condition are
+// made when first needed.
+func newInode(ino uint64) *inode { return &inode{ino: ino} }
+
+// wait waits (n.mu held) for wake.
+func (n *inode) wait() {
+	if n.cond == nil {
+		n.cond = sync.NewCond(&n.mu)
+	}
+	n.cond.Wait()
+}
+
+// wake wakes the waiters (n.mu held).
+func (n *inode) wake() {
+	if n.cond != nil {
+		n.cond.Broadcast()
+	}
 }
 
 // local reports whether the inode has writes the server has not committed.
@@ -133,6 +147,9 @@ func (n *inode) addDirty(blk uint32, off uint32, data []byte) {
 		pooled := getBlockBuf()
 		buf := pooled[off : off+uint32(len(data))]
 		copy(buf, data)
+		if n.dirty == nil {
+			n.dirty = map[uint32][]extent{}
+		}
 		n.dirty[blk] = []extent{{off: off, data: buf, pooled: pooled}}
 		n.dirtyN += len(data)
 		return
@@ -217,7 +234,7 @@ func (f *FS) upload(n *inode, ps []*pendingSlice) {
 				p.uploaded, p.data, p.pooled = true, nil, nil
 			}
 			n.inflight--
-			n.cond.Broadcast()
+			n.wake()
 			n.mu.Unlock()
 		}(p)
 	}
@@ -244,7 +261,7 @@ func (f *FS) flush(ctx context.Context, n *inode) syscall.Errno {
 		f.upload(n, append(retry, ps...))
 		n.mu.Lock()
 		for n.inflight > 0 {
-			n.cond.Wait()
+			n.wait()
 		}
 		n.mu.Unlock()
 		e := f.commit(ctx, n)
@@ -394,6 +411,9 @@ func (f *FS) slicesOf(ctx context.Context, n *inode, first, last uint32) (map[ui
 			s = []fsproto.Slice{}
 		}
 		if n.rev == rev {
+			if n.blocks == nil {
+				n.blocks = map[uint32][]fsproto.Slice{}
+			}
 			if _, ok := n.blocks[b]; !ok {
 				n.blocks[b] = s
 			}

@@ -350,7 +350,7 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 	if r.Valid&fsproto.SetSize != 0 {
 		n.mu.Lock()
 		n.size = r.Size
-		n.blocks = map[uint32][]fsproto.Slice{}
+		n.blocks = nil
 		n.rev = resp.Attr.Rev
 		n.mu.Unlock()
 	}
@@ -461,7 +461,7 @@ func (f *FS) open(a *fsproto.Attr, flags uint32, out *fuse.OpenOut) {
 	n.mu.Lock()
 	keep := n.rev != 0 && n.rev == a.Rev
 	if !keep {
-		n.blocks = map[uint32][]fsproto.Slice{}
+		n.blocks = nil
 		n.rev = a.Rev
 		if n.local() {
 			n.size = max(n.size, a.Size)

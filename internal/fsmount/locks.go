@@ -59,6 +59,9 @@ func (f *FS) setlk(ctx context.Context, in *fuse.LkIn) syscall.Errno {
 		return 0
 	}
 	n.mu.Lock()
+	if n.locks == nil {
+		n.locks = map[lockKey]bool{}
+	}
 	n.locks[k] = true
 	n.mu.Unlock()
 	f.refresh(ctx, n)
@@ -75,7 +78,7 @@ func (f *FS) refresh(ctx context.Context, n *inode) {
 	n.mu.Lock()
 	changed := resp.Attr.Rev != n.rev
 	if changed {
-		n.blocks = map[uint32][]fsproto.Slice{}
+		n.blocks = nil
 		n.rev = resp.Attr.Rev
 	}
 	if !n.local() {
