@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -291,13 +292,22 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 }
 
 // Events follows the server's change stream, calling fn for each event,
-// until ctx ends; it reconnects after errors.
-func (c *Conn) Events(ctx context.Context, fn func(fsproto.Event), connected func()) {
+// until ctx ends. It reconnects after errors (to the next server when one
+// is gone) from the last revision it saw whole, so it misses nothing (a
+// revision cut short may come again: invalidations bear repeating); lost
+// is called when it cannot resume (the revision was compacted) and
+// changes may have been missed.
+func (c *Conn) Events(ctx context.Context, fn func(fsproto.Event), lost func()) {
+	var whole, current int64 // the last revision seen whole; the one being seen
 	for ctx.Err() == nil {
-		resp, err := c.request(ctx, http.MethodGet, "/berth/v1/fs/events?fs="+c.FS+"&session="+c.session, nil)
+		path := "/berth/v1/fs/events?fs=" + c.FS + "&session=" + c.session
+		if whole > 0 {
+			path += "&after=" + strconv.FormatInt(whole, 10)
+		}
+		resp, err := c.request(ctx, http.MethodGet, path, nil)
 		if err == nil && resp.StatusCode == http.StatusOK {
-			if connected != nil {
-				connected()
+			if whole == 0 && lost != nil {
+				lost() // not resuming: what happened before is unknown
 			}
 			sc := bufio.NewScanner(resp.Body)
 			for sc.Scan() {
@@ -305,9 +315,24 @@ func (c *Conn) Events(ctx context.Context, fn func(fsproto.Event), connected fun
 					continue
 				}
 				ev := fsproto.Event{}
-				if json.Unmarshal(sc.Bytes(), &ev) == nil {
-					fn(ev)
+				if json.Unmarshal(sc.Bytes(), &ev) != nil {
+					continue
 				}
+				if ev.Reset {
+					whole, current = 0, 0
+					if lost != nil {
+						lost()
+					}
+					continue
+				}
+				if ev.Ino == 0 && ev.Parent == 0 && ev.Name == "" {
+					whole, current = ev.Rev, ev.Rev // where the stream starts
+					continue
+				}
+				if ev.Rev > current {
+					whole, current = current, ev.Rev
+				}
+				fn(ev)
 			}
 		}
 		if resp != nil {

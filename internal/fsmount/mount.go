@@ -135,7 +135,8 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	setReadAhead(o.Mountpoint, readAheadKiB, o.Log)
 	go m.keepAlive(rctx, time.Duration(resp.LeaseTTL)*time.Second/3)
 	go c.Events(rctx, f.onEvent, func() {
-		// Changes may have been missed while the stream was down.
+		// Changes were missed while the stream was down.
+		f.attrGen.Add(1)
 		f.mu.Lock()
 		clear(f.whole)
 		nodes := slices.Collect(maps.Keys(f.nodes))

@@ -376,4 +376,11 @@ type Event struct {
 	Name   string `json:"n,omitempty"`
 	Data   bool   `json:"d,omitempty"`
 	By     string `json:"by,omitempty"`
+	// Rev is the etcd revision of the change: a mount that reconnects (to
+	// any server) asks for the events after the last revision it saw
+	// whole. A stream's first line is an event with only Rev: the
+	// revision it starts after. Reset says that revision is gone
+	// (compacted): the mount must assume it missed changes.
+	Rev   int64 `json:"r,omitempty"`
+	Reset bool  `json:"reset,omitempty"`
 }

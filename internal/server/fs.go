@@ -169,16 +169,30 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(r.Context()))
 	defer cancel()
-	wch := s.client.Watch(ctx, fsmeta.WatchPrefix(fs), clientv3.WithPrefix())
+	// The stream starts after a revision: the one a mount resuming (on
+	// this server or another) saw whole, or now. Its first line says which.
+	start, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	if err != nil || start <= 0 {
+		now, err := s.client.Get(ctx, fsmeta.WatchPrefix(fs), clientv3.WithCountOnly())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		start = now.Header.Revision
+	}
+	wch := s.client.Watch(ctx, fsmeta.WatchPrefix(fs), clientv3.WithPrefix(), clientv3.WithRev(start+1))
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	fl.Flush()
 	enc := json.NewEncoder(w)
+	enc.Encode(fsproto.Event{Rev: start})
+	fl.Flush()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-s.closing:
 			return
 		case <-tick.C:
 			if _, err := w.Write([]byte("\n")); err != nil {
@@ -186,11 +200,17 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			fl.Flush()
 		case resp, ok := <-wch:
+			if ok && resp.CompactRevision != 0 {
+				enc.Encode(fsproto.Event{Reset: true}) // the changes asked for are gone
+				fl.Flush()
+				return
+			}
 			if !ok || resp.Err() != nil {
 				return
 			}
 			for _, ev := range resp.Events {
 				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok && (e.By == "" || e.By != sess) {
+					e.Rev = ev.Kv.ModRevision
 					s.fs.PresentEvent(sess, &e)
 					if enc.Encode(e) != nil {
 						return

@@ -110,6 +110,7 @@ type Server struct {
 	efs       *efs.API
 	caPEM     []byte
 	epoch     leaderEpoch
+	closing   chan struct{} // closed when the server begins to shut down
 	http      *http.Server
 	ln        net.Listener
 	cancel    context.CancelFunc
@@ -143,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxConnsPerIP == 0 {
 		cfg.MaxConnsPerIP = 4096
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, done: make(chan struct{}), closing: make(chan struct{})}
 	// With a blob store of its own choosing the operator puts all data
 	// there; by default snapshots go to DATA_DIR/blobs and file system
 	// chunks to DATA_DIR/fs-chunks, as data dirs always had them.
@@ -281,6 +282,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.ln = ln
 	go s.watchLeader(rctx)
 	s.http = &http.Server{Handler: s.bodyDeadline(s.requireQuorum(s.leaderBound(s.handler()))), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: 5 * time.Minute}
+	s.http.RegisterOnShutdown(func() { close(s.closing) }) // streams end at once: their clients go to another server
 	go s.http.Serve(ln)
 	go s.runController(rctx)
 	return s, nil

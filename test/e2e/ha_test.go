@@ -313,3 +313,46 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
+
+// TestMountEventsResumeOnAnotherServer: a mount's change stream, cut when
+// its server goes away, resumes on the next server from the last revision
+// it saw: a change another mount made in the gap still reaches it (its
+// kernel drops the attributes it cached, well within their 5 s timeout).
+func TestMountEventsResumeOnAnotherServer(t *testing.T) {
+	requireFUSE(t)
+	etcdURL := externalEtcd(t)
+	a, b := serverOn(t, etcdURL), serverOn(t, etcdURL)
+	defer b.Close()
+	bin := buildBerth(t)
+	fs := (&fsServer{t: t, bin: bin, endpoint: b.Endpoint()}).createFS("resume")
+	w := (&fsServer{t: t, bin: bin, endpoint: b.Endpoint()}).mountFS(fs)
+	r := (&fsServer{t: t, bin: bin, endpoint: a.Endpoint() + "," + b.Endpoint()}).mountFS(fs)
+	if err := os.WriteFile(w.path("x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(r.path("x"))
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("stat through the reading mount: %v %v", fi, err)
+	}
+	cached := time.Now()
+	a.Close() // the reading mount's event stream ends with it
+	if since := time.Since(cached); since > 2*time.Second {
+		t.Fatalf("closing a server with a mount's event stream took %v", since)
+	}
+	if err := os.Chmod(w.path("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The stream comes back on b and the change reaches the kernel before
+	// the attributes' timeout (5 s) runs out.
+	for {
+		fi, err = os.Stat(r.path("x"))
+		if err == nil && fi.Mode().Perm() == 0o600 {
+			t.Logf("the change reached the reading mount %v after it cached the attributes", time.Since(cached).Round(time.Millisecond))
+			return
+		}
+		if time.Since(cached) > 4500*time.Millisecond {
+			t.Fatalf("a change made while the reading mount's stream moved servers: %v %v after %v (want -rw-------)", fi.Mode(), err, time.Since(cached))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
