@@ -385,10 +385,12 @@ func TestLostInstanceEFSSlotIsFenced(t *testing.T) {
 		b, _ := os.ReadFile(m.path("db-0/log"))
 		return strings.Count(string(b), h+"\n")
 	}
+	var seen string // the first line of another writer, as read
 	if !waitFor(30*time.Second, func() bool {
 		b, _ := os.ReadFile(m.path("db-0/log"))
 		for _, l := range strings.Split(string(b), "\n") {
 			if l != "" && l != oldHost {
+				seen = l
 				return true
 			}
 		}
@@ -419,7 +421,12 @@ func TestLostInstanceEFSSlotIsFenced(t *testing.T) {
 		}
 	}
 	if first < 0 || count(oldHost) == 0 {
-		t.Fatalf("the log has %d lines of the lost task and none of its replacement", count(oldHost))
+		distinct := map[string]int{}
+		for _, l := range lines {
+			distinct[l]++
+		}
+		t.Fatalf("the log has %d lines of the lost task (%q) and none of its replacement; an earlier read showed %q; its lines now: %v",
+			count(oldHost), oldHost, seen, distinct)
 	}
 	state, _ := exec.Command("docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", old[0]).Output()
 	if !strings.HasPrefix(strings.TrimSpace(string(state)), "exited 3") {
