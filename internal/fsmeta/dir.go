@@ -184,11 +184,19 @@ func (e *Engine) unlink(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 		if n.a.IsDir() {
 			return nil, errno(syscall.EISDIR, "%q is a directory", r.Name)
 		}
+		// The parent's attributes after the change go back with the reply
+		// (as a create's do), so the client need not ask for them; the
+		// transaction is guarded on them.
+		p, err := e.parent(ctx, r.FS, r.Parent)
+		if err != nil {
+			return nil, err
+		}
 		t := now()
 		dk := state.DentryKey(r.FS, r.Parent, r.Name)
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(dk), "=", drev),
 			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, d.Ino)), "=", n.rev),
+			clientv3.Compare(clientv3.ModRevision(state.InodeKey(r.FS, r.Parent)), "=", p.rev),
 		}
 		ops := []clientv3.Op{clientv3.OpDelete(dk), clientv3.OpPut(state.DirTimesKey(r.FS, r.Parent), marshal(&Times{Mtime: t, Ctime: t, By: r.Session}))}
 		more, err := e.dropLink(ctx, r, n, t)
@@ -200,12 +208,15 @@ func (e *Engine) unlink(ctx context.Context, r *fsproto.Request) (*fsproto.Respo
 			return nil, err
 		}
 		if resp.Succeeded {
-			out := &fsproto.Response{}
+			pa := *p.a
+			pa.Mtime, pa.Ctime, pa.By = t, t, r.Session
+			out := &fsproto.Response{Dir: &pa}
 			if n.a.Nlink == 1 {
 				out.Ino = n.a.Ino // now an orphan: a client with it open holds it
 			}
 			return out, nil
 		}
+		e.forget(r.FS, r.Parent)
 	}
 	return nil, errContention
 }

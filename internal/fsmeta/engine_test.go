@@ -434,3 +434,18 @@ func TestReaddirPlus(t *testing.T) {
 		t.Fatalf("readdir of an r-- directory by a restricted session: %v %+v", got.Errno, got.Entries)
 	}
 }
+
+// An unlink's reply carries the parent's attributes after it, as a
+// create's does, so a client need not ask for them.
+func TestUnlinkCarriesParent(t *testing.T) {
+	e, fs := newEngine(t)
+	d := mkdir(t, e, fs, fsproto.RootIno, "d")
+	must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: d, Name: "f", Mode: syscall.S_IFREG | 0o644})
+	before := must(t, e, &fsproto.Request{Op: fsproto.OpGetattr, FS: fs, Ino: d}).Attr
+	time.Sleep(time.Millisecond)
+	resp := must(t, e, &fsproto.Request{Op: fsproto.OpUnlink, FS: fs, Parent: d, Name: "f"})
+	after := must(t, e, &fsproto.Request{Op: fsproto.OpGetattr, FS: fs, Ino: d}).Attr
+	if resp.Dir == nil || resp.Dir.Ino != d || resp.Dir.Mtime != after.Mtime || resp.Dir.Mtime <= before.Mtime || resp.Dir.Nlink != after.Nlink || resp.Dir.Mode != after.Mode {
+		t.Fatalf("unlink's reply says the parent is %+v; getattr says %+v", resp.Dir, after)
+	}
+}

@@ -62,7 +62,7 @@ type wholeDir struct {
 }
 
 type dirWatch struct {
-	creates int // under way
+	creates int // changes under way (creates, unlinks)
 	changes uint64
 }
 
@@ -359,8 +359,12 @@ func (f *FS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrO
 	return fuse.OK
 }
 
-func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request, out *fuse.EntryOut) (*fsproto.Attr, fuse.Status) {
-	r.Op, r.Parent = fsproto.OpMknod, h.NodeId
+// dirOp runs an operation that changes one directory (a create or an
+// unlink) and keeps the directory's attributes its reply carries, unless
+// something else changed the directory meanwhile: the kernel asks for them
+// after every change (to check permissions), and need not wait for the
+// server.
+func (f *FS) dirOp(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request) (*fsproto.Response, fuse.Status) {
 	f.mu.Lock()
 	w := f.dirGen[r.Parent]
 	if w == nil {
@@ -372,7 +376,7 @@ func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request,
 	f.mu.Unlock()
 	resp, s := f.op(cancel, h, r)
 	f.mu.Lock()
-	// op counts this create twice, before and after; more means something
+	// op counts this change twice, before and after; more means something
 	// else changed the directory meanwhile.
 	if s.Ok() && resp.Dir != nil && resp.Dir.Ino == r.Parent && w.changes == before+2 {
 		if len(f.dirs) >= 4096 {
@@ -384,6 +388,12 @@ func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request,
 		delete(f.dirGen, r.Parent)
 	}
 	f.mu.Unlock()
+	return resp, s
+}
+
+func (f *FS) mknod(cancel <-chan struct{}, h *fuse.InHeader, r *fsproto.Request, out *fuse.EntryOut) (*fsproto.Attr, fuse.Status) {
+	r.Op, r.Parent = fsproto.OpMknod, h.NodeId
+	resp, s := f.dirOp(cancel, h, r)
 	if !s.Ok() {
 		f.notWhole(r.Parent) // the name may exist after all
 		return nil, s
@@ -663,7 +673,7 @@ func (f *FS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status
 }
 
 func (f *FS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	resp, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpUnlink, Parent: h.NodeId, Name: name})
+	resp, s := f.dirOp(cancel, h, &fsproto.Request{Op: fsproto.OpUnlink, Parent: h.NodeId, Name: name})
 	if s.Ok() {
 		f.holdIfOpen(resp.Ino)
 	}

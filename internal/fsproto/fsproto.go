@@ -288,7 +288,7 @@ type Response struct {
 	Errno    syscall.Errno      `json:"errno,omitempty"`
 	Message  string             `json:"message,omitempty"` // why, when a mount is refused
 	Attr     *Attr              `json:"attr,omitempty"`
-	Dir      *Attr              `json:"dir,omitempty"` // the parent directory after a create
+	Dir      *Attr              `json:"dir,omitempty"` // the parent directory after a create or an unlink
 	Ino      uint64             `json:"ino,omitempty"`
 	Rev      int64              `json:"rev,omitempty"`
 	Entries  []Dirent           `json:"entries,omitempty"`

@@ -208,9 +208,25 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok || resp.Err() != nil {
 				return
 			}
+			// A deletion names no session, but every change that deletes
+			// also writes something that does (the directory's times, an
+			// inode) in the same transaction: that is its author.
+			events := make([]fsproto.Event, 0, len(resp.Events))
+			by := map[int64]string{}
 			for _, ev := range resp.Events {
-				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok && (e.By == "" || e.By != sess) {
+				if e, ok := fsmeta.EventFor(fs, string(ev.Kv.Key), ev.Kv.Value); ok {
 					e.Rev = ev.Kv.ModRevision
+					if e.By != "" {
+						by[e.Rev] = e.By
+					}
+					events = append(events, e)
+				}
+			}
+			for _, e := range events {
+				if e.By == "" {
+					e.By = by[e.Rev]
+				}
+				if e.By == "" || e.By != sess {
 					s.fs.PresentEvent(sess, &e)
 					if enc.Encode(e) != nil {
 						return
