@@ -353,7 +353,12 @@ func presentAttr(s *Session, a *fsproto.Attr) *fsproto.Attr {
 	return a
 }
 
-// PresentEvent maps an event for a session with its own root.
+// PresentEvent maps an event for a session with its own root. Such a
+// session gets a name only in its root directory: the stream carries the
+// whole file system's changes, and names elsewhere may be outside what
+// it may see (its kernel forgets the names it cached in its other
+// directories within the entry timeout). An event left naming no inode
+// is not sent.
 func (e *Engine) PresentEvent(sess string, ev *fsproto.Event) {
 	v, ok := e.sessions.Load(sess)
 	if !ok {
@@ -363,10 +368,20 @@ func (e *Engine) PresentEvent(sess string, ev *fsproto.Event) {
 	if s.Root == 0 {
 		return
 	}
-	if ev.Ino == s.Root {
+	// The file system's own root is not the session's (which it sees as
+	// inode 1): changes to it concern the session not at all.
+	switch ev.Ino {
+	case s.Root:
 		ev.Ino = fsproto.RootIno
+	case fsproto.RootIno:
+		ev.Ino = 0
 	}
-	if ev.Parent == s.Root {
+	switch ev.Parent {
+	case s.Root:
 		ev.Parent = fsproto.RootIno
+	case fsproto.RootIno:
+		ev.Parent, ev.Name = 0, ""
+	default:
+		ev.Name = ""
 	}
 }

@@ -449,3 +449,31 @@ func TestUnlinkCarriesParent(t *testing.T) {
 		t.Fatalf("unlink's reply says the parent is %+v; getattr says %+v", resp.Dir, after)
 	}
 }
+
+// A session confined to a root is told names only in its root: the change
+// stream covers the whole file system, and other names may be outside it.
+func TestConfinedSessionEventsNameNothingElsewhere(t *testing.T) {
+	e, fs := newEngine(t)
+	uid, gid := uint32(1000), uint32(1000)
+	open, err := e.OpenSession(context.Background(), fs, &Session{Uid: &uid, Gid: &gid}, "/app", &fsproto.Attr{Uid: 1000, Gid: 1000, Mode: 0o750}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := e.mustLookup(t, fs, fsproto.RootIno, "app")
+	sub := mkdir(t, e, fs, app, "sub")
+	for _, c := range []struct {
+		in, want fsproto.Event
+	}{
+		{fsproto.Event{Parent: app, Name: "x"}, fsproto.Event{Parent: fsproto.RootIno, Name: "x"}},
+		{fsproto.Event{Parent: sub, Name: "y"}, fsproto.Event{Parent: sub}},
+		{fsproto.Event{Parent: fsproto.RootIno, Name: "secret-name"}, fsproto.Event{}},
+		{fsproto.Event{Ino: fsproto.RootIno}, fsproto.Event{}},
+		{fsproto.Event{Ino: app}, fsproto.Event{Ino: fsproto.RootIno}},
+	} {
+		ev := c.in
+		e.PresentEvent(open.Session, &ev)
+		if ev != c.want {
+			t.Errorf("%+v presented as %+v, want %+v", c.in, ev, c.want)
+		}
+	}
+}

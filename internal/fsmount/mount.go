@@ -231,6 +231,13 @@ func (f *FS) onEvent(ev fsproto.Event) {
 		}
 		return
 	}
+	if ev.Ino == 0 {
+		// A change in a directory whose names this session is not told.
+		if f.known(ev.Parent) != nil {
+			f.srv.InodeNotify(ev.Parent, 0, 0)
+		}
+		return
+	}
 	n := f.known(ev.Ino)
 	if n == nil {
 		return

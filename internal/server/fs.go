@@ -228,6 +228,9 @@ func (s *Server) fsEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				if e.By == "" || e.By != sess {
 					s.fs.PresentEvent(sess, &e)
+					if e.Ino == 0 && e.Parent == 0 {
+						continue // nothing this session may be told
+					}
 					if enc.Encode(e) != nil {
 						return
 					}
