@@ -87,6 +87,7 @@ func TestUpRestartKeepsContainers(t *testing.T) {
 		t.Fatalf("containers %v -> %v", before, after)
 	}
 	c.stop(task.TaskArn)
+	t.Cleanup(func() { removeTaskContainers(aws.ToString(task.ContainerInstanceArn)) })
 }
 
 // TestUpThreeServers: `berth up --servers 3` runs three servers whose etcd
@@ -144,6 +145,7 @@ func TestUpThreeServers(t *testing.T) {
 	c.ecs = client(endpoint(1), "k", "s")
 	c.wait(task.TaskArn, "RUNNING")
 	c.stop(task.TaskArn)
+	t.Cleanup(func() { removeTaskContainers(aws.ToString(task.ContainerInstanceArn)) })
 }
 
 func portFree(port int) bool {
