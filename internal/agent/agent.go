@@ -297,8 +297,9 @@ func machineMemoryMiB() int {
 	return kb / 1024
 }
 
-// heartbeatTimeout bounds one heartbeat; a failed one is tried again
-// after heartbeatRetry, on the next server.
+// heartbeatTimeout bounds one heartbeat; a failed one is tried again on
+// the next server after heartbeatRetry, doubled while they keep failing,
+// up to the heartbeat interval.
 const heartbeatTimeout, heartbeatRetry = 2 * time.Second, 250 * time.Millisecond
 
 func (a *Agent) heartbeats(ctx context.Context) {
@@ -306,6 +307,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 	defer t.Stop()
 	a.lastHeartbeat.Store(time.Now().UnixNano())
 	go a.fenceWatch(ctx)
+	fails := 0
 	for {
 		var resp struct {
 			LeaseTTL int64 `json:"leaseTtlSeconds"`
@@ -319,13 +321,15 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat", "err", err)
 			a.api.NextServer()
+			fails++
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(heartbeatRetry):
+			case <-time.After(min(heartbeatRetry<<min(fails-1, 4), a.cfg.HeartbeatInterval)):
 				continue
 			}
 		} else if err == nil {
+			fails = 0
 			a.lastHeartbeat.Store(sent.UnixNano())
 			if resp.LeaseTTL > 0 {
 				a.leaseTTL.Store(resp.LeaseTTL)
