@@ -50,3 +50,24 @@ func BenchmarkLookupMissing(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReaddirPlus reads a page of 1,000 entries with their
+// attributes (what a mount asks to answer READDIRPLUS), beside the names
+// alone.
+func BenchmarkReaddirPlus(b *testing.B) {
+	e, fs := newEngine(b)
+	for i := 0; i < 1000; i++ {
+		if r := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: fsproto.RootIno, Name: fmt.Sprint("f", i), Mode: syscall.S_IFREG | 0o644}); r.Errno != 0 {
+			b.Fatal(r.Errno)
+		}
+	}
+	for _, plus := range []bool{false, true} {
+		b.Run(fmt.Sprint("plus=", plus), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if r := e.Do(context.Background(), &fsproto.Request{Op: fsproto.OpReaddir, FS: fs, Ino: fsproto.RootIno, Plus: plus}); r.Errno != 0 || len(r.Entries) != 1000 {
+					b.Fatal(r.Errno, len(r.Entries))
+				}
+			}
+		})
+	}
+}

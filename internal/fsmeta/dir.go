@@ -383,7 +383,13 @@ func (e *Engine) entryAttrs(ctx context.Context, fs string, out *fsproto.Respons
 		batch := out.Entries[from:min(from+plusBatch, len(out.Entries))]
 		gets := make([]clientv3.Op, len(batch))
 		for i, d := range batch {
-			gets[i] = clientv3.OpGet(state.InodeKey(fs, d.Ino), clientv3.WithPrefix(), clientv3.WithRev(rev))
+			// A directory's times are kept under its inode's key; a
+			// file's inode is the one key.
+			opts := []clientv3.OpOption{clientv3.WithRev(rev)}
+			if d.Mode == syscall.S_IFDIR {
+				opts = append(opts, clientv3.WithPrefix())
+			}
+			gets[i] = clientv3.OpGet(state.InodeKey(fs, d.Ino), opts...)
 		}
 		resp, err := e.Client.Txn(ctx).Then(gets...).Commit()
 		if err != nil {
