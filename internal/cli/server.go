@@ -142,8 +142,12 @@ func membersCmd() *cobra.Command {
 			if af.json() {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
+			join := af.endpoint
+			if strings.Contains(join, "127.0.0.1") || strings.Contains(join, "localhost") {
+				join = "https://THIS-SERVER:PORT" // loopback here is not loopback there
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\nOn the new server (valid until %s, once):\n  berth server --etcd-peer-listen HOST:PORT --join %s --token %s\n",
-				out.Token, out.ExpiresAt.Format(time.RFC3339), af.endpoint, out.Token)
+				out.Token, out.ExpiresAt.Format(time.RFC3339), join, out.Token)
 			return nil
 		}}
 	af.register(add)

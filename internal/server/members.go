@@ -268,8 +268,6 @@ func (s *Server) addMember(ctx context.Context, req *MemberJoinRequest) (*Member
 	if err != nil || csr.CheckSignature() != nil {
 		return nil, spec.InvalidParam("csr is not a valid certificate request.")
 	}
-	// The token is spent first: a second join with it fails, whatever
-	// happens to this one.
 	key := state.MemberTokenKey(tok.ID)
 	got, err := s.client.Get(ctx, key)
 	if err != nil {
@@ -283,13 +281,6 @@ func (s *Server) addMember(ctx context.Context, req *MemberJoinRequest) (*Member
 		return nil, err
 	}
 	if subtle.ConstantTimeCompare([]byte(rec.SecretSHA256), []byte(tok.SecretSHA256())) != 1 || time.Now().After(rec.ExpiresAt) {
-		return nil, errBadMemberToken
-	}
-	spent, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", got.Kvs[0].ModRevision)).Then(clientv3.OpDelete(key)).Commit()
-	if err != nil {
-		return nil, err
-	}
-	if !spent.Succeeded {
 		return nil, errBadMemberToken
 	}
 	ca, err := s.client.Get(ctx, state.PeerCAKey())
@@ -316,6 +307,16 @@ func (s *Server) addMember(ctx context.Context, req *MemberJoinRequest) (*Member
 	cert, err := signPeerCert(ca.Kvs[0].Value, csr.PublicKey, host)
 	if err != nil {
 		return nil, err
+	}
+	// The token is spent before the member is added (a second join with
+	// it fails, whatever happens to this one), and only once the request
+	// is known to be good: a name already taken leaves it usable.
+	spent, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", got.Kvs[0].ModRevision)).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !spent.Succeeded {
+		return nil, errBadMemberToken
 	}
 	// etcd refuses to add a member until every member has been connected
 	// for a few seconds (one just promoted, say): wait that out.
@@ -406,7 +407,9 @@ func (s *Server) memberList(ctx context.Context, _ *MembersRequest) (*MembersRes
 	if s.etcd == nil {
 		return nil, spec.InvalidParam("This server uses an external etcd: list its members with etcdctl.")
 	}
-	resp, err := s.client.MemberList(ctx)
+	// From this member's own view: the list is wanted most when there is
+	// no quorum to answer a linearizable one.
+	resp, err := s.client.MemberList(ctx, clientv3.WithSerializable())
 	if err != nil {
 		return nil, err
 	}

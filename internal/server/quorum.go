@@ -12,6 +12,10 @@ import (
 // leader: it is cut off from a majority of the members (or they are down).
 const noLeaderMessage = "This server's etcd member has no leader: it cannot reach a majority of the control plane's members. Nothing was changed; try another server."
 
+// noLeader reports whether this server's embedded member knows of no
+// leader (it is cut off from a majority, or they are down).
+func (s *Server) noLeader() bool { return s.etcd != nil && s.etcd.Server.Leader() == 0 }
+
 // requireQuorum answers 503 (ServerException) at once while this server's
 // embedded member has no leader, rather than letting each call wait for
 // etcd's request timeout: agents and mounts move to the next server on a
@@ -19,7 +23,7 @@ const noLeaderMessage = "This server's etcd member has no leader: it cannot reac
 // list stay served, so an operator can see what is wrong.
 func (s *Server) requireQuorum(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.etcd == nil || s.etcd.Server.Leader() != 0 {
+		if !s.noLeader() {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -348,7 +348,7 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if s.etcd != nil && s.etcd.Server.Leader() == 0 {
+		if s.noLeader() {
 			http.Error(w, "no etcd leader: this server cannot reach a majority of the members", http.StatusServiceUnavailable)
 			return
 		}
