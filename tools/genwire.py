@@ -19,7 +19,8 @@ PutAttributesRequest PutAttributesResponse DeleteAttributesRequest DeleteAttribu
 TagResourceRequest TagResourceResponse UntagResourceRequest UntagResourceResponse ListTagsForResourceRequest ListTagsForResourceResponse
 SubmitTaskStateChangeRequest SubmitTaskStateChangeResponse SubmitContainerStateChangeRequest SubmitContainerStateChangeResponse
 CreateServiceRequest CreateServiceResponse UpdateServiceRequest UpdateServiceResponse DeleteServiceRequest DeleteServiceResponse
-DescribeServicesRequest DescribeServicesResponse ListServicesRequest ListServicesResponse""".split()
+DescribeServicesRequest DescribeServicesResponse ListServicesRequest ListServicesResponse
+PutClusterCapacityProvidersRequest PutClusterCapacityProvidersResponse DescribeCapacityProvidersRequest DescribeCapacityProvidersResponse""".split()
 
 path = sys.argv[1] if len(sys.argv) > 1 else sorted(glob.glob(os.path.expanduser(
     "~/go/pkg/mod/github.com/aws/aws-sdk-go-v2/service/ecs@*/schemas/schemas.go")))[-1]

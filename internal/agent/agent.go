@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/endpoint"
+	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/volume/block"
 )
@@ -71,6 +73,9 @@ type Config struct {
 	// MountBinary is the berth binary that serves EFS mounts (default:
 	// this executable).
 	MountBinary string
+	// Capacity says which tasks the instance takes: "EC2", "FARGATE" or
+	// both, separated by commas or spaces (the default).
+	Capacity string
 }
 
 // Agent is a running container instance.
@@ -91,6 +96,14 @@ type Agent struct {
 	lastSweep time.Time
 	work      volumeWork
 	images    imageLocks
+
+	// The instance's task network (awsvpc), set up on first use.
+	netMu    sync.Mutex
+	netName  string
+	netBlock *agentapi.NetworkBlock
+
+	cgOnce sync.Once
+	cgMode string // see cgroupMode
 
 	// lastHeartbeat is when the server last confirmed the lease (unix nanos);
 	// leaseTTL is the lease it reported.
@@ -121,6 +134,21 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Capacity == "" {
+		cfg.Capacity = "EC2,FARGATE"
+	}
+	var kinds []string
+	for _, k := range strings.FieldsFunc(cfg.Capacity, func(r rune) bool { return r == ',' || r == ' ' }) {
+		k = strings.ToUpper(k)
+		if k != "EC2" && k != "FARGATE" {
+			return nil, fmt.Errorf("--capacity %q: give EC2, FARGATE or EC2,FARGATE", cfg.Capacity)
+		}
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	slices.Sort(kinds)
+	cfg.Capacity = strings.Join(kinds, " ") // as the attribute's value shows it
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.DockerHost != "" {
 		opts = append(opts, client.WithHost(cfg.DockerHost))
@@ -235,7 +263,7 @@ func (a *Agent) register(ctx context.Context) error {
 			{Name: spec.Str("MEMORY"), Type: spec.Str("INTEGER"), IntegerValue: spec.I32(int32(mem))},
 		},
 		VersionInfo: &spec.VersionInfo{AgentVersion: spec.Str(Version), AgentHash: spec.Str("berth"), DockerVersion: spec.Str("DockerVersion: " + info.Version)},
-		Attributes:  capabilities(a.cfg.DisablePrivileged),
+		Attributes:  append(capabilities(a.cfg.DisablePrivileged), spec.Attribute{Name: spec.Str(scheduler.CapacityAttribute), Value: spec.Str(a.cfg.Capacity)}),
 		Tags:        []spec.Tag{{Key: spec.Str("berth:host"), Value: spec.Str(host)}},
 	}
 	if saved.ContainerInstanceArn != "" && saved.Cluster == a.cfg.Cluster {
@@ -276,7 +304,7 @@ func capabilities(noPrivileged bool) []spec.Attribute {
 		"com.amazonaws.ecs.capability.logging-driver.json-file", "com.amazonaws.ecs.capability.logging-driver.none",
 		"ecs.capability.docker-plugin.local",
 		"ecs.capability.container-health-check", "ecs.capability.container-ordering", "ecs.capability.task-cpu-mem-limit",
-		"ecs.capability.ebs-task-attach", "ecs.capability.efs", "ecs.capability.efsAuth",
+		"ecs.capability.ebs-task-attach", "ecs.capability.efs", "ecs.capability.efsAuth", "ecs.capability.task-eni",
 	} {
 		out = append(out, spec.Attribute{Name: spec.Str(n)})
 	}

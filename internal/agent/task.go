@@ -45,6 +45,17 @@ type runner struct {
 	// limits are the I/O limits of the task's block volumes, set on every
 	// container of the task.
 	limits container.Resources
+
+	// pause is the pause container holding an awsvpc task's network
+	// namespace, and network the address it got.
+	pause   string
+	network *agentapi.TaskNetwork
+	// cgroupParent is the task's own cgroup when the task has task-level
+	// cpu or memory limits.
+	cgroupParent string
+	// perContainerLimits puts the task's limits on each container, where
+	// the engine's cgroups cannot hold a task cgroup.
+	perContainerLimits bool
 }
 
 // fence stops the task's containers at once and unmounts its block
@@ -55,6 +66,10 @@ func (r *runner) fence(ctx context.Context) {
 	for _, id := range r.ids {
 		timeout := 0
 		r.a.docker.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	}
+	if r.pause != "" {
+		timeout := 0
+		r.a.docker.ContainerStop(ctx, r.pause, container.StopOptions{Timeout: &timeout})
 	}
 	r.detachBlockVolumes()
 	r.unmountEFS()
@@ -113,15 +128,23 @@ func (r *runner) run(ctx context.Context) {
 	delete(r.a.found, r.arn)
 	r.a.mu.Unlock()
 	for name, id := range existing {
+		if name == PauseContainerName {
+			r.pause = id
+			continue
+		}
 		r.ids[name] = id
 	}
 	for _, c := range r.def.ContainerDefinitions {
 		r.order = append(r.order, spec.Val(c.Name))
 	}
-	adopted := len(existing) == len(r.def.ContainerDefinitions) && spec.Val(r.task.LastStatus) == "RUNNING"
+	adopted := len(r.ids) == len(r.def.ContainerDefinitions) && spec.Val(r.task.LastStatus) == "RUNNING" && (r.pause != "" || !r.awsvpc())
 	if !adopted {
 		for _, id := range r.ids {
 			r.a.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+		}
+		if r.pause != "" {
+			r.a.docker.ContainerRemove(ctx, r.pause, container.RemoveOptions{Force: true})
+			r.pause = ""
 		}
 		r.ids = map[string]string{}
 		if r.wantsStop() {
@@ -143,6 +166,9 @@ func (r *runner) run(ctx context.Context) {
 		}
 	} else {
 		log.Info("adopted running task")
+		if cpu, mem := r.taskLimits(); (cpu > 0 || mem > 0) && r.a.cgroupMode(ctx) != "" {
+			r.cgroupParent = "/berth/" + r.id // made when the task started
+		}
 	}
 	r.monitor(ctx)
 }
@@ -170,6 +196,14 @@ func (r *runner) start(ctx context.Context) error {
 				// The agent reports all its shared volumes again when it registers.
 				r.a.log.Warn("report volume residency", "volume", spec.Val(v.Name), "err", err)
 			}
+		}
+	}
+	if err := r.setupCgroup(ctx); err != nil {
+		return err
+	}
+	if r.awsvpc() {
+		if err := r.startPause(ctx); err != nil {
+			return err
 		}
 	}
 	// PENDING goes out while the containers are created; the server
@@ -407,6 +441,10 @@ func (r *runner) stopAll(ctx context.Context) {
 		}
 		r.a.docker.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
 	}
+	if r.pause != "" {
+		timeout := 0
+		r.a.docker.ContainerStop(ctx, r.pause, container.StopOptions{Timeout: &timeout})
+	}
 }
 
 func (r *runner) finish(ctx context.Context, code, reason string) {
@@ -421,6 +459,7 @@ func (r *runner) finish(ctx context.Context, code, reason string) {
 func (r *runner) finishWith(ctx context.Context, code, reason string) {
 	ctx = context.WithoutCancel(ctx)
 	states := r.containerStates(ctx)
+	r.removeCgroup()
 	r.detachBlockVolumes()
 	r.unmountEFS()
 	r.unbindHostPaths()
@@ -453,7 +492,7 @@ func (r *runner) containerStates(ctx context.Context) []spec.ContainerStateChang
 		default:
 			cs.Status = spec.Str("STOPPED")
 			cs.ExitCode = spec.I32(int32(info.State.ExitCode))
-			if info.State.OOMKilled {
+			if info.State.OOMKilled || info.State.ExitCode == 137 && r.taskOOM() {
 				cs.Reason = spec.Str("OutOfMemoryError: Container killed due to memory usage")
 			} else if info.State.Error != "" {
 				cs.Reason = spec.Str(info.State.Error)
@@ -475,7 +514,7 @@ func (r *runner) containerStates(ctx context.Context) []spec.ContainerStateChang
 
 func (r *runner) report(ctx context.Context, status string, containers []spec.ContainerStateChange) {
 	req := &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
-		Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), Containers: containers}}
+		Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), Containers: containers}, Network: r.network}
 	if status != "" {
 		req.Status = spec.Str(status)
 	}
@@ -576,8 +615,11 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 			Retries: int(spec.Val(hc.Retries)), StartPeriod: sec(hc.StartPeriod)}
 	}
 	mode := spec.Val(r.def.NetworkMode)
-	if mode == "" || mode == "awsvpc" {
+	if mode == "" {
 		mode = "bridge"
+	}
+	if mode == "awsvpc" {
+		mode = "container:" + r.pause // the task's own namespace and address
 	}
 	host := &container.HostConfig{NetworkMode: container.NetworkMode(mode), PortBindings: nat.PortMap{},
 		ReadonlyRootfs: spec.Val(c.ReadonlyRootFilesystem), Privileged: spec.Val(c.Privileged),
@@ -587,6 +629,9 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 			continue
 		}
 		port := nat.Port(fmt.Sprintf("%d/%s", *pm.ContainerPort, spec.Val(pm.Protocol)))
+		if r.pause != "" {
+			continue // Docker exposes no ports of a namespace it does not own
+		}
 		cfg.ExposedPorts[port] = struct{}{}
 		if mode == "bridge" {
 			hp := ""
@@ -604,6 +649,16 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 	}
 	if c.Memory != nil {
 		host.Memory = int64(*c.Memory) << 20
+	}
+	host.CgroupParent = r.cgroupParent
+	if r.perContainerLimits {
+		cpu, mem := r.taskLimits()
+		if host.Memory == 0 && mem > 0 {
+			host.Memory = int64(mem) << 20
+		}
+		if cpu > 0 {
+			host.NanoCPUs = int64(cpu) * 1e9 / 1024
+		}
 	}
 	if c.MemoryReservation != nil {
 		host.MemoryReservation = int64(*c.MemoryReservation) << 20

@@ -118,6 +118,37 @@ type TaskStateChange struct {
 	Health          *string           `json:"berthHealthStatus,omitempty"`
 	ContainerHealth map[string]string `json:"berthContainerHealth,omitempty"`
 	StopCode        *string           `json:"berthStopCode,omitempty"`
+	// Network is an awsvpc task's network interface once the agent has
+	// brought it up.
+	Network *TaskNetwork `json:"berthNetwork,omitempty"`
+}
+
+// TaskNetwork is the address an awsvpc task got on its instance.
+type TaskNetwork struct {
+	AttachmentID       string `json:"attachmentId"`
+	PrivateIPv4Address string `json:"privateIPv4Address"`
+	MACAddress         string `json:"macAddress"`
+}
+
+// NetworkBlock is the part of its zone's subnet an instance gives its
+// awsvpc tasks: a /24 whose first address is the tasks' gateway.
+type NetworkBlock struct {
+	Cluster    string `json:"cluster"`
+	InstanceID string `json:"containerInstanceId"`
+	SubnetID   string `json:"subnetId"`
+	Zone       string `json:"availabilityZone"`
+	SubnetCIDR string `json:"subnetCidrBlock"`
+	CIDR       string `json:"cidrBlock"`
+	Gateway    string `json:"gateway"`
+	Index      int    `json:"index"`
+	// VPCCIDR is the range of every task address, of every subnet.
+	VPCCIDR string `json:"vpcCidrBlock"`
+}
+
+// NetworkRequest asks for the instance's block of task addresses.
+type NetworkRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
 }
 
 // EFSMountRequest is an agent asking to mount one EFS volume of a task

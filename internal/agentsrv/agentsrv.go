@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/vpc"
 )
 
 // Resolver resolves what an agent names as the ECS API does (names,
@@ -275,4 +276,34 @@ func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMo
 		}
 	}
 	return g, nil
+}
+
+// Network gives the instance its block of task addresses in its zone's
+// subnet (allocated the first time), for its awsvpc tasks.
+func (a *API) Network(ctx context.Context, r *agentapi.NetworkRequest) (*agentapi.NetworkBlock, error) {
+	cluster, id, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
+	if err != nil {
+		return nil, err
+	}
+	inst := &state.InstanceRecord{}
+	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, id), inst); err != nil {
+		return nil, err
+	}
+	zone := ""
+	for _, at := range inst.Attributes {
+		if spec.Val(at.Name) == "ecs.availability-zone" {
+			zone = spec.Val(at.Value)
+		}
+	}
+	if _, ok := vpc.ZoneOfSubnet(vpc.SubnetID(zone)); !ok {
+		return nil, spec.InvalidParam("Zone '%s' of container instance %s cannot have a subnet: zones for awsvpc tasks are 1 to 60 lower-case letters, digits and hyphens.", zone, id)
+	}
+	b, err := vpc.EnsureBlock(ctx, a.Store.Client, cluster, id, zone)
+	if errors.Is(err, vpc.ErrFull) {
+		return nil, &spec.Error{Code: "ServerException", Message: err.Error()}
+	} else if err != nil {
+		return nil, err
+	}
+	b.VPCCIDR = vpc.CIDR
+	return &b, nil
 }

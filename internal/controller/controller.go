@@ -282,7 +282,8 @@ func (c *Controller) service(ctx context.Context, cluster string, s *state.Servi
 		vcs, _ := spec.ServiceVolumes(primary.VolumeConfigurations)
 		placed, fails, err := c.Launcher.Launch(ctx, &launch.Input{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + spec.Val(s.ServiceName)),
 			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy,
-			VolumeConfigurations: vcs, Count: n, Tags: propagated(s)})
+			VolumeConfigurations: vcs, Count: n, Tags: propagated(s),
+			Network: networkOf(s, &primary), CapacityProviderStrategy: s.CapacityProviderStrategy, PlatformVersion: s.PlatformVersion})
 		if err != nil {
 			placeErr = err.Error()
 			break
@@ -413,4 +414,13 @@ func failureSummary(fs []scheduler.Failure) string {
 		return ""
 	}
 	return " Reasons: " + strings.Join(parts, ", ") + "."
+}
+
+// networkOf is the network configuration a service's tasks launch with:
+// the primary deployment's, or the service's.
+func networkOf(s *state.ServiceRecord, primary *spec.Deployment) *spec.NetworkConfiguration {
+	if primary != nil && primary.NetworkConfiguration != nil {
+		return primary.NetworkConfiguration
+	}
+	return s.NetworkConfiguration
 }

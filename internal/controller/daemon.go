@@ -43,7 +43,7 @@ func (c *Controller) daemonService(ctx context.Context, cluster string, s *state
 		}
 		in := &launch.Input{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name),
 			StartedBy: primary.Id, LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Count: 1, Tags: propagated(s),
-			Candidates: []string{id}}
+			Candidates: []string{id}, Network: networkOf(s, &primary)}
 		if err := c.Launcher.Check(ctx, in); err != nil {
 			events = append(events, "was unable to place a task because "+err.Error())
 			break

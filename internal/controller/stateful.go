@@ -189,6 +189,7 @@ func (c *Controller) statefulService(ctx context.Context, cluster string, s *sta
 		slot := fmt.Sprintf("%s-%d", name, st.Slot)
 		in := &launch.Input{Cluster: &cluster, TaskDefinition: primary.TaskDefinition, Group: spec.Str("service:" + name), StartedBy: primary.Id,
 			LaunchType: s.LaunchType, Constraints: s.PlacementConstraints, Strategies: s.PlacementStrategy, Count: 1,
+			Network: networkOf(s, &primary), CapacityProviderStrategy: s.CapacityProviderStrategy, PlatformVersion: s.PlatformVersion,
 			Tags: append(propagated(s), spec.Tag{Key: spec.Str(service.SlotTag), Value: spec.Str(strconv.Itoa(st.Slot))})}
 		vcs, _ := spec.ServiceVolumes(primary.VolumeConfigurations)
 		if st.VolumeID != "" {

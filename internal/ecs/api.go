@@ -83,6 +83,8 @@ func New(a *API) *API {
 		"DescribeClusters":              op(a.DescribeClusters),
 		"ListClusters":                  op(a.ListClusters),
 		"UpdateCluster":                 op(a.UpdateCluster),
+		"PutClusterCapacityProviders":   op(a.PutClusterCapacityProviders),
+		"DescribeCapacityProviders":     op(a.DescribeCapacityProviders),
 		"DeleteCluster":                 op(a.DeleteCluster),
 		"RegisterTaskDefinition":        op(a.RegisterTaskDefinition),
 		"DescribeTaskDefinition":        op(a.DescribeTaskDefinition),

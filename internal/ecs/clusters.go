@@ -138,6 +138,9 @@ func (a *API) CreateCluster(ctx context.Context, r *spec.CreateClusterRequest) (
 	if err := validateSettings(r.Settings); err != nil {
 		return nil, err
 	}
+	if err := checkClusterProviders(r.CapacityProviders, r.DefaultCapacityProviderStrategy); err != nil {
+		return nil, err
+	}
 	rec := a.newCluster(name)
 	rec.Tags = r.Tags
 	if r.Settings != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/vpc"
 )
 
 // ReservedPorts are the host ports ECS reserves on every instance.
@@ -339,9 +340,7 @@ func (a *API) DeregisterContainerInstance(ctx context.Context, r *spec.Deregiste
 	for _, tid := range live {
 		_, err := a.Applier.Transition(ctx, cluster, tid, func(t *state.TaskRecord) (bool, error) {
 			launch.MarkStopping(t, now, "TerminationNotice", "Container instance deregistered")
-			t.LastStatus = spec.Str("STOPPED")
-			t.StoppedAt = spec.TS(now)
-			t.ExecutionStoppedAt = spec.TS(now)
+			launch.MarkStopped(t, now)
 			return true, nil
 		})
 		if err != nil && !isNotFound(err) {
@@ -360,6 +359,9 @@ func (a *API) DeregisterContainerInstance(ctx context.Context, r *spec.Deregiste
 		clientv3.OpDelete(state.ConnKey(cluster, id)),
 	).Commit(); err != nil {
 		return nil, err
+	}
+	if err := vpc.Release(ctx, a.Store.Client, cluster, id); err != nil {
+		a.Log.Warn("release the instance's task addresses", "instance", id, "err", err)
 	}
 	ci := a.instanceView(rec, false, nil)
 	ci.Status = spec.Str("INACTIVE")

@@ -37,7 +37,7 @@ func (a *API) place(ctx context.Context, ls *launchSpec, token string) ([]*state
 	now := a.Now()
 	tasks, fails, err := a.Applier.Run(ctx, &placement.Job{Cluster: spec.Val(ls.cluster.ClusterName), ClusterRev: ls.cluster.CreatedRev,
 		Request: ls.request, Token: token,
-		NewTask:      func(_ int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, inst, now) },
+		NewTask:      func(i int, inst *state.InstanceRecord) *state.TaskRecord { return a.newTask(ls, i, inst, now) },
 		BlockVolumes: ls.block, Now: now})
 	if errors.Is(err, placement.ErrClusterGone) {
 		return nil, nil, spec.ErrClusterNotFound()

@@ -110,8 +110,12 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	}
 	// Validate the launch as the controller will make it.
 	ls, err := a.prepare(ctx, &launch.Input{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: spec.Str("service:" + name),
-		LaunchType: r.LaunchType, Constraints: r.PlacementConstraints, Strategies: strategies, VolumeConfigurations: vcs, Count: 1})
+		LaunchType: r.LaunchType, Constraints: r.PlacementConstraints, Strategies: strategies, VolumeConfigurations: vcs, Count: 1,
+		Network: r.NetworkConfiguration, CapacityProviderStrategy: r.CapacityProviderStrategy, PlatformVersion: r.PlatformVersion})
 	if err != nil {
+		return nil, err
+	}
+	if err := fargatePlacement(ls, r.PlacementConstraints, r.PlacementStrategy); err != nil {
 		return nil, err
 	}
 	if v, _ := service.TagValue(r.Tags, service.StatefulTag); v == "true" && len(vcs) == 0 && !hasEFS(&ls.td.TaskDefinition) {
@@ -126,6 +130,22 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	svc.Status = spec.Str("ACTIVE")
 	svc.DesiredCount = spec.I32(spec.Val(r.DesiredCount))
 	svc.LaunchType = spec.Str(ls.launchType)
+	if len(ls.providers) > 0 {
+		// A strategy (given or the cluster's default) stands in for the launch type.
+		svc.LaunchType = nil
+		svc.CapacityProviderStrategy = r.CapacityProviderStrategy
+		if len(svc.CapacityProviderStrategy) == 0 {
+			svc.CapacityProviderStrategy = cl.DefaultCapacityProviderStrategy
+		}
+	}
+	if ls.launchType == spec.Fargate {
+		svc.PlatformVersion = spec.Str("LATEST")
+		if r.PlatformVersion != nil {
+			svc.PlatformVersion = r.PlatformVersion
+		}
+		svc.PlatformFamily = spec.Str("Linux")
+	}
+	svc.NetworkConfiguration = r.NetworkConfiguration
 	svc.TaskDefinition = spec.Str(td)
 	svc.DeploymentConfiguration = dc
 	svc.PlacementConstraints = r.PlacementConstraints
@@ -138,6 +158,12 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	svc.DeploymentController = &spec.DeploymentController{Type: spec.Str("ECS")}
 	svc.Deployments = []spec.Deployment{service.NewDeployment(td, spec.Val(r.DesiredCount), now, ls.launchType)}
 	svc.Deployments[0].VolumeConfigurations = r.VolumeConfigurations
+	if svc.LaunchType == nil {
+		svc.Deployments[0].LaunchType = nil
+	}
+	svc.Deployments[0].NetworkConfiguration = svc.NetworkConfiguration
+	svc.Deployments[0].CapacityProviderStrategy = svc.CapacityProviderStrategy
+	svc.Deployments[0].PlatformVersion, svc.Deployments[0].PlatformFamily = svc.PlatformVersion, svc.PlatformFamily
 	svc.Events = []spec.ServiceEvent{}
 	key := state.ServiceKey(cluster, name)
 	old := &state.ServiceRecord{}
@@ -302,7 +328,11 @@ func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (
 		if r.PlacementStrategy != nil {
 			s.PlacementStrategy = r.PlacementStrategy
 		}
-		if (newTD != "" && newTD != spec.Val(s.TaskDefinition)) || spec.Val(r.ForceNewDeployment) {
+		netChanged := r.NetworkConfiguration != nil && !sameJSON(r.NetworkConfiguration, s.NetworkConfiguration)
+		if netChanged {
+			s.NetworkConfiguration = r.NetworkConfiguration
+		}
+		if (newTD != "" && newTD != spec.Val(s.TaskDefinition)) || spec.Val(r.ForceNewDeployment) || netChanged {
 			if newTD == "" {
 				newTD = spec.Val(s.TaskDefinition)
 			}
@@ -312,6 +342,11 @@ func (a *API) UpdateService(ctx context.Context, r *spec.UpdateServiceRequest) (
 				s.Deployments[i].Status = spec.Str("ACTIVE")
 			}
 			d := service.NewDeployment(newTD, spec.Val(s.DesiredCount), now, spec.Val(s.LaunchType))
+			if s.LaunchType == nil {
+				d.LaunchType = nil
+			}
+			d.NetworkConfiguration, d.CapacityProviderStrategy = s.NetworkConfiguration, s.CapacityProviderStrategy
+			d.PlatformVersion, d.PlatformFamily = s.PlatformVersion, s.PlatformFamily
 			if r.VolumeConfigurations != nil {
 				d.VolumeConfigurations = r.VolumeConfigurations
 			} else if len(s.Deployments) > 0 {
@@ -370,4 +405,11 @@ func hasEFS(td *spec.TaskDefinition) bool {
 		}
 	}
 	return false
+}
+
+// sameJSON reports whether two values encode alike.
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }

@@ -30,6 +30,9 @@ type launchSpec struct {
 	tags       []spec.Tag
 	request    *scheduler.Request
 	block      []placement.BlockVolume
+	network    *taskNetwork
+	// providers is each task's capacity provider, for a strategy.
+	providers []string
 }
 
 // prepare validates a launch completely, before anything is written.
@@ -49,13 +52,6 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 	if pt := spec.Val(in.PropagateTags); pt != "" && pt != "TASK_DEFINITION" && pt != "SERVICE" && pt != "NONE" {
 		return nil, spec.InvalidParam("Invalid propagateTags '%s'.", pt)
 	}
-	lt := spec.Val(in.LaunchType)
-	if lt == "" {
-		lt = spec.EC2
-	}
-	if lt != spec.EC2 && lt != spec.Fargate && lt != spec.External {
-		return nil, spec.InvalidParam("Invalid launchType '%s'. Valid values: EC2, FARGATE, EXTERNAL.", lt)
-	}
 	if len(in.Constraints) > 10 {
 		return nil, spec.InvalidParam("placementConstraints can have at most 10 items.")
 	}
@@ -65,6 +61,18 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 	cl, err := a.cluster(ctx, in.Cluster)
 	if err != nil {
 		return nil, err
+	}
+	lt, providers, err := resolveCapacity(cl, in)
+	if err != nil {
+		return nil, err
+	}
+	if pv := spec.Val(in.PlatformVersion); pv != "" {
+		if lt != spec.Fargate {
+			return nil, spec.InvalidParam("Platform version can only be specified for tasks using the Fargate launch type.")
+		}
+		if pv != "LATEST" && pv != PlatformVersion && pv != "1.3.0" {
+			return nil, spec.InvalidParam("The specified platform version does not exist. Berth runs platform version %s (LATEST).", PlatformVersion)
+		}
 	}
 	td, _, err := a.loadTaskDef(ctx, spec.Val(in.TaskDefinition))
 	if err != nil {
@@ -81,6 +89,10 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 	if !containsStr(def.Compatibilities, lt) {
 		return nil, spec.InvalidParam("Task definition does not support launch_type %s.", lt)
 	}
+	network, subnetZones, err := prepareNetwork(def, in, lt)
+	if err != nil {
+		return nil, err
+	}
 	block, err := a.planBlockVolumes(ctx, spec.Val(cl.ClusterName), def, in)
 	if err != nil {
 		return nil, err
@@ -93,7 +105,7 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 	if group == "" {
 		group = "family:" + spec.Val(def.Family)
 	}
-	req := &scheduler.Request{Count: in.Count, Group: group, RequiredAttributes: map[string]string{}}
+	req := &scheduler.Request{Count: in.Count, Group: group, RequiredAttributes: map[string]string{}, Fargate: lt == spec.Fargate}
 	d := spec.TaskDemand(eff)
 	req.CPU, req.Memory, req.Ports = d.CPU, d.Memory, d.Ports
 	if lt == spec.EC2 {
@@ -103,6 +115,9 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 	}
 	if req.Zones, err = a.efsZones(ctx, def); err != nil {
 		return nil, err
+	}
+	if subnetZones != nil {
+		req.Zones = append(req.Zones, *subnetZones)
 	}
 	var exprs []spec.PlacementConstraint
 	for _, pc := range def.PlacementConstraints {
@@ -165,7 +180,7 @@ func (a *API) prepare(ctx context.Context, in *launch.Input) (*launchSpec, error
 		tags = append(append([]spec.Tag(nil), td.Tags...), tags...)
 	}
 	return &launchSpec{cluster: cl, td: td, effective: eff, group: group, launchType: lt, startedBy: in.StartedBy,
-		overrides: in.Overrides, tags: tags, request: req, block: block}, nil
+		overrides: in.Overrides, tags: tags, request: req, block: block, network: network, providers: providers}, nil
 }
 
 // applyOverrides returns a copy of def with the cpu/memory overrides applied.
@@ -203,7 +218,7 @@ func applyOverrides(def *spec.TaskDefinition, o *spec.TaskOverride) (*spec.TaskD
 }
 
 // newTask builds the record of a task placed on inst.
-func (a *API) newTask(ls *launchSpec, inst *state.InstanceRecord, now time.Time) *state.TaskRecord {
+func (a *API) newTask(ls *launchSpec, i int, inst *state.InstanceRecord, now time.Time) *state.TaskRecord {
 	cluster := spec.Val(ls.cluster.ClusterName)
 	id := newID()
 	arn := a.taskARN(cluster, id)
@@ -267,6 +282,20 @@ func (a *API) newTask(ls *launchSpec, inst *state.InstanceRecord, now time.Time)
 	if c := ls.effective.ContainerDefinitions; len(c) > 0 && anyHealthCheck(c) {
 		t.HealthStatus = spec.Str("UNKNOWN")
 	}
+	if ls.launchType == spec.Fargate {
+		t.PlatformVersion = spec.Str(PlatformVersion)
+		t.PlatformFamily = spec.Str("Linux")
+		t.CapacityProviderName = spec.Str(ProviderFargate)
+		if i < len(ls.providers) {
+			t.CapacityProviderName = spec.Str(ls.providers[i])
+		}
+		if t.EphemeralStorage == nil {
+			t.EphemeralStorage = &spec.EphemeralStorage{SizeInGiB: spec.I32(20)}
+		}
+	}
+	if ls.network != nil {
+		t.Attachments = append(t.Attachments, eniAttachment(ls.network.subnets[spec.Val(t.AvailabilityZone)]))
+	}
 	return t
 }
 
@@ -304,6 +333,9 @@ func (a *API) taskView(t *state.TaskRecord, include []string) spec.Task {
 	if v.Attachments == nil {
 		v.Attachments = []spec.Attachment{}
 	}
+	if spec.Val(v.LaunchType) == spec.Fargate {
+		v.ContainerInstanceArn = nil // Fargate tasks run on no instance of the user's
+	}
 	return v
 }
 
@@ -328,8 +360,12 @@ func (a *API) RunTask(ctx context.Context, r *spec.RunTaskRequest) (*spec.RunTas
 	}
 	ls, err := a.prepare(ctx, &launch.Input{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
 		StartedBy: r.StartedBy, LaunchType: r.LaunchType, Overrides: r.Overrides, Tags: r.Tags, PropagateTags: r.PropagateTags,
-		Constraints: r.PlacementConstraints, Strategies: r.PlacementStrategy, VolumeConfigurations: r.VolumeConfigurations, Count: count})
+		Constraints: r.PlacementConstraints, Strategies: r.PlacementStrategy, VolumeConfigurations: r.VolumeConfigurations, Count: count,
+		Network: r.NetworkConfiguration, CapacityProviderStrategy: r.CapacityProviderStrategy, PlatformVersion: r.PlatformVersion})
 	if err != nil {
+		return nil, err
+	}
+	if err := fargatePlacement(ls, r.PlacementConstraints, r.PlacementStrategy); err != nil {
 		return nil, err
 	}
 	cluster := spec.Val(ls.cluster.ClusterName)
@@ -386,7 +422,7 @@ func (a *API) StartTask(ctx context.Context, r *spec.StartTaskRequest) (*spec.St
 	}
 	ls, err := a.prepare(ctx, &launch.Input{Cluster: r.Cluster, TaskDefinition: r.TaskDefinition, Group: r.Group,
 		StartedBy: r.StartedBy, Overrides: r.Overrides, Tags: r.Tags, PropagateTags: r.PropagateTags,
-		VolumeConfigurations: r.VolumeConfigurations, Count: len(r.ContainerInstances)})
+		VolumeConfigurations: r.VolumeConfigurations, Count: len(r.ContainerInstances), Network: r.NetworkConfiguration})
 	if err != nil {
 		return nil, err
 	}
@@ -603,6 +639,13 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *agentapi.TaskStateCh
 		}
 		if r.Health != nil && spec.Val(t.HealthStatus) != *r.Health {
 			t.HealthStatus, changed = r.Health, true
+		}
+		if r.Network != nil {
+			ok, err := attachNetwork(t, r.Network)
+			if err != nil {
+				return false, err
+			}
+			changed = changed || ok
 		}
 		for _, cs := range r.Containers {
 			for i := range t.Containers {

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/vpc"
 )
 
 // API serves the EFS operations.
@@ -425,17 +426,6 @@ func (a *API) deletePolicy(ctx context.Context, r *http.Request) (any, error) {
 	return nil, err
 }
 
-var subnetRE = regexp.MustCompile(`^subnet-([a-z0-9-]{1,60})$`)
-
-// ZoneOfSubnet is the zone a subnet id names: subnet-ZONE.
-func ZoneOfSubnet(subnet string) (string, bool) {
-	m := subnetRE.FindStringSubmatch(subnet)
-	if m == nil {
-		return "", false
-	}
-	return m[1], true
-}
-
 func (a *API) createMountTarget(ctx context.Context, r *http.Request) (any, error) {
 	var in struct {
 		FileSystemId   string
@@ -446,7 +436,7 @@ func (a *API) createMountTarget(ctx context.Context, r *http.Request) (any, erro
 	if err := decode(r, &in); err != nil {
 		return nil, err
 	}
-	zone, ok := ZoneOfSubnet(in.SubnetId)
+	zone, ok := vpc.ZoneOfSubnet(in.SubnetId)
 	if !ok {
 		return nil, &Error{Status: 400, Code: "SubnetNotFound", Msg: fmt.Sprintf("Subnet '%s' does not exist: Berth's subnets are named subnet-ZONE.", in.SubnetId)}
 	}
@@ -458,7 +448,7 @@ func (a *API) createMountTarget(ctx context.Context, r *http.Request) (any, erro
 		return nil, &Error{Status: 400, Code: "AvailabilityZonesMismatch", Msg: fmt.Sprintf("One Zone file system '%s' is in %s, not %s.", f.ID, f.Zone, zone)}
 	}
 	mt := &MountTarget{OwnerId: a.Account, MountTargetId: "fsmt-" + newHex(17), FileSystemId: f.ID, SubnetId: in.SubnetId, LifeCycleState: "available",
-		IpAddress: a.Address, NetworkInterfaceId: "eni-" + newHex(17), AvailabilityZoneId: zone, AvailabilityZoneName: zone, VpcId: "vpc-berth"}
+		IpAddress: a.Address, NetworkInterfaceId: "eni-" + newHex(17), AvailabilityZoneId: zone, AvailabilityZoneName: zone, VpcId: vpc.ID}
 	k := state.EFSMountTargetKey(f.ID, zone)
 	resp, err := a.FS.Client.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(state.FSKey(f.ID)), ">", 0),

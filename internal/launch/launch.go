@@ -28,6 +28,13 @@ type Input struct {
 	Strategies                                            []spec.PlacementStrategy
 	VolumeConfigurations                                  []spec.TaskVolumeConfiguration
 	Count                                                 int
+	// Network is the awsvpc configuration (subnets, security groups) a
+	// task definition in awsvpc mode needs.
+	Network *spec.NetworkConfiguration
+	// CapacityProviderStrategy chooses FARGATE or FARGATE_SPOT capacity,
+	// instead of LaunchType.
+	CapacityProviderStrategy []spec.CapacityProviderStrategyItem
+	PlatformVersion          *string
 	// Candidates, when set, are the only instances the tasks may go to
 	// (StartTask; a daemon service's one instance).
 	Candidates []string
@@ -55,5 +62,10 @@ func MarkStopped(t *state.TaskRecord, now time.Time) {
 	}
 	for i := range t.Containers {
 		t.Containers[i].LastStatus = spec.Str("STOPPED")
+	}
+	for i := range t.Attachments {
+		if spec.Val(t.Attachments[i].Type) == "ElasticNetworkInterface" {
+			t.Attachments[i].Status = spec.Str("DELETED")
+		}
 	}
 }

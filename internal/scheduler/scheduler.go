@@ -13,6 +13,7 @@ package scheduler
 import (
 	"math/rand"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-project/berth/internal/cql"
@@ -90,6 +91,33 @@ type Request struct {
 	// Candidates, when set, limits placement to these instance ids in this
 	// order (StartTask): each task goes to the next candidate.
 	Candidates []string
+	// Fargate places on instances that offer Fargate capacity; otherwise
+	// instances reserved for Fargate are left out.
+	Fargate bool
+}
+
+// CapacityAttribute is the attribute an agent sets to say which tasks it
+// takes: "EC2", "FARGATE" or both ("EC2 FARGATE", also what an instance
+// without the attribute takes).
+const CapacityAttribute = "berth.capacity"
+
+// Offers reports whether an instance with these attributes takes
+// Fargate tasks (fargate) or the others.
+func Offers(attrs map[string]string, fargate bool) bool {
+	v, ok := attrs[CapacityAttribute]
+	if !ok {
+		return true
+	}
+	want := "EC2"
+	if fargate {
+		want = "FARGATE"
+	}
+	for _, c := range strings.Fields(v) {
+		if c == want {
+			return true
+		}
+	}
+	return false
 }
 
 // ZoneRequirement is a volume whose file system can be mounted only in
@@ -97,6 +125,9 @@ type Request struct {
 type ZoneRequirement struct {
 	Volume, FileSystem string
 	Zones              map[string]bool
+	// Why names the requirement in a failure when it is not a file
+	// system's (the task's subnets).
+	Why string
 }
 
 // Failure explains why an instance could not take a task.
@@ -298,10 +329,20 @@ func staticCheck(s *Snapshot, r *Request, in *Instance, env *cql.Env) Failure {
 			return f
 		}
 	}
+	if !Offers(in.Attributes, r.Fargate) {
+		f.Reason, f.Detail = ReasonAttribute, "container instance offers no Fargate capacity"
+		if !r.Fargate {
+			f.Detail = "container instance is reserved for Fargate tasks"
+		}
+		return f
+	}
 	for _, z := range r.Zones {
 		if zone := in.Attributes["ecs.availability-zone"]; !z.Zones[zone] {
 			f.Reason = ReasonAttribute
 			f.Detail = "EFS file system " + z.FileSystem + " of volume '" + z.Volume + "' has no mount target in zone " + zone
+			if z.FileSystem == "" {
+				f.Detail = "zone " + zone + " is not one of " + z.Why
+			}
 			return f
 		}
 	}

@@ -26,6 +26,9 @@ func TaskDemand(td *TaskDefinition) Demand {
 			d.Memory += int(Val(c.MemoryReservation))
 		}
 		for _, pm := range c.PortMappings {
+			if Val(td.NetworkMode) == "awsvpc" {
+				break // the task's own address, not the instance's
+			}
 			if hp := Val(pm.HostPort); hp != 0 {
 				proto := Val(pm.Protocol)
 				if proto == "" {

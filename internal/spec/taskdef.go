@@ -25,7 +25,7 @@ func ValidateTaskDefinition(r *RegisterTaskDefinitionRequest) *Error {
 	}
 	for i := range r.ContainerDefinitions {
 		c := &r.ContainerDefinitions[i]
-		for _, check := range []func(*ContainerDefinition) *Error{v.containerBasics, v.portMappings, v.mounts, v.healthCheck, v.limits, v.environmentAndLogs} {
+		for _, check := range []func(*ContainerDefinition) *Error{v.containerBasics, v.networking, v.portMappings, v.mounts, v.healthCheck, v.limits, v.environmentAndLogs} {
 			if err := check(c); err != nil {
 				return err
 			}
@@ -85,6 +85,12 @@ func (v *tdCheck) task() *Error {
 	}
 	if fargate && mode != "awsvpc" {
 		return ClientErr("Fargate only supports network mode 'awsvpc'.")
+	}
+	if fargate && Val(r.IpcMode) != "" {
+		return ClientErr("Fargate compatible task definitions do not support ipcMode.")
+	}
+	if fargate && Val(r.PidMode) == "host" {
+		return ClientErr("Fargate compatible task definitions do not support pidMode 'host'.")
 	}
 	if pm := Val(r.PidMode); pm != "" && pm != "host" && pm != "task" {
 		return ClientErr("Invalid pidMode '%s'.", pm)
@@ -309,6 +315,51 @@ func (v *tdCheck) containerBasics(c *ContainerDefinition) *Error {
 		v.sumMem += int(Val(c.MemoryReservation))
 	}
 	return nil
+}
+
+// networking checks what a container may ask of the network and the host
+// under the task's network mode and launch type, as ECS does: awsvpc
+// tasks share one network namespace (no links, hostname, DNS settings or
+// extra hosts per container), and Fargate grants nothing of the host.
+func (v *tdCheck) networking(c *ContainerDefinition) *Error {
+	name := *c.Name
+	if v.mode == "awsvpc" || v.mode == "host" {
+		switch {
+		case len(c.Links) > 0:
+			return ClientErr("Links are not supported when networkMode=%s.", v.mode)
+		case v.mode == "awsvpc" && c.Hostname != nil:
+			return ClientErr("The hostname parameter is not supported when networkMode=awsvpc (container '%s').", name)
+		case v.mode == "awsvpc" && (len(c.DnsServers) > 0 || len(c.DnsSearchDomains) > 0):
+			return ClientErr("dnsServers and dnsSearchDomains are not supported when networkMode=awsvpc (container '%s').", name)
+		case v.mode == "awsvpc" && len(c.ExtraHosts) > 0:
+			return ClientErr("extraHosts are not supported when networkMode=awsvpc (container '%s').", name)
+		}
+	}
+	if !v.fargate {
+		return nil
+	}
+	switch {
+	case Val(c.Privileged):
+		return ClientErr("Fargate compatible task definitions do not support privileged containers (container '%s').", name)
+	case len(c.DockerSecurityOptions) > 0:
+		return ClientErr("Fargate compatible task definitions do not support dockerSecurityOptions (container '%s').", name)
+	case c.LinuxParameters != nil && len(c.LinuxParameters.Devices) > 0:
+		return ClientErr("Fargate compatible task definitions do not support devices (container '%s').", name)
+	case c.LinuxParameters != nil && c.LinuxParameters.SharedMemorySize != nil:
+		return ClientErr("Fargate compatible task definitions do not support sharedMemorySize (container '%s').", name)
+	case c.LinuxParameters != nil && c.LinuxParameters.Capabilities != nil && !onlyPtrace(c.LinuxParameters.Capabilities.Add):
+		return ClientErr("Fargate compatible task definitions support only SYS_PTRACE in capabilities.add (container '%s').", name)
+	}
+	return nil
+}
+
+func onlyPtrace(add []string) bool {
+	for _, c := range add {
+		if c != "SYS_PTRACE" {
+			return false
+		}
+	}
+	return true
 }
 
 // portMappings checks a container's port mappings under the network mode

@@ -6,6 +6,16 @@ import "encoding/json"
 
 var _ json.RawMessage
 
+type AcceleratorCountRequest struct {
+	Min *int32 `json:"min,omitempty"`
+	Max *int32 `json:"max,omitempty"`
+}
+
+type AcceleratorTotalMemoryMiBRequest struct {
+	Min *int32 `json:"min,omitempty"`
+	Max *int32 `json:"max,omitempty"`
+}
+
 type AdvancedConfiguration struct {
 	AlternateTargetGroupArn *string `json:"alternateTargetGroupArn,omitempty"`
 	ProductionListenerRule  *string `json:"productionListenerRule,omitempty"`
@@ -32,10 +42,26 @@ type Attribute struct {
 	TargetId   *string `json:"targetId,omitempty"`
 }
 
+type AutoRepairConfiguration struct {
+	ActionsStatus *string `json:"actionsStatus,omitempty"`
+}
+
+type AutoScalingGroupProvider struct {
+	AutoScalingGroupArn          *string         `json:"autoScalingGroupArn,omitempty"`
+	ManagedScaling               *ManagedScaling `json:"managedScaling,omitempty"`
+	ManagedTerminationProtection *string         `json:"managedTerminationProtection,omitempty"`
+	ManagedDraining              *string         `json:"managedDraining,omitempty"`
+}
+
 type AwsVpcConfiguration struct {
 	Subnets        []string `json:"subnets,omitempty"`
 	SecurityGroups []string `json:"securityGroups,omitempty"`
 	AssignPublicIp *string  `json:"assignPublicIp,omitempty"`
+}
+
+type BaselineEbsBandwidthMbpsRequest struct {
+	Min *int32 `json:"min,omitempty"`
+	Max *int32 `json:"max,omitempty"`
 }
 
 type CanaryConfiguration struct {
@@ -43,10 +69,28 @@ type CanaryConfiguration struct {
 	CanaryBakeTimeInMinutes *int32   `json:"canaryBakeTimeInMinutes,omitempty"`
 }
 
+type CapacityProvider struct {
+	CapacityProviderArn      *string                   `json:"capacityProviderArn,omitempty"`
+	Name                     *string                   `json:"name,omitempty"`
+	Cluster                  *string                   `json:"cluster,omitempty"`
+	Status                   *string                   `json:"status,omitempty"`
+	AutoScalingGroupProvider *AutoScalingGroupProvider `json:"autoScalingGroupProvider,omitempty"`
+	ManagedInstancesProvider *ManagedInstancesProvider `json:"managedInstancesProvider,omitempty"`
+	UpdateStatus             *string                   `json:"updateStatus,omitempty"`
+	UpdateStatusReason       *string                   `json:"updateStatusReason,omitempty"`
+	Tags                     []Tag                     `json:"tags,omitempty"`
+	Type                     *string                   `json:"type,omitempty"`
+}
+
 type CapacityProviderStrategyItem struct {
 	CapacityProvider *string `json:"capacityProvider,omitempty"`
 	Weight           *int32  `json:"weight,omitempty"`
 	Base             *int32  `json:"base,omitempty"`
+}
+
+type CapacityReservationRequest struct {
+	ReservationGroupArn   *string `json:"reservationGroupArn,omitempty"`
+	ReservationPreference *string `json:"reservationPreference,omitempty"`
 }
 
 type Cluster struct {
@@ -393,6 +437,20 @@ type DeregisterTaskDefinitionResponse struct {
 	TaskDefinition *TaskDefinition `json:"taskDefinition,omitempty"`
 }
 
+type DescribeCapacityProvidersRequest struct {
+	CapacityProviders []string `json:"capacityProviders,omitempty"`
+	Cluster           *string  `json:"cluster,omitempty"`
+	Include           []string `json:"include,omitempty"`
+	MaxResults        *int32   `json:"maxResults,omitempty"`
+	NextToken         *string  `json:"nextToken,omitempty"`
+}
+
+type DescribeCapacityProvidersResponse struct {
+	CapacityProviders []CapacityProvider `json:"capacityProviders,omitempty"`
+	Failures          []Failure          `json:"failures,omitempty"`
+	NextToken         *string            `json:"nextToken,omitempty"`
+}
+
 type DescribeClustersRequest struct {
 	Clusters []string `json:"clusters,omitempty"`
 	Include  []string `json:"include,omitempty"`
@@ -585,12 +643,57 @@ type InferenceAcceleratorOverride struct {
 	DeviceType *string `json:"deviceType,omitempty"`
 }
 
+type InfrastructureOptimization struct {
+	ScaleInAfter *int32 `json:"scaleInAfter,omitempty"`
+}
+
 type InstanceHealthCheckResult struct {
 	Type             *string    `json:"type,omitempty"`
 	Status           *string    `json:"status,omitempty"`
 	StatusReason     *string    `json:"statusReason,omitempty"`
 	LastUpdated      *Timestamp `json:"lastUpdated,omitempty"`
 	LastStatusChange *Timestamp `json:"lastStatusChange,omitempty"`
+}
+
+type InstanceLaunchTemplate struct {
+	Ec2InstanceProfileArn           *string                                    `json:"ec2InstanceProfileArn,omitempty"`
+	NetworkConfiguration            *ManagedInstancesNetworkConfiguration      `json:"networkConfiguration,omitempty"`
+	StorageConfiguration            *ManagedInstancesStorageConfiguration      `json:"storageConfiguration,omitempty"`
+	LocalStorageConfiguration       *ManagedInstancesLocalStorageConfiguration `json:"localStorageConfiguration,omitempty"`
+	Monitoring                      *string                                    `json:"monitoring,omitempty"`
+	CapacityOptionType              *string                                    `json:"capacityOptionType,omitempty"`
+	InstanceMetadataTagsPropagation *bool                                      `json:"instanceMetadataTagsPropagation,omitempty"`
+	InstanceRequirements            *InstanceRequirementsRequest               `json:"instanceRequirements,omitempty"`
+	FipsEnabled                     *bool                                      `json:"fipsEnabled,omitempty"`
+	CapacityReservations            *CapacityReservationRequest                `json:"capacityReservations,omitempty"`
+	NitroEnclavesEnabled            *bool                                      `json:"nitroEnclavesEnabled,omitempty"`
+}
+
+type InstanceRequirementsRequest struct {
+	VCpuCount                                      *VCpuCountRangeRequest            `json:"vCpuCount,omitempty"`
+	MemoryMiB                                      *MemoryMiBRequest                 `json:"memoryMiB,omitempty"`
+	CpuManufacturers                               []string                          `json:"cpuManufacturers,omitempty"`
+	MemoryGiBPerVCpu                               *MemoryGiBPerVCpuRequest          `json:"memoryGiBPerVCpu,omitempty"`
+	ExcludedInstanceTypes                          []string                          `json:"excludedInstanceTypes,omitempty"`
+	InstanceGenerations                            []string                          `json:"instanceGenerations,omitempty"`
+	SpotMaxPricePercentageOverLowestPrice          *int32                            `json:"spotMaxPricePercentageOverLowestPrice,omitempty"`
+	OnDemandMaxPricePercentageOverLowestPrice      *int32                            `json:"onDemandMaxPricePercentageOverLowestPrice,omitempty"`
+	BareMetal                                      *string                           `json:"bareMetal,omitempty"`
+	BurstablePerformance                           *string                           `json:"burstablePerformance,omitempty"`
+	RequireHibernateSupport                        *bool                             `json:"requireHibernateSupport,omitempty"`
+	NetworkInterfaceCount                          *NetworkInterfaceCountRequest     `json:"networkInterfaceCount,omitempty"`
+	LocalStorage                                   *string                           `json:"localStorage,omitempty"`
+	LocalStorageTypes                              []string                          `json:"localStorageTypes,omitempty"`
+	TotalLocalStorageGB                            *TotalLocalStorageGBRequest       `json:"totalLocalStorageGB,omitempty"`
+	BaselineEbsBandwidthMbps                       *BaselineEbsBandwidthMbpsRequest  `json:"baselineEbsBandwidthMbps,omitempty"`
+	AcceleratorTypes                               []string                          `json:"acceleratorTypes,omitempty"`
+	AcceleratorCount                               *AcceleratorCountRequest          `json:"acceleratorCount,omitempty"`
+	AcceleratorManufacturers                       []string                          `json:"acceleratorManufacturers,omitempty"`
+	AcceleratorNames                               []string                          `json:"acceleratorNames,omitempty"`
+	AcceleratorTotalMemoryMiB                      *AcceleratorTotalMemoryMiBRequest `json:"acceleratorTotalMemoryMiB,omitempty"`
+	NetworkBandwidthGbps                           *NetworkBandwidthGbpsRequest      `json:"networkBandwidthGbps,omitempty"`
+	AllowedInstanceTypes                           []string                          `json:"allowedInstanceTypes,omitempty"`
+	MaxSpotPriceAsPercentageOfOptimalOnDemandPrice *int32                            `json:"maxSpotPriceAsPercentageOfOptimalOnDemandPrice,omitempty"`
 }
 
 type KernelCapabilities struct {
@@ -748,9 +851,48 @@ type ManagedAgentStateChange struct {
 	Reason           *string `json:"reason,omitempty"`
 }
 
+type ManagedInstancesLocalStorageConfiguration struct {
+	UseLocalStorage *bool `json:"useLocalStorage,omitempty"`
+}
+
+type ManagedInstancesNetworkConfiguration struct {
+	Subnets        []string `json:"subnets,omitempty"`
+	SecurityGroups []string `json:"securityGroups,omitempty"`
+}
+
+type ManagedInstancesProvider struct {
+	InfrastructureRoleArn      *string                     `json:"infrastructureRoleArn,omitempty"`
+	InstanceLaunchTemplate     *InstanceLaunchTemplate     `json:"instanceLaunchTemplate,omitempty"`
+	PropagateTags              *string                     `json:"propagateTags,omitempty"`
+	InfrastructureOptimization *InfrastructureOptimization `json:"infrastructureOptimization,omitempty"`
+	AutoRepairConfiguration    *AutoRepairConfiguration    `json:"autoRepairConfiguration,omitempty"`
+}
+
+type ManagedInstancesStorageConfiguration struct {
+	StorageSizeGiB *int32 `json:"storageSizeGiB,omitempty"`
+}
+
+type ManagedScaling struct {
+	Status                 *string `json:"status,omitempty"`
+	TargetCapacity         *int32  `json:"targetCapacity,omitempty"`
+	MinimumScalingStepSize *int32  `json:"minimumScalingStepSize,omitempty"`
+	MaximumScalingStepSize *int32  `json:"maximumScalingStepSize,omitempty"`
+	InstanceWarmupPeriod   *int32  `json:"instanceWarmupPeriod,omitempty"`
+}
+
 type ManagedStorageConfiguration struct {
 	KmsKeyId                        *string `json:"kmsKeyId,omitempty"`
 	FargateEphemeralStorageKmsKeyId *string `json:"fargateEphemeralStorageKmsKeyId,omitempty"`
+}
+
+type MemoryGiBPerVCpuRequest struct {
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+}
+
+type MemoryMiBRequest struct {
+	Min *int32 `json:"min,omitempty"`
+	Max *int32 `json:"max,omitempty"`
 }
 
 type MetricConfiguration struct {
@@ -766,6 +908,11 @@ type MountPoint struct {
 	SourceVolume  *string `json:"sourceVolume,omitempty"`
 	ContainerPath *string `json:"containerPath,omitempty"`
 	ReadOnly      *bool   `json:"readOnly,omitempty"`
+}
+
+type NetworkBandwidthGbpsRequest struct {
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
 }
 
 type NetworkBinding struct {
@@ -785,6 +932,11 @@ type NetworkInterface struct {
 	AttachmentId       *string `json:"attachmentId,omitempty"`
 	PrivateIpv4Address *string `json:"privateIpv4Address,omitempty"`
 	Ipv6Address        *string `json:"ipv6Address,omitempty"`
+}
+
+type NetworkInterfaceCountRequest struct {
+	Min *int32 `json:"min,omitempty"`
+	Max *int32 `json:"max,omitempty"`
 }
 
 type NvidiaMpsAllocation struct {
@@ -829,6 +981,16 @@ type PutAttributesRequest struct {
 
 type PutAttributesResponse struct {
 	Attributes []Attribute `json:"attributes,omitempty"`
+}
+
+type PutClusterCapacityProvidersRequest struct {
+	Cluster                         *string                        `json:"cluster,omitempty"`
+	CapacityProviders               []string                       `json:"capacityProviders,omitempty"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+}
+
+type PutClusterCapacityProvidersResponse struct {
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 type RegisterContainerInstanceRequest struct {
@@ -1324,6 +1486,11 @@ type Tmpfs struct {
 	MountOptions  []string `json:"mountOptions,omitempty"`
 }
 
+type TotalLocalStorageGBRequest struct {
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+}
+
 type TrustedExecutionConfiguration struct {
 	IsolationMode     *string `json:"isolationMode,omitempty"`
 	AttestationPolicy *string `json:"attestationPolicy,omitempty"`
@@ -1399,6 +1566,11 @@ type UpdateServiceRequest struct {
 
 type UpdateServiceResponse struct {
 	Service *Service `json:"service,omitempty"`
+}
+
+type VCpuCountRangeRequest struct {
+	Min *int32 `json:"min,omitempty"`
+	Max *int32 `json:"max,omitempty"`
 }
 
 type VersionInfo struct {

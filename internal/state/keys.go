@@ -119,3 +119,17 @@ func MemberTokenKey(id string) string { return MemberTokenPrefix() + id }
 // ControllerElection is the service controller's leader election.
 // Owner: internal/server.
 func ControllerElection() string { return Prefix + "election/controller" }
+
+// Task networks (awsvpc). Owner: internal/vpc. Under vpc/:
+//
+//	subnets/ZONE            a subnet (one per zone) and its address range
+//	subnetidx/NN            which zone holds subnet number NN
+//	blocks/ZONE/NNN         which instance holds block NNN of a subnet
+//	instances/CLUSTER/ID    an instance's block
+func VPCSubnetsPrefix() string                 { return Prefix + "vpc/subnets/" }
+func VPCSubnetKey(zone string) string          { return VPCSubnetsPrefix() + zone }
+func VPCSubnetIndexKey(i int) string           { return fmt.Sprintf("%svpc/subnetidx/%02d", Prefix, i) }
+func VPCBlocksPrefix(zone string) string       { return Prefix + "vpc/blocks/" + zone + "/" }
+func VPCBlockKey(zone string, i int) string    { return fmt.Sprintf("%s%03d", VPCBlocksPrefix(zone), i) }
+func VPCInstancesPrefix() string               { return Prefix + "vpc/instances/" }
+func VPCInstanceKey(cluster, id string) string { return VPCInstancesPrefix() + cluster + "/" + id }

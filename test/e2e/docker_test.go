@@ -23,7 +23,7 @@ import (
 
 // testImage is a busybox image built from Debian's busybox-static: there
 // is no registry to pull from.
-const testImage = "berth-test/busybox:1"
+const testImage = "berth-test/busybox:2"
 
 var imageOnce sync.Once
 
@@ -49,7 +49,7 @@ func ensureTestImage(t testing.TB) {
 			err = fmt.Errorf("busybox-static is required (/bin/busybox): %v %s", e, out)
 			return
 		}
-		for _, applet := range []string{"sh", "echo", "cat", "sleep", "test", "touch", "ls", "mkdir", "rm", "true", "false", "wc", "grep", "id", "stat", "head"} {
+		for _, applet := range []string{"sh", "echo", "cat", "sleep", "test", "touch", "ls", "mkdir", "rm", "true", "false", "wc", "grep", "id", "stat", "head", "nc", "awk", "httpd", "wget", "ip", "hostname", "dd"} {
 			os.Symlink("busybox", filepath.Join(dir, "bin", applet))
 		}
 		cmd := exec.Command("sh", "-c", fmt.Sprintf("tar -C %s -c . | docker import --change 'ENV PATH=/bin' - %s", dir, testImage))
@@ -144,7 +144,7 @@ func (c *cluster) register(in *ecs.RegisterTaskDefinitionInput) string {
 		if in.ContainerDefinitions[i].Image == nil {
 			in.ContainerDefinitions[i].Image = aws.String(testImage)
 		}
-		if in.ContainerDefinitions[i].Memory == nil {
+		if in.ContainerDefinitions[i].Memory == nil && in.ContainerDefinitions[i].MemoryReservation == nil {
 			in.ContainerDefinitions[i].Memory = aws.Int32(64)
 		}
 		if in.ContainerDefinitions[i].StopTimeout == nil {
