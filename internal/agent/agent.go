@@ -73,6 +73,11 @@ type Config struct {
 	// MountBinary is the berth binary that serves EFS mounts (default:
 	// this executable).
 	MountBinary string
+	// EphemeralUnit is the bytes per GiB of a task's ephemeral storage
+	// (default 1 GiB; tests make it smaller) and EphemeralCheckInterval
+	// how often writable layers are measured against it (default 10 s).
+	EphemeralUnit          int64
+	EphemeralCheckInterval time.Duration
 	// Capacity says which tasks the instance takes: "EC2", "FARGATE" or
 	// both, separated by commas or spaces (the default).
 	Capacity string
@@ -133,6 +138,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.EphemeralUnit == 0 {
+		cfg.EphemeralUnit = 1 << 30
+	}
+	if cfg.EphemeralCheckInterval == 0 {
+		cfg.EphemeralCheckInterval = 10 * time.Second
 	}
 	if cfg.Capacity == "" {
 		cfg.Capacity = "EC2,FARGATE"
@@ -532,8 +543,10 @@ func (a *Agent) cleanupTask(ctx context.Context, taskARN string) {
 	if err != nil {
 		return
 	}
+	busy := false
 	for _, c := range list {
 		if c.State == "running" {
+			busy = true
 			continue // not ours to remove yet
 		}
 		if err := a.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -547,6 +560,9 @@ func (a *Agent) cleanupTask(ctx context.Context, taskARN string) {
 				a.log.Warn("cleanup: remove task volume", "volume", v.Name, "err", err)
 			}
 		}
+	}
+	if !busy {
+		a.removeScratch(taskARN[strings.LastIndex(taskARN, "/")+1:])
 	}
 	a.mu.Lock()
 	if r := a.runners[taskARN]; r != nil && r.finished() {

@@ -352,6 +352,12 @@ func (r *runner) monitor(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var storage <-chan time.Time
+	if r.ephemeralBytes() > 0 {
+		st := time.NewTicker(r.a.cfg.EphemeralCheckInterval)
+		defer st.Stop()
+		storage = st.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -372,6 +378,13 @@ func (r *runner) monitor(ctx context.Context) {
 				return
 			}
 			r.report(ctx, "", r.containerStates(ctx))
+		case <-storage:
+			if over, reason := r.overEphemeral(ctx); over {
+				r.a.log.Warn("task past its ephemeral storage: stopping it", "task", r.arn, "reason", reason)
+				r.stopAll(ctx)
+				r.finish(ctx, "EssentialContainerExited", reason)
+				return
+			}
 		case <-tick.C:
 			if hasHealth && r.refreshHealth(ctx) {
 				r.report(ctx, "", r.containerStates(ctx))

@@ -42,7 +42,8 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 				return nil, err
 			}
 			out[name] = mount.Mount{Type: mount.TypeBind, Source: src}
-		case v.Host != nil, v.DockerVolumeConfiguration != nil && spec.Val(v.DockerVolumeConfiguration.Scope) != "shared":
+		case v.Host != nil, v.DockerVolumeConfiguration != nil && spec.Val(v.DockerVolumeConfiguration.Scope) != "shared",
+			v.DockerVolumeConfiguration == nil && v.EfsVolumeConfiguration == nil && v.FsxWindowsFileServerVolumeConfiguration == nil:
 			// Task scope: one volume for the task's containers, removed at cleanup.
 			vn := fmt.Sprintf("ecs-%s-%d-%s-%s", spec.Val(td.Family), spec.Val(td.Revision), name, r.id[:20])
 			opts := volume.CreateOptions{Name: vn, Driver: "local", Labels: map[string]string{LabelTaskVolume: r.arn, LabelInstance: r.a.id}}
@@ -52,6 +53,13 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 				}
 				opts.DriverOpts = d.DriverOpts
 				maps.Copy(opts.Labels, d.Labels)
+			} else if r.ephemeralBytes() > 0 {
+				// On the task's ephemeral storage, which bounds it.
+				dir, err := r.scratchDir(name)
+				if err != nil {
+					return nil, err
+				}
+				opts.DriverOpts = map[string]string{"type": "none", "o": "bind", "device": dir}
 			}
 			if _, err := r.a.docker.VolumeCreate(ctx, opts); err != nil {
 				return nil, volumeError("create task volume %s for volume '%s': %v", vn, name, err)
@@ -68,10 +76,8 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 				return nil, err
 			}
 			out[name] = mount.Mount{Type: mount.TypeBind, Source: p}
-		case v.FsxWindowsFileServerVolumeConfiguration != nil:
+		default: // FSx for Windows File Server
 			return nil, volumeError("volume '%s' needs a capability this instance does not have", name)
-		default:
-			return nil, volumeError("volume '%s' has no configuration", name)
 		}
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,14 +33,19 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 func runCmd() *cobra.Command {
 	f := &userFlags{}
 	var wait, detach bool
-	var ebs []string
+	var ebs, subnets []string
+	var launchType string
 	cmd := &cobra.Command{
 		Use:   "run FILE.json",
 		Short: "Register a task definition from a file and run it, following it to RUNNING (or STOPPED with --wait)",
 		Long: `Register the task definition in FILE.json (the RegisterTaskDefinition input,
 as for aws ecs register-task-definition --cli-input-json) and run one task.
 berth run follows the task until it is RUNNING; with --wait, until it stops,
-and then exits with the exit code of its essential container.`,
+and then exits with the exit code of its essential container.
+
+A definition that requires FARGATE runs with the FARGATE launch type; an
+awsvpc task goes into --subnet, by default the subnets of the zones the
+cluster's instances are in.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := os.ReadFile(args[0])
@@ -61,8 +67,20 @@ and then exits with the exit code of its essential container.`,
 			if err != nil {
 				return err
 			}
-			out, err := c.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(f.cluster), TaskDefinition: aws.String(td), StartedBy: aws.String("berth-cli"),
-				VolumeConfigurations: vcs, Tags: tags})
+			run := &ecs.RunTaskInput{Cluster: aws.String(f.cluster), TaskDefinition: aws.String(td), StartedBy: aws.String("berth-cli"),
+				VolumeConfigurations: vcs, Tags: tags, LaunchType: types.LaunchType(launchType)}
+			if launchType == "" && slices.Contains(in.RequiresCompatibilities, types.CompatibilityFargate) && !slices.Contains(in.RequiresCompatibilities, types.CompatibilityEc2) {
+				run.LaunchType = types.LaunchTypeFargate
+			}
+			if in.NetworkMode == types.NetworkModeAwsvpc {
+				if len(subnets) == 0 {
+					if subnets, err = defaultSubnets(ctx, c, f.cluster); err != nil {
+						return err
+					}
+				}
+				run.NetworkConfiguration = &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: subnets}}
+			}
+			out, err := c.RunTask(ctx, run)
 			if err != nil {
 				return friendly(err)
 			}
@@ -75,7 +93,11 @@ and then exits with the exit code of its essential container.`,
 			task := out.Tasks[0]
 			w := cmd.OutOrStdout()
 			if !f.json() {
-				fmt.Fprintf(w, "task %s (%s) placed on %s\n", shortID(aws.ToString(task.TaskArn)), shortID(td), shortID(aws.ToString(task.ContainerInstanceArn)))
+				where := shortID(aws.ToString(task.ContainerInstanceArn))
+				if task.ContainerInstanceArn == nil {
+					where = string(task.LaunchType) + " in " + aws.ToString(task.AvailabilityZone)
+				}
+				fmt.Fprintf(w, "task %s (%s) placed on %s\n", shortID(aws.ToString(task.TaskArn)), shortID(td), where)
 			}
 			if detach {
 				if f.json() {
@@ -93,6 +115,9 @@ and then exits with the exit code of its essential container.`,
 				status := aws.ToString(task.LastStatus)
 				if status != last && !f.json() {
 					fmt.Fprintf(w, "%s  %s\n", time.Now().Format("15:04:05"), status)
+					if ip := taskAddress(task); status == "RUNNING" && ip != "" {
+						fmt.Fprintf(w, "          address %s\n", ip)
+					}
 				}
 				last = status
 				if task.PullStartedAt != nil && task.PullStoppedAt == nil && !pulling && !f.json() {
@@ -131,6 +156,8 @@ and then exits with the exit code of its essential container.`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the task until it stops and exit with its essential container's exit code")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return as soon as the task is placed")
+	cmd.Flags().StringSliceVar(&subnets, "subnet", nil, "subnet(s) of an awsvpc task, subnet-ZONE (default: the zones of the cluster's instances)")
+	cmd.Flags().StringVar(&launchType, "launch-type", "", "EC2 or FARGATE (default: FARGATE for a definition that requires it, else EC2)")
 	cmd.Flags().StringArrayVar(&ebs, "ebs", nil, "a block volume for a configuredAtLaunch volume: a new one, NAME=SIZE_GIB[,keep][,fs=ext4][,snapshot=ID], or an existing one, NAME=vol-… (repeatable)")
 	return cmd
 }
@@ -438,4 +465,41 @@ func res(rs []types.Resource, name string) int32 {
 		}
 	}
 	return 0
+}
+
+// defaultSubnets are the subnets of the zones the cluster's instances
+// are in, as a default VPC has a default subnet in each zone.
+func defaultSubnets(ctx context.Context, c *ecs.Client, cluster string) ([]string, error) {
+	l, err := c.ListContainerInstances(ctx, &ecs.ListContainerInstancesInput{Cluster: aws.String(cluster)})
+	if err != nil {
+		return nil, friendly(err)
+	}
+	if len(l.ContainerInstanceArns) == 0 {
+		return nil, fmt.Errorf("cluster %s has no container instances: no subnet to run an awsvpc task in (give --subnet subnet-ZONE)", cluster)
+	}
+	d, err := c.DescribeContainerInstances(ctx, &ecs.DescribeContainerInstancesInput{Cluster: aws.String(cluster), ContainerInstances: l.ContainerInstanceArns})
+	if err != nil {
+		return nil, friendly(err)
+	}
+	var out []string
+	for _, ci := range d.ContainerInstances {
+		for _, at := range ci.Attributes {
+			if aws.ToString(at.Name) == "ecs.availability-zone" && !slices.Contains(out, "subnet-"+aws.ToString(at.Value)) {
+				out = append(out, "subnet-"+aws.ToString(at.Value))
+			}
+		}
+	}
+	return out, nil
+}
+
+// taskAddress is an awsvpc task's private address, once it has one.
+func taskAddress(t types.Task) string {
+	for _, a := range t.Attachments {
+		for _, d := range a.Details {
+			if aws.ToString(a.Type) == "ElasticNetworkInterface" && aws.ToString(d.Name) == "privateIPv4Address" {
+				return aws.ToString(d.Value)
+			}
+		}
+	}
+	return ""
 }

@@ -292,3 +292,54 @@ func TestTaskLevelLimits(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A Fargate task's ephemeral storage bounds its task volumes (a write
+// past it fails with ENOSPC) and its writable layers (a task past it is
+// stopped, and says why). The agent counts a "GiB" as a MiB here, so
+// the test writes tens of MiB, not of GiB.
+func TestEphemeralStorageIsEnforced(t *testing.T) {
+	c := newCluster(t)
+	ra := c.addAgent("local-a", "", func(cfg *agent.Config) {
+		cfg.EphemeralUnit = 1 << 20
+		cfg.EphemeralCheckInterval = time.Second
+	})
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("eph"), RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+		EphemeralStorage: &types.EphemeralStorage{SizeInGiB: 21},
+		Volumes:          []types.Volume{{Name: aws.String("scratch")}},
+		ContainerDefinitions: []types.ContainerDefinition{
+			{Name: aws.String("fill"), Essential: aws.Bool(false), MountPoints: []types.MountPoint{{SourceVolume: aws.String("scratch"), ContainerPath: aws.String("/scratch")}},
+				Command: sh("dd if=/dev/zero of=/scratch/big bs=1M count=40 2>/dev/null && exit 0; rm -f /scratch/big; exit 3")},
+			{Name: aws.String("layer"), DependsOn: []types.ContainerDependency{{ContainerName: aws.String("fill"), Condition: types.ContainerConditionComplete}},
+				Command: sh("dd if=/dev/zero of=/tmp/big bs=1M count=30 2>/dev/null; sleep 600")},
+		}})
+	run, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeFargate, NetworkConfiguration: awsvpcIn("subnet-local-a")})
+	if err != nil || len(run.Tasks) != 1 {
+		t.Fatalf("run: %v %+v", err, run)
+	}
+	if es := run.Tasks[0].EphemeralStorage; es == nil || es.SizeInGiB != 21 {
+		t.Fatalf("task's ephemeral storage %+v", es)
+	}
+	done := c.wait(run.Tasks[0].TaskArn, "STOPPED")
+	if exitCode(done, "fill") != 3 {
+		t.Fatalf("a 40-unit write to a 21-unit task volume did not fail: %s", describeContainers(done))
+	}
+	if !strings.HasPrefix(aws.ToString(done.StoppedReason), "Ephemeral storage exceeded") {
+		t.Fatalf("a task whose writable layer grew past its storage: %q %s", aws.ToString(done.StoppedReason), describeContainers(done))
+	}
+	arn := aws.ToString(done.TaskArn)
+	img := ra.dir + "/ephemeral/volumes/" + arn[strings.LastIndex(arn, "/")+1:] + ".img"
+	deadline := time.Now().Add(20 * time.Second)
+	for fileExists(img) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stopped task's ephemeral storage %s remains after cleanup", img)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Fargate tasks without a size get Fargate's 20.
+	plain := fargateWeb(c, "eph-default")
+	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(plain), LaunchType: types.LaunchTypeFargate, NetworkConfiguration: awsvpcIn("subnet-local-a")})
+	if err != nil || out.Tasks[0].EphemeralStorage == nil || out.Tasks[0].EphemeralStorage.SizeInGiB != 20 {
+		t.Fatalf("default ephemeral storage: %v %+v", err, out)
+	}
+}
