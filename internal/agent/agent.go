@@ -106,6 +106,9 @@ type Agent struct {
 	netMu    sync.Mutex
 	netName  string
 	netBlock *agentapi.NetworkBlock
+	pauses   pausePool
+	// foundPause holds, per task id, the pause container found at startup.
+	foundPause map[string]string
 
 	cgOnce sync.Once
 	cgMode string // see cgroupMode
@@ -447,7 +450,18 @@ func (a *Agent) scanContainers(ctx context.Context) error {
 		return err
 	}
 	a.found = map[string]map[string]string{}
+	a.foundPause = map[string]string{}
 	for _, c := range list {
+		if c.Labels[LabelPausePool] != "" {
+			if id := pauseTaskID(firstName(c.Names)); id != "" {
+				a.foundPause[id] = c.ID
+			} else {
+				// A warm one of an earlier run: its address may have gone
+				// with the network it was on.
+				a.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			}
+			continue
+		}
 		arn := c.Labels[LabelTaskARN]
 		if a.found[arn] == nil {
 			a.found[arn] = map[string]string{}
@@ -505,8 +519,19 @@ func (a *Agent) reconcile(ctx context.Context, tasks []agentapi.Task) {
 		a.log.Warn("list containers", "err", err)
 		return
 	}
+	byID := map[string]string{}
+	for arn := range a.runners {
+		byID[arn[strings.LastIndex(arn, "/")+1:]] = arn
+	}
 	for _, c := range list {
 		arn := c.Labels[LabelTaskARN]
+		if c.Labels[LabelPausePool] != "" {
+			id := pauseTaskID(firstName(c.Names))
+			if id == "" || liveTasks[id] || byID[id] != "" {
+				continue // warm, or a live task's
+			}
+			arn = "task/" + id // cleanupTask finds its pause by the id
+		}
 		if live[arn] || a.runners[arn] != nil {
 			continue
 		}
@@ -538,10 +563,21 @@ func (a *Agent) scheduleCleanup(ctx context.Context, taskARN string, created int
 }
 
 func (a *Agent) cleanupTask(ctx context.Context, taskARN string) {
+	taskID := taskARN[strings.LastIndex(taskARN, "/")+1:]
 	list, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", LabelInstance+"="+a.id), filters.Arg("label", LabelTaskARN+"="+taskARN))})
 	if err != nil {
 		return
+	}
+	pauses, err := a.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelInstance+"="+a.id), filters.Arg("label", LabelPausePool), filters.Arg("name", pauseNamePart+taskID))})
+	if err != nil {
+		return
+	}
+	for _, c := range pauses {
+		if pauseTaskID(firstName(c.Names)) == taskID {
+			list = append(list, c)
+		}
 	}
 	busy := false
 	for _, c := range list {
@@ -562,11 +598,18 @@ func (a *Agent) cleanupTask(ctx context.Context, taskARN string) {
 		}
 	}
 	if !busy {
-		a.removeScratch(taskARN[strings.LastIndex(taskARN, "/")+1:])
+		a.removeScratch(taskID)
 	}
 	a.mu.Lock()
 	if r := a.runners[taskARN]; r != nil && r.finished() {
 		delete(a.runners, taskARN)
 	}
 	a.mu.Unlock()
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }

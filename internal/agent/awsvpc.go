@@ -4,13 +4,16 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -28,10 +31,6 @@ import (
 // every container of the task joins it, so they share one address and
 // reach each other on localhost. Ports are the task's own: any number of
 // tasks with the same containerPort run on one instance.
-
-// PauseContainerName is the container-name label of a task's pause
-// container, as the ECS agent names it.
-const PauseContainerName = "~internal~ecs~pause"
 
 // PauseImage is the image of pause containers, made by the agent.
 const PauseImage = "berth/pause:1"
@@ -184,41 +183,153 @@ func (a *Agent) allowTaskTraffic(cidr string) error {
 	return nil
 }
 
-// startPause creates and starts the task's pause container on the task
-// network, and returns the address it got.
-func (r *runner) startPause(ctx context.Context) error {
-	if err := r.a.ensurePauseImage(ctx); err != nil {
-		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: " + err.Error()}
+// A pause container takes a few hundred milliseconds to start on a
+// bridge network (its namespace, veth pair and address), more than the
+// rest of a task's start. The agent keeps warmPauses of them started
+// ahead, as ECS keeps network interfaces PRECREATED: a task takes one,
+// renames it after itself, and the pool refills in the background.
+// Pool containers carry LabelPausePool and no task label; a taken one is
+// known by its name, ecs-FAMILY-REV-internalecspause-TASKID.
+
+// LabelPausePool marks the agent's pause containers.
+const LabelPausePool = "com.berth.pause-pool"
+
+const (
+	warmPauses      = 2
+	warmPausePrefix = "berth-pause-warm-"
+	pauseNamePart   = "-internalecspause-"
+)
+
+type warmPause struct{ id, ip, mac string }
+
+type pausePool struct {
+	mu      sync.Mutex
+	ready   []warmPause
+	filling bool
+}
+
+// pauseTaskID is the id of the task a pause container (by name) belongs
+// to, or "" for one still in the pool.
+func pauseTaskID(name string) string {
+	name = strings.TrimPrefix(name, "/")
+	if i := strings.LastIndex(name, pauseNamePart); i >= 0 && strings.HasPrefix(name, "ecs-") {
+		return name[i+len(pauseNamePart):]
 	}
-	name, block, err := r.a.taskNetwork(ctx)
+	return ""
+}
+
+// newPause starts a pause container on the task network.
+func (a *Agent) newPause(ctx context.Context) (warmPause, error) {
+	if err := a.ensurePauseImage(ctx); err != nil {
+		return warmPause{}, err
+	}
+	name, block, err := a.taskNetwork(ctx)
 	if err != nil {
-		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: " + err.Error()}
+		return warmPause{}, err
 	}
+	labels := map[string]string{LabelPausePool: "1", LabelCluster: a.cfg.Cluster, LabelInstance: a.id}
+	resp, err := a.docker.ContainerCreate(ctx, &container.Config{Image: PauseImage, Labels: labels},
+		&container.HostConfig{NetworkMode: container.NetworkMode(name)},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: {}}}, nil, warmPausePrefix+randomHex(8))
+	if err != nil {
+		return warmPause{}, fmt.Errorf("create a network namespace: %w", err)
+	}
+	fail := func(err error) (warmPause, error) {
+		a.docker.ContainerRemove(context.WithoutCancel(ctx), resp.ID, container.RemoveOptions{Force: true})
+		return warmPause{}, err
+	}
+	if err := a.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		return fail(fmt.Errorf("start a network namespace: %w", err))
+	}
+	info, err := a.docker.ContainerInspect(ctx, resp.ID)
+	if err != nil {
+		return fail(err)
+	}
+	ep := info.NetworkSettings.Networks[name]
+	if ep == nil || ep.IPAddress == "" {
+		return fail(fmt.Errorf("no address left in %s", block.CIDR))
+	}
+	return warmPause{id: resp.ID, ip: ep.IPAddress, mac: ep.MacAddress}, nil
+}
+
+// takePause gives a task a running pause container named name: a warm
+// one when the pool has one, else a new one.
+func (a *Agent) takePause(ctx context.Context, name string) (warmPause, error) {
+	var p warmPause
+	for p.id == "" {
+		a.pauses.mu.Lock()
+		if len(a.pauses.ready) == 0 {
+			a.pauses.mu.Unlock()
+			var err error
+			if p, err = a.newPause(ctx); err != nil {
+				return warmPause{}, err
+			}
+			break
+		}
+		p = a.pauses.ready[0]
+		a.pauses.ready = a.pauses.ready[1:]
+		a.pauses.mu.Unlock()
+		if info, err := a.docker.ContainerInspect(ctx, p.id); err != nil || !info.State.Running {
+			a.docker.ContainerRemove(ctx, p.id, container.RemoveOptions{Force: true})
+			p = warmPause{}
+		}
+	}
+	if err := a.docker.ContainerRename(ctx, p.id, name); err != nil {
+		a.docker.ContainerRemove(context.WithoutCancel(ctx), p.id, container.RemoveOptions{Force: true})
+		return warmPause{}, fmt.Errorf("name the task's network namespace: %w", err)
+	}
+	go a.fillPauses(ctx)
+	return p, nil
+}
+
+// fillPauses starts pause containers until the pool holds warmPauses.
+func (a *Agent) fillPauses(ctx context.Context) {
+	a.pauses.mu.Lock()
+	if a.pauses.filling {
+		a.pauses.mu.Unlock()
+		return
+	}
+	a.pauses.filling = true
+	a.pauses.mu.Unlock()
+	defer func() {
+		a.pauses.mu.Lock()
+		a.pauses.filling = false
+		a.pauses.mu.Unlock()
+	}()
+	for {
+		a.pauses.mu.Lock()
+		n := len(a.pauses.ready)
+		a.pauses.mu.Unlock()
+		if n >= warmPauses || ctx.Err() != nil {
+			return
+		}
+		p, err := a.newPause(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("warm a network namespace for awsvpc tasks", "err", err)
+			}
+			return
+		}
+		a.pauses.mu.Lock()
+		a.pauses.ready = append(a.pauses.ready, p)
+		a.pauses.mu.Unlock()
+	}
+}
+
+// startPause gives the task its network namespace and records the
+// address it got.
+func (r *runner) startPause(ctx context.Context) error {
 	att := r.eni()
 	if att == "" {
 		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: the task has no network interface attachment"}
 	}
-	labels := map[string]string{LabelTaskARN: r.arn, LabelContainerName: PauseContainerName, LabelCluster: r.a.cfg.Cluster, LabelInstance: r.a.id}
-	host := &container.HostConfig{NetworkMode: container.NetworkMode(name), Resources: container.Resources{CgroupParent: r.cgroupParent}}
-	resp, err := r.a.docker.ContainerCreate(ctx, &container.Config{Image: PauseImage, Labels: labels}, host,
-		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: {}}}, nil, r.containerName("internalecspause"))
+	p, err := r.a.takePause(ctx, r.containerName("internalecspause"))
 	if err != nil {
-		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: create the task's network namespace: " + err.Error()}
+		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: " + err.Error()}
 	}
-	r.pause = resp.ID
-	if err := r.a.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: start the task's network namespace: " + err.Error()}
-	}
-	info, err := r.a.docker.ContainerInspect(ctx, resp.ID)
-	if err != nil {
-		return err
-	}
-	ep := info.NetworkSettings.Networks[name]
-	if ep == nil || ep.IPAddress == "" {
-		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: the task got no address in " + block.CIDR}
-	}
-	r.network = &agentapi.TaskNetwork{AttachmentID: att, PrivateIPv4Address: ep.IPAddress, MACAddress: ep.MacAddress}
-	r.a.log.Debug("task network namespace ready", "task", r.arn, "address", ep.IPAddress)
+	r.pause = p.id
+	r.network = &agentapi.TaskNetwork{AttachmentID: att, PrivateIPv4Address: p.ip, MACAddress: p.mac}
+	r.a.log.Debug("task network namespace ready", "task", r.arn, "address", p.ip)
 	return nil
 }
 
@@ -233,3 +344,9 @@ func (r *runner) eni() string {
 }
 
 func (r *runner) awsvpc() bool { return spec.Val(r.def.NetworkMode) == "awsvpc" }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

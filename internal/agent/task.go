@@ -126,12 +126,10 @@ func (r *runner) run(ctx context.Context) {
 	r.a.mu.Lock()
 	existing := r.a.found[r.arn]
 	delete(r.a.found, r.arn)
+	r.pause = r.a.foundPause[r.id]
+	delete(r.a.foundPause, r.id)
 	r.a.mu.Unlock()
 	for name, id := range existing {
-		if name == PauseContainerName {
-			r.pause = id
-			continue
-		}
 		r.ids[name] = id
 	}
 	for _, c := range r.def.ContainerDefinitions {

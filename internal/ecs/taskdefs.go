@@ -23,6 +23,7 @@ func (a *API) RegisterTaskDefinition(ctx context.Context, r *spec.RegisterTaskDe
 	if err := spec.CheckTaskDefinitionSize(r); err != nil {
 		return nil, err
 	}
+	fargate := fargateCompatible(r)
 	// The request and the stored definition share their field names.
 	raw, err := json.Marshal(r)
 	if err != nil {
@@ -45,7 +46,7 @@ func (a *API) RegisterTaskDefinition(ctx context.Context, r *spec.RegisterTaskDe
 		td.Status = spec.Str("ACTIVE")
 		td.RegisteredAt = spec.TS(a.Now())
 		td.RegisteredBy = spec.Str("arn:aws:iam::" + a.Account + ":root")
-		td.Compatibilities = compatibilities(&td)
+		td.Compatibilities = compatibilities(&td, fargate)
 		td.RequiresAttributes = spec.RequiredAttributes(&td)
 		rec := &state.TaskDefRecord{TaskDefinition: td, Tags: r.Tags}
 		resp, err := a.Store.Client.Txn(ctx).If(
@@ -65,8 +66,11 @@ func (a *API) RegisterTaskDefinition(ctx context.Context, r *spec.RegisterTaskDe
 }
 
 // compatibilities lists the launch types a definition can run with, as ECS computes them.
-func compatibilities(td *spec.TaskDefinition) []string {
+func compatibilities(td *spec.TaskDefinition, fargate bool) []string {
 	out := []string{spec.EC2}
+	if fargate {
+		out = append(out, spec.Fargate)
+	}
 	for _, c := range td.RequiresCompatibilities {
 		if !containsStr(out, c) {
 			out = append(out, c)
@@ -351,4 +355,22 @@ func (a *API) DeleteTaskDefinitions(ctx context.Context, r *spec.DeleteTaskDefin
 		}
 	}
 	return out, nil
+}
+
+// fargateCompatible reports whether a valid definition also passes
+// Fargate's rules, as ECS lists FARGATE among the compatibilities of a
+// definition that does without requiring it.
+func fargateCompatible(r *spec.RegisterTaskDefinitionRequest) bool {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return false
+	}
+	var cp spec.RegisterTaskDefinitionRequest
+	if json.Unmarshal(raw, &cp) != nil {
+		return false
+	}
+	if !containsStr(cp.RequiresCompatibilities, spec.Fargate) {
+		cp.RequiresCompatibilities = append(cp.RequiresCompatibilities, spec.Fargate)
+	}
+	return spec.ValidateTaskDefinition(&cp) == nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -92,6 +93,21 @@ func startEmbedded(dir string, m EtcdMember, log *slog.Logger) (*embed.Etcd, str
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	e, err := embed.StartEtcd(cfg)
+	// A lone member's ports are its own choice: ports found free can be
+	// taken before etcd binds them, so it chooses again.
+	for attempt := 0; err != nil && mc == nil && errors.Is(err, syscall.EADDRINUSE) && attempt < 5; attempt++ {
+		ports.Client, ports.Peer = freePort(), freePort()
+		b, _ := json.Marshal(ports)
+		if werr := os.WriteFile(pf, b, 0o600); werr != nil {
+			return nil, "", werr
+		}
+		cu, _ = url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Client))
+		pu, _ = url.Parse(fmt.Sprintf("http://127.0.0.1:%d", ports.Peer))
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		e, err = embed.StartEtcd(cfg)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("start embedded etcd: %w", err)
 	}
@@ -223,7 +239,9 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func free(port int) bool {
+// free reports whether a port can be bound now (a variable for tests:
+// the port may be taken right after).
+var free = func(port int) bool {
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return false

@@ -187,8 +187,8 @@ func TestAwsvpcTasksHaveTheirOwnAddress(t *testing.T) {
 	if eniStatus(stopped) != "DELETED" {
 		t.Fatalf("stopped task's attachment %+v", stopped.Attachments)
 	}
-	id := aws.ToString(tasks[0].TaskArn)
-	ps, _ := exec.Command("docker", "ps", "-q", "--filter", "label="+agent.LabelTaskARN+"="+id, "--filter", "label="+agent.LabelContainerName+"="+agent.PauseContainerName).Output()
+	arn := aws.ToString(tasks[0].TaskArn)
+	ps, _ := exec.Command("docker", "ps", "-q", "--filter", "label="+agent.LabelPausePool, "--filter", "name=internalecspause-"+arn[strings.LastIndex(arn, "/")+1:]).Output()
 	if len(strings.TrimSpace(string(ps))) > 0 {
 		t.Fatalf("the stopped task's pause container still runs: %s", ps)
 	}
@@ -341,5 +341,81 @@ func TestEphemeralStorageIsEnforced(t *testing.T) {
 	out, err := c.ecs.RunTask(c.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(plain), LaunchType: types.LaunchTypeFargate, NetworkConfiguration: awsvpcIn("subnet-local-a")})
 	if err != nil || out.Tasks[0].EphemeralStorage == nil || out.Tasks[0].EphemeralStorage.SizeInGiB != 20 {
 		t.Fatalf("default ephemeral storage: %v %+v", err, out)
+	}
+}
+
+// A Fargate service over two zones' subnets with an EFS volume spreads
+// its tasks across the zones, each with its own address, all sharing
+// the file system; a new task definition rolls it.
+func TestFargateServiceAcrossZonesWithEFS(t *testing.T) {
+	c := newCluster(t)
+	c.addAgent("zone-a", "")
+	c.addAgent("zone-b", "")
+	fs := c.efsFS("fargate-share", "zone-a", "zone-b")
+	register := func(version string) string {
+		return c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("fg-efs"), RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+			NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+			Volumes: []types.Volume{{Name: aws.String("data"), EfsVolumeConfiguration: &types.EFSVolumeConfiguration{FileSystemId: aws.String(fs)}}},
+			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("web"),
+				MountPoints:  []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/mnt/efs")}},
+				PortMappings: []types.PortMapping{{ContainerPort: aws.Int32(8080)}},
+				Command: sh(fmt.Sprintf(`date > /mnt/efs/%s-$(hostname); mkdir -p /www; echo %s > /www/v; exec httpd -f -p 8080 -h /www`, version, version))}}})
+	}
+	v1 := register("v1")
+	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(2),
+		LaunchType: types.LaunchTypeFargate, NetworkConfiguration: awsvpcIn("subnet-zone-a", "subnet-zone-b"),
+		DeploymentConfiguration: &types.DeploymentConfiguration{MinimumHealthyPercent: aws.Int32(50), MaximumPercent: aws.Int32(200)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serving waits until the service's running tasks all serve want, one
+	// per zone, from their own addresses.
+	serving := func(want string) {
+		t.Helper()
+		var last string
+		if !waitFor(90*time.Second, func() bool {
+			l, err := c.ecs.ListTasks(c.ctx, &ecs.ListTasksInput{ServiceName: aws.String("web"), DesiredStatus: types.DesiredStatusRunning})
+			if err != nil || len(l.TaskArns) != 2 {
+				last = fmt.Sprintf("tasks %v %v", l, err)
+				return false
+			}
+			d, err := c.ecs.DescribeTasks(c.ctx, &ecs.DescribeTasksInput{Tasks: l.TaskArns})
+			if err != nil {
+				return false
+			}
+			zones, subnets := map[string]bool{}, map[string]bool{}
+			for _, tk := range d.Tasks {
+				ip := eniDetail(tk, "privateIPv4Address")
+				got, err := httpGet("http://" + ip + ":8080/v")
+				if aws.ToString(tk.LastStatus) != "RUNNING" || err != nil || got != want {
+					last = fmt.Sprintf("%s at %s: %q %v", aws.ToString(tk.LastStatus), ip, got, err)
+					return false
+				}
+				zones[aws.ToString(tk.AvailabilityZone)] = true
+				subnets[eniDetail(tk, "subnetId")] = true
+			}
+			last = fmt.Sprintf("zones %v subnets %v", zones, subnets)
+			return zones["zone-a"] && zones["zone-b"] && subnets["subnet-zone-a"] && subnets["subnet-zone-b"]
+		}) {
+			t.Fatalf("service not serving %s in both zones: %s", want, last)
+		}
+	}
+	serving("v1")
+	v2 := register("v2")
+	if _, err := c.ecs.UpdateService(c.ctx, &ecs.UpdateServiceInput{Service: aws.String("web"), TaskDefinition: aws.String(v2)}); err != nil {
+		t.Fatal(err)
+	}
+	serving("v2")
+	// Every task of both versions wrote to the one file system (a file
+	// each: appends from several clients at once may overwrite each
+	// other, as on NFS).
+	m := c.adminMount(fs)
+	ents, err := os.ReadDir(m.dir)
+	count := map[string]int{}
+	for _, e := range ents {
+		count[e.Name()[:2]]++
+	}
+	if err != nil || count["v1"] < 2 || count["v2"] < 2 {
+		t.Fatalf("files on EFS: %v %v", err, ents)
 	}
 }

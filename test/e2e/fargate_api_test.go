@@ -65,6 +65,25 @@ func TestFargateDefinitionRules(t *testing.T) {
 	if l, err := e.ecs.ListTaskDefinitions(e.ctx, &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String("bad")}); err != nil || len(l.TaskDefinitionArns) != 0 {
 		t.Fatalf("a refused definition was written: %v %v", err, l)
 	}
+	// A definition that meets Fargate's rules is compatible with it
+	// without requiring it; a bridge-mode one is not.
+	for _, tc := range []struct {
+		mode types.NetworkMode
+		want bool
+	}{{types.NetworkModeAwsvpc, true}, {types.NetworkModeBridge, false}} {
+		out, err := e.ecs.RegisterTaskDefinition(e.ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("compat"), NetworkMode: tc.mode,
+			Cpu: aws.String("256"), Memory: aws.String("512"), ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String("busybox")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, c := range out.TaskDefinition.Compatibilities {
+			got = got || c == types.CompatibilityFargate
+		}
+		if got != tc.want {
+			t.Errorf("%s definition: compatibilities %v", tc.mode, out.TaskDefinition.Compatibilities)
+		}
+	}
 	// What Fargate allows: EFS volumes, a volume configured at launch,
 	// ephemeral storage in range.
 	if _, err := e.registerFargate("good", func(in *ecs.RegisterTaskDefinitionInput) {

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berth-project/berth/internal/agent"
+	"github.com/berth-project/berth/internal/server"
+)
+
+// BenchmarkAwsvpcToRunning measures RunTask until DescribeTasks says
+// RUNNING for an awsvpc task (a pause container holding its namespace,
+// an address on the task network) against the same task in bridge mode,
+// alternating on one agent in one run:
+//
+//	go test -run '^$' -bench AwsvpcToRunning -benchtime 20x ./test/e2e/
+func BenchmarkAwsvpcToRunning(b *testing.B) {
+	ensureTestImage(b)
+	dir, _ := os.MkdirTemp("", "berth-bench-awsvpc-")
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := server.Start(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ag, err := agent.New(agent.Config{Server: s.Endpoint(), DataDir: dir + "/agent", CPU: 65536, Memory: 65536, CleanupWait: time.Hour, Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ag.Run(ctx)
+	<-ag.Ready()
+	defer removeTaskContainers(ag.ContainerInstanceArn())
+	c := client(s.Endpoint(), "k", "s")
+	def := func(mode types.NetworkMode) *string {
+		reg, err := c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("bench-" + string(mode)), NetworkMode: mode,
+			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(16),
+				Command: []string{"sleep", "3600"}, StopTimeout: aws.Int32(1)}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return reg.TaskDefinition.TaskDefinitionArn
+	}
+	bridge, awsvpc := def(types.NetworkModeBridge), def(types.NetworkModeAwsvpc)
+	run := func(in *ecs.RunTaskInput) (time.Duration, *string) {
+		start := time.Now()
+		out, err := c.RunTask(ctx, in)
+		if err != nil || len(out.Tasks) != 1 {
+			b.Fatal(err, out)
+		}
+		arn := out.Tasks[0].TaskArn
+		for {
+			d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: []string{*arn}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st := aws.ToString(d.Tasks[0].LastStatus); st == "RUNNING" {
+				return time.Since(start), arn
+			} else if st == "STOPPED" {
+				b.Fatal(aws.ToString(d.Tasks[0].StoppedReason))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	// The first awsvpc task makes the pause image and the task network.
+	run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-local-a")})
+	var bs, as []time.Duration
+	var arns []*string
+	b.ResetTimer()
+	// Each start is measured on a settled machine: the agent's background
+	// work after a start (refilling its warm pause containers) would
+	// otherwise slow the next one down, whichever it is.
+	settle := func() { b.StopTimer(); time.Sleep(time.Second); b.StartTimer() }
+	for i := 0; i < b.N; i++ {
+		settle()
+		d, arn := run(&ecs.RunTaskInput{TaskDefinition: bridge})
+		bs, arns = append(bs, d), append(arns, arn)
+		settle()
+		d, arn = run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-local-a")})
+		as, arns = append(as, d), append(arns, arn)
+	}
+	b.StopTimer()
+	med := func(s []time.Duration) float64 {
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return float64(s[len(s)/2].Microseconds()) / 1000
+	}
+	mb, ma := med(bs), med(as)
+	b.ReportMetric(mb, "bridge-median-ms")
+	b.ReportMetric(ma, "awsvpc-median-ms")
+	b.ReportMetric(ma/mb, "awsvpc/bridge")
+	for _, arn := range arns {
+		c.StopTask(ctx, &ecs.StopTaskInput{Task: arn})
+	}
+}
