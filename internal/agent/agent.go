@@ -78,6 +78,9 @@ type Config struct {
 	// how often writable layers are measured against it (default 10 s).
 	EphemeralUnit          int64
 	EphemeralCheckInterval time.Duration
+	// HostAddress is the address other hosts reach this one's tasks
+	// through (default: the address it reaches its server from).
+	HostAddress string
 	// Capacity says which tasks the instance takes: "EC2", "FARGATE" or
 	// both, separated by commas or spaces (the default).
 	Capacity string
@@ -107,6 +110,10 @@ type Agent struct {
 	netName  string
 	netBlock *agentapi.NetworkBlock
 	pauses   pausePool
+	// routesOnce starts the routes to other instances' blocks; runCtx is
+	// Run's context.
+	routesOnce sync.Once
+	runCtx     context.Context
 	// foundPause holds, per task id, the pause container found at startup.
 	foundPause map[string]string
 
@@ -198,6 +205,7 @@ func (a *Agent) ContainerInstanceArn() string { return a.arn }
 // Run registers and serves until ctx ends. Containers keep running when it
 // returns; the next Run adopts them.
 func (a *Agent) Run(ctx context.Context) error {
+	a.runCtx = ctx
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return err
 	}

@@ -117,9 +117,10 @@ func (a *Agent) taskNetwork(ctx context.Context) (string, *agentapi.NetworkBlock
 		return a.netName, a.netBlock, nil
 	}
 	var b agentapi.NetworkBlock
-	if err := a.api.Post(ctx, "/berth/v1/agent/network", &agentapi.NetworkRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn}, &b); err != nil {
+	if err := a.api.Post(ctx, "/berth/v1/agent/network", &agentapi.NetworkRequest{Cluster: a.cfg.Cluster, ContainerInstance: a.arn, HostAddress: a.hostAddress()}, &b); err != nil {
 		return "", nil, fmt.Errorf("get the instance's task addresses: %w", err)
 	}
+	a.routesOnce.Do(func() { go a.syncRoutes(a.runCtx) })
 	// Named by its range, so engines shared by several agents (or
 	// clusters) never hold two networks over one range.
 	name := "berth-" + strings.ReplaceAll(b.CIDR, "/", "-")
@@ -171,9 +172,17 @@ func (a *Agent) allowTaskTraffic(cidr string) error {
 	}
 	for _, r := range rules {
 		table, chain, spec := r[:2], r[2], r[3:]
-		check := append(append(append([]string{}, table...), "-C", chain), spec...)
-		if exec.Command("iptables", check...).Run() == nil {
-			continue
+		// Docker puts each new network's rules first: ours must go
+		// before them again.
+		list, err := exec.Command("iptables", append(append([]string{}, table...), "-S", chain)...).Output()
+		if err == nil {
+			lines := strings.Split(strings.TrimSpace(string(list)), "\n")
+			if len(lines) > 1 && lines[1] == "-A "+chain+" "+strings.Join(spec, " ") {
+				continue
+			}
+		}
+		del := append(append(append([]string{}, table...), "-D", chain), spec...)
+		for exec.Command("iptables", del...).Run() == nil {
 		}
 		insert := append(append(append([]string{}, table...), "-I", chain, "1"), spec...)
 		if out, err := exec.Command("iptables", insert...).CombinedOutput(); err != nil {

@@ -143,12 +143,23 @@ type NetworkBlock struct {
 	Index      int    `json:"index"`
 	// VPCCIDR is the range of every task address, of every subnet.
 	VPCCIDR string `json:"vpcCidrBlock"`
+	// HostAddress is the address other hosts reach the instance (and
+	// so its block) at, as its agent reports it.
+	HostAddress string `json:"hostAddress,omitempty"`
 }
 
-// NetworkRequest asks for the instance's block of task addresses.
+// RoutesResponse lists the blocks of an instance's cluster, for routes
+// to the other instances' tasks.
+type RoutesResponse struct {
+	Blocks []NetworkBlock `json:"blocks"`
+}
+
+// NetworkRequest asks for the instance's block of task addresses, and
+// says where other hosts reach the instance.
 type NetworkRequest struct {
 	Cluster           string `json:"cluster"`
 	ContainerInstance string `json:"containerInstance"`
+	HostAddress       string `json:"hostAddress,omitempty"`
 }
 
 // EFSMountRequest is an agent asking to mount one EFS volume of a task

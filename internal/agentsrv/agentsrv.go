@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -298,7 +299,11 @@ func (a *API) Network(ctx context.Context, r *agentapi.NetworkRequest) (*agentap
 	if _, ok := vpc.ZoneOfSubnet(vpc.SubnetID(zone)); !ok {
 		return nil, spec.InvalidParam("Zone '%s' of container instance %s cannot have a subnet: zones for awsvpc tasks are 1 to 60 lower-case letters, digits and hyphens.", zone, id)
 	}
-	b, err := vpc.EnsureBlock(ctx, a.Store.Client, cluster, id, zone)
+	host := ""
+	if ip, err := netip.ParseAddr(r.HostAddress); err == nil && ip.Is4() {
+		host = ip.String()
+	}
+	b, err := vpc.EnsureBlock(ctx, a.Store.Client, cluster, id, zone, host)
 	if errors.Is(err, vpc.ErrFull) {
 		return nil, &spec.Error{Code: "ServerException", Message: err.Error()}
 	} else if err != nil {
@@ -306,4 +311,18 @@ func (a *API) Network(ctx context.Context, r *agentapi.NetworkRequest) (*agentap
 	}
 	b.VPCCIDR = vpc.CIDR
 	return &b, nil
+}
+
+// Routes lists the blocks of the instance's cluster: its agent routes
+// the others' to their hosts.
+func (a *API) Routes(ctx context.Context, r *agentapi.NetworkRequest) (*agentapi.RoutesResponse, error) {
+	cluster, _, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
+	if err != nil {
+		return nil, err
+	}
+	blocks, err := vpc.ClusterBlocks(ctx, a.Store.Client, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return &agentapi.RoutesResponse{Blocks: blocks}, nil
 }

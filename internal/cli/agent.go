@@ -13,11 +13,11 @@ import (
 )
 
 type agentFlags struct {
-	server, cluster, zone, dataDir, dockerHost, accessKey, token, capacity string
-	cpu, memory                                                            int
-	noPrivileged                                                           bool
-	allow                                                                  []string
-	cleanup, heartbeat                                                     time.Duration
+	server, cluster, zone, dataDir, dockerHost, accessKey, token, capacity, address string
+	cpu, memory                                                                     int
+	noPrivileged                                                                    bool
+	allow                                                                           []string
+	cleanup, heartbeat                                                              time.Duration
 }
 
 func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
@@ -29,6 +29,7 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 		cmd.Flags().StringVar(&f.accessKey, "access-key", os.Getenv("BERTH_ACCESS_KEY"), "ACCESS_KEY_ID:SECRET to sign requests with (also $BERTH_ACCESS_KEY); a join token is the usual way")
 		cmd.Flags().StringVar(&f.token, "token", os.Getenv("BERTH_TOKEN"), "join token printed by `berth server` or made by `berth token create` (also $BERTH_TOKEN): pins the cluster CA and buys this agent credentials of its own, kept in --data-dir")
 		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of this instance (ecs.availability-zone)")
+		cmd.Flags().StringVar(&f.address, "address", "", "address other hosts reach this instance's awsvpc tasks through (default: the one it reaches the server from)")
 	} else {
 		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of the local agent")
 	}
@@ -44,7 +45,7 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 
 func (f *agentFlags) config() agent.Config {
 	cfg := agent.Config{Server: f.server, Cluster: f.cluster, Zone: f.zone, DataDir: f.dataDir, DockerHost: f.dockerHost,
-		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, Token: f.token, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Capacity: f.capacity, Log: logger()}
+		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, Token: f.token, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Capacity: f.capacity, HostAddress: f.address, Log: logger()}
 	if id, secret, ok := strings.Cut(f.accessKey, ":"); ok {
 		cfg.Credentials = &agent.Client{Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
 	}

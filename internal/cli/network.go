@@ -26,9 +26,9 @@ func networkCmd() *cobra.Command {
 			for _, s := range out.Subnets {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", s.SubnetID, s.Zone, s.CIDR)
 			}
-			fmt.Fprintln(w, "\nBLOCK\tSUBNET\tCLUSTER\tCONTAINER INSTANCE\tGATEWAY")
+			fmt.Fprintln(w, "\nBLOCK\tSUBNET\tCLUSTER\tCONTAINER INSTANCE\tHOST\tGATEWAY")
 			for _, b := range out.Blocks {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", b.CIDR, b.SubnetID, b.Cluster, b.InstanceID, b.Gateway)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", b.CIDR, b.SubnetID, b.Cluster, b.InstanceID, b.HostAddress, b.Gateway)
 			}
 			return w.Flush()
 		}}

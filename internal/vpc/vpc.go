@@ -122,7 +122,7 @@ func EnsureSubnet(ctx context.Context, cli *clientv3.Client, zone string) (Subne
 
 // EnsureBlock returns the instance's block in its zone's subnet,
 // allocating one the first time (or again if the instance moved zone).
-func EnsureBlock(ctx context.Context, cli *clientv3.Client, cluster, id, zone string) (Block, error) {
+func EnsureBlock(ctx context.Context, cli *clientv3.Client, cluster, id, zone, host string) (Block, error) {
 	ik := state.VPCInstanceKey(cluster, id)
 	for attempt := 0; attempt < 20; attempt++ {
 		cur, err := cli.Get(ctx, ik)
@@ -132,7 +132,20 @@ func EnsureBlock(ctx context.Context, cli *clientv3.Client, cluster, id, zone st
 		if len(cur.Kvs) == 1 {
 			var b Block
 			if err := json.Unmarshal(cur.Kvs[0].Value, &b); err == nil && b.Zone == zone {
-				return b, nil
+				if b.HostAddress == host {
+					return b, nil
+				}
+				b.HostAddress = host // the instance moved to another address
+				val, _ := json.Marshal(b)
+				tr, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(ik), "=", cur.Kvs[0].ModRevision)).
+					Then(clientv3.OpPut(ik, string(val))).Commit()
+				if err != nil {
+					return Block{}, err
+				}
+				if tr.Succeeded {
+					return b, nil
+				}
+				continue
 			}
 			if err := Release(ctx, cli, cluster, id); err != nil {
 				return Block{}, err
@@ -161,7 +174,7 @@ func EnsureBlock(ctx context.Context, cli *clientv3.Client, cluster, id, zone st
 		if idx < 0 {
 			return Block{}, fmt.Errorf("%w: all %d blocks of %s (%s) are taken", ErrFull, maxBlocks, s.SubnetID, s.CIDR)
 		}
-		b := Block{Cluster: cluster, InstanceID: id, SubnetID: s.SubnetID, Zone: zone, SubnetCIDR: s.CIDR, Index: idx, VPCCIDR: CIDR}
+		b := Block{Cluster: cluster, InstanceID: id, SubnetID: s.SubnetID, Zone: zone, SubnetCIDR: s.CIDR, Index: idx, VPCCIDR: CIDR, HostAddress: host}
 		b.CIDR, b.Gateway = blockOf(s, idx)
 		val, _ := json.Marshal(b)
 		bk := state.VPCBlockKey(zone, idx)
@@ -196,6 +209,22 @@ func Release(ctx context.Context, cli *clientv3.Client, cluster, id string) erro
 	}
 	_, err = cli.Delete(ctx, ik)
 	return err
+}
+
+// ClusterBlocks returns the blocks of one cluster's instances.
+func ClusterBlocks(ctx context.Context, cli *clientv3.Client, cluster string) ([]Block, error) {
+	resp, err := cli.Get(ctx, state.VPCInstancesPrefix()+cluster+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := []Block{}
+	for _, kv := range resp.Kvs {
+		var b Block
+		if json.Unmarshal(kv.Value, &b) == nil {
+			out = append(out, b)
+		}
+	}
+	return out, nil
 }
 
 // List returns every subnet and every block.

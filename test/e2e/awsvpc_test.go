@@ -359,7 +359,7 @@ func TestFargateServiceAcrossZonesWithEFS(t *testing.T) {
 			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("web"),
 				MountPoints:  []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/mnt/efs")}},
 				PortMappings: []types.PortMapping{{ContainerPort: aws.Int32(8080)}},
-				Command: sh(fmt.Sprintf(`date > /mnt/efs/%s-$(hostname); mkdir -p /www; echo %s > /www/v; exec httpd -f -p 8080 -h /www`, version, version))}}})
+				Command:      sh(fmt.Sprintf(`date > /mnt/efs/%s-$(hostname); mkdir -p /www; echo %s > /www/v; exec httpd -f -p 8080 -h /www`, version, version))}}})
 	}
 	v1 := register("v1")
 	_, err := c.ecs.CreateService(c.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(2),
