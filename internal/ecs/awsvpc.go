@@ -25,9 +25,8 @@ const (
 
 // taskNetwork is a validated awsvpcConfiguration.
 type taskNetwork struct {
-	subnets        map[string]string // zone -> subnet id
-	securityGroups []string
-	publicIP       string
+	subnets map[string]string // zone -> subnet id
+	config  *spec.AwsVpcConfiguration
 }
 
 // prepareNetwork checks a launch's network configuration against its
@@ -51,11 +50,8 @@ func prepareNetwork(def *spec.TaskDefinition, in *launch.Input, launchType strin
 	if len(c.Subnets) == 0 {
 		return nil, nil, spec.InvalidParam("subnets can not be empty.")
 	}
-	n := &taskNetwork{subnets: map[string]string{}, securityGroups: c.SecurityGroups, publicIP: spec.Val(c.AssignPublicIp)}
-	if n.publicIP == "" {
-		n.publicIP = "DISABLED"
-	}
-	if n.publicIP == "ENABLED" && launchType != spec.Fargate {
+	n := &taskNetwork{subnets: map[string]string{}, config: c}
+	if spec.Val(c.AssignPublicIp) == "ENABLED" && launchType != spec.Fargate {
 		return nil, nil, spec.InvalidParam("Assign public IP is not supported for this launch type.")
 	}
 	zr := &scheduler.ZoneRequirement{Zones: map[string]bool{}, Why: "the task's subnets"}

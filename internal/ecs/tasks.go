@@ -295,6 +295,7 @@ func (a *API) newTask(ls *launchSpec, i int, inst *state.InstanceRecord, now tim
 	}
 	if ls.network != nil {
 		t.Attachments = append(t.Attachments, eniAttachment(ls.network.subnets[spec.Val(t.AvailabilityZone)]))
+		t.Network = ls.network.config
 	}
 	return t
 }

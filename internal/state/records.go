@@ -56,6 +56,9 @@ type TaskRecord struct {
 	Released   bool        `json:"berthReleased,omitempty"`
 	// BlockVolumes are released (detached) in the transaction that stops the task.
 	BlockVolumes []agentapi.TaskBlockVolume `json:"berthBlockVolumes,omitempty"`
+	// Network is an awsvpc task's configuration as launched (its
+	// security groups are recorded here; Berth does not enforce them).
+	Network *spec.AwsVpcConfiguration `json:"berthNetwork,omitempty"`
 }
 
 // ServiceRecord is a stored service; runningCount and pendingCount are
