@@ -118,6 +118,9 @@ func (a *API) CreateService(ctx context.Context, r *spec.CreateServiceRequest) (
 	if err := fargatePlacement(ls, r.PlacementConstraints, r.PlacementStrategy); err != nil {
 		return nil, err
 	}
+	if ls.launchType == spec.Fargate && strategy == "DAEMON" {
+		return nil, spec.InvalidParam("The DAEMON scheduling strategy is not supported for services using the Fargate launch type.")
+	}
 	if v, _ := service.TagValue(r.Tags, service.StatefulTag); v == "true" && len(vcs) == 0 && !hasEFS(&ls.td.TaskDefinition) {
 		return nil, spec.InvalidParam("A service tagged %s=true needs volumeConfigurations or an EFS volume: each slot gets its own volume or directory.", service.StatefulTag)
 	}

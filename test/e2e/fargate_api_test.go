@@ -131,6 +131,11 @@ func TestFargateLaunchRules(t *testing.T) {
 			t.Errorf("%s: got %s %q, want InvalidParameterException %q", tc.name, code, msg, tc.want)
 		}
 	}
+	_, err = e.ecs.CreateService(e.ctx, &ecs.CreateServiceInput{ServiceName: aws.String("d"), TaskDefinition: aws.String(td), LaunchType: types.LaunchTypeFargate,
+		SchedulingStrategy: types.SchedulingStrategyDaemon, NetworkConfiguration: net})
+	if code, msg := apiCode(err); code != "InvalidParameterException" || !strings.Contains(msg, "DAEMON") {
+		t.Errorf("a Fargate daemon service: %s %q", code, msg)
+	}
 	bridge := e.registerSimple("bridge", 64)
 	_, err = e.ecs.RunTask(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(bridge), NetworkConfiguration: net})
 	if code, msg := apiCode(err); code != "InvalidParameterException" || msg != "Network Configuration is not valid for the given networkMode of this task definition." {
