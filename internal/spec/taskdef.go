@@ -87,10 +87,10 @@ func (v *tdCheck) task() *Error {
 		return ClientErr("Fargate only supports network mode 'awsvpc'.")
 	}
 	if fargate && Val(r.IpcMode) != "" {
-		return ClientErr("Fargate compatible task definitions do not support ipcMode.")
+		return ClientErr("Tasks using the Fargate launch type do not support ipcMode.")
 	}
 	if fargate && Val(r.PidMode) == "host" {
-		return ClientErr("Fargate compatible task definitions do not support pidMode 'host'.")
+		return ClientErr("Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'.")
 	}
 	if pm := Val(r.PidMode); pm != "" && pm != "host" && pm != "task" {
 		return ClientErr("Invalid pidMode '%s'.", pm)
@@ -135,7 +135,7 @@ func (v *tdCheck) task() *Error {
 	}
 	if es := r.EphemeralStorage; es != nil {
 		if !fargate {
-			return ClientErr("The ephemeralStorage parameter is only supported for tasks hosted on Fargate.")
+			return ClientErr("Tasks using the EC2 launch type do not support EphemeralStorage.")
 		}
 		if n := Val(es.SizeInGiB); n < 21 || n > 200 {
 			return ClientErr("The ephemeral storage size must be between 21 and 200 GiB.")
@@ -340,13 +340,13 @@ func (v *tdCheck) networking(c *ContainerDefinition) *Error {
 	}
 	switch {
 	case Val(c.Privileged):
-		return ClientErr("Fargate compatible task definitions do not support privileged containers (container '%s').", name)
+		return ClientErr("Tasks using the Fargate launch type do not support privileged mode (container '%s').", name)
 	case len(c.DockerSecurityOptions) > 0:
-		return ClientErr("Fargate compatible task definitions do not support dockerSecurityOptions (container '%s').", name)
+		return ClientErr("Tasks using the Fargate launch type do not support dockerSecurityOptions (container '%s').", name)
 	case c.LinuxParameters != nil && len(c.LinuxParameters.Devices) > 0:
-		return ClientErr("Fargate compatible task definitions do not support devices (container '%s').", name)
+		return ClientErr("Tasks using the Fargate launch type do not support devices (container '%s').", name)
 	case c.LinuxParameters != nil && c.LinuxParameters.SharedMemorySize != nil:
-		return ClientErr("Fargate compatible task definitions do not support sharedMemorySize (container '%s').", name)
+		return ClientErr("Tasks using the Fargate launch type do not support sharedMemorySize (container '%s').", name)
 	case c.LinuxParameters != nil && c.LinuxParameters.Capabilities != nil && !onlyPtrace(c.LinuxParameters.Capabilities.Add):
 		return ClientErr("Fargate compatible task definitions support only SYS_PTRACE in capabilities.add (container '%s').", name)
 	}

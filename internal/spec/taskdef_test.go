@@ -47,7 +47,7 @@ func TestValidateEachSection(t *testing.T) {
 		{"task", "Fargate requires that 'cpu' be defined at the task level", fargate("", "512")},
 		{"task", "Fargate requires that 'memory' be defined at the task level", fargate("256", "")},
 		{"task", "No Fargate configuration exists for given values: 256 CPU, 4096 memory", fargate("256", "4096")},
-		{"task", "only supported for tasks hosted on Fargate", set("ephemeralStorage", c{"sizeInGiB": 30})},
+		{"task", "Tasks using the EC2 launch type do not support EphemeralStorage.", set("ephemeralStorage", c{"sizeInGiB": 30})},
 		{"task", "must be between 21 and 200 GiB", func(m c) { fargate("256", "512")(m); m["ephemeralStorage"] = c{"sizeInGiB": 20} }},
 		{"task", "Too many placement constraints", set("placementConstraints", func() []any {
 			var out []any

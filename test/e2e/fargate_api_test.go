@@ -34,7 +34,7 @@ func TestFargateDefinitionRules(t *testing.T) {
 		{"bridge", "Fargate only supports network mode 'awsvpc'.", func(in *ecs.RegisterTaskDefinitionInput) { in.NetworkMode = types.NetworkModeBridge }},
 		{"no cpu", "Fargate requires that 'cpu' be defined at the task level.", func(in *ecs.RegisterTaskDefinitionInput) { in.Cpu = nil }},
 		{"pair", "No Fargate configuration exists for given values: 256 CPU, 4096 memory.", func(in *ecs.RegisterTaskDefinitionInput) { in.Memory = aws.String("4096") }},
-		{"privileged", "do not support privileged containers", func(in *ecs.RegisterTaskDefinitionInput) {
+		{"privileged", "Tasks using the Fargate launch type do not support privileged mode", func(in *ecs.RegisterTaskDefinitionInput) {
 			in.ContainerDefinitions[0].Privileged = aws.Bool(true)
 		}},
 		{"host path", "do not support sourcePath", func(in *ecs.RegisterTaskDefinitionInput) {
@@ -55,7 +55,7 @@ func TestFargateDefinitionRules(t *testing.T) {
 		{"ephemeral", "The ephemeral storage size must be between 21 and 200 GiB.", func(in *ecs.RegisterTaskDefinitionInput) {
 			in.EphemeralStorage = &types.EphemeralStorage{SizeInGiB: 20}
 		}},
-		{"ipc", "do not support ipcMode", func(in *ecs.RegisterTaskDefinitionInput) { in.IpcMode = types.IpcModeHost }},
+		{"ipc", "Tasks using the Fargate launch type do not support ipcMode.", func(in *ecs.RegisterTaskDefinitionInput) { in.IpcMode = types.IpcModeHost }},
 	} {
 		_, err := e.registerFargate("bad", tc.mutate)
 		if code, msg := apiCode(err); code != "ClientException" || !strings.Contains(msg, tc.want) {
