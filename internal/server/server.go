@@ -381,6 +381,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/snapshots/delete", s.auth(jsonHandler(s.volumes.DeleteSnapshot)))
 	mux.Handle("/berth/v1/blobs/{key}", s.auth(http.HandlerFunc(s.blobs)))
 	s.fsRoutes(mux)
+	s.consoleRoutes(mux)
 	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: 200}
 		s.API.ServeHTTP(rec, r)

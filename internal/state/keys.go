@@ -133,3 +133,7 @@ func VPCBlocksPrefix(zone string) string       { return Prefix + "vpc/blocks/" +
 func VPCBlockKey(zone string, i int) string    { return fmt.Sprintf("%s%03d", VPCBlocksPrefix(zone), i) }
 func VPCInstancesPrefix() string               { return Prefix + "vpc/instances/" }
 func VPCInstanceKey(cluster, id string) string { return VPCInstancesPrefix() + cluster + "/" + id }
+
+// ConsoleSessionKey holds a web console session (by its token's
+// SHA-256), on a lease of the session's life. Owner: internal/console.
+func ConsoleSessionKey(sum string) string { return Prefix + "console/sessions/" + sum }

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -101,9 +100,7 @@ func TestAwsvpcAcrossHosts(t *testing.T) {
 		cfg.Listen = here + ":0"
 		cfg.Credentials = map[string]string{"test": "test"}
 	})
-	c.addAgent("zone-a", "", func(cfg *agent.Config) {
-		cfg.Credentials = &agent.Client{Credentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}}
-	})
+	c.addAgent("zone-a", "", withTestKeys)
 	b := exec.Command("nsenter", "--net=/var/run/netns/"+ns, buildBerth(t), "agent", "--server", c.srv.Endpoint(), "--access-key", "test:test",
 		"--docker-host", "unix://"+sock, "--zone", "zone-b", "--data-dir", t.TempDir(), "--task-cleanup-wait", "1s")
 	b.Stderr = os.Stderr
