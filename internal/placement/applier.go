@@ -22,6 +22,7 @@ import (
 	"github.com/berth-project/berth/internal/scheduler"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Applier plans against the cache and commits through etcd.
@@ -72,6 +73,27 @@ const maxAttempts = 30
 // instance a binpack strategy prefers; other servers are kept out by the
 // transaction's guards.
 func (a *Applier) Run(ctx context.Context, job *Job) ([]*state.TaskRecord, []scheduler.Failure, error) {
+	tasks, fails, err := a.run(ctx, job)
+	if err == nil {
+		placed.Add(float64(len(tasks)))
+		for _, f := range fails {
+			failures.WithLabelValues(f.Reason).Inc()
+		}
+	}
+	return tasks, fails, err
+}
+
+var (
+	placed = prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_tasks_placed_total",
+		Help: "Tasks placed on container instances (RunTask, StartTask, services)."})
+	failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_placement_failures_total",
+		Help: "Placement failures, one per instance that could not take a task, by ECS's reason (RESOURCE:MEMORY, ATTRIBUTE, …)."}, []string{"reason"})
+)
+
+// Collectors are the placement's metrics.
+func Collectors() []prometheus.Collector { return []prometheus.Collector{placed, failures} }
+
+func (a *Applier) run(ctx context.Context, job *Job) ([]*state.TaskRecord, []scheduler.Failure, error) {
 	l, _ := a.locks.LoadOrStore(job.Cluster, &sync.Mutex{})
 	l.(*sync.Mutex).Lock()
 	defer l.(*sync.Mutex).Unlock()

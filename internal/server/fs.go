@@ -63,7 +63,9 @@ func (s *Server) fsOp(w http.ResponseWriter, r *http.Request) {
 		// A task's mount acts only within the session its token opened.
 		resp = &fsproto.Response{Errno: syscall.EACCES, Message: "the mount token is for another session"}
 	default:
+		start := time.Now()
 		resp = s.fs.Do(r.Context(), req)
+		fsSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
 		if n := len(resp.Chunks); n > 0 {
 			chunkRequests.WithLabelValues(http.MethodPut, "signed").Add(float64(n))
 		}
@@ -102,13 +104,15 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no such chunk", http.StatusNotFound)
 			return
 		} else if err != nil {
+			chunkErrors.WithLabelValues("fs", "get").Inc()
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		defer f.Close()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		io.Copy(w, f) // sendfile(2) on a TCP connection
+		n, _ := io.Copy(w, f) // sendfile(2) on a TCP connection
+		chunkBytes.WithLabelValues("fs", "out").Add(float64(n))
 	case http.MethodPut:
 		if r.ContentLength < 0 || r.ContentLength > fsproto.BlockSize {
 			http.Error(w, "a chunk needs a Content-Length of at most one block", http.StatusRequestEntityTooLarge)
@@ -129,8 +133,10 @@ func (s *Server) fsChunk(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, fschunk.ErrExists):
 			http.Error(w, "chunk exists", http.StatusConflict)
 		case err != nil:
+			chunkErrors.WithLabelValues("fs", "put").Inc()
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		default:
+			chunkBytes.WithLabelValues("fs", "in").Add(float64(len(b)))
 			w.WriteHeader(http.StatusCreated)
 		}
 	default:
@@ -405,5 +411,3 @@ var fsOps = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "berth_fs_ops_total",
 	Help: "Shared file system metadata operations mounts sent, by operation.",
 }, []string{"op"})
-
-func init() { prometheus.MustRegister(chunkRequests, fsOps) }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +20,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -331,12 +331,6 @@ func (s *Server) close() {
 	}
 }
 
-var requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "berth_api_requests_total", Help: "API requests by operation and outcome.",
-}, []string{"operation", "code"})
-
-func init() { prometheus.MustRegister(requests) }
-
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
@@ -344,9 +338,26 @@ type statusRecorder struct {
 
 func (r *statusRecorder) WriteHeader(c int) { r.code = c; r.ResponseWriter.WriteHeader(c) }
 
+// Flush, ReadFrom and Unwrap keep what the writer underneath can do:
+// streams flush, chunk reads go out with sendfile(2).
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(r.ResponseWriter, src)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.Handler())
+	s.metricsRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if s.noLeader() {
 			http.Error(w, "no etcd leader: this server cannot reach a majority of the members", http.StatusServiceUnavailable)
@@ -382,16 +393,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("/berth/v1/blobs/{key}", s.auth(http.HandlerFunc(s.blobs)))
 	s.fsRoutes(mux)
 	s.consoleRoutes(mux)
-	mux.Handle("POST /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w, code: 200}
-		s.API.ServeHTTP(rec, r)
-		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), ecs.TargetPrefix)
-		if _, ok := s.API.Operation(op); !ok {
-			op = "unknown"
-		}
-		requests.WithLabelValues(op, fmt.Sprint(rec.code)).Inc()
-	})))
-	return mux
+	mux.Handle("POST /{$}", s.auth(s.API))
+	return s.instrument(mux)
 }
 
 // jsonHandler serves one of Berth's own JSON endpoints.
@@ -468,11 +471,13 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		} else if err != nil {
+			chunkErrors.WithLabelValues("snapshot", "get").Inc()
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(b)
+		chunkBytes.WithLabelValues("snapshot", "out").Add(float64(len(b)))
 	case http.MethodPut:
 		if r.Header.Get("X-Berth-Put") == "direct" {
 			// The agent puts the chunk in the store itself, by a URL that
@@ -504,9 +509,11 @@ func (s *Server) blobs(w http.ResponseWriter, r *http.Request) {
 		err := store.Put(r.Context(), key, b)
 		s.blobMu.RUnlock()
 		if err != nil {
+			chunkErrors.WithLabelValues("snapshot", "put").Inc()
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		chunkBytes.WithLabelValues("snapshot", "in").Add(float64(len(b)))
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -547,5 +554,3 @@ var blobRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "berth_blob_requests_total",
 	Help: "Snapshot chunk reads and writes: proxied (the bytes pass through this server) or redirected (the agent moves them to or from the blob store itself, by a URL this server signed).",
 }, []string{"method", "path"})
-
-func init() { prometheus.MustRegister(blobRequests) }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,6 +30,7 @@ type Cache struct {
 	conn      map[string]bool                       // cluster/id
 	residency map[string]map[string]string          // cluster -> key -> id
 	lost      chan struct{}                         // an agent's lease went
+	lostCount atomic.Int64                          // leases that went
 }
 
 // CachedInstance is one instance as last seen, decoded once.
@@ -139,6 +141,9 @@ func (c *Cache) apply(key string, val []byte, rev int64, del bool) {
 		m[id] = &CachedInstance{Record: rec, Rev: rev, sched: toSched(rec, rev)}
 	case "conn":
 		if del {
+			if c.conn[cluster+"/"+id] {
+				c.lostCount.Add(1)
+			}
 			delete(c.conn, cluster+"/"+id)
 			select {
 			case c.lost <- struct{}{}:
@@ -263,6 +268,35 @@ func (c *Cache) Residency(cluster string) map[string]string {
 	out := map[string]string{}
 	for k, v := range c.residency[cluster] {
 		out[k] = v
+	}
+	return out
+}
+
+// LeasesLost counts the agent leases that ended (expired, revoked or
+// deregistered) since this cache started.
+func (c *Cache) LeasesLost() int64 { return c.lostCount.Load() }
+
+// ClusterSummary is what the cache knows of one cluster's instances.
+type ClusterSummary struct {
+	Instances, Connected, Running, Pending int
+}
+
+// Summaries sums up each cluster's instances and their task counts.
+func (c *Cache) Summaries() map[string]ClusterSummary {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]ClusterSummary{}
+	for cluster, m := range c.instances {
+		var s ClusterSummary
+		for id, ci := range m {
+			s.Instances++
+			if c.conn[cluster+"/"+id] {
+				s.Connected++
+			}
+			s.Running += int(spec.Val(ci.Record.RunningTasksCount))
+			s.Pending += int(spec.Val(ci.Record.PendingTasksCount))
+		}
+		out[cluster] = s
 	}
 	return out
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Resolver resolves clusters and instances as the ECS API does; ecs.API
@@ -377,7 +378,28 @@ func (a *API) SnapshotDone(ctx context.Context, r *agentapi.SnapshotDoneRequest)
 	} else if err != nil {
 		return nil, err
 	}
+	if sn.State == "completed" {
+		snapshotBytes.Add(float64(sn.UploadedBytes))
+		if sn.CreatedAt != nil && sn.CompletedAt != nil {
+			snapshotSeconds.Observe(sn.CompletedAt.Sub(sn.CreatedAt.Time).Seconds())
+		}
+	} else {
+		snapshotErrors.Inc()
+	}
 	return &agentapi.SnapshotsResponse{Snapshots: []agentapi.Snapshot{*sn}}, nil
+}
+
+var (
+	snapshotBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_snapshot_bytes_total",
+		Help: "Bytes of chunks snapshots uploaded (only what changed since the volume's last snapshot)."})
+	snapshotSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "berth_snapshot_duration_seconds",
+		Help: "Time from a snapshot's request to its completion.", Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)})
+	snapshotErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_snapshot_errors_total", Help: "Snapshots that failed."})
+)
+
+// Collectors are the volume API's metrics.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{snapshotBytes, snapshotSeconds, snapshotErrors}
 }
 
 // DetachVolume releases a volume whose task's instance has lost its lease:
