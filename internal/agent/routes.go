@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 )
 
 // Between hosts, a task address is reached through the host of its
@@ -90,8 +92,20 @@ func (a *Agent) reconcileRoutes(blocks []agentapi.NetworkBlock, installed map[st
 		}
 	}
 	for cidr, via := range want {
-		if installed[cidr] == via {
+		cur, _ := exec.Command("ip", "-o", "route", "show", "exact", cidr).Output()
+		line := strings.TrimSpace(string(cur))
+		if strings.Contains(line, " via "+via+" ") {
+			installed[cidr] = via
 			continue
+		}
+		if line != "" && !strings.Contains(line, " via ") {
+			// This host has a network of its own over that block: one a
+			// Docker engine kept from an earlier cluster (or another one
+			// on the engine). An empty one of Berth's goes; one in use
+			// stays, and the block is not routed.
+			if !a.removeStaleNetwork(cidr) {
+				continue
+			}
 		}
 		if out, err := exec.Command("ip", "route", "replace", cidr, "via", via).CombinedOutput(); err != nil {
 			a.log.Warn("route an instance's task addresses", "block", cidr, "via", via, "err", fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out))))
@@ -128,6 +142,30 @@ func onLink(addr string) bool {
 		if w == "via" || (w == "dev" && i+1 < len(f) && f[i+1] == "lo") {
 			return false
 		}
+	}
+	return true
+}
+
+// removeStaleNetwork removes an empty Docker network of Berth's over a
+// block another instance now holds.
+// It reports whether none is left.
+func (a *Agent) removeStaleNetwork(cidr string) bool {
+	ctx := a.runCtx
+	list, err := a.docker.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelNetworkBlock+"="+cidr))})
+	if err != nil || len(list) == 0 {
+		a.log.Warn("a block of another instance is a network of this host: not routed", "block", cidr)
+		return false
+	}
+	for _, nw := range list {
+		full, err := a.docker.NetworkInspect(ctx, nw.ID, network.InspectOptions{})
+		if err != nil || len(full.Containers) > 0 {
+			a.log.Warn("a block of another instance is a network of this host in use: not routed", "block", cidr, "network", nw.Name)
+			return false
+		}
+		if err := a.docker.NetworkRemove(ctx, nw.ID); err != nil {
+			return false
+		}
+		a.log.Info("removed a stale task network: its block is another instance's now", "network", nw.Name, "block", cidr)
 	}
 	return true
 }
