@@ -622,7 +622,7 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 	}
 	if hc := c.HealthCheck; hc != nil {
 		sec := func(p *int32) time.Duration { return time.Duration(spec.Val(p)) * time.Second }
-		cfg.Healthcheck = &container.HealthConfig{Test: hc.Command, Interval: sec(hc.Interval), Timeout: sec(hc.Timeout),
+		cfg.Healthcheck = &container.HealthConfig{Test: spec.HealthTest(hc.Command), Interval: sec(hc.Interval), Timeout: sec(hc.Timeout),
 			Retries: int(spec.Val(hc.Retries)), StartPeriod: sec(hc.StartPeriod)}
 	}
 	mode := spec.Val(r.def.NetworkMode)

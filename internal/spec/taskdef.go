@@ -438,9 +438,6 @@ func (v *tdCheck) healthCheck(c *ContainerDefinition) *Error {
 		if len(hc.Command) == 0 {
 			return ClientErr("Invalid healthCheck for container '%s'. command is required.", name)
 		}
-		if hc.Command[0] != "CMD" && hc.Command[0] != "CMD-SHELL" && hc.Command[0] != "NONE" {
-			return ClientErr("Invalid healthCheck command for container '%s'. The first element must be CMD, CMD-SHELL or NONE.", name)
-		}
 		for _, f := range []struct {
 			p        **int32
 			name     string
@@ -568,4 +565,22 @@ func (v *tdCheck) totals() *Error {
 		return ClientErr("The sum of container memory values (%d MiB) exceeds the task memory (%d MiB).", sumMem, taskMem)
 	}
 	return nil
+}
+
+// HealthTest is a health check command as Docker runs it. ECS takes a
+// command that does not start with CMD, CMD-SHELL or NONE too: one
+// element with a space in it is a shell string (CMD-SHELL), anything
+// else a command and its arguments (CMD).
+func HealthTest(cmd []string) []string {
+	if len(cmd) == 0 {
+		return cmd
+	}
+	switch cmd[0] {
+	case "CMD", "CMD-SHELL", "NONE":
+		return cmd
+	}
+	if len(cmd) == 1 && strings.ContainsAny(cmd[0], " \t|;&$") {
+		return []string{"CMD-SHELL", cmd[0]}
+	}
+	return append([]string{"CMD"}, cmd...)
 }

@@ -85,7 +85,6 @@ func TestValidateEachSection(t *testing.T) {
 		{"mounts", "Container 'web' cannot mount volumes from itself", setWeb("volumesFrom", []any{c{"sourceContainer": "web"}})},
 		// Health checks.
 		{"health", "Invalid healthCheck for container 'web'. command is required", setWeb("healthCheck", c{"command": []any{}})},
-		{"health", "The first element must be CMD, CMD-SHELL or NONE", setWeb("healthCheck", c{"command": []any{"true"}})},
 		// Limits.
 		{"limits", "Invalid startTimeout -1 for container 'web'", setWeb("startTimeout", -1)},
 		{"limits", "Invalid ulimit name 'files' for container 'web'", setWeb("ulimits", []any{c{"name": "files", "softLimit": 1, "hardLimit": 1}})},
@@ -112,5 +111,20 @@ func TestValidateEachSection(t *testing.T) {
 				t.Fatalf("got %s %q\nwant ClientException containing %q", err.Code, err.Message, tc.msg)
 			}
 		})
+	}
+}
+
+// A health check command without CMD or CMD-SHELL runs as ECS runs it.
+func TestHealthTest(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"CMD", "true"}, []string{"CMD", "true"}},
+		{[]string{"CMD-SHELL", "curl -f localhost"}, []string{"CMD-SHELL", "curl -f localhost"}},
+		{[]string{"/healthcheck"}, []string{"CMD", "/healthcheck"}},
+		{[]string{"/bin/check", "--port", "80"}, []string{"CMD", "/bin/check", "--port", "80"}},
+		{[]string{"curl -f http://localhost/ || exit 1"}, []string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"}},
+	} {
+		if got := HealthTest(tc.in); strings.Join(got, "\x00") != strings.Join(tc.want, "\x00") {
+			t.Errorf("HealthTest(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -59,10 +59,15 @@ func TestHealthChecksAndHealthyDependency(t *testing.T) {
 	c := newCluster(t)
 	c.addAgent("local-a", "")
 	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("health"), ContainerDefinitions: []types.ContainerDefinition{
+		// A shell string and a bare command, without CMD-SHELL or CMD: ECS
+		// takes both.
 		{Name: aws.String("db"), Command: sh("sleep 1; touch /tmp/ready; sleep 3600"),
-			HealthCheck: &types.HealthCheck{Command: []string{"CMD-SHELL", "test -e /tmp/ready"}, Interval: aws.Int32(5), Timeout: aws.Int32(2), Retries: aws.Int32(3)}},
+			HealthCheck: &types.HealthCheck{Command: []string{"test -e /tmp/ready"}, Interval: aws.Int32(5), Timeout: aws.Int32(2), Retries: aws.Int32(3)}},
+		{Name: aws.String("side"), Command: sh("sleep 3600"),
+			HealthCheck: &types.HealthCheck{Command: []string{"true"}, Interval: aws.Int32(5), Timeout: aws.Int32(2), Retries: aws.Int32(3)}},
 		{Name: aws.String("app"), Command: sh("sleep 3600"),
-			DependsOn: []types.ContainerDependency{{ContainerName: aws.String("db"), Condition: types.ContainerConditionHealthy}}},
+			DependsOn: []types.ContainerDependency{{ContainerName: aws.String("db"), Condition: types.ContainerConditionHealthy},
+				{ContainerName: aws.String("side"), Condition: types.ContainerConditionHealthy}}},
 	}})
 	task := c.run(td)
 	running := c.wait(task.TaskArn, "RUNNING")
