@@ -81,6 +81,9 @@ type Config struct {
 	// HostAddress is the address other hosts reach this one's tasks
 	// through (default: the address it reaches its server from).
 	HostAddress string
+	// ZoneDefaulted says Zone is the default, not the operator's choice:
+	// an instance registered before keeps the zone it had.
+	ZoneDefaulted bool
 	// Capacity says which tasks the instance takes: "EC2", "FARGATE" or
 	// both, separated by commas or spaces (the default).
 	Capacity string
@@ -130,7 +133,16 @@ type Agent struct {
 type savedState struct {
 	ContainerInstanceArn string `json:"containerInstanceArn"`
 	Cluster              string `json:"cluster"`
+	Zone                 string `json:"zone,omitempty"`
 }
+
+// DefaultZone is the zone of an agent not told one, an AWS-style name so
+// that subnet-us-east-1a passes the AWS CLI's checks. Agents registered
+// before it was the default keep theirs (OldDefaultZone).
+const (
+	DefaultZone    = "us-east-1a"
+	OldDefaultZone = "local-a"
+)
 
 // New prepares an agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
@@ -138,7 +150,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Cluster = "default"
 	}
 	if cfg.Zone == "" {
-		cfg.Zone = "local-a"
+		cfg.Zone, cfg.ZoneDefaulted = DefaultZone, true
 	}
 	if cfg.CleanupWait == 0 {
 		cfg.CleanupWait = 3 * time.Hour
@@ -274,6 +286,12 @@ func (a *Agent) register(ctx context.Context) error {
 			return fmt.Errorf("agent state %s is unreadable (remove it to register as a new instance): %w", a.statePath(), err)
 		}
 	}
+	if a.cfg.ZoneDefaulted && saved.ContainerInstanceArn != "" && saved.Cluster == a.cfg.Cluster {
+		a.cfg.Zone = saved.Zone
+		if a.cfg.Zone == "" {
+			a.cfg.Zone = OldDefaultZone
+		}
+	}
 	info, _ := a.docker.ServerVersion(ctx)
 	host, _ := os.Hostname()
 	doc, _ := json.Marshal(map[string]string{"availabilityZone": a.cfg.Zone, "instanceType": "berth.local", "region": "us-east-1"})
@@ -304,7 +322,7 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 	a.arn = spec.Val(out.ContainerInstance.ContainerInstanceArn)
 	a.id = a.arn[strings.LastIndex(a.arn, "/")+1:]
-	b, _ := json.Marshal(savedState{ContainerInstanceArn: a.arn, Cluster: a.cfg.Cluster})
+	b, _ := json.Marshal(savedState{ContainerInstanceArn: a.arn, Cluster: a.cfg.Cluster, Zone: a.cfg.Zone})
 	tmp := a.statePath() + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err

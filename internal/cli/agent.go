@@ -28,10 +28,10 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", filepath.Join(home, ".berth-agent"), "where the agent keeps its identity")
 		cmd.Flags().StringVar(&f.accessKey, "access-key", os.Getenv("BERTH_ACCESS_KEY"), "ACCESS_KEY_ID:SECRET to sign requests with (also $BERTH_ACCESS_KEY); a join token is the usual way")
 		cmd.Flags().StringVar(&f.token, "token", os.Getenv("BERTH_TOKEN"), "join token printed by `berth server` or made by `berth token create` (also $BERTH_TOKEN): pins the cluster CA and buys this agent credentials of its own, kept in --data-dir")
-		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of this instance (ecs.availability-zone)")
+		cmd.Flags().StringVar(&f.zone, "zone", "", "availability zone of this instance (ecs.availability-zone; default "+agent.DefaultZone+", or the zone it registered in before)")
 		cmd.Flags().StringVar(&f.address, "address", "", "address other hosts reach this instance's awsvpc tasks through (default: the one it reaches the server from)")
 	} else {
-		cmd.Flags().StringVar(&f.zone, "zone", "local-a", "availability zone of the local agent")
+		cmd.Flags().StringVar(&f.zone, "zone", "", "availability zone of the local agent (default "+agent.DefaultZone+", or the zone it registered in before)")
 	}
 	cmd.Flags().StringVar(&f.dockerHost, "docker-host", "", "Docker Engine address (default: $DOCKER_HOST or the local socket)")
 	cmd.Flags().IntVar(&f.cpu, "cpu", 0, "CPU units to offer (default: 1024 per core)")

@@ -191,3 +191,34 @@ func waitForOneInstance(t *testing.T, c *cluster) string {
 		}
 	}
 }
+
+// An agent told no zone is in us-east-1a (so subnet-us-east-1a passes the
+// AWS CLI's checks); one registered by an earlier version without a zone
+// of its own keeps local-a, the default it registered with.
+func TestDefaultZone(t *testing.T) {
+	c := newCluster(t)
+	dir := t.TempDir()
+	zoneOf := func(arn string) string {
+		d, err := c.ecs.DescribeContainerInstances(c.ctx, &ecs.DescribeContainerInstancesInput{ContainerInstances: []string{arn}})
+		if err != nil || len(d.ContainerInstances) != 1 {
+			t.Fatalf("describe %s: %v", arn, err)
+		}
+		for _, at := range d.ContainerInstances[0].Attributes {
+			if aws.ToString(at.Name) == "ecs.availability-zone" {
+				return aws.ToString(at.Value)
+			}
+		}
+		return ""
+	}
+	a := c.addAgent("", dir)
+	if z := zoneOf(a.arn); z != "us-east-1a" {
+		t.Fatalf("default zone %q", z)
+	}
+	c.stopAgent(a)
+	// As an earlier version left it: no zone saved.
+	os.WriteFile(filepath.Join(dir, "agent.json"), []byte(`{"containerInstanceArn":"`+a.arn+`","cluster":"default"}`), 0o600)
+	b := c.addAgent("", dir)
+	if b.arn != a.arn || zoneOf(b.arn) != "local-a" {
+		t.Fatalf("an earlier version's instance: %s in %q", b.arn, zoneOf(b.arn))
+	}
+}

@@ -74,7 +74,7 @@ func BenchmarkAwsvpcToRunning(b *testing.B) {
 		}
 	}
 	// The first awsvpc task makes the pause image and the task network.
-	run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-local-a")})
+	run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-us-east-1a")})
 	var bs, as []time.Duration
 	var arns []*string
 	b.ResetTimer()
@@ -87,7 +87,7 @@ func BenchmarkAwsvpcToRunning(b *testing.B) {
 		d, arn := run(&ecs.RunTaskInput{TaskDefinition: bridge})
 		bs, arns = append(bs, d), append(arns, arn)
 		settle()
-		d, arn = run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-local-a")})
+		d, arn = run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-us-east-1a")})
 		as, arns = append(as, d), append(arns, arn)
 	}
 	b.StopTimer()
