@@ -155,6 +155,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, se)
 		return
 	}
+	spec.EmptyLists(resp)
 	b, err := json.Marshal(resp)
 	if err != nil {
 		WriteError(w, &spec.Error{Code: "ServerException", Message: "Internal server error."})

@@ -6,6 +6,7 @@ package spec
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -61,4 +62,19 @@ func Val[T any](p *T) T {
 		return z
 	}
 	return *p
+}
+
+// EmptyLists gives a response's nil top-level lists an empty value, so
+// they are written as [] the way ECS writes them ({"taskArns": []}, not {}).
+func EmptyLists(resp any) {
+	v := reflect.ValueOf(resp)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return
+	}
+	v = v.Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Field(i); f.Kind() == reflect.Slice && f.IsNil() && f.CanSet() {
+			f.Set(reflect.MakeSlice(f.Type(), 0, 0))
+		}
+	}
 }

@@ -27,7 +27,7 @@ type Attachment struct {
 	Id      *string        `json:"id,omitempty"`
 	Type    *string        `json:"type,omitempty"`
 	Status  *string        `json:"status,omitempty"`
-	Details []KeyValuePair `json:"details,omitempty"`
+	Details []KeyValuePair `json:"details,omitzero"`
 }
 
 type AttachmentStateChange struct {
@@ -54,8 +54,8 @@ type AutoScalingGroupProvider struct {
 }
 
 type AwsVpcConfiguration struct {
-	Subnets        []string `json:"subnets,omitempty"`
-	SecurityGroups []string `json:"securityGroups,omitempty"`
+	Subnets        []string `json:"subnets,omitzero"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
 	AssignPublicIp *string  `json:"assignPublicIp,omitempty"`
 }
 
@@ -78,7 +78,7 @@ type CapacityProvider struct {
 	ManagedInstancesProvider *ManagedInstancesProvider `json:"managedInstancesProvider,omitempty"`
 	UpdateStatus             *string                   `json:"updateStatus,omitempty"`
 	UpdateStatusReason       *string                   `json:"updateStatusReason,omitempty"`
-	Tags                     []Tag                     `json:"tags,omitempty"`
+	Tags                     []Tag                     `json:"tags,omitzero"`
 	Type                     *string                   `json:"type,omitempty"`
 }
 
@@ -102,12 +102,12 @@ type Cluster struct {
 	RunningTasksCount                 *int32                         `json:"runningTasksCount,omitempty"`
 	PendingTasksCount                 *int32                         `json:"pendingTasksCount,omitempty"`
 	ActiveServicesCount               *int32                         `json:"activeServicesCount,omitempty"`
-	Statistics                        []KeyValuePair                 `json:"statistics,omitempty"`
-	Tags                              []Tag                          `json:"tags,omitempty"`
-	Settings                          []ClusterSetting               `json:"settings,omitempty"`
-	CapacityProviders                 []string                       `json:"capacityProviders,omitempty"`
-	DefaultCapacityProviderStrategy   []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
-	Attachments                       []Attachment                   `json:"attachments,omitempty"`
+	Statistics                        []KeyValuePair                 `json:"statistics,omitzero"`
+	Tags                              []Tag                          `json:"tags,omitzero"`
+	Settings                          []ClusterSetting               `json:"settings,omitzero"`
+	CapacityProviders                 []string                       `json:"capacityProviders,omitzero"`
+	DefaultCapacityProviderStrategy   []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
+	Attachments                       []Attachment                   `json:"attachments,omitzero"`
 	AttachmentsStatus                 *string                        `json:"attachmentsStatus,omitempty"`
 	ServiceConnectDefaults            *ClusterServiceConnectDefaults `json:"serviceConnectDefaults,omitempty"`
 }
@@ -140,15 +140,15 @@ type Container struct {
 	LastStatus         *string            `json:"lastStatus,omitempty"`
 	ExitCode           *int32             `json:"exitCode,omitempty"`
 	Reason             *string            `json:"reason,omitempty"`
-	NetworkBindings    []NetworkBinding   `json:"networkBindings,omitempty"`
-	NetworkInterfaces  []NetworkInterface `json:"networkInterfaces,omitempty"`
+	NetworkBindings    []NetworkBinding   `json:"networkBindings,omitzero"`
+	NetworkInterfaces  []NetworkInterface `json:"networkInterfaces,omitzero"`
 	HealthStatus       *string            `json:"healthStatus,omitempty"`
-	ManagedAgents      []ManagedAgent     `json:"managedAgents,omitempty"`
+	ManagedAgents      []ManagedAgent     `json:"managedAgents,omitzero"`
 	Cpu                *string            `json:"cpu,omitempty"`
 	Memory             *string            `json:"memory,omitempty"`
 	MemoryReservation  *string            `json:"memoryReservation,omitempty"`
-	GpuIds             []string           `json:"gpuIds,omitempty"`
-	NeuronDeviceIds    []string           `json:"neuronDeviceIds,omitempty"`
+	GpuIds             []string           `json:"gpuIds,omitzero"`
+	NeuronDeviceIds    []string           `json:"neuronDeviceIds,omitzero"`
 	GpuSharingStrategy *SharingStrategy   `json:"gpuSharingStrategy,omitempty"`
 }
 
@@ -159,19 +159,19 @@ type ContainerDefinition struct {
 	Cpu                    *int32                  `json:"cpu,omitempty"`
 	Memory                 *int32                  `json:"memory,omitempty"`
 	MemoryReservation      *int32                  `json:"memoryReservation,omitempty"`
-	Links                  []string                `json:"links,omitempty"`
-	PortMappings           []PortMapping           `json:"portMappings,omitempty"`
+	Links                  []string                `json:"links,omitzero"`
+	PortMappings           []PortMapping           `json:"portMappings,omitzero"`
 	Essential              *bool                   `json:"essential,omitempty"`
 	RestartPolicy          *ContainerRestartPolicy `json:"restartPolicy,omitempty"`
-	EntryPoint             []string                `json:"entryPoint,omitempty"`
-	Command                []string                `json:"command,omitempty"`
-	Environment            []KeyValuePair          `json:"environment,omitempty"`
-	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitempty"`
-	MountPoints            []MountPoint            `json:"mountPoints,omitempty"`
-	VolumesFrom            []VolumeFrom            `json:"volumesFrom,omitempty"`
+	EntryPoint             []string                `json:"entryPoint,omitzero"`
+	Command                []string                `json:"command,omitzero"`
+	Environment            []KeyValuePair          `json:"environment,omitzero"`
+	EnvironmentFiles       []EnvironmentFile       `json:"environmentFiles,omitzero"`
+	MountPoints            []MountPoint            `json:"mountPoints,omitzero"`
+	VolumesFrom            []VolumeFrom            `json:"volumesFrom,omitzero"`
 	LinuxParameters        *LinuxParameters        `json:"linuxParameters,omitempty"`
-	Secrets                []Secret                `json:"secrets,omitempty"`
-	DependsOn              []ContainerDependency   `json:"dependsOn,omitempty"`
+	Secrets                []Secret                `json:"secrets,omitzero"`
+	DependsOn              []ContainerDependency   `json:"dependsOn,omitzero"`
 	StartTimeout           *int32                  `json:"startTimeout,omitempty"`
 	StopTimeout            *int32                  `json:"stopTimeout,omitempty"`
 	VersionConsistency     *string                 `json:"versionConsistency,omitempty"`
@@ -181,20 +181,20 @@ type ContainerDefinition struct {
 	DisableNetworking      *bool                   `json:"disableNetworking,omitempty"`
 	Privileged             *bool                   `json:"privileged,omitempty"`
 	ReadonlyRootFilesystem *bool                   `json:"readonlyRootFilesystem,omitempty"`
-	DnsServers             []string                `json:"dnsServers,omitempty"`
-	DnsSearchDomains       []string                `json:"dnsSearchDomains,omitempty"`
-	ExtraHosts             []HostEntry             `json:"extraHosts,omitempty"`
-	DockerSecurityOptions  []string                `json:"dockerSecurityOptions,omitempty"`
+	DnsServers             []string                `json:"dnsServers,omitzero"`
+	DnsSearchDomains       []string                `json:"dnsSearchDomains,omitzero"`
+	ExtraHosts             []HostEntry             `json:"extraHosts,omitzero"`
+	DockerSecurityOptions  []string                `json:"dockerSecurityOptions,omitzero"`
 	Interactive            *bool                   `json:"interactive,omitempty"`
 	PseudoTerminal         *bool                   `json:"pseudoTerminal,omitempty"`
-	DockerLabels           map[string]string       `json:"dockerLabels,omitempty"`
-	Ulimits                []Ulimit                `json:"ulimits,omitempty"`
+	DockerLabels           map[string]string       `json:"dockerLabels,omitzero"`
+	Ulimits                []Ulimit                `json:"ulimits,omitzero"`
 	LogConfiguration       *LogConfiguration       `json:"logConfiguration,omitempty"`
 	HealthCheck            *HealthCheck            `json:"healthCheck,omitempty"`
-	SystemControls         []SystemControl         `json:"systemControls,omitempty"`
-	ResourceRequirements   []ResourceRequirement   `json:"resourceRequirements,omitempty"`
+	SystemControls         []SystemControl         `json:"systemControls,omitzero"`
+	ResourceRequirements   []ResourceRequirement   `json:"resourceRequirements,omitzero"`
 	FirelensConfiguration  *FirelensConfiguration  `json:"firelensConfiguration,omitempty"`
-	CredentialSpecs        []string                `json:"credentialSpecs,omitempty"`
+	CredentialSpecs        []string                `json:"credentialSpecs,omitzero"`
 }
 
 type ContainerDependency struct {
@@ -208,41 +208,41 @@ type ContainerInstance struct {
 	CapacityProviderName *string                        `json:"capacityProviderName,omitempty"`
 	Version              *int64                         `json:"version,omitempty"`
 	VersionInfo          *VersionInfo                   `json:"versionInfo,omitempty"`
-	RemainingResources   []Resource                     `json:"remainingResources,omitempty"`
-	RegisteredResources  []Resource                     `json:"registeredResources,omitempty"`
+	RemainingResources   []Resource                     `json:"remainingResources,omitzero"`
+	RegisteredResources  []Resource                     `json:"registeredResources,omitzero"`
 	Status               *string                        `json:"status,omitempty"`
 	StatusReason         *string                        `json:"statusReason,omitempty"`
 	AgentConnected       *bool                          `json:"agentConnected,omitempty"`
 	RunningTasksCount    *int32                         `json:"runningTasksCount,omitempty"`
 	PendingTasksCount    *int32                         `json:"pendingTasksCount,omitempty"`
 	AgentUpdateStatus    *string                        `json:"agentUpdateStatus,omitempty"`
-	Attributes           []Attribute                    `json:"attributes,omitempty"`
+	Attributes           []Attribute                    `json:"attributes,omitzero"`
 	RegisteredAt         *Timestamp                     `json:"registeredAt,omitempty"`
-	Attachments          []Attachment                   `json:"attachments,omitempty"`
-	Tags                 []Tag                          `json:"tags,omitempty"`
+	Attachments          []Attachment                   `json:"attachments,omitzero"`
+	Tags                 []Tag                          `json:"tags,omitzero"`
 	HealthStatus         *ContainerInstanceHealthStatus `json:"healthStatus,omitempty"`
-	GpuDevices           []GpuDevice                    `json:"gpuDevices,omitempty"`
+	GpuDevices           []GpuDevice                    `json:"gpuDevices,omitzero"`
 }
 
 type ContainerInstanceHealthStatus struct {
 	OverallStatus *string                     `json:"overallStatus,omitempty"`
-	Details       []InstanceHealthCheckResult `json:"details,omitempty"`
+	Details       []InstanceHealthCheckResult `json:"details,omitzero"`
 }
 
 type ContainerOverride struct {
 	Name                 *string               `json:"name,omitempty"`
-	Command              []string              `json:"command,omitempty"`
-	Environment          []KeyValuePair        `json:"environment,omitempty"`
-	EnvironmentFiles     []EnvironmentFile     `json:"environmentFiles,omitempty"`
+	Command              []string              `json:"command,omitzero"`
+	Environment          []KeyValuePair        `json:"environment,omitzero"`
+	EnvironmentFiles     []EnvironmentFile     `json:"environmentFiles,omitzero"`
 	Cpu                  *int32                `json:"cpu,omitempty"`
 	Memory               *int32                `json:"memory,omitempty"`
 	MemoryReservation    *int32                `json:"memoryReservation,omitempty"`
-	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitempty"`
+	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitzero"`
 }
 
 type ContainerRestartPolicy struct {
 	Enabled              *bool   `json:"enabled,omitempty"`
-	IgnoredExitCodes     []int32 `json:"ignoredExitCodes,omitempty"`
+	IgnoredExitCodes     []int32 `json:"ignoredExitCodes,omitzero"`
 	RestartAttemptPeriod *int32  `json:"restartAttemptPeriod,omitempty"`
 }
 
@@ -251,18 +251,18 @@ type ContainerStateChange struct {
 	ImageDigest     *string          `json:"imageDigest,omitempty"`
 	RuntimeId       *string          `json:"runtimeId,omitempty"`
 	ExitCode        *int32           `json:"exitCode,omitempty"`
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 	Reason          *string          `json:"reason,omitempty"`
 	Status          *string          `json:"status,omitempty"`
 }
 
 type CreateClusterRequest struct {
 	ClusterName                     *string                               `json:"clusterName,omitempty"`
-	Tags                            []Tag                                 `json:"tags,omitempty"`
-	Settings                        []ClusterSetting                      `json:"settings,omitempty"`
+	Tags                            []Tag                                 `json:"tags,omitzero"`
+	Settings                        []ClusterSetting                      `json:"settings,omitzero"`
 	Configuration                   *ClusterConfiguration                 `json:"configuration,omitempty"`
-	CapacityProviders               []string                              `json:"capacityProviders,omitempty"`
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem        `json:"defaultCapacityProviderStrategy,omitempty"`
+	CapacityProviders               []string                              `json:"capacityProviders,omitzero"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem        `json:"defaultCapacityProviderStrategy,omitzero"`
 	ServiceConnectDefaults          *ClusterServiceConnectDefaultsRequest `json:"serviceConnectDefaults,omitempty"`
 }
 
@@ -275,29 +275,29 @@ type CreateServiceRequest struct {
 	ServiceName                   *string                        `json:"serviceName,omitempty"`
 	TaskDefinition                *string                        `json:"taskDefinition,omitempty"`
 	AvailabilityZoneRebalancing   *string                        `json:"availabilityZoneRebalancing,omitempty"`
-	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitempty"`
-	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitzero"`
+	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitzero"`
 	DesiredCount                  *int32                         `json:"desiredCount,omitempty"`
 	ClientToken                   *string                        `json:"clientToken,omitempty"`
 	LaunchType                    *string                        `json:"launchType,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	PlatformVersion               *string                        `json:"platformVersion,omitempty"`
 	Role                          *string                        `json:"role,omitempty"`
 	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration,omitempty"`
-	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitempty"`
-	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitzero"`
 	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	HealthCheckGracePeriodSeconds *int32                         `json:"healthCheckGracePeriodSeconds,omitempty"`
 	SchedulingStrategy            *string                        `json:"schedulingStrategy,omitempty"`
 	DeploymentController          *DeploymentController          `json:"deploymentController,omitempty"`
-	Tags                          []Tag                          `json:"tags,omitempty"`
+	Tags                          []Tag                          `json:"tags,omitzero"`
 	EnableECSManagedTags          *bool                          `json:"enableECSManagedTags,omitempty"`
 	PropagateTags                 *string                        `json:"propagateTags,omitempty"`
 	EnableExecuteCommand          *bool                          `json:"enableExecuteCommand,omitempty"`
 	ServiceConnectConfiguration   *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
-	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
-	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
-	GatewayConnectors             []GatewayConnector             `json:"gatewayConnectors,omitempty"`
+	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitzero"`
+	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitzero"`
+	GatewayConnectors             []GatewayConnector             `json:"gatewayConnectors,omitzero"`
 	Monitoring                    *MonitoringConfiguration       `json:"monitoring,omitempty"`
 }
 
@@ -307,11 +307,11 @@ type CreateServiceResponse struct {
 
 type DeleteAttributesRequest struct {
 	Cluster    *string     `json:"cluster,omitempty"`
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 type DeleteAttributesResponse struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 type DeleteClusterRequest struct {
@@ -333,12 +333,12 @@ type DeleteServiceResponse struct {
 }
 
 type DeleteTaskDefinitionsRequest struct {
-	TaskDefinitions []string `json:"taskDefinitions,omitempty"`
+	TaskDefinitions []string `json:"taskDefinitions,omitzero"`
 }
 
 type DeleteTaskDefinitionsResponse struct {
-	TaskDefinitions []TaskDefinition `json:"taskDefinitions,omitempty"`
-	Failures        []Failure        `json:"failures,omitempty"`
+	TaskDefinitions []TaskDefinition `json:"taskDefinitions,omitzero"`
+	Failures        []Failure        `json:"failures,omitzero"`
 }
 
 type Deployment struct {
@@ -351,7 +351,7 @@ type Deployment struct {
 	FailedTasks                 *int32                          `json:"failedTasks,omitempty"`
 	CreatedAt                   *Timestamp                      `json:"createdAt,omitempty"`
 	UpdatedAt                   *Timestamp                      `json:"updatedAt,omitempty"`
-	CapacityProviderStrategy    []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy    []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitzero"`
 	LaunchType                  *string                         `json:"launchType,omitempty"`
 	PlatformVersion             *string                         `json:"platformVersion,omitempty"`
 	PlatformFamily              *string                         `json:"platformFamily,omitempty"`
@@ -359,14 +359,14 @@ type Deployment struct {
 	RolloutState                *string                         `json:"rolloutState,omitempty"`
 	RolloutStateReason          *string                         `json:"rolloutStateReason,omitempty"`
 	ServiceConnectConfiguration *ServiceConnectConfiguration    `json:"serviceConnectConfiguration,omitempty"`
-	ServiceConnectResources     []ServiceConnectServiceResource `json:"serviceConnectResources,omitempty"`
-	VolumeConfigurations        []ServiceVolumeConfiguration    `json:"volumeConfigurations,omitempty"`
+	ServiceConnectResources     []ServiceConnectServiceResource `json:"serviceConnectResources,omitzero"`
+	VolumeConfigurations        []ServiceVolumeConfiguration    `json:"volumeConfigurations,omitzero"`
 	FargateEphemeralStorage     *DeploymentEphemeralStorage     `json:"fargateEphemeralStorage,omitempty"`
-	VpcLatticeConfigurations    []VpcLatticeConfiguration       `json:"vpcLatticeConfigurations,omitempty"`
+	VpcLatticeConfigurations    []VpcLatticeConfiguration       `json:"vpcLatticeConfigurations,omitzero"`
 }
 
 type DeploymentAlarms struct {
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	Rollback   *bool    `json:"rollback,omitempty"`
 	Enable     *bool    `json:"enable,omitempty"`
 }
@@ -385,7 +385,7 @@ type DeploymentConfiguration struct {
 	Alarms                   *DeploymentAlarms               `json:"alarms,omitempty"`
 	Strategy                 *string                         `json:"strategy,omitempty"`
 	BakeTimeInMinutes        *int32                          `json:"bakeTimeInMinutes,omitempty"`
-	LifecycleHooks           []DeploymentLifecycleHook       `json:"lifecycleHooks,omitempty"`
+	LifecycleHooks           []DeploymentLifecycleHook       `json:"lifecycleHooks,omitzero"`
 	LinearConfiguration      *LinearConfiguration            `json:"linearConfiguration,omitempty"`
 	CanaryConfiguration      *CanaryConfiguration            `json:"canaryConfiguration,omitempty"`
 	EarlySuccessCriteria     *DeploymentEarlySuccessCriteria `json:"earlySuccessCriteria,omitempty"`
@@ -409,7 +409,7 @@ type DeploymentLifecycleHook struct {
 	TargetType           *string                                      `json:"targetType,omitempty"`
 	HookTargetArn        *string                                      `json:"hookTargetArn,omitempty"`
 	RoleArn              *string                                      `json:"roleArn,omitempty"`
-	LifecycleStages      []string                                     `json:"lifecycleStages,omitempty"`
+	LifecycleStages      []string                                     `json:"lifecycleStages,omitzero"`
 	HookDetails          json.RawMessage                              `json:"hookDetails,omitempty"`
 	TimeoutConfiguration *DeploymentLifecycleHookTimeoutConfiguration `json:"timeoutConfiguration,omitempty"`
 }
@@ -438,89 +438,89 @@ type DeregisterTaskDefinitionResponse struct {
 }
 
 type DescribeCapacityProvidersRequest struct {
-	CapacityProviders []string `json:"capacityProviders,omitempty"`
+	CapacityProviders []string `json:"capacityProviders,omitzero"`
 	Cluster           *string  `json:"cluster,omitempty"`
-	Include           []string `json:"include,omitempty"`
+	Include           []string `json:"include,omitzero"`
 	MaxResults        *int32   `json:"maxResults,omitempty"`
 	NextToken         *string  `json:"nextToken,omitempty"`
 }
 
 type DescribeCapacityProvidersResponse struct {
-	CapacityProviders []CapacityProvider `json:"capacityProviders,omitempty"`
-	Failures          []Failure          `json:"failures,omitempty"`
+	CapacityProviders []CapacityProvider `json:"capacityProviders,omitzero"`
+	Failures          []Failure          `json:"failures,omitzero"`
 	NextToken         *string            `json:"nextToken,omitempty"`
 }
 
 type DescribeClustersRequest struct {
-	Clusters []string `json:"clusters,omitempty"`
-	Include  []string `json:"include,omitempty"`
+	Clusters []string `json:"clusters,omitzero"`
+	Include  []string `json:"include,omitzero"`
 }
 
 type DescribeClustersResponse struct {
-	Clusters []Cluster `json:"clusters,omitempty"`
-	Failures []Failure `json:"failures,omitempty"`
+	Clusters []Cluster `json:"clusters,omitzero"`
+	Failures []Failure `json:"failures,omitzero"`
 }
 
 type DescribeContainerInstancesRequest struct {
 	Cluster            *string  `json:"cluster,omitempty"`
-	ContainerInstances []string `json:"containerInstances,omitempty"`
-	Include            []string `json:"include,omitempty"`
+	ContainerInstances []string `json:"containerInstances,omitzero"`
+	Include            []string `json:"include,omitzero"`
 }
 
 type DescribeContainerInstancesResponse struct {
-	ContainerInstances []ContainerInstance `json:"containerInstances,omitempty"`
-	Failures           []Failure           `json:"failures,omitempty"`
+	ContainerInstances []ContainerInstance `json:"containerInstances,omitzero"`
+	Failures           []Failure           `json:"failures,omitzero"`
 }
 
 type DescribeServicesRequest struct {
 	Cluster  *string  `json:"cluster,omitempty"`
-	Services []string `json:"services,omitempty"`
-	Include  []string `json:"include,omitempty"`
+	Services []string `json:"services,omitzero"`
+	Include  []string `json:"include,omitzero"`
 }
 
 type DescribeServicesResponse struct {
-	Services []Service `json:"services,omitempty"`
-	Failures []Failure `json:"failures,omitempty"`
+	Services []Service `json:"services,omitzero"`
+	Failures []Failure `json:"failures,omitzero"`
 }
 
 type DescribeTaskDefinitionRequest struct {
 	TaskDefinition *string  `json:"taskDefinition,omitempty"`
-	Include        []string `json:"include,omitempty"`
+	Include        []string `json:"include,omitzero"`
 }
 
 type DescribeTaskDefinitionResponse struct {
 	TaskDefinition *TaskDefinition `json:"taskDefinition,omitempty"`
-	Tags           []Tag           `json:"tags,omitempty"`
+	Tags           []Tag           `json:"tags,omitzero"`
 }
 
 type DescribeTasksRequest struct {
 	Cluster *string  `json:"cluster,omitempty"`
-	Tasks   []string `json:"tasks,omitempty"`
-	Include []string `json:"include,omitempty"`
+	Tasks   []string `json:"tasks,omitzero"`
+	Include []string `json:"include,omitzero"`
 }
 
 type DescribeTasksResponse struct {
-	Tasks    []Task    `json:"tasks,omitempty"`
-	Failures []Failure `json:"failures,omitempty"`
+	Tasks    []Task    `json:"tasks,omitzero"`
+	Failures []Failure `json:"failures,omitzero"`
 }
 
 type Device struct {
 	HostPath      *string  `json:"hostPath,omitempty"`
 	ContainerPath *string  `json:"containerPath,omitempty"`
-	Permissions   []string `json:"permissions,omitempty"`
+	Permissions   []string `json:"permissions,omitzero"`
 }
 
 type DockerVolumeConfiguration struct {
 	Scope         *string           `json:"scope,omitempty"`
 	Autoprovision *bool             `json:"autoprovision,omitempty"`
 	Driver        *string           `json:"driver,omitempty"`
-	DriverOpts    map[string]string `json:"driverOpts,omitempty"`
-	Labels        map[string]string `json:"labels,omitempty"`
+	DriverOpts    map[string]string `json:"driverOpts,omitzero"`
+	Labels        map[string]string `json:"labels,omitzero"`
 }
 
 type EBSTagSpecification struct {
 	ResourceType  *string `json:"resourceType,omitempty"`
-	Tags          []Tag   `json:"tags,omitempty"`
+	Tags          []Tag   `json:"tags,omitzero"`
 	PropagateTags *string `json:"propagateTags,omitempty"`
 }
 
@@ -579,7 +579,7 @@ type Failure struct {
 
 type FirelensConfiguration struct {
 	Type    *string           `json:"type,omitempty"`
-	Options map[string]string `json:"options,omitempty"`
+	Options map[string]string `json:"options,omitzero"`
 }
 
 type GatewayConnector struct {
@@ -589,7 +589,7 @@ type GatewayConnector struct {
 }
 
 type GatewayConnectorFilters struct {
-	AccessTypes []string `json:"accessTypes,omitempty"`
+	AccessTypes []string `json:"accessTypes,omitzero"`
 }
 
 type GatewayConnectorHealthCheck struct {
@@ -617,7 +617,7 @@ type GpuDevice struct {
 }
 
 type HealthCheck struct {
-	Command     []string `json:"command,omitempty"`
+	Command     []string `json:"command,omitzero"`
 	Interval    *int32   `json:"interval,omitempty"`
 	Timeout     *int32   `json:"timeout,omitempty"`
 	Retries     *int32   `json:"retries,omitempty"`
@@ -672,10 +672,10 @@ type InstanceLaunchTemplate struct {
 type InstanceRequirementsRequest struct {
 	VCpuCount                                      *VCpuCountRangeRequest            `json:"vCpuCount,omitempty"`
 	MemoryMiB                                      *MemoryMiBRequest                 `json:"memoryMiB,omitempty"`
-	CpuManufacturers                               []string                          `json:"cpuManufacturers,omitempty"`
+	CpuManufacturers                               []string                          `json:"cpuManufacturers,omitzero"`
 	MemoryGiBPerVCpu                               *MemoryGiBPerVCpuRequest          `json:"memoryGiBPerVCpu,omitempty"`
-	ExcludedInstanceTypes                          []string                          `json:"excludedInstanceTypes,omitempty"`
-	InstanceGenerations                            []string                          `json:"instanceGenerations,omitempty"`
+	ExcludedInstanceTypes                          []string                          `json:"excludedInstanceTypes,omitzero"`
+	InstanceGenerations                            []string                          `json:"instanceGenerations,omitzero"`
 	SpotMaxPricePercentageOverLowestPrice          *int32                            `json:"spotMaxPricePercentageOverLowestPrice,omitempty"`
 	OnDemandMaxPricePercentageOverLowestPrice      *int32                            `json:"onDemandMaxPricePercentageOverLowestPrice,omitempty"`
 	BareMetal                                      *string                           `json:"bareMetal,omitempty"`
@@ -683,22 +683,22 @@ type InstanceRequirementsRequest struct {
 	RequireHibernateSupport                        *bool                             `json:"requireHibernateSupport,omitempty"`
 	NetworkInterfaceCount                          *NetworkInterfaceCountRequest     `json:"networkInterfaceCount,omitempty"`
 	LocalStorage                                   *string                           `json:"localStorage,omitempty"`
-	LocalStorageTypes                              []string                          `json:"localStorageTypes,omitempty"`
+	LocalStorageTypes                              []string                          `json:"localStorageTypes,omitzero"`
 	TotalLocalStorageGB                            *TotalLocalStorageGBRequest       `json:"totalLocalStorageGB,omitempty"`
 	BaselineEbsBandwidthMbps                       *BaselineEbsBandwidthMbpsRequest  `json:"baselineEbsBandwidthMbps,omitempty"`
-	AcceleratorTypes                               []string                          `json:"acceleratorTypes,omitempty"`
+	AcceleratorTypes                               []string                          `json:"acceleratorTypes,omitzero"`
 	AcceleratorCount                               *AcceleratorCountRequest          `json:"acceleratorCount,omitempty"`
-	AcceleratorManufacturers                       []string                          `json:"acceleratorManufacturers,omitempty"`
-	AcceleratorNames                               []string                          `json:"acceleratorNames,omitempty"`
+	AcceleratorManufacturers                       []string                          `json:"acceleratorManufacturers,omitzero"`
+	AcceleratorNames                               []string                          `json:"acceleratorNames,omitzero"`
 	AcceleratorTotalMemoryMiB                      *AcceleratorTotalMemoryMiBRequest `json:"acceleratorTotalMemoryMiB,omitempty"`
 	NetworkBandwidthGbps                           *NetworkBandwidthGbpsRequest      `json:"networkBandwidthGbps,omitempty"`
-	AllowedInstanceTypes                           []string                          `json:"allowedInstanceTypes,omitempty"`
+	AllowedInstanceTypes                           []string                          `json:"allowedInstanceTypes,omitzero"`
 	MaxSpotPriceAsPercentageOfOptimalOnDemandPrice *int32                            `json:"maxSpotPriceAsPercentageOfOptimalOnDemandPrice,omitempty"`
 }
 
 type KernelCapabilities struct {
-	Add  []string `json:"add,omitempty"`
-	Drop []string `json:"drop,omitempty"`
+	Add  []string `json:"add,omitzero"`
+	Drop []string `json:"drop,omitzero"`
 }
 
 type KeyValuePair struct {
@@ -713,10 +713,10 @@ type LinearConfiguration struct {
 
 type LinuxParameters struct {
 	Capabilities       *KernelCapabilities `json:"capabilities,omitempty"`
-	Devices            []Device            `json:"devices,omitempty"`
+	Devices            []Device            `json:"devices,omitzero"`
 	InitProcessEnabled *bool               `json:"initProcessEnabled,omitempty"`
 	SharedMemorySize   *int32              `json:"sharedMemorySize,omitempty"`
-	Tmpfs              []Tmpfs             `json:"tmpfs,omitempty"`
+	Tmpfs              []Tmpfs             `json:"tmpfs,omitzero"`
 	MaxSwap            *int32              `json:"maxSwap,omitempty"`
 	Swappiness         *int32              `json:"swappiness,omitempty"`
 }
@@ -731,7 +731,7 @@ type ListAttributesRequest struct {
 }
 
 type ListAttributesResponse struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	NextToken  *string     `json:"nextToken,omitempty"`
 }
 
@@ -741,7 +741,7 @@ type ListClustersRequest struct {
 }
 
 type ListClustersResponse struct {
-	ClusterArns []string `json:"clusterArns,omitempty"`
+	ClusterArns []string `json:"clusterArns,omitzero"`
 	NextToken   *string  `json:"nextToken,omitempty"`
 }
 
@@ -754,7 +754,7 @@ type ListContainerInstancesRequest struct {
 }
 
 type ListContainerInstancesResponse struct {
-	ContainerInstanceArns []string `json:"containerInstanceArns,omitempty"`
+	ContainerInstanceArns []string `json:"containerInstanceArns,omitzero"`
 	NextToken             *string  `json:"nextToken,omitempty"`
 }
 
@@ -768,7 +768,7 @@ type ListServicesRequest struct {
 }
 
 type ListServicesResponse struct {
-	ServiceArns []string `json:"serviceArns,omitempty"`
+	ServiceArns []string `json:"serviceArns,omitzero"`
 	NextToken   *string  `json:"nextToken,omitempty"`
 }
 
@@ -777,7 +777,7 @@ type ListTagsForResourceRequest struct {
 }
 
 type ListTagsForResourceResponse struct {
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 }
 
 type ListTaskDefinitionFamiliesRequest struct {
@@ -788,7 +788,7 @@ type ListTaskDefinitionFamiliesRequest struct {
 }
 
 type ListTaskDefinitionFamiliesResponse struct {
-	Families  []string `json:"families,omitempty"`
+	Families  []string `json:"families,omitzero"`
 	NextToken *string  `json:"nextToken,omitempty"`
 }
 
@@ -801,7 +801,7 @@ type ListTaskDefinitionsRequest struct {
 }
 
 type ListTaskDefinitionsResponse struct {
-	TaskDefinitionArns []string `json:"taskDefinitionArns,omitempty"`
+	TaskDefinitionArns []string `json:"taskDefinitionArns,omitzero"`
 	NextToken          *string  `json:"nextToken,omitempty"`
 }
 
@@ -819,7 +819,7 @@ type ListTasksRequest struct {
 }
 
 type ListTasksResponse struct {
-	TaskArns  []string `json:"taskArns,omitempty"`
+	TaskArns  []string `json:"taskArns,omitzero"`
 	NextToken *string  `json:"nextToken,omitempty"`
 }
 
@@ -833,8 +833,8 @@ type LoadBalancer struct {
 
 type LogConfiguration struct {
 	LogDriver     *string           `json:"logDriver,omitempty"`
-	Options       map[string]string `json:"options,omitempty"`
-	SecretOptions []Secret          `json:"secretOptions,omitempty"`
+	Options       map[string]string `json:"options,omitzero"`
+	SecretOptions []Secret          `json:"secretOptions,omitzero"`
 }
 
 type ManagedAgent struct {
@@ -856,8 +856,8 @@ type ManagedInstancesLocalStorageConfiguration struct {
 }
 
 type ManagedInstancesNetworkConfiguration struct {
-	Subnets        []string `json:"subnets,omitempty"`
-	SecurityGroups []string `json:"securityGroups,omitempty"`
+	Subnets        []string `json:"subnets,omitzero"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
 }
 
 type ManagedInstancesProvider struct {
@@ -896,12 +896,12 @@ type MemoryMiBRequest struct {
 }
 
 type MetricConfiguration struct {
-	MetricNames       []string `json:"metricNames,omitempty"`
+	MetricNames       []string `json:"metricNames,omitzero"`
 	ResolutionSeconds *int32   `json:"resolutionSeconds,omitempty"`
 }
 
 type MonitoringConfiguration struct {
-	MetricConfigurations []MetricConfiguration `json:"metricConfigurations,omitempty"`
+	MetricConfigurations []MetricConfiguration `json:"metricConfigurations,omitzero"`
 }
 
 type MountPoint struct {
@@ -971,22 +971,22 @@ type PortMapping struct {
 type ProxyConfiguration struct {
 	Type          *string        `json:"type,omitempty"`
 	ContainerName *string        `json:"containerName,omitempty"`
-	Properties    []KeyValuePair `json:"properties,omitempty"`
+	Properties    []KeyValuePair `json:"properties,omitzero"`
 }
 
 type PutAttributesRequest struct {
 	Cluster    *string     `json:"cluster,omitempty"`
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 type PutAttributesResponse struct {
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 type PutClusterCapacityProvidersRequest struct {
 	Cluster                         *string                        `json:"cluster,omitempty"`
-	CapacityProviders               []string                       `json:"capacityProviders,omitempty"`
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+	CapacityProviders               []string                       `json:"capacityProviders,omitzero"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
 }
 
 type PutClusterCapacityProvidersResponse struct {
@@ -997,12 +997,12 @@ type RegisterContainerInstanceRequest struct {
 	Cluster                           *string          `json:"cluster,omitempty"`
 	InstanceIdentityDocument          *string          `json:"instanceIdentityDocument,omitempty"`
 	InstanceIdentityDocumentSignature *string          `json:"instanceIdentityDocumentSignature,omitempty"`
-	TotalResources                    []Resource       `json:"totalResources,omitempty"`
+	TotalResources                    []Resource       `json:"totalResources,omitzero"`
 	VersionInfo                       *VersionInfo     `json:"versionInfo,omitempty"`
 	ContainerInstanceArn              *string          `json:"containerInstanceArn,omitempty"`
-	Attributes                        []Attribute      `json:"attributes,omitempty"`
-	PlatformDevices                   []PlatformDevice `json:"platformDevices,omitempty"`
-	Tags                              []Tag            `json:"tags,omitempty"`
+	Attributes                        []Attribute      `json:"attributes,omitzero"`
+	PlatformDevices                   []PlatformDevice `json:"platformDevices,omitzero"`
+	Tags                              []Tag            `json:"tags,omitzero"`
 }
 
 type RegisterContainerInstanceResponse struct {
@@ -1014,17 +1014,17 @@ type RegisterTaskDefinitionRequest struct {
 	TaskRoleArn                   *string                             `json:"taskRoleArn,omitempty"`
 	ExecutionRoleArn              *string                             `json:"executionRoleArn,omitempty"`
 	NetworkMode                   *string                             `json:"networkMode,omitempty"`
-	ContainerDefinitions          []ContainerDefinition               `json:"containerDefinitions,omitempty"`
-	Volumes                       []Volume                            `json:"volumes,omitempty"`
-	PlacementConstraints          []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitempty"`
-	RequiresCompatibilities       []string                            `json:"requiresCompatibilities,omitempty"`
+	ContainerDefinitions          []ContainerDefinition               `json:"containerDefinitions,omitzero"`
+	Volumes                       []Volume                            `json:"volumes,omitzero"`
+	PlacementConstraints          []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
+	RequiresCompatibilities       []string                            `json:"requiresCompatibilities,omitzero"`
 	Cpu                           *string                             `json:"cpu,omitempty"`
 	Memory                        *string                             `json:"memory,omitempty"`
-	Tags                          []Tag                               `json:"tags,omitempty"`
+	Tags                          []Tag                               `json:"tags,omitzero"`
 	PidMode                       *string                             `json:"pidMode,omitempty"`
 	IpcMode                       *string                             `json:"ipcMode,omitempty"`
 	ProxyConfiguration            *ProxyConfiguration                 `json:"proxyConfiguration,omitempty"`
-	InferenceAccelerators         []InferenceAccelerator              `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators         []InferenceAccelerator              `json:"inferenceAccelerators,omitzero"`
 	EphemeralStorage              *EphemeralStorage                   `json:"ephemeralStorage,omitempty"`
 	RuntimePlatform               *RuntimePlatform                    `json:"runtimePlatform,omitempty"`
 	EnableFaultInjection          *bool                               `json:"enableFaultInjection,omitempty"`
@@ -1033,7 +1033,7 @@ type RegisterTaskDefinitionRequest struct {
 
 type RegisterTaskDefinitionResponse struct {
 	TaskDefinition *TaskDefinition `json:"taskDefinition,omitempty"`
-	Tags           []Tag           `json:"tags,omitempty"`
+	Tags           []Tag           `json:"tags,omitzero"`
 }
 
 type RepositoryCredentials struct {
@@ -1046,7 +1046,7 @@ type Resource struct {
 	DoubleValue    *float64 `json:"doubleValue,omitempty"`
 	LongValue      *int64   `json:"longValue,omitempty"`
 	IntegerValue   *int32   `json:"integerValue,omitempty"`
-	StringSetValue []string `json:"stringSetValue,omitempty"`
+	StringSetValue []string `json:"stringSetValue,omitzero"`
 }
 
 type ResourceRequirement struct {
@@ -1056,7 +1056,7 @@ type ResourceRequirement struct {
 }
 
 type RunTaskRequest struct {
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	Cluster                  *string                        `json:"cluster,omitempty"`
 	Count                    *int32                         `json:"count,omitempty"`
 	EnableECSManagedTags     *bool                          `json:"enableECSManagedTags,omitempty"`
@@ -1065,21 +1065,21 @@ type RunTaskRequest struct {
 	LaunchType               *string                        `json:"launchType,omitempty"`
 	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
 	Overrides                *TaskOverride                  `json:"overrides,omitempty"`
-	PlacementConstraints     []PlacementConstraint          `json:"placementConstraints,omitempty"`
-	PlacementStrategy        []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlacementConstraints     []PlacementConstraint          `json:"placementConstraints,omitzero"`
+	PlacementStrategy        []PlacementStrategy            `json:"placementStrategy,omitzero"`
 	PlatformVersion          *string                        `json:"platformVersion,omitempty"`
 	PropagateTags            *string                        `json:"propagateTags,omitempty"`
 	ReferenceId              *string                        `json:"referenceId,omitempty"`
 	StartedBy                *string                        `json:"startedBy,omitempty"`
-	Tags                     []Tag                          `json:"tags,omitempty"`
+	Tags                     []Tag                          `json:"tags,omitzero"`
 	TaskDefinition           *string                        `json:"taskDefinition,omitempty"`
 	ClientToken              *string                        `json:"clientToken,omitempty"`
-	VolumeConfigurations     []TaskVolumeConfiguration      `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations     []TaskVolumeConfiguration      `json:"volumeConfigurations,omitzero"`
 }
 
 type RunTaskResponse struct {
-	Tasks    []Task    `json:"tasks,omitempty"`
-	Failures []Failure `json:"failures,omitempty"`
+	Tasks    []Task    `json:"tasks,omitzero"`
+	Failures []Failure `json:"failures,omitzero"`
 }
 
 type RuntimePlatform struct {
@@ -1108,32 +1108,32 @@ type Service struct {
 	ServiceArn                    *string                         `json:"serviceArn,omitempty"`
 	ServiceName                   *string                         `json:"serviceName,omitempty"`
 	ClusterArn                    *string                         `json:"clusterArn,omitempty"`
-	LoadBalancers                 []LoadBalancer                  `json:"loadBalancers,omitempty"`
-	ServiceRegistries             []ServiceRegistry               `json:"serviceRegistries,omitempty"`
+	LoadBalancers                 []LoadBalancer                  `json:"loadBalancers,omitzero"`
+	ServiceRegistries             []ServiceRegistry               `json:"serviceRegistries,omitzero"`
 	Status                        *string                         `json:"status,omitempty"`
 	DesiredCount                  *int32                          `json:"desiredCount,omitempty"`
 	RunningCount                  *int32                          `json:"runningCount,omitempty"`
 	PendingCount                  *int32                          `json:"pendingCount,omitempty"`
 	LaunchType                    *string                         `json:"launchType,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem  `json:"capacityProviderStrategy,omitzero"`
 	PlatformVersion               *string                         `json:"platformVersion,omitempty"`
 	PlatformFamily                *string                         `json:"platformFamily,omitempty"`
 	TaskDefinition                *string                         `json:"taskDefinition,omitempty"`
 	DeploymentConfiguration       *DeploymentConfiguration        `json:"deploymentConfiguration,omitempty"`
-	TaskSets                      []TaskSet                       `json:"taskSets,omitempty"`
-	Deployments                   []Deployment                    `json:"deployments,omitempty"`
+	TaskSets                      []TaskSet                       `json:"taskSets,omitzero"`
+	Deployments                   []Deployment                    `json:"deployments,omitzero"`
 	RoleArn                       *string                         `json:"roleArn,omitempty"`
-	Events                        []ServiceEvent                  `json:"events,omitempty"`
+	Events                        []ServiceEvent                  `json:"events,omitzero"`
 	CreatedAt                     *Timestamp                      `json:"createdAt,omitempty"`
 	CurrentServiceDeployment      *string                         `json:"currentServiceDeployment,omitempty"`
-	CurrentServiceRevisions       []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitempty"`
-	PlacementConstraints          []PlacementConstraint           `json:"placementConstraints,omitempty"`
-	PlacementStrategy             []PlacementStrategy             `json:"placementStrategy,omitempty"`
+	CurrentServiceRevisions       []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitzero"`
+	PlacementConstraints          []PlacementConstraint           `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy             `json:"placementStrategy,omitzero"`
 	NetworkConfiguration          *NetworkConfiguration           `json:"networkConfiguration,omitempty"`
 	HealthCheckGracePeriodSeconds *int32                          `json:"healthCheckGracePeriodSeconds,omitempty"`
 	SchedulingStrategy            *string                         `json:"schedulingStrategy,omitempty"`
 	DeploymentController          *DeploymentController           `json:"deploymentController,omitempty"`
-	Tags                          []Tag                           `json:"tags,omitempty"`
+	Tags                          []Tag                           `json:"tags,omitzero"`
 	CreatedBy                     *string                         `json:"createdBy,omitempty"`
 	EnableECSManagedTags          *bool                           `json:"enableECSManagedTags,omitempty"`
 	PropagateTags                 *string                         `json:"propagateTags,omitempty"`
@@ -1156,10 +1156,10 @@ type ServiceConnectClientAlias struct {
 type ServiceConnectConfiguration struct {
 	Enabled                 *bool                                  `json:"enabled,omitempty"`
 	Namespace               *string                                `json:"namespace,omitempty"`
-	Services                []ServiceConnectService                `json:"services,omitempty"`
+	Services                []ServiceConnectService                `json:"services,omitzero"`
 	LogConfiguration        *LogConfiguration                      `json:"logConfiguration,omitempty"`
 	AccessLogConfiguration  *ServiceConnectAccessLogConfiguration  `json:"accessLogConfiguration,omitempty"`
-	ContainerConfigurations []ServiceConnectContainerConfiguration `json:"containerConfigurations,omitempty"`
+	ContainerConfigurations []ServiceConnectContainerConfiguration `json:"containerConfigurations,omitzero"`
 }
 
 type ServiceConnectContainerConfiguration struct {
@@ -1169,7 +1169,7 @@ type ServiceConnectContainerConfiguration struct {
 type ServiceConnectService struct {
 	PortName            *string                         `json:"portName,omitempty"`
 	DiscoveryName       *string                         `json:"discoveryName,omitempty"`
-	ClientAliases       []ServiceConnectClientAlias     `json:"clientAliases,omitempty"`
+	ClientAliases       []ServiceConnectClientAlias     `json:"clientAliases,omitzero"`
 	IngressPortOverride *int32                          `json:"ingressPortOverride,omitempty"`
 	Timeout             *TimeoutConfiguration           `json:"timeout,omitempty"`
 	Tls                 *ServiceConnectTlsConfiguration `json:"tls,omitempty"`
@@ -1225,7 +1225,7 @@ type ServiceManagedEBSVolumeConfiguration struct {
 	VolumeInitializationRate *int32                `json:"volumeInitializationRate,omitempty"`
 	Iops                     *int32                `json:"iops,omitempty"`
 	Throughput               *int32                `json:"throughput,omitempty"`
-	TagSpecifications        []EBSTagSpecification `json:"tagSpecifications,omitempty"`
+	TagSpecifications        []EBSTagSpecification `json:"tagSpecifications,omitzero"`
 	RoleArn                  *string               `json:"roleArn,omitempty"`
 	FilesystemType           *string               `json:"filesystemType,omitempty"`
 }
@@ -1248,7 +1248,7 @@ type SharingStrategy struct {
 
 type StartTaskRequest struct {
 	Cluster              *string                   `json:"cluster,omitempty"`
-	ContainerInstances   []string                  `json:"containerInstances,omitempty"`
+	ContainerInstances   []string                  `json:"containerInstances,omitzero"`
 	EnableECSManagedTags *bool                     `json:"enableECSManagedTags,omitempty"`
 	EnableExecuteCommand *bool                     `json:"enableExecuteCommand,omitempty"`
 	Group                *string                   `json:"group,omitempty"`
@@ -1257,14 +1257,14 @@ type StartTaskRequest struct {
 	PropagateTags        *string                   `json:"propagateTags,omitempty"`
 	ReferenceId          *string                   `json:"referenceId,omitempty"`
 	StartedBy            *string                   `json:"startedBy,omitempty"`
-	Tags                 []Tag                     `json:"tags,omitempty"`
+	Tags                 []Tag                     `json:"tags,omitzero"`
 	TaskDefinition       *string                   `json:"taskDefinition,omitempty"`
-	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 }
 
 type StartTaskResponse struct {
-	Tasks    []Task    `json:"tasks,omitempty"`
-	Failures []Failure `json:"failures,omitempty"`
+	Tasks    []Task    `json:"tasks,omitzero"`
+	Failures []Failure `json:"failures,omitzero"`
 }
 
 type StopTaskRequest struct {
@@ -1285,7 +1285,7 @@ type SubmitContainerStateChangeRequest struct {
 	Status          *string          `json:"status,omitempty"`
 	ExitCode        *int32           `json:"exitCode,omitempty"`
 	Reason          *string          `json:"reason,omitempty"`
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 }
 
 type SubmitContainerStateChangeResponse struct {
@@ -1297,9 +1297,9 @@ type SubmitTaskStateChangeRequest struct {
 	Task               *string                   `json:"task,omitempty"`
 	Status             *string                   `json:"status,omitempty"`
 	Reason             *string                   `json:"reason,omitempty"`
-	Containers         []ContainerStateChange    `json:"containers,omitempty"`
-	Attachments        []AttachmentStateChange   `json:"attachments,omitempty"`
-	ManagedAgents      []ManagedAgentStateChange `json:"managedAgents,omitempty"`
+	Containers         []ContainerStateChange    `json:"containers,omitzero"`
+	Attachments        []AttachmentStateChange   `json:"attachments,omitzero"`
+	ManagedAgents      []ManagedAgentStateChange `json:"managedAgents,omitzero"`
 	PullStartedAt      *Timestamp                `json:"pullStartedAt,omitempty"`
 	PullStoppedAt      *Timestamp                `json:"pullStoppedAt,omitempty"`
 	ExecutionStoppedAt *Timestamp                `json:"executionStoppedAt,omitempty"`
@@ -1321,22 +1321,22 @@ type Tag struct {
 
 type TagResourceRequest struct {
 	ResourceArn *string `json:"resourceArn,omitempty"`
-	Tags        []Tag   `json:"tags,omitempty"`
+	Tags        []Tag   `json:"tags,omitzero"`
 }
 
 type TagResourceResponse struct {
 }
 
 type Task struct {
-	Attachments             []Attachment             `json:"attachments,omitempty"`
-	Attributes              []Attribute              `json:"attributes,omitempty"`
+	Attachments             []Attachment             `json:"attachments,omitzero"`
+	Attributes              []Attribute              `json:"attributes,omitzero"`
 	AvailabilityZone        *string                  `json:"availabilityZone,omitempty"`
 	CapacityProviderName    *string                  `json:"capacityProviderName,omitempty"`
 	ClusterArn              *string                  `json:"clusterArn,omitempty"`
 	Connectivity            *string                  `json:"connectivity,omitempty"`
 	ConnectivityAt          *Timestamp               `json:"connectivityAt,omitempty"`
 	ContainerInstanceArn    *string                  `json:"containerInstanceArn,omitempty"`
-	Containers              []Container              `json:"containers,omitempty"`
+	Containers              []Container              `json:"containers,omitzero"`
 	Cpu                     *string                  `json:"cpu,omitempty"`
 	CreatedAt               *Timestamp               `json:"createdAt,omitempty"`
 	DesiredStatus           *string                  `json:"desiredStatus,omitempty"`
@@ -1344,7 +1344,7 @@ type Task struct {
 	ExecutionStoppedAt      *Timestamp               `json:"executionStoppedAt,omitempty"`
 	Group                   *string                  `json:"group,omitempty"`
 	HealthStatus            *string                  `json:"healthStatus,omitempty"`
-	InferenceAccelerators   []InferenceAccelerator   `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators   []InferenceAccelerator   `json:"inferenceAccelerators,omitzero"`
 	LastStatus              *string                  `json:"lastStatus,omitempty"`
 	LaunchType              *string                  `json:"launchType,omitempty"`
 	Memory                  *string                  `json:"memory,omitempty"`
@@ -1359,7 +1359,7 @@ type Task struct {
 	StoppedAt               *Timestamp               `json:"stoppedAt,omitempty"`
 	StoppedReason           *string                  `json:"stoppedReason,omitempty"`
 	StoppingAt              *Timestamp               `json:"stoppingAt,omitempty"`
-	Tags                    []Tag                    `json:"tags,omitempty"`
+	Tags                    []Tag                    `json:"tags,omitzero"`
 	TaskArn                 *string                  `json:"taskArn,omitempty"`
 	TaskDefinitionArn       *string                  `json:"taskDefinitionArn,omitempty"`
 	Version                 *int64                   `json:"version,omitempty"`
@@ -1370,22 +1370,22 @@ type Task struct {
 
 type TaskDefinition struct {
 	TaskDefinitionArn             *string                             `json:"taskDefinitionArn,omitempty"`
-	ContainerDefinitions          []ContainerDefinition               `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions          []ContainerDefinition               `json:"containerDefinitions,omitzero"`
 	Family                        *string                             `json:"family,omitempty"`
 	TaskRoleArn                   *string                             `json:"taskRoleArn,omitempty"`
 	ExecutionRoleArn              *string                             `json:"executionRoleArn,omitempty"`
 	NetworkMode                   *string                             `json:"networkMode,omitempty"`
 	Revision                      *int32                              `json:"revision,omitempty"`
-	Volumes                       []Volume                            `json:"volumes,omitempty"`
+	Volumes                       []Volume                            `json:"volumes,omitzero"`
 	Status                        *string                             `json:"status,omitempty"`
-	RequiresAttributes            []Attribute                         `json:"requiresAttributes,omitempty"`
-	PlacementConstraints          []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitempty"`
-	Compatibilities               []string                            `json:"compatibilities,omitempty"`
+	RequiresAttributes            []Attribute                         `json:"requiresAttributes,omitzero"`
+	PlacementConstraints          []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
+	Compatibilities               []string                            `json:"compatibilities,omitzero"`
 	RuntimePlatform               *RuntimePlatform                    `json:"runtimePlatform,omitempty"`
-	RequiresCompatibilities       []string                            `json:"requiresCompatibilities,omitempty"`
+	RequiresCompatibilities       []string                            `json:"requiresCompatibilities,omitzero"`
 	Cpu                           *string                             `json:"cpu,omitempty"`
 	Memory                        *string                             `json:"memory,omitempty"`
-	InferenceAccelerators         []InferenceAccelerator              `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators         []InferenceAccelerator              `json:"inferenceAccelerators,omitzero"`
 	PidMode                       *string                             `json:"pidMode,omitempty"`
 	IpcMode                       *string                             `json:"ipcMode,omitempty"`
 	ProxyConfiguration            *ProxyConfiguration                 `json:"proxyConfiguration,omitempty"`
@@ -1417,7 +1417,7 @@ type TaskManagedEBSVolumeConfiguration struct {
 	VolumeInitializationRate *int32                                 `json:"volumeInitializationRate,omitempty"`
 	Iops                     *int32                                 `json:"iops,omitempty"`
 	Throughput               *int32                                 `json:"throughput,omitempty"`
-	TagSpecifications        []EBSTagSpecification                  `json:"tagSpecifications,omitempty"`
+	TagSpecifications        []EBSTagSpecification                  `json:"tagSpecifications,omitzero"`
 	RoleArn                  *string                                `json:"roleArn,omitempty"`
 	TerminationPolicy        *TaskManagedEBSVolumeTerminationPolicy `json:"terminationPolicy,omitempty"`
 	FilesystemType           *string                                `json:"filesystemType,omitempty"`
@@ -1428,9 +1428,9 @@ type TaskManagedEBSVolumeTerminationPolicy struct {
 }
 
 type TaskOverride struct {
-	ContainerOverrides            []ContainerOverride            `json:"containerOverrides,omitempty"`
+	ContainerOverrides            []ContainerOverride            `json:"containerOverrides,omitzero"`
 	Cpu                           *string                        `json:"cpu,omitempty"`
-	InferenceAcceleratorOverrides []InferenceAcceleratorOverride `json:"inferenceAcceleratorOverrides,omitempty"`
+	InferenceAcceleratorOverrides []InferenceAcceleratorOverride `json:"inferenceAcceleratorOverrides,omitzero"`
 	ExecutionRoleArn              *string                        `json:"executionRoleArn,omitempty"`
 	Memory                        *string                        `json:"memory,omitempty"`
 	TaskRoleArn                   *string                        `json:"taskRoleArn,omitempty"`
@@ -1452,16 +1452,16 @@ type TaskSet struct {
 	CreatedAt                *Timestamp                     `json:"createdAt,omitempty"`
 	UpdatedAt                *Timestamp                     `json:"updatedAt,omitempty"`
 	LaunchType               *string                        `json:"launchType,omitempty"`
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	PlatformVersion          *string                        `json:"platformVersion,omitempty"`
 	PlatformFamily           *string                        `json:"platformFamily,omitempty"`
 	NetworkConfiguration     *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
-	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitempty"`
-	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	LoadBalancers            []LoadBalancer                 `json:"loadBalancers,omitzero"`
+	ServiceRegistries        []ServiceRegistry              `json:"serviceRegistries,omitzero"`
 	Scale                    *Scale                         `json:"scale,omitempty"`
 	StabilityStatus          *string                        `json:"stabilityStatus,omitempty"`
 	StabilityStatusAt        *Timestamp                     `json:"stabilityStatusAt,omitempty"`
-	Tags                     []Tag                          `json:"tags,omitempty"`
+	Tags                     []Tag                          `json:"tags,omitzero"`
 	FargateEphemeralStorage  *DeploymentEphemeralStorage    `json:"fargateEphemeralStorage,omitempty"`
 }
 
@@ -1483,7 +1483,7 @@ type TimeoutConfiguration struct {
 type Tmpfs struct {
 	ContainerPath *string  `json:"containerPath,omitempty"`
 	Size          *int32   `json:"size,omitempty"`
-	MountOptions  []string `json:"mountOptions,omitempty"`
+	MountOptions  []string `json:"mountOptions,omitzero"`
 }
 
 type TotalLocalStorageGBRequest struct {
@@ -1509,7 +1509,7 @@ type Ulimit struct {
 
 type UntagResourceRequest struct {
 	ResourceArn *string  `json:"resourceArn,omitempty"`
-	TagKeys     []string `json:"tagKeys,omitempty"`
+	TagKeys     []string `json:"tagKeys,omitzero"`
 }
 
 type UntagResourceResponse struct {
@@ -1517,7 +1517,7 @@ type UntagResourceResponse struct {
 
 type UpdateClusterRequest struct {
 	Cluster                *string                               `json:"cluster,omitempty"`
-	Settings               []ClusterSetting                      `json:"settings,omitempty"`
+	Settings               []ClusterSetting                      `json:"settings,omitzero"`
 	Configuration          *ClusterConfiguration                 `json:"configuration,omitempty"`
 	ServiceConnectDefaults *ClusterServiceConnectDefaultsRequest `json:"serviceConnectDefaults,omitempty"`
 }
@@ -1528,13 +1528,13 @@ type UpdateClusterResponse struct {
 
 type UpdateContainerInstancesStateRequest struct {
 	Cluster            *string  `json:"cluster,omitempty"`
-	ContainerInstances []string `json:"containerInstances,omitempty"`
+	ContainerInstances []string `json:"containerInstances,omitzero"`
 	Status             *string  `json:"status,omitempty"`
 }
 
 type UpdateContainerInstancesStateResponse struct {
-	ContainerInstances []ContainerInstance `json:"containerInstances,omitempty"`
-	Failures           []Failure           `json:"failures,omitempty"`
+	ContainerInstances []ContainerInstance `json:"containerInstances,omitzero"`
+	Failures           []Failure           `json:"failures,omitzero"`
 }
 
 type UpdateServiceRequest struct {
@@ -1542,25 +1542,25 @@ type UpdateServiceRequest struct {
 	Service                       *string                        `json:"service,omitempty"`
 	DesiredCount                  *int32                         `json:"desiredCount,omitempty"`
 	TaskDefinition                *string                        `json:"taskDefinition,omitempty"`
-	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy      []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	DeploymentConfiguration       *DeploymentConfiguration       `json:"deploymentConfiguration,omitempty"`
 	AvailabilityZoneRebalancing   *string                        `json:"availabilityZoneRebalancing,omitempty"`
 	NetworkConfiguration          *NetworkConfiguration          `json:"networkConfiguration,omitempty"`
-	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitempty"`
-	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitempty"`
+	PlacementConstraints          []PlacementConstraint          `json:"placementConstraints,omitzero"`
+	PlacementStrategy             []PlacementStrategy            `json:"placementStrategy,omitzero"`
 	PlatformVersion               *string                        `json:"platformVersion,omitempty"`
 	ForceNewDeployment            *bool                          `json:"forceNewDeployment,omitempty"`
 	HealthCheckGracePeriodSeconds *int32                         `json:"healthCheckGracePeriodSeconds,omitempty"`
 	DeploymentController          *DeploymentController          `json:"deploymentController,omitempty"`
 	EnableExecuteCommand          *bool                          `json:"enableExecuteCommand,omitempty"`
 	EnableECSManagedTags          *bool                          `json:"enableECSManagedTags,omitempty"`
-	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitempty"`
+	LoadBalancers                 []LoadBalancer                 `json:"loadBalancers,omitzero"`
 	PropagateTags                 *string                        `json:"propagateTags,omitempty"`
-	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitempty"`
+	ServiceRegistries             []ServiceRegistry              `json:"serviceRegistries,omitzero"`
 	ServiceConnectConfiguration   *ServiceConnectConfiguration   `json:"serviceConnectConfiguration,omitempty"`
-	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitempty"`
-	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitempty"`
-	GatewayConnectors             []GatewayConnector             `json:"gatewayConnectors,omitempty"`
+	VolumeConfigurations          []ServiceVolumeConfiguration   `json:"volumeConfigurations,omitzero"`
+	VpcLatticeConfigurations      []VpcLatticeConfiguration      `json:"vpcLatticeConfigurations,omitzero"`
+	GatewayConnectors             []GatewayConnector             `json:"gatewayConnectors,omitzero"`
 	Monitoring                    *MonitoringConfiguration       `json:"monitoring,omitempty"`
 }
 

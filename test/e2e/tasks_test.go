@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -307,5 +309,34 @@ func TestTagsAndStartTask(t *testing.T) {
 	r2, err := e.ecs.RunTask(e.ctx, &ecs.RunTaskInput{Cluster: aws.String("c"), TaskDefinition: aws.String("tiny"), ClientToken: tok})
 	if err != nil || len(r2.Tasks) != 1 || aws.ToString(r2.Tasks[0].TaskArn) != aws.ToString(r1.Tasks[0].TaskArn) {
 		t.Fatalf("token replay: %v %+v", err, r2)
+	}
+}
+
+// Responses keep empty lists, as ECS writes them: {"taskArns":[]}, and
+// RunTask always has tasks and failures.
+func TestEmptyListsInResponses(t *testing.T) {
+	e := newEnv(t)
+	call := func(op, body string) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.Endpoint()+"/", strings.NewReader(body))
+		req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113."+op)
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	for op, want := range map[string]string{"ListTasks": `{"taskArns":[]}`, "ListServices": `{"serviceArns":[]}`, "ListTaskDefinitions": `{"taskDefinitionArns":[]}`} {
+		if got := call(op, "{}"); got != want {
+			t.Errorf("%s: %s, want %s", op, got, want)
+		}
+	}
+	e.registerInstance("default", "z1", 256, 256)
+	td := e.registerSimple("huge", 4096)
+	if got := call("RunTask", `{"taskDefinition":"`+td+`"}`); !strings.HasPrefix(got, `{"tasks":[],"failures":[{`) {
+		t.Errorf("RunTask that places nothing: %s", got)
 	}
 }
