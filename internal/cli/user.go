@@ -56,12 +56,33 @@ cluster's instances are in.`,
 			if err := json.Unmarshal(b, &in); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			if err := checkParams(b); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
 			ctx := cmd.Context()
 			c := f.client()
-			reg, err := c.RegisterTaskDefinition(ctx, &in)
-			if err != nil {
-				return friendly(err)
+			// The same file runs the same revision: a new one is
+			// registered only when the definition changed.
+			sum := sourceSum(b)
+			var def *types.TaskDefinition
+			if in.Family != nil {
+				if cur, err := c.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: in.Family, Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}}); err == nil {
+					for _, tg := range cur.Tags {
+						if aws.ToString(tg.Key) == SourceTag && aws.ToString(tg.Value) == sum && cur.TaskDefinition.Status == types.TaskDefinitionStatusActive {
+							def = cur.TaskDefinition
+						}
+					}
+				}
 			}
+			if def == nil {
+				in.Tags = append(in.Tags, types.Tag{Key: aws.String(SourceTag), Value: aws.String(sum)})
+				reg, err := c.RegisterTaskDefinition(ctx, &in)
+				if err != nil {
+					return friendly(err)
+				}
+				def = reg.TaskDefinition
+			}
+			reg := &ecs.RegisterTaskDefinitionOutput{TaskDefinition: def}
 			td := aws.ToString(reg.TaskDefinition.TaskDefinitionArn)
 			vcs, tags, err := ebsFlags(ebs)
 			if err != nil {

@@ -45,6 +45,16 @@ func TestUserCommands(t *testing.T) {
 			t.Fatalf("no task id in %s", out)
 		}
 		last = m[1]
+		// The same file runs the same revision.
+		if !strings.Contains(out, "(counter:1)") {
+			t.Fatalf("run %d of an unchanged file registered a new revision:\n%s", i, out)
+		}
+	}
+	// A member the API does not have is refused as the AWS CLI refuses it.
+	typo := t.TempDir() + "/typo.json"
+	os.WriteFile(typo, []byte(`{"family":"typo","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"comand":["true"]}]}`), 0o644)
+	if out, code := berth("run", typo); code == 0 || !strings.Contains(out, `Unknown parameter in containerDefinitions[0]: "comand", must be one of: name, image,`) {
+		t.Fatalf("a misspelt member: exit %d\n%s", code, out)
 	}
 	if out, _ := berth("logs", last); !strings.Contains(out, "run number 2") {
 		t.Fatalf("the counter's data did not persist across tasks: %s", out)
@@ -56,8 +66,13 @@ func TestUserCommands(t *testing.T) {
 	// A failing essential container's exit code becomes berth run's.
 	fail := t.TempDir() + "/fail.json"
 	os.WriteFile(fail, []byte(`{"family":"fail","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"command":["sh","-c","exit 4"]}]}`), 0o644)
-	if out, code := berth("run", "--wait", fail); code != 4 {
+	if out, code := berth("run", "--wait", fail); code != 4 || !strings.Contains(out, "(fail:1)") {
 		t.Fatalf("exit code %d, want 4\n%s", code, out)
+	}
+	// A changed file registers a new revision.
+	os.WriteFile(fail, []byte(`{"family":"fail","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"command":["sh","-c","exit 5"]}]}`), 0o644)
+	if out, code := berth("run", "--wait", fail); code != 5 || !strings.Contains(out, "(fail:2)") {
+		t.Fatalf("a changed file: exit %d, want 5 from revision 2\n%s", code, out)
 	}
 	out, code = berth("run", "-d", "--output", "json", fail)
 	if code != 0 || !strings.Contains(out, `"TaskArn"`) {
