@@ -34,6 +34,14 @@ keep running across a restart and are adopted again.`,
 			if err != nil {
 				return err
 			}
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return err
+			}
+			release, err := claimUp(cfg.DataDir, "http://"+cfg.Listen)
+			if err != nil {
+				return err
+			}
+			defer release()
 			servers, err := startServers(cmd.Context(), cfg, count)
 			for _, s := range servers {
 				defer s.Close()
@@ -78,6 +86,10 @@ Point the AWS CLI at it:
 Try:
   ./scripts/busybox-image     # once: the examples' image, from Debian's busybox-static
   berth run --wait examples/counter.json
+  open %[1]s/ in a browser     # the console
+
+Stop it with Ctrl-C here, or berth down (--data-dir %[2]s) from another terminal:
+tasks' containers keep running and the next berth up adopts them.
 `, s.Endpoint(), cfg.DataDir, cfg.Region, where)
 			<-cmd.Context().Done()
 			return <-errc

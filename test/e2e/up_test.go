@@ -86,8 +86,30 @@ func TestUpRestartKeepsContainers(t *testing.T) {
 	if after := taskContainers(t, aws.ToString(task.TaskArn)); len(after) != 1 || after[0] != before[0] {
 		t.Fatalf("containers %v -> %v", before, after)
 	}
+	// A second berth up on the same data dir is refused; berth down stops
+	// the first, as Ctrl-C does.
+	if out, err := exec.Command(bin, "up", "--data-dir", dir, "--listen", freeAddr(t)).CombinedOutput(); err == nil || !strings.Contains(string(out), "berth up already runs on "+dir) {
+		t.Fatalf("a second berth up on one data dir: %v %s", err, out)
+	}
 	c.stop(task.TaskArn)
 	t.Cleanup(func() { removeTaskContainers(aws.ToString(task.ContainerInstanceArn)) })
+	out, err := exec.Command(bin, "down", "--data-dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Stopped berth up (pid ") {
+		t.Fatalf("berth down: %v %s", err, out)
+	}
+	done = make(chan error, 1)
+	go func() { done <- up.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("berth up after berth down: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("berth down returned, berth up still runs")
+	}
+	if out, err := exec.Command(bin, "down", "--data-dir", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no berth up runs on") {
+		t.Fatalf("berth down with nothing up: %v %s", err, out)
+	}
 }
 
 // TestUpThreeServers: `berth up --servers 3` runs three servers whose etcd
@@ -144,8 +166,30 @@ func TestUpThreeServers(t *testing.T) {
 	check()
 	c.ecs = client(endpoint(1), "k", "s")
 	c.wait(task.TaskArn, "RUNNING")
+	// A second berth up on the same data dir is refused; berth down stops
+	// the first, as Ctrl-C does.
+	if out, err := exec.Command(bin, "up", "--data-dir", dir, "--listen", freeAddr(t)).CombinedOutput(); err == nil || !strings.Contains(string(out), "berth up already runs on "+dir) {
+		t.Fatalf("a second berth up on one data dir: %v %s", err, out)
+	}
 	c.stop(task.TaskArn)
 	t.Cleanup(func() { removeTaskContainers(aws.ToString(task.ContainerInstanceArn)) })
+	out, err := exec.Command(bin, "down", "--data-dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Stopped berth up (pid ") {
+		t.Fatalf("berth down: %v %s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- up.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("berth up after berth down: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("berth down returned, berth up still runs")
+	}
+	if out, err := exec.Command(bin, "down", "--data-dir", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no berth up runs on") {
+		t.Fatalf("berth down with nothing up: %v %s", err, out)
+	}
 }
 
 func portFree(port int) bool {
