@@ -54,6 +54,7 @@ func unknownParam(v any, t reflect.Type, path string) error {
 				if path != "" {
 					where = path
 				}
+				//lint:ignore ST1005 the AWS CLI's own words
 				return fmt.Errorf("Unknown parameter in %s: %q, must be one of: %s", where, k, strings.Join(names, ", "))
 			}
 			sub := k
