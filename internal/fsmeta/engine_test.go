@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,38 +16,16 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
-
 	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
+	"github.com/berth-project/berth/internal/state/etcdtest"
 )
 
 // newEngine runs a real single-member etcd in a temp dir.
 func newEngine(t testing.TB) (*Engine, string) {
 	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	u, _ := url.Parse("http://127.0.0.1:0")
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*u}, []url.URL{*u}
-	p, _ := url.Parse("http://127.0.0.1:0")
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*p}, []url.URL{*p}
-	cfg.InitialCluster = cfg.Name + "=" + p.String()
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	<-e.Server.ReadyNotify()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := etcdtest.Start(t)
 	eng := NewEngine(cli, fschunk.Dir{Path: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f, err := eng.CreateFS(context.Background(), "t", &FileSystem{Name: "t"})
 	if err != nil {

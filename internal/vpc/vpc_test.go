@@ -3,39 +3,11 @@ package vpc
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"sync"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+	"github.com/berth-project/berth/internal/state/etcdtest"
 )
-
-func etcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	u, _ := url.Parse("http://127.0.0.1:0")
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*u}, []url.URL{*u}
-	p, _ := url.Parse("http://127.0.0.1:0")
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*p}, []url.URL{*p}
-	cfg.InitialCluster = cfg.Name + "=" + p.String()
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	<-e.Server.ReadyNotify()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 func TestZoneOfSubnet(t *testing.T) {
 	for in, want := range map[string]string{"subnet-us-east-1a": "us-east-1a", "subnet-local-a": "local-a", "subnet-": "", "subnet-A": "", "sub-a": "", "subnet-a_b": ""} {
@@ -53,7 +25,7 @@ func TestZoneOfSubnet(t *testing.T) {
 // again gets its own block back; a released block is given again; a
 // zone keeps its subnet.
 func TestBlocksAreDistinctAndStable(t *testing.T) {
-	cli := etcd(t)
+	cli := etcdtest.Start(t)
 	ctx := context.Background()
 	var mu sync.Mutex
 	seen := map[string]string{}

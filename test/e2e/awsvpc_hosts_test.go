@@ -27,22 +27,7 @@ func secondHost(t *testing.T) (ns, here, there, sock string) {
 	ns = fmt.Sprintf("berth-host-%d", pid%100000)
 	sub := fmt.Sprintf("192.168.%d", 100+pid%150)
 	veth := fmt.Sprintf("bh%d", pid%100000)
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-	}
-	run("ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"n")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
-	run("ip", "link", "set", veth+"n", "netns", ns)
-	run("ip", "addr", "add", sub+".1/24", "dev", veth)
-	run("ip", "link", "set", veth, "up")
-	run("ip", "netns", "exec", ns, "ip", "addr", "add", sub+".2/24", "dev", veth+"n")
-	run("ip", "netns", "exec", ns, "ip", "link", "set", veth+"n", "up")
-	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	linkedNamespace(t, ns, veth, sub)
 
 	dir, err := os.MkdirTemp("", "berth-d2-")
 	if err != nil {

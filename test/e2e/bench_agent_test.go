@@ -20,6 +20,12 @@ import (
 	"github.com/berth-project/berth/internal/server"
 )
 
+// medianMS is the median of samples in milliseconds.
+func medianMS(s []time.Duration) float64 {
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return float64(s[len(s)/2].Microseconds()) / 1000
+}
+
 func reportMedian(b *testing.B, samples []time.Duration) {
 	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 	if len(samples) > 0 {
@@ -29,8 +35,13 @@ func reportMedian(b *testing.B, samples []time.Duration) {
 
 // untilRunning runs a task and waits until DescribeTasks says RUNNING.
 func untilRunning(b *testing.B, ctx context.Context, c *ecs.Client, def *string) (time.Duration, *string) {
+	return untilRunningIn(b, ctx, c, &ecs.RunTaskInput{TaskDefinition: def})
+}
+
+// untilRunningIn is untilRunning for a RunTask input of its own.
+func untilRunningIn(b *testing.B, ctx context.Context, c *ecs.Client, in *ecs.RunTaskInput) (time.Duration, *string) {
 	start := time.Now()
-	out, err := c.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: def})
+	out, err := c.RunTask(ctx, in)
 	if err != nil || len(out.Tasks) != 1 {
 		b.Fatal(err, out)
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"testing"
 	"time"
 
@@ -53,26 +52,7 @@ func BenchmarkAwsvpcToRunning(b *testing.B) {
 		return reg.TaskDefinition.TaskDefinitionArn
 	}
 	bridge, awsvpc := def(types.NetworkModeBridge), def(types.NetworkModeAwsvpc)
-	run := func(in *ecs.RunTaskInput) (time.Duration, *string) {
-		start := time.Now()
-		out, err := c.RunTask(ctx, in)
-		if err != nil || len(out.Tasks) != 1 {
-			b.Fatal(err, out)
-		}
-		arn := out.Tasks[0].TaskArn
-		for {
-			d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Tasks: []string{*arn}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st := aws.ToString(d.Tasks[0].LastStatus); st == "RUNNING" {
-				return time.Since(start), arn
-			} else if st == "STOPPED" {
-				b.Fatal(aws.ToString(d.Tasks[0].StoppedReason))
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
+	run := func(in *ecs.RunTaskInput) (time.Duration, *string) { return untilRunningIn(b, ctx, c, in) }
 	// The first awsvpc task makes the pause image and the task network.
 	run(&ecs.RunTaskInput{TaskDefinition: awsvpc, NetworkConfiguration: awsvpcIn("subnet-us-east-1a")})
 	var bs, as []time.Duration
@@ -91,11 +71,7 @@ func BenchmarkAwsvpcToRunning(b *testing.B) {
 		as, arns = append(as, d), append(arns, arn)
 	}
 	b.StopTimer()
-	med := func(s []time.Duration) float64 {
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return float64(s[len(s)/2].Microseconds()) / 1000
-	}
-	mb, ma := med(bs), med(as)
+	mb, ma := medianMS(bs), medianMS(as)
 	b.ReportMetric(mb, "bridge-median-ms")
 	b.ReportMetric(ma, "awsvpc-median-ms")
 	b.ReportMetric(ma/mb, "awsvpc/bridge")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sort"
 	"testing"
 	"time"
 
@@ -65,11 +64,7 @@ func BenchmarkEFSTaskStart(b *testing.B) {
 		bindT, arns = append(bindT, d), append(arns, arn)
 	}
 	b.StopTimer()
-	med := func(s []time.Duration) float64 {
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return float64(s[len(s)/2].Microseconds()) / 1000
-	}
-	e, h := med(efsT), med(bindT)
+	e, h := medianMS(efsT), medianMS(bindT)
 	b.ReportMetric(e, "efs-median-ms")
 	b.ReportMetric(h, "bind-median-ms")
 	b.ReportMetric(e/h, "efs/bind")

@@ -454,16 +454,7 @@ func TestMinorityPartitionRefusesWrites(t *testing.T) {
 			t.Fatalf("%v: %v: %s", args, err, out)
 		}
 	}
-	run("ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"n")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
-	run("ip", "link", "set", veth+"n", "netns", ns)
-	run("ip", "addr", "add", sub+".1/24", "dev", veth)
-	run("ip", "link", "set", veth, "up")
-	run("ip", "netns", "exec", ns, "ip", "addr", "add", sub+".2/24", "dev", veth+"n")
-	run("ip", "netns", "exec", ns, "ip", "link", "set", veth+"n", "up")
-	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	linkedNamespace(t, ns, veth, sub)
 
 	host, inNS := sub+".1", sub+".2"
 	s1 := startServerProcIn(t, bin, "", host, "s1")
@@ -560,4 +551,27 @@ func TestMinorityPartitionRefusesWrites(t *testing.T) {
 	if err := create(c3, "healed"); err != nil {
 		t.Fatalf("a write through the healed member: %v", err)
 	}
+}
+
+// linkedNamespace makes network namespace ns, linked to this one by the
+// veth pair veth (here) and veth+"n" (there) on the /24 sub: SUB.1 here,
+// SUB.2 there. The test's cleanup removes both.
+func linkedNamespace(t *testing.T, ns, veth, sub string) {
+	t.Helper()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"n")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
+	run("ip", "link", "set", veth+"n", "netns", ns)
+	run("ip", "addr", "add", sub+".1/24", "dev", veth)
+	run("ip", "link", "set", veth, "up")
+	run("ip", "netns", "exec", ns, "ip", "addr", "add", sub+".2/24", "dev", veth+"n")
+	run("ip", "netns", "exec", ns, "ip", "link", "set", veth+"n", "up")
+	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 }

@@ -64,15 +64,8 @@ func TestUpRestartKeepsContainers(t *testing.T) {
 	before := taskContainers(t, aws.ToString(task.TaskArn))
 
 	up.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- up.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("berth up did not exit cleanly on Ctrl-C: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("berth up did not exit on Ctrl-C")
+	if err := exited(up, 20*time.Second); err != nil {
+		t.Fatalf("berth up on Ctrl-C: %v", err)
 	}
 	if out, _ := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", before[0]).Output(); strings.TrimSpace(string(out)) != "true" {
 		t.Fatal("the task's container stopped with berth")
@@ -97,15 +90,8 @@ func TestUpRestartKeepsContainers(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "Stopped berth up (pid ") {
 		t.Fatalf("berth down: %v %s", err, out)
 	}
-	done = make(chan error, 1)
-	go func() { done <- up.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("berth up after berth down: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("berth down returned, berth up still runs")
+	if err := exited(up, 5*time.Second); err != nil {
+		t.Fatalf("berth up after berth down: %v", err)
 	}
 	if out, err := exec.Command(bin, "down", "--data-dir", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no berth up runs on") {
 		t.Fatalf("berth down with nothing up: %v %s", err, out)
@@ -177,15 +163,8 @@ func TestUpThreeServers(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "Stopped berth up (pid ") {
 		t.Fatalf("berth down: %v %s", err, out)
 	}
-	done := make(chan error, 1)
-	go func() { done <- up.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("berth up after berth down: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("berth down returned, berth up still runs")
+	if err := exited(up, 5*time.Second); err != nil {
+		t.Fatalf("berth up after berth down: %v", err)
 	}
 	if out, err := exec.Command(bin, "down", "--data-dir", dir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no berth up runs on") {
 		t.Fatalf("berth down with nothing up: %v %s", err, out)
@@ -199,4 +178,16 @@ func portFree(port int) bool {
 	}
 	l.Close()
 	return true
+}
+
+// exited waits for a process to end, cleanly, within d.
+func exited(cmd *exec.Cmd, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("still running after %s", d)
+	}
 }
