@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -369,11 +372,15 @@ func stopCmd() *cobra.Command {
 func logsCmd() *cobra.Command {
 	f := &userFlags{}
 	var follow bool
-	var dockerHost string
+	var dockerHost, only string
 	cmd := &cobra.Command{
 		Use:   "logs TASK [CONTAINER]",
-		Short: "Print a task's container logs (for tasks on this machine's Docker Engine)",
-		Args:  cobra.RangeArgs(1, 2),
+		Short: "Print a task's container logs, each line after its container's name (for tasks on this machine's Docker Engine)",
+		Long: `Print the logs of every container of a task, each line after its
+container's name, or of one container (--container NAME, or a second
+argument) as it wrote them. -f follows them. Logs are kept by the Docker
+Engine of the instance that ran the task.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c := f.client()
@@ -385,22 +392,31 @@ func logsCmd() *cobra.Command {
 				return fmt.Errorf("task %s not found in cluster %s", args[0], f.cluster)
 			}
 			task := d.Tasks[0]
-			name := ""
 			if len(args) == 2 {
-				name = args[1]
-			} else if len(task.Containers) > 0 {
-				name = aws.ToString(task.Containers[0].Name)
+				only = args[1]
 			}
-			return dockerLogs(ctx, dockerHost, aws.ToString(task.TaskArn), name, follow, cmd)
+			var names []string
+			for _, ct := range task.Containers {
+				if only == "" || aws.ToString(ct.Name) == only {
+					names = append(names, aws.ToString(ct.Name))
+				}
+			}
+			if len(names) == 0 {
+				return fmt.Errorf("task %s has no container %q", shortID(aws.ToString(task.TaskArn)), only)
+			}
+			return dockerLogs(ctx, dockerHost, aws.ToString(task.TaskArn), names, follow, cmd)
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the logs")
+	cmd.Flags().StringVar(&only, "container", "", "only this container's log, as it wrote it")
 	cmd.Flags().StringVar(&dockerHost, "docker-host", "", "Docker Engine address (default: $DOCKER_HOST or the local socket)")
 	return cmd
 }
 
-func dockerLogs(ctx context.Context, host, taskARN, name string, follow bool, cmd *cobra.Command) error {
+// dockerLogs copies the logs of a task's containers: one as it is, several
+// with each line after its container's name, together when following.
+func dockerLogs(ctx context.Context, host, taskARN string, names []string, follow bool, cmd *cobra.Command) error {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
@@ -409,21 +425,87 @@ func dockerLogs(ctx context.Context, host, taskARN, name string, follow bool, cm
 	if err != nil {
 		return err
 	}
-	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", agent.LabelTaskARN+"="+taskARN), filters.Arg("label", agent.LabelContainerName+"="+name))})
-	if err != nil {
-		return err
+	var mu sync.Mutex
+	errs := make(chan error, len(names))
+	for _, name := range names {
+		list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+			filters.Arg("label", agent.LabelTaskARN+"="+taskARN), filters.Arg("label", agent.LabelContainerName+"="+name))})
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return fmt.Errorf("no container %q of task %s on this machine's Docker Engine (logs are kept on the instance that ran the task)", name, shortID(taskARN))
+		}
+		rc, err := dc.ContainerLogs(ctx, list[0].ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+		if err != nil {
+			return err
+		}
+		var stdout, stderr io.Writer = cmd.OutOrStdout(), cmd.ErrOrStderr()
+		if len(names) > 1 {
+			stdout = &prefixed{w: stdout, prefix: name + " | ", mu: &mu}
+			stderr = &prefixed{w: stderr, prefix: name + " | ", mu: &mu}
+		}
+		copyLog := func() error {
+			defer rc.Close()
+			_, err := stdcopy.StdCopy(stdout, stderr, rc)
+			for _, w := range []io.Writer{stdout, stderr} {
+				if p, ok := w.(*prefixed); ok {
+					p.flush()
+				}
+			}
+			return err
+		}
+		if !follow {
+			if err := copyLog(); err != nil {
+				return err
+			}
+			continue
+		}
+		go func() { errs <- copyLog() }()
 	}
-	if len(list) == 0 {
-		return fmt.Errorf("no container %q of task %s on this machine's Docker Engine (logs are kept on the instance that ran the task)", name, shortID(taskARN))
+	if follow {
+		for range names {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
 	}
-	rc, err := dc.ContainerLogs(ctx, list[0].ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
-	if err != nil {
-		return err
+	return nil
+}
+
+// prefixed writes each whole line after a prefix, a line at a time
+// under mu, so the lines of several containers do not mix.
+type prefixed struct {
+	w      io.Writer
+	prefix string
+	mu     *sync.Mutex
+	buf    []byte
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.mu.Lock()
+		_, err := io.WriteString(p.w, p.prefix+string(p.buf[:i+1]))
+		p.mu.Unlock()
+		p.buf = p.buf[i+1:]
+		if err != nil {
+			return len(b), err
+		}
 	}
-	defer rc.Close()
-	_, err = stdcopy.StdCopy(cmd.OutOrStdout(), cmd.ErrOrStderr(), rc)
-	return err
+}
+
+func (p *prefixed) flush() {
+	if len(p.buf) > 0 {
+		p.mu.Lock()
+		io.WriteString(p.w, p.prefix+string(p.buf)+"\n")
+		p.mu.Unlock()
+		p.buf = nil
+	}
 }
 
 func instancesCmd() *cobra.Command {

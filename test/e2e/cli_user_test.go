@@ -63,6 +63,14 @@ func TestUserCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "reader exit 0") {
 		t.Fatalf("writer-reader: exit %d\n%s", code, out)
 	}
+	// Every container's log, each line after its name; or one, as written.
+	wr := taskID.FindStringSubmatch(out)[1]
+	if logs, _ := berth("logs", wr); !strings.Contains(logs, "reader | line 5\n") || strings.Contains(logs, "writer | line") {
+		t.Fatalf("berth logs of two containers:\n%s", logs)
+	}
+	if logs, _ := berth("logs", wr, "--container", "reader"); !strings.HasPrefix(logs, "line 1\n") {
+		t.Fatalf("berth logs --container reader:\n%s", logs)
+	}
 	// A failing essential container's exit code becomes berth run's.
 	fail := t.TempDir() + "/fail.json"
 	os.WriteFile(fail, []byte(`{"family":"fail","containerDefinitions":[{"name":"a","image":"berth/busybox:local","memory":16,"command":["sh","-c","exit 4"]}]}`), 0o644)
