@@ -7,7 +7,9 @@ import (
 	"io"
 	iofs "io/fs"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -346,6 +348,15 @@ func (s *Server) fsDelete(ctx context.Context, req *FSRef) (*FSList, error) {
 	}
 	switch err := s.fs.DeleteFS(ctx, req.ID, f.CreationToken, guards, ops); {
 	case errors.Is(err, fsmeta.ErrFSInUse):
+		if zones, zerr := efs.MountTargetZones(ctx, s.client, req.ID); zerr == nil && len(zones) > 0 {
+			var names []string
+			for z := range zones {
+				names = append(names, z)
+			}
+			sort.Strings(names)
+			return nil, &spec.Error{Code: "FileSystemInUse", Message: "File system '" + req.ID + "' has mount targets (in " + strings.Join(names, ", ") +
+				"): delete them first (berth fs mount-target rm, or aws efs delete-mount-target)."}
+		}
 		return nil, &spec.Error{Code: "FileSystemInUse", Message: "File system '" + req.ID + "' is mounted."}
 	case errors.Is(err, fsmeta.ErrNoFS):
 		return nil, errNoFS(req.ID)

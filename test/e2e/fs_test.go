@@ -841,11 +841,16 @@ func TestFSCommands(t *testing.T) {
 	if len(mts) != 1 {
 		t.Fatalf("mount-target ls: %s", out)
 	}
-	if out, err := run(creds, "fs", "mount-target", "rm", mts[0].MountTargetId); err != nil {
-		t.Fatalf("mount-target rm: %v %s", err, out)
-	}
 	if out, err := run(nil, "fs", "umount", mp); err != nil {
 		t.Fatalf("umount: %v %s", err, out)
+	}
+	// Unmounted but with a mount target: rm says that is why.
+	eventually(t, "rm names the mount target", func() bool {
+		out, err := run(creds, "fs", "rm", id)
+		return err != nil && strings.Contains(out, "has mount targets (in us-east-1a)")
+	})
+	if out, err := run(creds, "fs", "mount-target", "rm", mts[0].MountTargetId); err != nil {
+		t.Fatalf("mount-target rm: %v %s", err, out)
 	}
 	eventually(t, "the session closes after unmount", func() bool {
 		out, err := run(creds, "fs", "rm", id)
