@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -119,11 +121,23 @@ func fsCmd() *cobra.Command {
 				}
 				o.CA = ca
 			}
+			_, statErr := os.Stat(a[1])
+			made := errors.Is(statErr, os.ErrNotExist)
 			if err := os.MkdirAll(a[1], 0o755); err != nil {
 				return err
 			}
 			m, err := fsmount.Start(cmd.Context(), o)
 			if err != nil {
+				if made {
+					os.Remove(a[1]) // the directory this command made
+				}
+				if fd := os.Getenv("BERTH_MOUNT_READY_FD"); fd != "" {
+					// A detached mount's caller prints why.
+					if p := os.NewFile(3, "ready"); p != nil {
+						p.Write([]byte("err " + err.Error() + "\n"))
+						p.Close()
+					}
+				}
 				return err
 			}
 			if fd := os.Getenv("BERTH_MOUNT_READY_FD"); fd != "" {
@@ -193,18 +207,20 @@ func mountDetached(cmd *cobra.Command, a []string, logFile string) error {
 		return err
 	}
 	w.Close()
-	ready := make(chan bool, 1)
+	ready := make(chan string, 1)
 	go func() {
-		buf := make([]byte, 3)
-		n, _ := r.Read(buf)
-		ready <- n > 0
+		b, _ := io.ReadAll(io.LimitReader(r, 4096))
+		ready <- string(b)
 	}()
 	ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
 	defer cancel()
 	select {
-	case ok := <-ready:
-		if !ok {
+	case msg := <-ready:
+		if !strings.HasPrefix(msg, "ok") {
 			c.Wait()
+			if why, ok := strings.CutPrefix(strings.TrimSpace(msg), "err "); ok {
+				return fmt.Errorf("mount %s on %s: %s", a[0], a[1], why)
+			}
 			return fmt.Errorf("mount process exited before mounting %s (see --log)", a[1])
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "mounted %s on %s (pid %d)\n", a[0], a[1], c.Process.Pid)

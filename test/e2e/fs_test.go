@@ -805,6 +805,11 @@ func TestFSCommands(t *testing.T) {
 	if out, err := run(creds, "fs", "rm", id); err == nil || !strings.Contains(out, "FileSystemInUse") {
 		t.Fatalf("rm while mounted: %v %s", err, out)
 	}
+	// A detached mount that fails says why, and leaves no directory behind.
+	nowhere := filepath.Join(t.TempDir(), "nowhere")
+	if out, err := run(creds, "fs", "mount", "--detach", "fs-0123456789abcdef0", nowhere); err == nil || !strings.Contains(out, "does not exist") || fileExists(nowhere) {
+		t.Fatalf("a failed detached mount: %v %s (directory left: %v)", err, out, fileExists(nowhere))
+	}
 	if out, err := run(creds, "fs", "fsck", id); err != nil || !strings.Contains(out, "clean") {
 		t.Fatalf("fsck: %v %s", err, out)
 	}
