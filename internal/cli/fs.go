@@ -256,7 +256,16 @@ func loadCA(ctx context.Context, server, file string) ([]byte, error) {
 
 func (f *userFlags) printFS(cmd *cobra.Command, fss []server.FSDescription) error {
 	if f.json() {
-		return printJSON(cmd.OutOrStdout(), fss)
+		// Times as RFC 3339, not the nanoseconds the record keeps.
+		type fsJSON struct {
+			server.FSDescription
+			CreatedAt string `json:"createdAt"`
+		}
+		out := []fsJSON{}
+		for _, fs := range fss {
+			out = append(out, fsJSON{FSDescription: fs, CreatedAt: time.Unix(0, fs.CreatedAt).UTC().Format(time.RFC3339Nano)})
+		}
+		return printJSON(cmd.OutOrStdout(), out)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE SYSTEM\tNAME\tSIZE\tINODES\tMOUNTS\tCREATED")

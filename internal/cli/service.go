@@ -18,7 +18,7 @@ func serviceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Services: create, ls, scale, update, events, rm"}
 	show := func(f *userFlags, cmd *cobra.Command, s *types.Service) error {
 		if f.json() {
-			return printJSON(cmd.OutOrStdout(), s)
+			return printECS(cmd.OutOrStdout(), s)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  desired %d, running %d, pending %d  %s\n", aws.ToString(s.ServiceName), aws.ToString(s.Status),
 			s.DesiredCount, s.RunningCount, s.PendingCount, shortID(aws.ToString(s.TaskDefinition)))
@@ -61,7 +61,7 @@ func serviceCmd() *cobra.Command {
 			svcs = append(svcs, d.Services...)
 		}
 		if lf.json() {
-			return printJSON(cmd.OutOrStdout(), svcs)
+			return printECS(cmd.OutOrStdout(), svcs)
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SERVICE\tSTATUS\tDESIRED\tRUNNING\tPENDING\tDEFINITION\tROLLOUT")
@@ -122,7 +122,7 @@ func serviceCmd() *cobra.Command {
 			evs = evs[:limit]
 		}
 		if ef.json() {
-			return printJSON(cmd.OutOrStdout(), evs)
+			return printECS(cmd.OutOrStdout(), evs)
 		}
 		for _, e := range evs {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", aws.ToTime(e.CreatedAt).Local().Format(time.DateTime), aws.ToString(e.Message))

@@ -125,7 +125,7 @@ cluster's instances are in.`,
 			}
 			if detach {
 				if f.json() {
-					return printJSON(w, task)
+					return printECS(w, task)
 				}
 				return nil
 			}
@@ -154,7 +154,7 @@ cluster's instances are in.`,
 				}
 				if status == "STOPPED" {
 					if f.json() {
-						printJSON(w, task)
+						printECS(w, task)
 					} else {
 						fmt.Fprintf(w, "stopped: %s (%s)\n", aws.ToString(task.StoppedReason), task.StopCode)
 						for _, ct := range task.Containers {
@@ -165,7 +165,7 @@ cluster's instances are in.`,
 				}
 				if status == "RUNNING" && !wait {
 					if f.json() {
-						return printJSON(w, task)
+						return printECS(w, task)
 					}
 					return nil
 				}
@@ -287,7 +287,7 @@ func psCmd() *cobra.Command {
 			}
 			sort.Slice(tasks, func(i, j int) bool { return aws.ToTime(tasks[i].CreatedAt).Before(aws.ToTime(tasks[j].CreatedAt)) })
 			if f.json() {
-				return printJSON(cmd.OutOrStdout(), tasks)
+				return printECS(cmd.OutOrStdout(), tasks)
 			}
 			defs := map[string]*types.TaskDefinition{}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -356,7 +356,7 @@ func stopCmd() *cobra.Command {
 					return friendly(err)
 				}
 				if f.json() {
-					printJSON(cmd.OutOrStdout(), out.Task)
+					printECS(cmd.OutOrStdout(), out.Task)
 				} else {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s stopping\n", shortID(aws.ToString(out.Task.TaskArn)))
 				}
@@ -535,7 +535,7 @@ func instancesCmd() *cobra.Command {
 				insts = append(insts, d.ContainerInstances...)
 			}
 			if f.json() {
-				return printJSON(cmd.OutOrStdout(), insts)
+				return printECS(cmd.OutOrStdout(), insts)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "INSTANCE\tZONE\tSTATUS\tAGENT\tCPU FREE\tMEMORY FREE\tTASKS")

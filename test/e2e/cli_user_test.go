@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"regexp"
@@ -82,9 +83,17 @@ func TestUserCommands(t *testing.T) {
 	if out, code := berth("run", "--wait", fail); code != 5 || !strings.Contains(out, "(fail:2)") {
 		t.Fatalf("a changed file: exit %d, want 5 from revision 2\n%s", code, out)
 	}
+	// JSON in ECS's own shape: camelCase, RFC 3339 times.
 	out, code = berth("run", "-d", "--output", "json", fail)
-	if code != 0 || !strings.Contains(out, `"TaskArn"`) {
+	var task map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &task) != nil || task["taskArn"] == nil || task["TaskArn"] != nil {
 		t.Fatalf("run -d json: %d %s", code, out)
+	}
+	if created, _ := task["createdAt"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d`).MatchString(created) {
+		t.Fatalf("createdAt %v is not an RFC 3339 time", task["createdAt"])
+	}
+	if out, _ := berth("instances", "-o", "json"); !strings.Contains(out, `"containerInstanceArn"`) || !strings.Contains(out, `"registeredAt"`) {
+		t.Fatalf("instances json: %s", out)
 	}
 	if out, _ := berth("ps", "--all"); !strings.Contains(out, "counter:1") || !strings.Contains(out, "counter-data(docker-shared)") {
 		t.Fatalf("ps: %s", out)
