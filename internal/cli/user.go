@@ -26,6 +26,7 @@ import (
 
 	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/launch"
+	"github.com/berth-project/berth/internal/server"
 )
 
 // exitError makes the CLI exit with a given code.
@@ -169,10 +170,21 @@ cluster's instances are in.`,
 					}
 					return nil
 				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(300 * time.Millisecond):
+				// Wait for the task to change (the server answers at once
+				// when it does); a pull in progress is looked at again
+				// after a while for its progress.
+				wait := 20
+				if pulling {
+					wait = 2
+				}
+				var changed server.TaskWaitResponse
+				if err := f.post(ctx, "/berth/v1/tasks/wait", &server.TaskWaitRequest{Cluster: f.cluster, Task: aws.ToString(task.TaskArn),
+					Version: task.Version, WaitSeconds: wait}, &changed); err != nil {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(300 * time.Millisecond):
+					}
 				}
 			}
 		},

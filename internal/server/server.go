@@ -381,6 +381,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/agent/network", s.auth(jsonHandler(s.agents.Network)))
 	mux.Handle("POST /berth/v1/agent/routes", s.auth(jsonHandler(s.agents.Routes)))
 	mux.Handle("POST /berth/v1/network/list", s.auth(jsonHandler(s.networkList)))
+	mux.Handle("POST /berth/v1/tasks/wait", s.auth(jsonHandler(s.taskWait)))
 	mux.Handle("POST /berth/v1/agent/volume-event", s.auth(jsonHandler(s.volumes.VolumeEvent)))
 	mux.Handle("POST /berth/v1/agent/snapshot-done", s.auth(jsonHandler(s.volumes.SnapshotDone)))
 	mux.Handle("POST /berth/v1/volumes/create", s.auth(jsonHandler(s.volumes.CreateVolume)))

@@ -170,3 +170,67 @@ func BenchmarkUpReady(b *testing.B) {
 	reportMedian(b, samples)
 	fmt.Fprint(io.Discard)
 }
+
+// BenchmarkCLIRunToRunning measures `berth run FILE` (it returns once the
+// task is RUNNING) against `docker run -d` of the same image and command,
+// alternating in one run, both as processes started from here:
+//
+//	go test -run '^$' -bench CLIRunToRunning -benchtime 20x ./test/e2e/
+func BenchmarkCLIRunToRunning(b *testing.B) {
+	ensureTestImage(b)
+	bin := buildBerth(b)
+	dir, _ := os.MkdirTemp("", "berth-bench-cli-")
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := server.Start(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ag, err := agent.New(agent.Config{Server: s.Endpoint(), DataDir: dir + "/agent", CPU: 65536, Memory: 65536, CleanupWait: time.Hour, Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ag.Run(ctx)
+	<-ag.Ready()
+	defer removeTaskContainers(ag.ContainerInstanceArn())
+	def := dir + "/sleep.json"
+	os.WriteFile(def, []byte(`{"family":"cli-bench","containerDefinitions":[{"name":"app","image":"`+testImage+`","memory":16,"stopTimeout":1,"command":["sleep","3600"]}]}`), 0o644)
+	berthRun := func() time.Duration {
+		start := time.Now()
+		cmd := exec.Command(bin, "run", "--endpoint", s.Endpoint(), def)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "RUNNING") {
+			b.Fatalf("berth run: %v %s", err, out)
+		}
+		return time.Since(start)
+	}
+	var ids []string
+	defer func() {
+		if len(ids) > 0 {
+			exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+	}()
+	dockerRun := func() time.Duration {
+		start := time.Now()
+		out, err := exec.Command("docker", "run", "-d", "--memory", "16m", "--label", "berth-bench=1", testImage, "sleep", "3600").Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, strings.TrimSpace(string(out)))
+		return time.Since(start)
+	}
+	berthRun() // registers the definition
+	var bs, ds []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bs = append(bs, berthRun())
+		ds = append(ds, dockerRun())
+	}
+	b.StopTimer()
+	mb, md := medianMS(bs), medianMS(ds)
+	b.ReportMetric(mb, "berth-run-median-ms")
+	b.ReportMetric(md, "docker-run-median-ms")
+	b.ReportMetric(mb/md, "berth/docker")
+}
