@@ -32,6 +32,7 @@ func volumeCmd() *cobra.Command {
 	f := &userFlags{}
 	var zone, fs, vtype, snap string
 	var size int32
+	var wait bool
 	create := &cobra.Command{
 		Use: "create", Short: "Create a block volume in a zone (optionally from a snapshot)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -43,10 +44,39 @@ func volumeCmd() *cobra.Command {
 			if err := f.post(cmd.Context(), "/berth/v1/volumes/create", req, &out); err != nil {
 				return err
 			}
+			if wait && len(out.Volumes) == 1 {
+				// The volume is made (or restored) by an agent in its
+				// zone; follow it, with the restore's progress.
+				p := newProgress(cmd.ErrOrStderr())
+				id := out.Volumes[0].VolumeID
+				for out.Volumes[0].State == "creating" {
+					line := "creating " + id
+					if r := out.Volumes[0].StateReason; r != "" {
+						line += ": " + r
+					}
+					p.show(line)
+					select {
+					case <-cmd.Context().Done():
+						return cmd.Context().Err()
+					case <-time.After(500 * time.Millisecond):
+					}
+					if err := f.post(cmd.Context(), "/berth/v1/volumes/describe", &agentapi.VolumesRequest{Cluster: f.cluster, VolumeIDs: []string{id}}, &out); err != nil {
+						return err
+					}
+					if len(out.Volumes) != 1 {
+						return fmt.Errorf("volume %s is gone", id)
+					}
+				}
+				p.done()
+				if out.Volumes[0].State == "error" {
+					return fmt.Errorf("volume %s failed: %s", id, out.Volumes[0].StateReason)
+				}
+			}
 			return f.printVolumes(cmd, out.Volumes)
 		},
 	}
 	f.register(create)
+	create.Flags().BoolVar(&wait, "wait", true, "wait until the volume is made (restored), showing the restore's progress")
 	create.Flags().StringVar(&zone, "zone", "", "availability zone (required)")
 	create.Flags().Int32Var(&size, "size", 0, "size in GiB (default: the snapshot's)")
 	create.Flags().StringVar(&fs, "fs", "", "file system: xfs (default), ext4 or ext3")
@@ -112,13 +142,16 @@ func snapshotCmd() *cobra.Command {
 			if err := f.post(cmd.Context(), "/berth/v1/snapshots/create", &agentapi.SnapshotsRequest{Cluster: f.cluster, VolumeID: a[0]}, &out); err != nil {
 				return err
 			}
+			p := newProgress(cmd.ErrOrStderr())
 			for wait && out.Snapshots[0].State == "pending" {
+				p.show("taking " + out.Snapshots[0].SnapshotID + " of " + a[0] + " …")
 				time.Sleep(300 * time.Millisecond)
 				id := out.Snapshots[0].SnapshotID
 				if err := f.post(cmd.Context(), "/berth/v1/snapshots/describe", &agentapi.SnapshotsRequest{Cluster: f.cluster, SnapshotIDs: []string{id}}, &out); err != nil {
 					return err
 				}
 			}
+			p.done()
 			return f.printSnapshots(cmd, out.Snapshots)
 		},
 	}

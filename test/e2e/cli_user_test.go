@@ -147,7 +147,8 @@ func TestVolumeCommands(t *testing.T) {
 	volRE := regexp.MustCompile(`vol-[0-9a-f]{17}`)
 	out := berth("volume", "create", "--zone", "local-a", "--size", "1", "--fs", "ext4")
 	vol := volRE.FindString(out)
-	if vol == "" || !strings.Contains(out, "ext4") {
+	// It waits for the agent to make the volume, saying so as it goes.
+	if vol == "" || !strings.Contains(out, "ext4") || !strings.Contains(out, "creating "+vol) || !strings.Contains(out, "available") {
 		t.Fatalf("create: %s", out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
