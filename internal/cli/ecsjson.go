@@ -3,17 +3,25 @@ package cli
 import (
 	"io"
 	"reflect"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/berth-project/berth/internal/spec"
 )
 
 // printECS prints AWS SDK values (tasks, instances, services) in ECS's
 // own JSON shape, as the AWS CLI prints them: camelCase members, RFC 3339
 // times, absent members left out; map keys (labels, options) as they are.
+// Berth's own records (volumes, snapshots) keep their json names and get
+// RFC 3339 times too.
 func printECS(w io.Writer, v any) error { return printJSON(w, ecsShape(reflect.ValueOf(v))) }
 
-var timeType = reflect.TypeOf(time.Time{})
+var (
+	timeType      = reflect.TypeOf(time.Time{})
+	timestampType = reflect.TypeOf(spec.Timestamp{})
+)
 
 func ecsShape(v reflect.Value) any {
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
@@ -24,8 +32,11 @@ func ecsShape(v reflect.Value) any {
 	}
 	switch v.Kind() {
 	case reflect.Struct:
-		if v.Type() == timeType {
+		switch v.Type() {
+		case timeType:
 			return v.Interface().(time.Time).UTC().Format(time.RFC3339Nano)
+		case timestampType:
+			return v.Interface().(spec.Timestamp).UTC().Format(time.RFC3339Nano)
 		}
 		out := map[string]any{}
 		for i := 0; i < v.NumField(); i++ {
@@ -40,7 +51,21 @@ func ecsShape(v reflect.Value) any {
 					continue
 				}
 			}
-			out[lowerFirst(f.Name)] = ecsShape(fv)
+			// Berth's own records name their members in json tags.
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || strings.Contains(opts, "omitempty") && fv.IsZero() {
+				continue
+			}
+			if name == "" {
+				name = lowerFirst(f.Name)
+			}
+			if f.Anonymous && fv.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+				for k, x := range ecsShape(fv).(map[string]any) {
+					out[k] = x
+				}
+				continue
+			}
+			out[name] = ecsShape(fv)
 		}
 		return out
 	case reflect.Map:

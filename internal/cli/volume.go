@@ -106,7 +106,7 @@ func volumeCmd() *cobra.Command {
 
 func (f *userFlags) printVolumes(cmd *cobra.Command, vs []agentapi.Volume) error {
 	if f.json() {
-		return printJSON(cmd.OutOrStdout(), vs)
+		return printECS(cmd.OutOrStdout(), vs)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tZONE\tSIZE\tFS\tSTATE\tINSTANCE\tATTACHED TO\tSNAPSHOT")
@@ -181,7 +181,7 @@ func snapshotCmd() *cobra.Command {
 
 func (f *userFlags) printSnapshots(cmd *cobra.Command, ss []agentapi.Snapshot) error {
 	if f.json() {
-		return printJSON(cmd.OutOrStdout(), ss)
+		return printECS(cmd.OutOrStdout(), ss)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SNAPSHOT\tVOLUME\tSIZE\tFS\tSTATE\tUPLOADED\tCREATED")
