@@ -384,7 +384,9 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		// A heartbeat that a server cannot answer soon (its etcd has no
 		// quorum, say) is tried on the next server, at once.
 		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
-		err := a.api.Post(hctx, "/berth/v1/agent/heartbeat", map[string]string{"cluster": a.cfg.Cluster, "containerInstance": a.arn}, &resp)
+		// The renewals that failed since the last that went through are
+		// reported with the next that does (the server counts them).
+		err := a.api.Post(hctx, "/berth/v1/agent/heartbeat", map[string]any{"cluster": a.cfg.Cluster, "containerInstance": a.arn, "missedRenewals": fails}, &resp)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat", "err", err)

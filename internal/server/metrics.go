@@ -34,6 +34,8 @@ var (
 		Help: "Shared file system metadata operation latency on the server, by operation.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)}, []string{"op"})
 	chunkBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_chunk_store_bytes_total",
 		Help: "Bytes of chunks that passed through this server to or from its store, by kind (snapshot, fs) and direction (in: stored, out: read)."}, []string{"kind", "direction"})
+	missedRenewals = prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_lease_renewals_missed_total",
+		Help: "Agent lease renewals (heartbeats) that failed, as the agents report them with their next renewal that went through."})
 	chunkErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_chunk_store_errors_total",
 		Help: "Chunk store calls that failed, by kind and operation."}, []string{"kind", "op"})
 )
@@ -41,7 +43,7 @@ var (
 func newRegistry(s *Server) *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		apiRequests, apiSeconds, fsSeconds, chunkBytes, chunkErrors, chunkRequests, fsOps, blobRequests, &stateCollector{s: s})
+		apiRequests, apiSeconds, fsSeconds, chunkBytes, chunkErrors, missedRenewals, chunkRequests, fsOps, blobRequests, &stateCollector{s: s})
 	r.MustRegister(placement.Collectors()...)
 	r.MustRegister(volume.Collectors()...)
 	return r

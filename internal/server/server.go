@@ -525,6 +525,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Cluster           string `json:"cluster"`
 		ContainerInstance string `json:"containerInstance"`
+		MissedRenewals    int    `json:"missedRenewals"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		ecs.WriteError(w, &spec.Error{Code: "SerializationException", Message: "Unable to parse request body"})
@@ -537,6 +538,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		}
 		ecs.WriteError(w, se)
 		return
+	}
+	if n := req.MissedRenewals; n > 0 && n < 1<<20 {
+		missedRenewals.Add(float64(n))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"acknowledgment":"ACK","leaseTtlSeconds":%d}`, int(s.cfg.LeaseTTL/time.Second))

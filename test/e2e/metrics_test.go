@@ -66,6 +66,12 @@ func TestMetricsDescribeBerth(t *testing.T) {
 	if !waitFor(60*time.Second, func() bool { return c.volume(vol).State == "available" }) {
 		t.Fatalf("volume %+v", c.volume(vol))
 	}
+	// An agent reports the renewals it missed with the next that goes
+	// through; the server counts them.
+	var ack map[string]any
+	if err := c.post("/berth/v1/agent/heartbeat", map[string]any{"cluster": "default", "containerInstance": c.agents[0].arn, "missedRenewals": 3}, &ack); err != nil {
+		t.Fatal(err)
+	}
 	text := scrape(t, c.srv.Endpoint()+"/metrics")
 	for _, want := range []struct {
 		sample string
@@ -84,6 +90,7 @@ func TestMetricsDescribeBerth(t *testing.T) {
 		{`berth_block_volumes{cluster="default",state="available"}`, 1},
 		{`berth_fs_mount_sessions{file_system="` + aws.ToString(fs.FileSystemId) + `"}`, 0},
 		{`berth_agent_leases_lost_total`, 0},
+		{`berth_agent_lease_renewals_missed_total`, 3},
 	} {
 		if got := metric(text, want.sample); got < want.min {
 			t.Errorf("%s = %v, want at least %v", want.sample, got, want.min)
