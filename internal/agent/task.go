@@ -221,7 +221,10 @@ func (r *runner) start(ctx context.Context) error {
 		r.send(ctx, &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStartedAt: spec.TS(time.Now())}})
 		for _, img := range missing {
-			if err := r.a.pullImage(ctx, img); err != nil {
+			if err := r.a.pullImage(ctx, img, func(p string) {
+				r.send(ctx, &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
+					Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn)}, PullProgress: &p})
+			}); err != nil {
 				return err
 			}
 		}
@@ -572,8 +575,9 @@ func (r *runner) send(ctx context.Context, req *agentapi.TaskStateChange) {
 	}
 }
 
-// pullImage pulls an image the engine does not have.
-func (a *Agent) pullImage(ctx context.Context, ref string) error {
+// pullImage pulls an image the engine does not have; progress, when
+// given, hears how far it got now and then.
+func (a *Agent) pullImage(ctx context.Context, ref string, progress func(string)) error {
 	a.log.Info("pulling image", "image", ref)
 	rc, err := a.docker.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
@@ -581,11 +585,10 @@ func (a *Agent) pullImage(ctx context.Context, ref string) error {
 	}
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
+	var pp pullProgress
+	last := time.Now()
 	for {
-		var msg struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-		}
+		var msg pullMessage
 		if err := dec.Decode(&msg); err == io.EOF {
 			return nil
 		} else if err != nil {
@@ -594,7 +597,65 @@ func (a *Agent) pullImage(ctx context.Context, ref string) error {
 		if msg.Error != "" {
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotPullContainerError: " + msg.Error}
 		}
+		pp.add(msg)
+		if progress != nil && time.Since(last) >= time.Second {
+			last = time.Now()
+			if s := pp.String(); s != "" {
+				progress("pulling " + ref + ": " + s)
+			}
+		}
 	}
+}
+
+// pullMessage is one line of the engine's pull progress.
+type pullMessage struct {
+	Status         string `json:"status"`
+	Error          string `json:"error"`
+	ID             string `json:"id"`
+	ProgressDetail struct {
+		Current int64 `json:"current"`
+		Total   int64 `json:"total"`
+	} `json:"progressDetail"`
+}
+
+// pullProgress sums the layers' downloads.
+type pullProgress struct {
+	layers map[string][2]int64 // id -> done, total
+}
+
+func (p *pullProgress) add(m pullMessage) {
+	if m.ID == "" {
+		return
+	}
+	if p.layers == nil {
+		p.layers = map[string][2]int64{}
+	}
+	l := p.layers[m.ID]
+	switch m.Status {
+	case "Downloading":
+		if m.ProgressDetail.Total > 0 {
+			l = [2]int64{m.ProgressDetail.Current, m.ProgressDetail.Total}
+		}
+	case "Download complete", "Pull complete", "Already exists":
+		if l[1] > 0 {
+			l[0] = l[1]
+		}
+	default:
+		return
+	}
+	p.layers[m.ID] = l
+}
+
+// String is "45% (12 of 26 MiB)", or "" before any size is known.
+func (p *pullProgress) String() string {
+	var done, total int64
+	for _, l := range p.layers {
+		done, total = done+l[0], total+l[1]
+	}
+	if total == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d%% (%d of %d MiB)", 100*done/total, done>>20, total>>20)
 }
 
 var dockerLogDrivers = map[string]bool{"json-file": true, "local": true, "none": true, "syslog": true, "journald": true, "gelf": true, "fluentd": true}

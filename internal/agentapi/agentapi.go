@@ -121,6 +121,9 @@ type TaskStateChange struct {
 	// Network is an awsvpc task's network interface once the agent has
 	// brought it up.
 	Network *TaskNetwork `json:"berthNetwork,omitempty"`
+	// PullProgress says how far an image pull got ("pulling IMAGE: 45%
+	// (12 of 26 MiB)").
+	PullProgress *string `json:"berthPullProgress,omitempty"`
 }
 
 // TaskNetwork is the address an awsvpc task got on its instance.

@@ -131,6 +131,8 @@ cluster's instances are in.`,
 				return nil
 			}
 			last, pulling := "", false
+			prog := newProgress(w)
+			var changed server.TaskWaitResponse
 			for {
 				d, err := c.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(f.cluster), Tasks: []string{aws.ToString(task.TaskArn)}})
 				if err != nil {
@@ -149,7 +151,11 @@ cluster's instances are in.`,
 					pulling = true
 					fmt.Fprintf(w, "%s  pulling image(s)...\n", time.Now().Format("15:04:05"))
 				}
+				if pulling && changed.PullProgress != "" && !f.json() {
+					prog.show(changed.PullProgress)
+				}
 				if pulling && task.PullStoppedAt != nil && !f.json() {
+					prog.done()
 					pulling = false
 					fmt.Fprintf(w, "%s  pulled in %s\n", time.Now().Format("15:04:05"), task.PullStoppedAt.Sub(*task.PullStartedAt).Round(time.Millisecond))
 				}
@@ -177,7 +183,7 @@ cluster's instances are in.`,
 				if pulling {
 					wait = 2
 				}
-				var changed server.TaskWaitResponse
+				changed = server.TaskWaitResponse{}
 				if err := f.post(ctx, "/berth/v1/tasks/wait", &server.TaskWaitRequest{Cluster: f.cluster, Task: aws.ToString(task.TaskArn),
 					Version: task.Version, WaitSeconds: wait}, &changed); err != nil {
 					select {

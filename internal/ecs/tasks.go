@@ -634,6 +634,10 @@ func (a *API) SubmitTaskStateChange(ctx context.Context, r *agentapi.TaskStateCh
 		}
 		if r.PullStoppedAt != nil {
 			t.PullStoppedAt, changed = r.PullStoppedAt, true
+			t.PullProgress = ""
+		}
+		if p := r.PullProgress; p != nil && t.PullStoppedAt == nil && *p != t.PullProgress && len(*p) <= 256 {
+			t.PullProgress, changed = *p, true
 		}
 		if r.ExecutionStoppedAt != nil {
 			t.ExecutionStoppedAt, changed = r.ExecutionStoppedAt, true

@@ -20,9 +20,11 @@ type TaskWaitRequest struct {
 	WaitSeconds int    `json:"waitSeconds"`
 }
 
-// TaskWaitResponse is the task's version now.
+// TaskWaitResponse is the task's version now, and how far its image
+// pull got while it pulls.
 type TaskWaitResponse struct {
-	Version int64 `json:"version"`
+	Version      int64  `json:"version"`
+	PullProgress string `json:"pullProgress,omitempty"`
 }
 
 // taskWait lets a client follow a task without polling: it answers as
@@ -43,7 +45,7 @@ func (s *Server) taskWait(ctx context.Context, r *TaskWaitRequest) (*TaskWaitRes
 		return nil, spec.InvalidParam("The referenced task was not found.")
 	}
 	if v := spec.Val(rec.Version); v != r.Version {
-		return &TaskWaitResponse{Version: v}, nil
+		return &TaskWaitResponse{Version: v, PullProgress: rec.PullProgress}, nil
 	}
 	wait := time.Duration(min(max(r.WaitSeconds, 0), 60)) * time.Second
 	wctx, cancel := context.WithTimeout(ctx, wait)
@@ -58,9 +60,9 @@ func (s *Server) taskWait(ctx context.Context, r *TaskWaitRequest) (*TaskWaitRes
 			}
 			now := &state.TaskRecord{}
 			if json.Unmarshal(ev.Kv.Value, now) == nil && spec.Val(now.Version) != r.Version {
-				return &TaskWaitResponse{Version: spec.Val(now.Version)}, nil
+				return &TaskWaitResponse{Version: spec.Val(now.Version), PullProgress: now.PullProgress}, nil
 			}
 		}
 	}
-	return &TaskWaitResponse{Version: r.Version}, nil
+	return &TaskWaitResponse{Version: r.Version, PullProgress: rec.PullProgress}, nil
 }

@@ -59,6 +59,8 @@ type TaskRecord struct {
 	// Network is an awsvpc task's configuration as launched (its
 	// security groups are recorded here; Berth does not enforce them).
 	Network *spec.AwsVpcConfiguration `json:"berthNetwork,omitempty"`
+	// PullProgress is how far the agent's image pull got, while it pulls.
+	PullProgress string `json:"berthPullProgress,omitempty"`
 }
 
 // ServiceRecord is a stored service; runningCount and pendingCount are

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -338,5 +341,61 @@ func TestEmptyListsInResponses(t *testing.T) {
 	td := e.registerSimple("huge", 4096)
 	if got := call("RunTask", `{"taskDefinition":"`+td+`"}`); !strings.HasPrefix(got, `{"tasks":[],"failures":[{`) {
 		t.Errorf("RunTask that places nothing: %s", got)
+	}
+}
+
+// An agent's pull progress reaches a client that follows the task
+// (berth run shows it), and goes once the pull ends.
+func TestPullProgressReachesFollowers(t *testing.T) {
+	e := newEnv(t)
+	e.registerInstance("default", "z1", 1024, 1024)
+	out, err := e.ecs.RunTask(e.ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(e.registerSimple("pull", 64))})
+	if err != nil || len(out.Tasks) != 1 {
+		t.Fatalf("run: %v %+v", err, out)
+	}
+	arn := aws.ToString(out.Tasks[0].TaskArn)
+	post := func(path, body string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.Endpoint()+path, strings.NewReader(body))
+		if path == "/" {
+			req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.SubmitTaskStateChange")
+			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, err, resp)
+		}
+		defer resp.Body.Close()
+		if v != nil {
+			json.NewDecoder(resp.Body).Decode(v)
+		}
+	}
+	var w struct {
+		Version      int64  `json:"version"`
+		PullProgress string `json:"pullProgress"`
+	}
+	post("/berth/v1/tasks/wait", `{"task":"`+arn+`","version":0,"waitSeconds":1}`, &w)
+	v0 := w.Version
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		post("/berth/v1/tasks/wait", fmt.Sprintf(`{"task":%q,"version":%d,"waitSeconds":20}`, arn, v0), &w)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	post("/", `{"task":"`+arn+`","pullStartedAt":1796400000,"berthPullProgress":"pulling web:1: 50% (6 of 12 MiB)"}`, nil)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting client was not answered when the task changed")
+	}
+	if w.PullProgress != "pulling web:1: 50% (6 of 12 MiB)" || w.Version == v0 {
+		t.Fatalf("wait answer %+v", w)
+	}
+	post("/", `{"task":"`+arn+`","pullStoppedAt":1796400001}`, nil)
+	v := w.Version
+	w.PullProgress = ""
+	post("/berth/v1/tasks/wait", fmt.Sprintf(`{"task":%q,"version":%d,"waitSeconds":1}`, arn, v), &w)
+	if w.PullProgress != "" {
+		t.Fatalf("progress after the pull: %+v", w)
 	}
 }
