@@ -14,7 +14,9 @@ import (
 
 	"github.com/berth-project/berth/internal/agentapi"
 	"github.com/berth-project/berth/internal/efs"
+	"github.com/berth-project/berth/internal/service"
 	"github.com/berth-project/berth/internal/spec"
+	"github.com/berth-project/berth/internal/state"
 )
 
 var funcs = template.FuncMap{
@@ -182,6 +184,8 @@ type taskView struct {
 	Containers                                                               []spec.Container
 	Data                                                                     []string
 	Group                                                                    string
+	// Slot is a stateful service task's slot, whose data follows it.
+	Slot string
 }
 
 func (c *Console) tasks(r *http.Request, cluster string, in *spec.ListTasksRequest) ([]taskView, error) {
@@ -201,7 +205,7 @@ func (c *Console) tasks(r *http.Request, cluster string, in *spec.ListTasksReque
 	defs := map[string]*spec.TaskDefinition{}
 	for len(arns) > 0 {
 		n := min(len(arns), 100)
-		d, err := c.ECS.DescribeTasks(ctx, &spec.DescribeTasksRequest{Cluster: &cluster, Tasks: arns[:n]})
+		d, err := c.ECS.DescribeTasks(ctx, &spec.DescribeTasksRequest{Cluster: &cluster, Tasks: arns[:n], Include: []string{"TAGS"}})
 		if err != nil {
 			return nil, err
 		}
@@ -231,6 +235,11 @@ func (c *Console) taskOf(r *http.Request, t spec.Task, defs map[string]*spec.Tas
 			if spec.Val(d.Name) == "privateIPv4Address" {
 				tv.Address = spec.Val(d.Value)
 			}
+		}
+	}
+	for _, tg := range t.Tags {
+		if spec.Val(tg.Key) == service.SlotTag {
+			tv.Slot = spec.Val(tg.Value)
 		}
 	}
 	arn := spec.Val(t.TaskDefinitionArn)
@@ -344,7 +353,7 @@ type taskPage struct {
 
 func (c *Console) taskByID(r *http.Request) (string, taskView, error) {
 	cluster, id := r.PathValue("cluster"), r.PathValue("task")
-	d, err := c.ECS.DescribeTasks(r.Context(), &spec.DescribeTasksRequest{Cluster: &cluster, Tasks: []string{id}})
+	d, err := c.ECS.DescribeTasks(r.Context(), &spec.DescribeTasksRequest{Cluster: &cluster, Tasks: []string{id}, Include: []string{"TAGS"}})
 	if err != nil {
 		return "", taskView{}, err
 	}
@@ -443,6 +452,8 @@ type fsView struct {
 	efs.FileSystemDescription
 	MountTargets []efs.MountTarget
 	AccessPoints []efs.AccessPoint
+	// Mounts counts the file system's open sessions (mounts).
+	Mounts int64
 }
 
 // efsGet calls the EFS API in-process.
@@ -474,6 +485,9 @@ func (c *Console) filesystems(r *http.Request) (*view, error) {
 			return nil, err
 		}
 		v.AccessPoints = aps.AccessPoints
+		if n, err := c.Store.Count(r.Context(), state.FSMetaPrefix(f.FileSystemId)+"s/"); err == nil {
+			v.Mounts = n
+		}
 		out = append(out, v)
 	}
 	return &view{Page: "filesystems", Title: "File systems", Data: out}, nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -206,8 +207,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/filesystems"), chromedp.WaitVisible(chromedp.CSS(`main h2`))); err != nil {
 		t.Fatal(err)
 	}
-	if txt := textOf(t, ctx); !strings.Contains(txt, fs) || !strings.Contains(txt, "subnet-local-a") {
-		t.Fatalf("file systems page: %s", txt)
+	if txt := textOf(t, ctx); !strings.Contains(txt, fs) || !strings.Contains(txt, "subnet-local-a") || !regexp.MustCompile(`Mounts\s+[1-9]`).MatchString(txt) {
+		t.Fatalf("file systems page (a running task mounts the file system): %s", txt)
 	}
 	shot(t, ctx, dir, "filesystems")
 
