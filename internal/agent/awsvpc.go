@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -166,6 +167,9 @@ func (a *Agent) taskNetwork(ctx context.Context) (string, *agentapi.NetworkBlock
 // Both rules go first in their chains (DOCKER-USER is the one Docker
 // leaves to its users).
 func (a *Agent) allowTaskTraffic(cidr string) error {
+	if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
+		return fmt.Errorf("the server's task network range %q is not an IPv4 prefix", cidr)
+	}
 	rules := [][]string{
 		{"-t", "filter", "DOCKER-USER", "-s", cidr, "-d", cidr, "-j", "ACCEPT"},
 		{"-t", "nat", "POSTROUTING", "-s", cidr, "-d", cidr, "-j", "RETURN"},
