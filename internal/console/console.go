@@ -25,9 +25,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -120,9 +118,6 @@ type session struct {
 // session's, or nil.
 func (c *Console) user(r *http.Request) *session {
 	if len(c.Credentials) == 0 {
-		if !loopbackHost(r.Host) {
-			return nil // see refuseHost
-		}
 		mac := hmac.New(sha256.New, c.secret)
 		mac.Write([]byte("open"))
 		return &session{CSRF: hex.EncodeToString(mac.Sum(nil))}
@@ -147,9 +142,6 @@ func sessionSum(token string) string {
 // its main part for the live refresh.
 func (c *Console) page(h func(*http.Request) (*view, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c.refuseHost(w, r) {
-			return
-		}
 		s := c.user(r)
 		if s == nil {
 			http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -196,9 +188,6 @@ func navOf(path string) string {
 // console's own pages.
 func (c *Console) action(h func(*http.Request) (string, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c.refuseHost(w, r) {
-			return
-		}
 		s := c.user(r)
 		if s == nil {
 			http.Error(w, "not signed in", http.StatusUnauthorized)
@@ -290,29 +279,4 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
-}
-
-// refuseHost answers 403 when an open console is asked under a name that
-// is not loopback's: a page whose name was made to resolve here (DNS
-// rebinding) gets nothing from it.
-func (c *Console) refuseHost(w http.ResponseWriter, r *http.Request) bool {
-	if len(c.Credentials) > 0 || loopbackHost(r.Host) {
-		return false
-	}
-	http.Error(w, "this console is open on loopback only: use http://127.0.0.1 or http://localhost", http.StatusForbidden)
-	return true
-}
-
-// loopbackHost reports whether a request's Host names this machine's
-// loopback: localhost or a loopback address.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -395,7 +396,29 @@ func (s *Server) handler() http.Handler {
 	s.fsRoutes(mux)
 	s.consoleRoutes(mux)
 	mux.Handle("POST /{$}", s.auth(s.API))
-	return s.instrument(mux)
+	return s.instrument(s.hostCheck(mux))
+}
+
+// hostCheck keeps a server that takes unsigned requests (open on
+// loopback) from answering a web page whose own name was made to resolve
+// to it (DNS rebinding): such a server answers requests addressed to an IP
+// address or localhost only, never to another name.
+func (s *Server) hostCheck(next http.Handler) http.Handler {
+	if s.cfg.RequireAuth {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") && host != "" {
+			http.Error(w, "this server takes unsigned requests: it answers requests addressed to an IP address or localhost only", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // jsonHandler serves one of Berth's own JSON endpoints.

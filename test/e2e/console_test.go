@@ -118,8 +118,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Open on loopback, the console answers only loopback's names (a
-	// rebound DNS name gets nothing).
+	// Open on loopback, the console answers no other name (a rebound DNS
+	// name gets nothing).
 	req, _ := http.NewRequest(http.MethodGet, c.srv.Endpoint()+"/console/clusters/default", nil)
 	req.Host = "rebound.example:7440"
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {

@@ -490,3 +490,24 @@ func registerAs(ctx context.Context, c *ecs.Client, zone string, arn *string) (s
 	}
 	return aws.ToString(out.ContainerInstance.ContainerInstanceArn), nil
 }
+
+// A server open on loopback (no keys) answers requests addressed to an IP
+// address or localhost only: a web page whose own name was made to resolve
+// to it (DNS rebinding) cannot call the API.
+func TestOpenServerRefusesOtherNames(t *testing.T) {
+	e := newEnv(t)
+	for host, want := range map[string]int{"rebound.example:7440": http.StatusForbidden, "localhost": http.StatusOK, "127.0.0.1": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.Endpoint()+"/", strings.NewReader("{}"))
+		req.Host = host
+		req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.ListClusters")
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
