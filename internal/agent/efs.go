@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/spec"
 )
 
@@ -80,7 +81,7 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 	}
 	defer rd.Close()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "BERTH_MOUNT_TOKEN="+grant.Token, "BERTH_MOUNT_READY_FD=3")
+	cmd.Env = append(os.Environ(), "BERTH_MOUNT_TOKEN="+grant.Token, fsproto.ReadyEnv+"=3")
 	cmd.ExtraFiles = []*os.File{wr}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -89,16 +90,22 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 		return fail("start the mount: %v", err)
 	}
 	wr.Close()
-	ready := make(chan bool, 1)
+	type word struct {
+		ok  bool
+		why string
+	}
+	ready := make(chan word, 1)
 	go func() {
-		b := make([]byte, 3)
-		n, _ := rd.Read(b)
-		ready <- n > 0
+		ok, why := fsproto.ReadReady(rd)
+		ready <- word{ok, why}
 	}()
 	select {
-	case ok := <-ready:
-		if !ok {
+	case w := <-ready:
+		if !w.ok {
 			cmd.Wait()
+			if w.why != "" {
+				return fail("%s", w.why)
+			}
 			return fail("%s", lastLine(logPath))
 		}
 	case <-time.After(60 * time.Second):

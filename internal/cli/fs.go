@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/berth-project/berth/internal/endpoint"
 	"github.com/berth-project/berth/internal/fsmount"
+	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/server"
 )
 
@@ -131,18 +131,18 @@ func fsCmd() *cobra.Command {
 				if made {
 					os.Remove(a[1]) // the directory this command made
 				}
-				if fd := os.Getenv("BERTH_MOUNT_READY_FD"); fd != "" {
-					// A detached mount's caller prints why.
+				if os.Getenv(fsproto.ReadyEnv) != "" {
+					// Whoever started this mount says why it failed.
 					if p := os.NewFile(3, "ready"); p != nil {
-						p.Write([]byte("err " + err.Error() + "\n"))
+						fsproto.WriteReady(p, err)
 						p.Close()
 					}
 				}
 				return err
 			}
-			if fd := os.Getenv("BERTH_MOUNT_READY_FD"); fd != "" {
+			if os.Getenv(fsproto.ReadyEnv) != "" {
 				if p := os.NewFile(3, "ready"); p != nil {
-					p.Write([]byte("ok\n"))
+					fsproto.WriteReady(p, nil)
 					p.Close()
 				}
 			}
@@ -192,7 +192,7 @@ func mountDetached(cmd *cobra.Command, a []string, logFile string) error {
 	}
 	defer r.Close()
 	c := exec.Command(os.Args[0], args...)
-	c.Env = append(os.Environ(), "BERTH_MOUNT_READY_FD=3")
+	c.Env = append(os.Environ(), fsproto.ReadyEnv+"=3")
 	c.ExtraFiles = []*os.File{w}
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if logFile != "" {
@@ -209,19 +209,21 @@ func mountDetached(cmd *cobra.Command, a []string, logFile string) error {
 	w.Close()
 	ready := make(chan string, 1)
 	go func() {
-		b, _ := io.ReadAll(io.LimitReader(r, 4096))
-		ready <- string(b)
+		ok, why := fsproto.ReadReady(r)
+		if ok {
+			why = "ok"
+		} else if why == "" {
+			why = "the mount process exited before mounting (see --log)"
+		}
+		ready <- why
 	}()
 	ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
 	defer cancel()
 	select {
-	case msg := <-ready:
-		if !strings.HasPrefix(msg, "ok") {
+	case why := <-ready:
+		if why != "ok" {
 			c.Wait()
-			if why, ok := strings.CutPrefix(strings.TrimSpace(msg), "err "); ok {
-				return fmt.Errorf("mount %s on %s: %s", a[0], a[1], why)
-			}
-			return fmt.Errorf("mount process exited before mounting %s (see --log)", a[1])
+			return fmt.Errorf("mount %s on %s: %s", a[0], a[1], why)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "mounted %s on %s (pid %d)\n", a[0], a[1], c.Process.Pid)
 		c.Process.Release()

@@ -78,17 +78,16 @@ func (s *fsServer) mountFS(id string, flags ...string) *fsMount {
 		s.t.Fatal(err)
 	}
 	cmd := exec.Command(s.bin, append([]string{"fs", "mount", "--endpoint", s.endpoint, id, mp}, flags...)...)
-	cmd.Env = append(os.Environ(), "BERTH_MOUNT_READY_FD=3")
+	cmd.Env = append(os.Environ(), fsproto.ReadyEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
 	w.Close()
-	buf := make([]byte, 3)
-	if n, _ := r.Read(buf); n == 0 {
+	if ok, why := fsproto.ReadReady(r); !ok {
 		cmd.Wait()
-		s.t.Fatalf("mount of %s failed", id)
+		s.t.Fatalf("mount of %s failed: %s", id, why)
 	}
 	r.Close()
 	m := &fsMount{dir: mp, cmd: cmd}
