@@ -177,25 +177,8 @@ func BenchmarkUpReady(b *testing.B) {
 //
 //	go test -run '^$' -bench CLIRunToRunning -benchtime 20x ./test/e2e/
 func BenchmarkCLIRunToRunning(b *testing.B) {
-	ensureTestImage(b)
 	bin := buildBerth(b)
-	dir, _ := os.MkdirTemp("", "berth-bench-cli-")
-	defer os.RemoveAll(dir)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.Start(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ag, err := agent.New(agent.Config{Server: s.Endpoint(), DataDir: dir + "/agent", CPU: 65536, Memory: 65536, CleanupWait: time.Hour, Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go ag.Run(ctx)
-	<-ag.Ready()
-	defer removeTaskContainers(ag.ContainerInstanceArn())
+	dir, s, _ := benchAgent(b)
 	def := dir + "/sleep.json"
 	os.WriteFile(def, []byte(`{"family":"cli-bench","containerDefinitions":[{"name":"app","image":"`+testImage+`","memory":16,"stopTimeout":1,"command":["sleep","3600"]}]}`), 0o644)
 	berthRun := func() time.Duration {
@@ -233,4 +216,28 @@ func BenchmarkCLIRunToRunning(b *testing.B) {
 	b.ReportMetric(mb, "berth-run-median-ms")
 	b.ReportMetric(md, "docker-run-median-ms")
 	b.ReportMetric(mb/md, "berth/docker")
+}
+
+// benchAgent starts a server and a local agent with room for many tasks,
+// for a benchmark; both end, and the tasks' containers go, with it.
+func benchAgent(b *testing.B) (dir string, s *server.Server, ctx context.Context) {
+	ensureTestImage(b)
+	dir, _ = os.MkdirTemp("", "berth-bench-")
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := server.Start(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	ag, err := agent.New(agent.Config{Server: s.Endpoint(), DataDir: dir + "/agent", CPU: 65536, Memory: 65536, CleanupWait: time.Hour, Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go ag.Run(ctx)
+	<-ag.Ready()
+	b.Cleanup(func() { removeTaskContainers(ag.ContainerInstanceArn()) })
+	return dir, s, ctx
 }

@@ -1,19 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-
-	"github.com/berth-project/berth/internal/agent"
-	"github.com/berth-project/berth/internal/server"
 )
 
 // BenchmarkAwsvpcToRunning measures RunTask until DescribeTasks says
@@ -23,24 +16,7 @@ import (
 //
 //	go test -run '^$' -bench AwsvpcToRunning -benchtime 20x ./test/e2e/
 func BenchmarkAwsvpcToRunning(b *testing.B) {
-	ensureTestImage(b)
-	dir, _ := os.MkdirTemp("", "berth-bench-awsvpc-")
-	defer os.RemoveAll(dir)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := server.Start(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ag, err := agent.New(agent.Config{Server: s.Endpoint(), DataDir: dir + "/agent", CPU: 65536, Memory: 65536, CleanupWait: time.Hour, Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go ag.Run(ctx)
-	<-ag.Ready()
-	defer removeTaskContainers(ag.ContainerInstanceArn())
+	_, s, ctx := benchAgent(b)
 	c := client(s.Endpoint(), "k", "s")
 	def := func(mode types.NetworkMode) *string {
 		reg, err := c.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("bench-" + string(mode)), NetworkMode: mode,
