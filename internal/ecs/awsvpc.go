@@ -240,22 +240,14 @@ func (a *API) PutClusterCapacityProviders(ctx context.Context, r *spec.PutCluste
 	if err := checkClusterProviders(r.CapacityProviders, r.DefaultCapacityProviderStrategy); err != nil {
 		return nil, err
 	}
-	name, err := a.clusterName(r.Cluster)
+	c, err := a.updateCluster(ctx, r.Cluster, func(c *state.ClusterRecord) {
+		c.CapacityProviders = r.CapacityProviders
+		c.DefaultCapacityProviderStrategy = r.DefaultCapacityProviderStrategy
+	})
 	if err != nil {
 		return nil, err
 	}
-	rec, err := state.Update(ctx, a.Store, state.ClusterKey(name), func(c *state.ClusterRecord) error {
-		c.CapacityProviders = r.CapacityProviders
-		c.DefaultCapacityProviderStrategy = r.DefaultCapacityProviderStrategy
-		return nil
-	})
-	if isNotFound(err) {
-		return nil, spec.ErrClusterNotFound()
-	} else if err != nil {
-		return nil, err
-	}
-	c, err := a.clusterView(ctx, rec, []string{"TAGS", "SETTINGS", "CONFIGURATIONS"})
-	return &spec.PutClusterCapacityProvidersResponse{Cluster: &c}, err
+	return &spec.PutClusterCapacityProvidersResponse{Cluster: c}, nil
 }
 
 // DescribeCapacityProviders describes Berth's two providers, FARGATE and

@@ -226,11 +226,7 @@ func (a *API) UpdateCluster(ctx context.Context, r *spec.UpdateClusterRequest) (
 	if err := validateSettings(r.Settings); err != nil {
 		return nil, err
 	}
-	name, err := a.clusterName(r.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := state.Update(ctx, a.Store, state.ClusterKey(name), func(c *state.ClusterRecord) error {
+	c, err := a.updateCluster(ctx, r.Cluster, func(c *state.ClusterRecord) {
 		for _, s := range r.Settings {
 			found := false
 			for i := range c.Settings {
@@ -249,6 +245,21 @@ func (a *API) UpdateCluster(ctx context.Context, r *spec.UpdateClusterRequest) (
 		if r.ServiceConnectDefaults != nil {
 			c.ServiceConnectDefaults = &spec.ClusterServiceConnectDefaults{Namespace: r.ServiceConnectDefaults.Namespace}
 		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &spec.UpdateClusterResponse{Cluster: c}, nil
+}
+
+// updateCluster changes a cluster's record and returns its full view.
+func (a *API) updateCluster(ctx context.Context, ref *string, change func(*state.ClusterRecord)) (*spec.Cluster, error) {
+	name, err := a.clusterName(ref)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := state.Update(ctx, a.Store, state.ClusterKey(name), func(c *state.ClusterRecord) error {
+		change(c)
 		return nil
 	})
 	if isNotFound(err) {
@@ -257,7 +268,7 @@ func (a *API) UpdateCluster(ctx context.Context, r *spec.UpdateClusterRequest) (
 		return nil, err
 	}
 	c, err := a.clusterView(ctx, rec, []string{"TAGS", "SETTINGS", "CONFIGURATIONS"})
-	return &spec.UpdateClusterResponse{Cluster: &c}, err
+	return &c, err
 }
 
 // DeleteCluster deletes an empty cluster.
