@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/berth-project/berth/internal/agentapi"
@@ -45,6 +47,10 @@ type runner struct {
 	// limits are the I/O limits of the task's block volumes, set on every
 	// container of the task.
 	limits container.Resources
+
+	// secrets are the task's container secrets and registry credentials,
+	// fetched as the task starts and kept only in memory.
+	secrets map[string]agentapi.ContainerSecrets
 
 	// pause is the pause container holding an awsvpc task's network
 	// namespace, and network the address it got.
@@ -204,16 +210,26 @@ func (r *runner) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.fetchSecrets(ctx); err != nil {
+		return err
+	}
 	// PENDING goes out while the containers are created; the server
 	// ignores it if RUNNING arrives first.
 	go r.report(ctx, "PENDING", nil)
 	pullStart := time.Now()
 	var missing []string
+	auth := map[string]string{} // image -> encoded registry credentials
 	for _, c := range r.def.ContainerDefinitions {
-		if _, err := r.a.docker.ImageInspect(ctx, spec.Val(c.Image)); cerrdefs.IsNotFound(err) {
-			missing = append(missing, spec.Val(c.Image))
+		img := spec.Val(c.Image)
+		if _, err := r.a.docker.ImageInspect(ctx, img); cerrdefs.IsNotFound(err) {
+			if !slices.Contains(missing, img) {
+				missing = append(missing, img)
+			}
 		} else if err != nil {
 			return &taskFailure{code: "TaskFailedToStart", reason: "CannotPullContainerError: " + err.Error()}
+		}
+		if cs := r.secrets[spec.Val(c.Name)]; cs.RegistryUser != "" {
+			auth[img], _ = registry.EncodeAuthConfig(registry.AuthConfig{Username: cs.RegistryUser, Password: cs.RegistryPass})
 		}
 	}
 	if len(missing) > 0 {
@@ -221,7 +237,7 @@ func (r *runner) start(ctx context.Context) error {
 		r.send(ctx, &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 			Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn), PullStartedAt: spec.TS(time.Now())}})
 		for _, img := range missing {
-			if err := r.a.pullImage(ctx, img, func(p string) {
+			if err := r.a.pullImage(ctx, img, auth[img], func(p string) {
 				r.send(ctx, &agentapi.TaskStateChange{SubmitTaskStateChangeRequest: spec.SubmitTaskStateChangeRequest{
 					Cluster: spec.Str(r.a.cfg.Cluster), Task: spec.Str(r.arn)}, PullProgress: &p})
 			}); err != nil {
@@ -278,6 +294,27 @@ func (r *runner) start(ctx context.Context) error {
 	}
 	r.a.log.Debug("task containers started", "task", r.arn, "took", time.Since(startedAt))
 	r.report(ctx, "RUNNING", r.containerStates(ctx))
+	return nil
+}
+
+// fetchSecrets gets the values of the task's container secrets and
+// registry credentials from the server, which checks that this instance
+// runs the task. A secret that cannot be read stops the task, with ECS's
+// ResourceInitializationError.
+func (r *runner) fetchSecrets(ctx context.Context) error {
+	need := false
+	for _, c := range r.def.ContainerDefinitions {
+		need = need || len(c.Secrets) > 0 || c.RepositoryCredentials != nil
+	}
+	if !need {
+		return nil
+	}
+	out := &agentapi.TaskSecretsResponse{}
+	err := r.a.api.Post(ctx, "/berth/v1/agent/secrets", &agentapi.TaskSecretsRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Task: r.arn}, out)
+	if err != nil {
+		return &taskFailure{code: "TaskFailedToStart", reason: "ResourceInitializationError: unable to pull secrets or registry auth: " + err.Error()}
+	}
+	r.secrets = out.Containers
 	return nil
 }
 
@@ -577,9 +614,9 @@ func (r *runner) send(ctx context.Context, req *agentapi.TaskStateChange) {
 
 // pullImage pulls an image the engine does not have; progress, when
 // given, hears how far it got now and then.
-func (a *Agent) pullImage(ctx context.Context, ref string, progress func(string)) error {
-	a.log.Info("pulling image", "image", ref)
-	rc, err := a.docker.ImagePull(ctx, ref, image.PullOptions{})
+func (a *Agent) pullImage(ctx context.Context, ref, auth string, progress func(string)) error {
+	a.log.Info("pulling image", "image", ref, "withCredentials", auth != "")
+	rc, err := a.docker.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err != nil {
 		return &taskFailure{code: "TaskFailedToStart", reason: "CannotPullContainerError: " + err.Error()}
 	}
@@ -680,6 +717,11 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 	}
 	for _, kv := range c.Environment {
 		cfg.Env = append(cfg.Env, spec.Val(kv.Name)+"="+spec.Val(kv.Value))
+	}
+	for _, sec := range c.Secrets {
+		if v, ok := r.secrets[name].Env[spec.Val(sec.Name)]; ok {
+			cfg.Env = append(cfg.Env, spec.Val(sec.Name)+"="+v)
+		}
 	}
 	if hc := c.HealthCheck; hc != nil {
 		sec := func(p *int32) time.Duration { return time.Duration(spec.Val(p)) * time.Second }

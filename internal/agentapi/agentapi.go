@@ -165,6 +165,29 @@ type NetworkRequest struct {
 	HostAddress       string `json:"hostAddress,omitempty"`
 }
 
+// TaskSecretsRequest is an agent asking, as it starts a task placed on its
+// instance, for the values of the task's container secrets and registry
+// credentials. They are kept nowhere but in the containers' environment
+// and the engine's pull.
+type TaskSecretsRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
+	Task              string `json:"task"`
+}
+
+// TaskSecretsResponse gives each container's secrets, by container name.
+type TaskSecretsResponse struct {
+	Containers map[string]ContainerSecrets `json:"containers"`
+}
+
+// ContainerSecrets are one container's secrets: environment variables,
+// and credentials for pulling its image.
+type ContainerSecrets struct {
+	Env          map[string]string `json:"env,omitempty"`
+	RegistryUser string            `json:"registryUser,omitempty"`
+	RegistryPass string            `json:"registryPassword,omitempty"`
+}
+
 // EFSMountRequest is an agent asking to mount one EFS volume of a task
 // placed on its instance.
 type EFSMountRequest struct {

@@ -37,6 +37,7 @@ type Resolver interface {
 type API struct {
 	Store    *state.Store
 	Resolver Resolver
+	Secrets  SecretResolver
 }
 
 // AgentTasks is Berth's agent endpoint: the desired state of one instance,
@@ -228,25 +229,78 @@ type EFSMountGrant struct {
 
 // EFSMount checks that the task runs on the asking instance and uses the
 // volume, so an instance can mount only file systems its tasks need.
-func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMountGrant, error) {
-	cluster, inst, err := a.Resolver.ResolveInstance(ctx, r.Cluster, r.ContainerInstance)
+// TaskOnInstance finds a task the calling agent's instance runs (not
+// stopped), with its definition: what an agent may ask about one of its
+// tasks' volumes and secrets.
+func (a *API) TaskOnInstance(ctx context.Context, clusterRef, instRef, taskRef string) (cluster, inst string, t *state.TaskRecord, td *state.TaskDefRecord, err error) {
+	cluster, inst, err = a.Resolver.ResolveInstance(ctx, clusterRef, instRef)
 	if err != nil {
-		return nil, err
+		return
 	}
-	tid, err := a.Resolver.ResolveTask(cluster, r.Task)
+	tid, err := a.Resolver.ResolveTask(cluster, taskRef)
 	if err != nil {
-		return nil, err
+		return
 	}
-	t := &state.TaskRecord{}
-	if _, err := a.Store.Get(ctx, state.TaskKey(cluster, tid), t); errors.Is(err, state.ErrNotFound) {
-		return nil, spec.InvalidParam("Task %s does not exist.", r.Task)
+	t = &state.TaskRecord{}
+	if _, err = a.Store.Get(ctx, state.TaskKey(cluster, tid), t); errors.Is(err, state.ErrNotFound) {
+		err = spec.InvalidParam("Task %s does not exist.", taskRef)
+		return
 	} else if err != nil {
-		return nil, err
+		return
 	}
 	if t.InstanceID != inst || spec.Val(t.LastStatus) == "STOPPED" {
-		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Task " + r.Task + " does not run on this container instance."}
+		err = &spec.Error{Code: "AccessDeniedException", Message: "Task " + taskRef + " does not run on this container instance."}
+		return
 	}
-	td, err := a.Resolver.TaskDefinition(ctx, spec.Val(t.TaskDefinitionArn))
+	td, err = a.Resolver.TaskDefinition(ctx, spec.Val(t.TaskDefinitionArn))
+	return
+}
+
+// SecretResolver reads secrets' values (secrets.API).
+type SecretResolver interface {
+	Resolve(ctx context.Context, valueFrom string) (string, error)
+	Credentials(ctx context.Context, valueFrom string) (user, password string, err error)
+}
+
+// TaskSecrets resolves the container secrets and registry credentials
+// of a task the caller's instance runs, at the moment it starts them.
+func (a *API) TaskSecrets(ctx context.Context, r *agentapi.TaskSecretsRequest) (*agentapi.TaskSecretsResponse, error) {
+	_, _, _, td, err := a.TaskOnInstance(ctx, r.Cluster, r.ContainerInstance, r.Task)
+	if err != nil {
+		return nil, err
+	}
+	out := &agentapi.TaskSecretsResponse{Containers: map[string]agentapi.ContainerSecrets{}}
+	for _, c := range td.TaskDefinition.ContainerDefinitions {
+		var cs agentapi.ContainerSecrets
+		for _, sec := range c.Secrets {
+			if a.Secrets == nil {
+				return nil, &spec.Error{Code: "ClientException", Message: "This server has no secrets key."}
+			}
+			v, err := a.Secrets.Resolve(ctx, spec.Val(sec.ValueFrom))
+			if err != nil {
+				return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: secret %s: %v", spec.Val(c.Name), spec.Val(sec.Name), err)}
+			}
+			if cs.Env == nil {
+				cs.Env = map[string]string{}
+			}
+			cs.Env[spec.Val(sec.Name)] = v
+		}
+		if rc := c.RepositoryCredentials; rc != nil && a.Secrets != nil {
+			u, p, err := a.Secrets.Credentials(ctx, spec.Val(rc.CredentialsParameter))
+			if err != nil {
+				return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: repositoryCredentials: %v", spec.Val(c.Name), err)}
+			}
+			cs.RegistryUser, cs.RegistryPass = u, p
+		}
+		if cs.Env != nil || cs.RegistryUser != "" {
+			out.Containers[spec.Val(c.Name)] = cs
+		}
+	}
+	return out, nil
+}
+
+func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMountGrant, error) {
+	cluster, inst, t, td, err := a.TaskOnInstance(ctx, r.Cluster, r.ContainerInstance, r.Task)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -31,6 +32,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/jointoken"
+	"github.com/berth-project/berth/internal/secrets"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 )
@@ -232,6 +234,9 @@ type MemberJoinResponse struct {
 	InitialCluster string `json:"initialCluster"`
 	PeerCA         string `json:"peerCA"`
 	Cert           string `json:"cert"`
+	// SecretsKey is the cluster's secrets key (hex), which the new server
+	// keeps in its data directory: secrets are sealed with it.
+	SecretsKey string `json:"secretsKey,omitempty"`
 }
 
 var errBadMemberToken = &spec.Error{Code: "AccessDeniedException", Message: "The member token is not valid (unknown, used or expired)."}
@@ -344,8 +349,12 @@ func (s *Server) addMember(ctx context.Context, req *MemberJoinRequest) (*Member
 	s.cfg.Log.Info("added an etcd member as a learner", "name", req.Name, "peerURL", req.PeerURL, "id", fmt.Sprintf("%x", added.Member.ID))
 	go s.promote(added.Member.ID, req.Name)
 	caCert, _ := pem.Decode(ca.Kvs[0].Value)
-	return &MemberJoinResponse{Name: req.Name, InitialCluster: strings.Join(cluster, ","),
-		PeerCA: string(pem.EncodeToMemory(caCert)), Cert: string(cert)}, nil
+	out := &MemberJoinResponse{Name: req.Name, InitialCluster: strings.Join(cluster, ","),
+		PeerCA: string(pem.EncodeToMemory(caCert)), Cert: string(cert)}
+	if key, err := secrets.ReadKeyFile(s.secretsKeyPath()); err == nil {
+		out.SecretsKey = hex.EncodeToString(key)
+	}
+	return out, nil
 }
 
 // promote makes a learner a voting member once it has caught up (etcd
@@ -532,6 +541,15 @@ func joinCluster(ctx context.Context, dir string, urls []string, token, name, pe
 		}
 		if err := writePeerFiles(dir, []byte(out.PeerCA), []byte(out.Cert), key); err != nil {
 			return nil, err
+		}
+		if out.SecretsKey != "" {
+			sk, err := hex.DecodeString(out.SecretsKey)
+			if err != nil {
+				return nil, fmt.Errorf("join through %s: the secrets key is malformed", u)
+			}
+			if err := secrets.WriteKeyFile(filepath.Join(dir, secrets.KeyFile), sk); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, err
+			}
 		}
 		return &memberConfig{Name: out.Name, PeerURL: peerURL, InitialCluster: out.InitialCluster, Joined: true}, nil
 	}

@@ -26,6 +26,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 
 	"github.com/berth-project/berth/internal/agentsrv"
+	"github.com/berth-project/berth/internal/awsjson"
 	"github.com/berth-project/berth/internal/blob"
 	"github.com/berth-project/berth/internal/blob/backend"
 	"github.com/berth-project/berth/internal/blob/fschunk"
@@ -33,6 +34,7 @@ import (
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
 	"github.com/berth-project/berth/internal/placement"
+	"github.com/berth-project/berth/internal/secrets"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
 	"github.com/berth-project/berth/internal/volume"
@@ -88,6 +90,9 @@ type Config struct {
 	// store itself (embedding, tests).
 	BlobStore string
 	Blobs     blob.Objects
+	// SecretsKeyFile holds the cluster's secrets key (default
+	// DATA-DIR/secrets.key), made by the cluster's first server.
+	SecretsKeyFile string
 }
 
 // Server is a running control plane.
@@ -109,6 +114,7 @@ type Server struct {
 	volumes   *volume.API
 	fs        *fsmeta.Engine
 	efs       *efs.API
+	secrets   *secrets.API
 	caPEM     []byte
 	epoch     leaderEpoch
 	closing   chan struct{} // closed when the server begins to shut down
@@ -238,9 +244,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	go s.fs.Maintain(rctx, 2*time.Second)
 	s.efs = &efs.API{FS: s.fs, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
+	s.secrets = &secrets.API{Client: cli, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
+	if path := s.secretsKeyPath(); path != "" {
+		k, err := secrets.LoadKeyring(sctx, cli, path)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.secrets.Keys = k
+	}
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
 	s.agents = &agentsrv.API{Store: store, Resolver: s.API}
+	if s.secrets.Keys != nil {
+		s.agents.Secrets = s.secrets
+	}
 	s.volumes = &volume.API{Store: store, Cache: cache, Applier: s.API.Applier, Resolver: s.API, Now: s.API.Now}
 	s.API.Applier.Stopped = func(ctx context.Context, t *state.TaskRecord) {
 		// The task's slot may start elsewhere as soon as this returns: its
@@ -379,6 +397,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/agent/heartbeat", s.auth(http.HandlerFunc(s.heartbeat)))
 	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.agents.AgentTasks)))
 	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.agents.ReportResidency)))
+	mux.Handle("POST /berth/v1/agent/secrets", s.auth(jsonHandler(s.agents.TaskSecrets)))
 	mux.Handle("POST /berth/v1/agent/network", s.auth(jsonHandler(s.agents.Network)))
 	mux.Handle("POST /berth/v1/agent/routes", s.auth(jsonHandler(s.agents.Routes)))
 	mux.Handle("POST /berth/v1/network/list", s.auth(jsonHandler(s.networkList)))
@@ -395,8 +414,46 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("/berth/v1/blobs/{key}", s.auth(http.HandlerFunc(s.blobs)))
 	s.fsRoutes(mux)
 	s.consoleRoutes(mux)
-	mux.Handle("POST /{$}", s.auth(s.API))
+	mux.Handle("POST /{$}", s.auth(s.awsJSON()))
 	return s.instrument(s.hostCheck(mux))
+}
+
+// secretsKeyPath is where this server keeps the secrets key ("" when it
+// has no data directory and none was given).
+func (s *Server) secretsKeyPath() string {
+	if s.cfg.SecretsKeyFile != "" {
+		return s.cfg.SecretsKeyFile
+	}
+	if s.cfg.DataDir != "" {
+		return filepath.Join(s.cfg.DataDir, secrets.KeyFile)
+	}
+	return ""
+}
+
+// awsJSON sends an awsJson1.1 call to its service by its X-Amz-Target:
+// ECS, Secrets Manager, SSM or FSx.
+func (s *Server) awsJSON() http.Handler {
+	var sm, ssm http.Handler = noSecretsKey{}, noSecretsKey{}
+	if s.secrets.Keys != nil {
+		sm, ssm = s.secrets.SecretsManager(), s.secrets.SSM()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.Header.Get("X-Amz-Target")
+		switch {
+		case strings.HasPrefix(target, "secretsmanager."):
+			sm.ServeHTTP(w, r)
+		case strings.HasPrefix(target, "AmazonSSM."):
+			ssm.ServeHTTP(w, r)
+		default:
+			s.API.ServeHTTP(w, r)
+		}
+	})
+}
+
+type noSecretsKey struct{}
+
+func (noSecretsKey) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	awsjson.WriteError(w, &spec.Error{Code: "InternalServiceError", Message: "This server has no secrets key: start it with --data-dir or --secrets-key-file."})
 }
 
 // hostCheck keeps a server that takes unsigned requests (open on

@@ -508,6 +508,23 @@ func (v *tdCheck) environmentAndLogs(c *ContainerDefinition) *Error {
 			return ClientErr("Invalid environment variable for container '%s'. Names cannot contain '=' or NUL characters, and values cannot contain NUL.", name)
 		}
 	}
+	seen := map[string]bool{}
+	for _, sec := range c.Secrets {
+		n := Val(sec.Name)
+		if n == "" || Val(sec.ValueFrom) == "" {
+			return ClientErr("Invalid secret for container '%s'. name and valueFrom are required.", name)
+		}
+		if strings.ContainsAny(n, "=\x00") {
+			return ClientErr("Invalid secret name '%s' for container '%s'. Names cannot contain '=' or NUL characters.", n, name)
+		}
+		if seen[n] {
+			return ClientErr("Duplicate secret name '%s' for container '%s'.", n, name)
+		}
+		seen[n] = true
+	}
+	if rc := c.RepositoryCredentials; rc != nil && Val(rc.CredentialsParameter) == "" {
+		return ClientErr("Invalid repositoryCredentials for container '%s'. credentialsParameter is required.", name)
+	}
 	if lc := c.LogConfiguration; lc != nil && Val(lc.LogDriver) == "" {
 		return ClientErr("Invalid logConfiguration for container '%s'. logDriver is required.", name)
 	} else if lc != nil && !logDrivers[Val(lc.LogDriver)] {

@@ -137,3 +137,21 @@ func VPCInstanceKey(cluster, id string) string { return VPCInstancesPrefix() + c
 // ConsoleSessionKey holds a web console session (by its token's
 // SHA-256), on a lease of the session's life. Owner: internal/console.
 func ConsoleSessionKey(sum string) string { return Prefix + "console/sessions/" + sum }
+
+// Secrets Manager secrets and SSM parameters, sealed with the cluster's
+// secrets key (kept outside etcd; SecretsKeyIDKey holds only its id, so a
+// server with another key refuses to start). Owner: internal/secrets.
+func SecretsKeyIDKey() string         { return Prefix + "secrets/key-id" }
+func SecretsPrefix() string           { return Prefix + "secrets/sm/" }
+func SecretKey(name string) string    { return SecretsPrefix() + name }
+func ParametersPrefix() string        { return Prefix + "secrets/ssm/" }
+func ParameterKey(name string) string { return ParametersPrefix() + name }
+
+// FSx for Windows File Server file systems, and which instance serves
+// each zone's SMB endpoint (a claim on that instance's connection lease).
+// Owner: internal/fsx.
+func FSxPrefix() string                     { return Prefix + "fsx/fs/" }
+func FSxKey(id string) string               { return FSxPrefix() + id }
+func FSxEndpointPrefix(id string) string    { return Prefix + "fsx/endpoints/" + id + "/" }
+func FSxEndpointKey(id, zone string) string { return FSxEndpointPrefix(id) + zone }
+func FSxEndpointsPrefix() string            { return Prefix + "fsx/endpoints/" }

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/berth-project/berth/internal/agent"
 	"github.com/berth-project/berth/internal/blob/s3/s3test"
@@ -216,6 +217,14 @@ func TestThreeServersOutliveTheLeader(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// Joined servers received the cluster's secrets key: a secret sealed
+	// by the first opens on the third.
+	if _, err := smClient(procs[0].endpoint).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("ha"), SecretString: aws.String("sealed-by-s1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := smClient(procs[2].endpoint).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("ha")}); err != nil || aws.ToString(got.SecretString) != "sealed-by-s1" {
+		t.Fatalf("a secret read through a joined server: %v", err)
+	}
 	c := &cluster{env: &env{t: t, ecs: client(procs[1].endpoint, "test", "test"), ctx: ctx}}
 	c.createCluster("default")
 	for _, zone := range []string{"us-east-1a", "us-east-1b"} {

@@ -1,0 +1,379 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/cli"
+	"github.com/berth-project/berth/internal/server"
+	"github.com/berth-project/berth/internal/state"
+)
+
+func smClient(endpoint string) *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{HTTPClient: cli.NewHTTPClient(), BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), RetryMaxAttempts: 1})
+}
+
+func ssmClient(endpoint string) *ssm.Client {
+	return ssm.New(ssm.Options{HTTPClient: cli.NewHTTPClient(), BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), RetryMaxAttempts: 1})
+}
+
+// wantCode fails unless err is an API error of the given type.
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != code {
+		t.Fatalf("%s: want %s, got %v", what, code, err)
+	}
+}
+
+// grepTree fails if needle appears in any file under root.
+func grepTree(t *testing.T, root string, needle []byte) {
+	t.Helper()
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, needle) {
+			t.Errorf("%s holds a secret in the clear", p)
+		}
+		return nil
+	})
+}
+
+func TestSecretsManager(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, func(c *server.Config) { c.DataDir = dir })
+	ctx := context.Background()
+	sm := smClient(s.Endpoint())
+	const value = `{"username":"svc-app","password":"p4ss-Wr0rd-in-the-clear-nowhere"}`
+
+	created, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("prod/db"), SecretString: aws.String(value),
+		Description: aws.String("database"), Tags: []smtypes.Tag{{Key: aws.String("team"), Value: aws.String("storage")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(created.ARN)
+	if !strings.HasPrefix(arn, "arn:aws:secretsmanager:us-east-1:000000000000:secret:prod/db-") || len(arn) != len("arn:aws:secretsmanager:us-east-1:000000000000:secret:prod/db-")+6 {
+		t.Fatalf("ARN %s", arn)
+	}
+	for _, id := range []string{"prod/db", arn, strings.TrimSuffix(arn, arn[len(arn)-7:])} {
+		got, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+		if err != nil || aws.ToString(got.SecretString) != value || aws.ToString(got.VersionId) != aws.ToString(created.VersionId) ||
+			len(got.VersionStages) != 1 || got.VersionStages[0] != "AWSCURRENT" {
+			t.Fatalf("get by %s: %v %+v", id, err, got)
+		}
+	}
+
+	_, err = sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("prod/db"), SecretString: aws.String("x")})
+	wantCode(t, "create again", err, "ResourceExistsException")
+	_, err = sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("both"), SecretString: aws.String("x"), SecretBinary: []byte("y")})
+	wantCode(t, "string and binary", err, "InvalidParameterException")
+	_, err = sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("bad name!")})
+	wantCode(t, "bad name", err, "ValidationException")
+	_, err = sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("nope")})
+	wantCode(t, "missing", err, "ResourceNotFoundException")
+	if _, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("both")}); err == nil {
+		t.Fatal("a refused CreateSecret left a secret behind")
+	}
+
+	// A new version takes AWSCURRENT; the old one keeps AWSPREVIOUS.
+	put, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), SecretString: aws.String(`{"username":"svc-app","password":"second"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("prod/db"), VersionStage: aws.String("AWSPREVIOUS")})
+	if err != nil || aws.ToString(prev.SecretString) != value {
+		t.Fatalf("AWSPREVIOUS: %v %+v", err, prev)
+	}
+	desc, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("prod/db")})
+	if err != nil || aws.ToString(desc.Description) != "database" || len(desc.VersionIdsToStages) != 2 ||
+		desc.VersionIdsToStages[aws.ToString(put.VersionId)][0] != "AWSCURRENT" || len(desc.Tags) != 1 {
+		t.Fatalf("describe: %v %+v", err, desc)
+	}
+	list, err := sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{"prod/"}}}})
+	if err != nil || len(list.SecretList) != 1 || aws.ToString(list.SecretList[0].ARN) != arn {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+
+	// Deletion with a recovery window can be undone; forced deletion not.
+	if _, err := sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(arn), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	wantCode(t, "get while marked for deletion", err, "InvalidRequestException")
+	_, err = sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(arn), RecoveryWindowInDays: aws.Int64(3)})
+	wantCode(t, "recovery window of 3 days", err, "InvalidParameterException")
+	if _, err := sm.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)}); err != nil {
+		t.Fatalf("restored: %v", err)
+	}
+
+	// The AWS CLI, unchanged.
+	if _, e := runAWS(t, s.Endpoint(), "secretsmanager", "create-secret", "--name", "cli-secret", "--secret-string", "from-the-cli-9f3e"); e != "" {
+		t.Fatal(e)
+	}
+	got, e := runAWS(t, s.Endpoint(), "secretsmanager", "get-secret-value", "--secret-id", "cli-secret")
+	if e != "" || got["SecretString"] != "from-the-cli-9f3e" {
+		t.Fatalf("cli get-secret-value: %s %v", e, got)
+	}
+	if _, e := runAWS(t, s.Endpoint(), "secretsmanager", "describe-secret", "--secret-id", "missing"); !strings.Contains(e, "ResourceNotFoundException") {
+		t.Fatalf("cli describe of a missing secret: %q", e)
+	}
+	if _, e := runAWS(t, s.Endpoint(), "secretsmanager", "delete-secret", "--secret-id", "cli-secret", "--force-delete-without-recovery"); e != "" {
+		t.Fatal(e)
+	}
+	_, err = sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("cli-secret")})
+	wantCode(t, "after forced deletion", err, "ResourceNotFoundException")
+
+	// Sealed in etcd: neither the records nor any file of the server's
+	// data (etcd's WAL and database included) holds a value in the clear.
+	raw, err := s.Client().Get(ctx, state.SecretsPrefix(), clientv3.WithPrefix())
+	if err != nil || len(raw.Kvs) == 0 {
+		t.Fatalf("records: %v", err)
+	}
+	for _, kv := range raw.Kvs {
+		if bytes.Contains(kv.Value, []byte("p4ss-Wr0rd")) || bytes.Contains(kv.Value, []byte("second")) {
+			t.Fatalf("%s holds a value in the clear", kv.Key)
+		}
+	}
+	s.Close()
+	grepTree(t, dir, []byte("p4ss-Wr0rd-in-the-clear-nowhere"))
+	grepTree(t, dir, []byte("from-the-cli-9f3e"))
+	if _, err := os.Stat(filepath.Join(dir, "secrets.key")); err != nil {
+		t.Fatalf("the key file: %v", err)
+	}
+
+	// A server given another key refuses to start, rather than fail to
+	// read every secret later.
+	other := filepath.Join(t.TempDir(), "other.key")
+	os.WriteFile(other, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
+	_, err = server.Start(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", SecretsKeyFile: other, Log: testLogger()})
+	if err == nil || !strings.Contains(err.Error(), "is not this cluster's") {
+		t.Fatalf("start with another key: %v", err)
+	}
+	// The same data with its own key starts, and the secret reads back.
+	s2 := start(t, func(c *server.Config) { c.DataDir = dir })
+	got2, err := smClient(s2.Endpoint()).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("prod/db"), VersionStage: aws.String("AWSPREVIOUS")})
+	if err != nil || aws.ToString(got2.SecretString) != value {
+		t.Fatalf("after restart: %v %+v", err, got2)
+	}
+}
+
+func TestParameterStore(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, func(c *server.Config) { c.DataDir = dir })
+	ctx := context.Background()
+	p := ssmClient(s.Endpoint())
+
+	out, err := p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/app/db/password"), Value: aws.String("s3cure-param-7781"), Type: ssmtypes.ParameterTypeSecureString})
+	if err != nil || out.Version != 1 {
+		t.Fatalf("put: %v %+v", err, out)
+	}
+	got, err := p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/app/db/password"), WithDecryption: aws.Bool(true)})
+	if err != nil || aws.ToString(got.Parameter.Value) != "s3cure-param-7781" || got.Parameter.Type != ssmtypes.ParameterTypeSecureString ||
+		aws.ToString(got.Parameter.ARN) != "arn:aws:ssm:us-east-1:000000000000:parameter/app/db/password" {
+		t.Fatalf("get decrypted: %v %+v", err, got.Parameter)
+	}
+	enc, err := p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/app/db/password")})
+	if err != nil || strings.Contains(aws.ToString(enc.Parameter.Value), "s3cure") || aws.ToString(enc.Parameter.Value) == "" {
+		t.Fatalf("a SecureString read without decryption: %v %+v", err, enc.Parameter)
+	}
+	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/app/db/password"), Value: aws.String("x"), Type: ssmtypes.ParameterTypeSecureString})
+	wantCode(t, "put without overwrite", err, "ParameterAlreadyExists")
+	out, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/app/db/password"), Value: aws.String("rotated-param-1"), Overwrite: aws.Bool(true)})
+	if err != nil || out.Version != 2 {
+		t.Fatalf("overwrite: %v %+v", err, out)
+	}
+	v1, err := p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/app/db/password:1"), WithDecryption: aws.Bool(true)})
+	if err != nil || aws.ToString(v1.Parameter.Value) != "s3cure-param-7781" || v1.Parameter.Version != 1 {
+		t.Fatalf("version 1: %v %+v", err, v1)
+	}
+	if _, err := p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/app/region"), Value: aws.String("local"), Type: ssmtypes.ParameterTypeString}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("plain"), Value: aws.String("v"), Type: ssmtypes.ParameterTypeString}); err != nil {
+		t.Fatal(err)
+	}
+	many, err := p.GetParameters(ctx, &ssm.GetParametersInput{Names: []string{"/app/region", "plain", "/nope"}})
+	if err != nil || len(many.Parameters) != 2 || len(many.InvalidParameters) != 1 || many.InvalidParameters[0] != "/nope" {
+		t.Fatalf("get parameters: %v %+v", err, many)
+	}
+	byPath, err := p.GetParametersByPath(ctx, &ssm.GetParametersByPathInput{Path: aws.String("/app"), Recursive: aws.Bool(true), WithDecryption: aws.Bool(true)})
+	if err != nil || len(byPath.Parameters) != 2 {
+		t.Fatalf("by path: %v %+v", err, byPath)
+	}
+	shallow, err := p.GetParametersByPath(ctx, &ssm.GetParametersByPathInput{Path: aws.String("/app")})
+	if err != nil || len(shallow.Parameters) != 1 || aws.ToString(shallow.Parameters[0].Name) != "/app/region" {
+		t.Fatalf("by path, not recursive: %v %+v", err, shallow)
+	}
+
+	// Parameter Store's checks.
+	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/aws/x"), Value: aws.String("v"), Type: ssmtypes.ParameterTypeString})
+	wantCode(t, "reserved name", err, "ValidationException")
+	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("a/b"), Value: aws.String("v"), Type: ssmtypes.ParameterTypeString})
+	wantCode(t, "unqualified path", err, "ValidationException")
+	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/t"), Value: aws.String("v"), Type: ssmtypes.ParameterTypeString,
+		Overwrite: aws.Bool(true), Tags: []ssmtypes.Tag{{Key: aws.String("k"), Value: aws.String("v")}}})
+	wantCode(t, "tags with overwrite", err, "ValidationException")
+	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/pat"), Value: aws.String("abc"), Type: ssmtypes.ParameterTypeString, AllowedPattern: aws.String(`^\d+$`)})
+	wantCode(t, "allowed pattern", err, "ParameterPatternMismatchException")
+	_, err = p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/pat")})
+	wantCode(t, "a refused put wrote nothing", err, "ParameterNotFound")
+	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/big"), Value: aws.String(strings.Repeat("x", 4097)), Type: ssmtypes.ParameterTypeString})
+	wantCode(t, "value over 4 KiB", err, "ValidationException")
+
+	// The AWS CLI, unchanged.
+	if _, e := runAWS(t, s.Endpoint(), "ssm", "put-parameter", "--name", "/cli/token", "--value", "cli-param-5521", "--type", "SecureString"); e != "" {
+		t.Fatal(e)
+	}
+	cliGot, e := runAWS(t, s.Endpoint(), "ssm", "get-parameter", "--name", "/cli/token", "--with-decryption")
+	if e != "" || cliGot["Parameter"].(map[string]any)["Value"] != "cli-param-5521" {
+		t.Fatalf("cli get-parameter: %s %v", e, cliGot)
+	}
+	if _, e := runAWS(t, s.Endpoint(), "ssm", "delete-parameter", "--name", "/cli/token"); e != "" {
+		t.Fatal(e)
+	}
+	if _, e := runAWS(t, s.Endpoint(), "ssm", "get-parameter", "--name", "/cli/token"); !strings.Contains(e, "ParameterNotFound") {
+		t.Fatalf("cli get of a deleted parameter: %q", e)
+	}
+	_, err = p.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String("/cli/token")})
+	wantCode(t, "delete twice", err, "ParameterNotFound")
+
+	s.Close()
+	for _, v := range []string{"s3cure-param-7781", "rotated-param-1", "cli-param-5521"} {
+		grepTree(t, dir, []byte(v))
+	}
+}
+
+// TestContainerSecrets: a container's secrets (a whole secret, one JSON
+// key of one, a SecureString parameter by name and by ARN) reach its
+// environment; the values appear in no API answer, no Berth record and no
+// file of the server's. A secret that does not exist stops the task with
+// ECS's ResourceInitializationError.
+func TestContainerSecrets(t *testing.T) {
+	dir := t.TempDir()
+	c := newCluster(t, func(cfg *server.Config) { cfg.DataDir = dir })
+	ra := c.addAgent("us-east-1a", "")
+	ctx := c.ctx
+	sm, p := smClient(c.srv.Endpoint()), ssmClient(c.srv.Endpoint())
+	whole, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("api-key"), SecretString: aws.String("k-00secret-whole")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("db"), SecretString: aws.String(`{"username":"app","password":"pw-00secret-json"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/svc/token"), Value: aws.String("tok-00secret-param"), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		t.Fatal(err)
+	}
+	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("with-secrets"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("app"), Command: []string{"sleep", "3600"},
+		Environment: []types.KeyValuePair{{Name: aws.String("PLAIN"), Value: aws.String("visible")}},
+		Secrets: []types.Secret{
+			{Name: aws.String("API_KEY"), ValueFrom: whole.ARN},
+			{Name: aws.String("DB_PASSWORD"), ValueFrom: aws.String(aws.ToString(db.ARN) + ":password::")},
+			{Name: aws.String("TOKEN"), ValueFrom: aws.String("/svc/token")},
+			{Name: aws.String("TOKEN2"), ValueFrom: aws.String("arn:aws:ssm:us-east-1:000000000000:parameter/svc/token")},
+		},
+	}}})
+	task := c.run(td)
+	running := c.wait(task.TaskArn, "RUNNING")
+	id := aws.ToString(running.Containers[0].RuntimeId)
+	env, err := exec.Command("docker", "exec", id, "sh", "-c", `echo "$API_KEY|$DB_PASSWORD|$TOKEN|$TOKEN2|$PLAIN"`).CombinedOutput()
+	if got := strings.TrimSpace(string(env)); err != nil || got != "k-00secret-whole|pw-00secret-json|tok-00secret-param|tok-00secret-param|visible" {
+		t.Fatalf("the container's environment: %v %q", err, got)
+	}
+	labels, _ := exec.Command("docker", "inspect", "-f", "{{json .Config.Labels}}", id).Output()
+	secretValues := []string{"k-00secret-whole", "pw-00secret-json", "tok-00secret-param"}
+	for _, v := range secretValues {
+		if bytes.Contains(labels, []byte(v)) {
+			t.Fatalf("a secret is in the container's labels: %s", labels)
+		}
+	}
+	// Nothing the API answers holds a value: the task, its definition.
+	for _, args := range [][]string{
+		{"ecs", "describe-tasks", "--tasks", aws.ToString(task.TaskArn)},
+		{"ecs", "describe-task-definition", "--task-definition", td},
+		{"secretsmanager", "describe-secret", "--secret-id", "db"},
+		{"secretsmanager", "list-secrets"},
+		{"ssm", "get-parameter", "--name", "/svc/token"},
+	} {
+		out, e := runAWSRaw(t, c.srv.Endpoint(), args...)
+		if e != nil {
+			t.Fatalf("aws %v: %v %s", args, e, out)
+		}
+		for _, v := range secretValues {
+			if strings.Contains(out, v) {
+				t.Fatalf("aws %v shows a secret: %s", args, out)
+			}
+		}
+	}
+	all, err := c.srv.Client().Get(ctx, state.Prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range all.Kvs {
+		for _, v := range secretValues {
+			if bytes.Contains(kv.Value, []byte(v)) {
+				t.Fatalf("%s holds a secret in the clear", kv.Key)
+			}
+		}
+	}
+	c.stop(task.TaskArn)
+
+	// A secret that is not there: the task stops before its containers start.
+	bad := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("missing-secret"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("app"), Command: []string{"true"},
+		Secrets: []types.Secret{{Name: aws.String("X"), ValueFrom: aws.String("arn:aws:secretsmanager:us-east-1:000000000000:secret:gone-abcdef")}},
+	}}})
+	bt := c.run(bad)
+	stopped := c.wait(bt.TaskArn, "STOPPED")
+	if r := aws.ToString(stopped.StoppedReason); !strings.Contains(r, "ResourceInitializationError") || !strings.Contains(r, "ResourceNotFoundException") {
+		t.Fatalf("stopped reason: %q", r)
+	}
+	// Registration checks secrets as ECS does.
+	_, err = c.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{Family: aws.String("dup-secret"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("app"), Image: aws.String(testImage), Memory: aws.Int32(64),
+		Secrets: []types.Secret{{Name: aws.String("X"), ValueFrom: aws.String("/a")}, {Name: aws.String("X"), ValueFrom: aws.String("/b")}},
+	}}})
+	wantCode(t, "duplicate secret names", err, "ClientException")
+	c.stopAgent(ra)
+	c.srv.Close()
+	for _, v := range secretValues {
+		grepTree(t, dir, []byte(v))
+	}
+}
+
+// runAWSRaw runs the AWS CLI and returns its output as text.
+func runAWSRaw(t *testing.T, endpoint string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(awsCLI, append(args, "--endpoint-url", endpoint, "--output", "json", "--no-cli-pager")...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=berth", "AWS_SECRET_ACCESS_KEY=berth", "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
