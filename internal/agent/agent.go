@@ -87,6 +87,9 @@ type Config struct {
 	// Capacity says which tasks the instance takes: "EC2", "FARGATE" or
 	// both, separated by commas or spaces (the default).
 	Capacity string
+	// DisableSMB keeps the instance from serving SMB shares of FSx file
+	// systems in its zone (it serves them when the host has Samba).
+	DisableSMB bool
 }
 
 // Agent is a running container instance.
@@ -238,6 +241,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("report volumes", "err", err)
 	}
 	go a.heartbeats(ctx)
+	if !a.cfg.DisableSMB {
+		go a.runSMB(ctx)
+	}
 	if err := a.scanContainers(ctx); err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
@@ -345,6 +351,8 @@ func capabilities(noPrivileged bool) []spec.Attribute {
 		"ecs.capability.docker-plugin.local",
 		"ecs.capability.container-health-check", "ecs.capability.container-ordering", "ecs.capability.task-cpu-mem-limit",
 		"ecs.capability.ebs-task-attach", "ecs.capability.efs", "ecs.capability.efsAuth", "ecs.capability.task-eni",
+		"ecs.capability.fsxWindowsFileServer", "ecs.capability.secrets.asm.environment-variables", "ecs.capability.secrets.ssm.environment-variables",
+		"com.amazonaws.ecs.capability.ecr-auth", "ecs.capability.private-registry-authentication.secretsmanager",
 	} {
 		out = append(out, spec.Attribute{Name: spec.Str(n)})
 	}

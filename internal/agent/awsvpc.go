@@ -233,6 +233,13 @@ func pauseTaskID(name string) string {
 
 // newPause starts a pause container on the task network.
 func (a *Agent) newPause(ctx context.Context) (warmPause, error) {
+	labels := map[string]string{LabelPausePool: "1", LabelCluster: a.cfg.Cluster, LabelInstance: a.id}
+	return a.startNamespace(ctx, warmPausePrefix+randomHex(8), labels)
+}
+
+// startNamespace starts a pause container named cname on the task
+// network: a network namespace with an address of the instance's block.
+func (a *Agent) startNamespace(ctx context.Context, cname string, labels map[string]string) (warmPause, error) {
 	if err := a.ensurePauseImage(ctx); err != nil {
 		return warmPause{}, err
 	}
@@ -240,10 +247,9 @@ func (a *Agent) newPause(ctx context.Context) (warmPause, error) {
 	if err != nil {
 		return warmPause{}, err
 	}
-	labels := map[string]string{LabelPausePool: "1", LabelCluster: a.cfg.Cluster, LabelInstance: a.id}
 	resp, err := a.docker.ContainerCreate(ctx, &container.Config{Image: PauseImage, Labels: labels},
-		&container.HostConfig{NetworkMode: container.NetworkMode(name)},
-		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: {}}}, nil, warmPausePrefix+randomHex(8))
+		&container.HostConfig{NetworkMode: container.NetworkMode(name), RestartPolicy: restartPolicy(labels)},
+		&network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: {}}}, nil, cname)
 	if err != nil {
 		return warmPause{}, fmt.Errorf("create a network namespace: %w", err)
 	}
@@ -362,4 +368,13 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// restartPolicy: an SMB endpoint's namespace comes back with the engine;
+// a task's does not (its task is stopped).
+func restartPolicy(labels map[string]string) container.RestartPolicy {
+	if labels[LabelSMB] != "" {
+		return container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	}
+	return container.RestartPolicy{}
 }

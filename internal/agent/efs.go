@@ -49,35 +49,65 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 	if err := r.a.api.Post(ctx, "/berth/v1/agent/efs-mount", &agentapi.EFSMountRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Task: r.arn, Volume: name}, &grant); err != nil {
 		return fail("%v", err)
 	}
-	if err := os.MkdirAll(mp, 0o755); err != nil {
+	if err := r.a.startMount(fs, mp, &grant); err != nil {
 		return fail("%v", err)
 	}
-	bin := r.a.cfg.MountBinary
+	return mp, nil
+}
+
+// mountFSx mounts a task's FSx for Windows File Server volume on this
+// Linux instance: the server checks the task's credentials against the
+// share's users and grants a mount of the backing file system confined to
+// the volume's rootDirectory.
+func (r *runner) mountFSx(ctx context.Context, name string, cfg *spec.FSxWindowsFileServerVolumeConfiguration) (string, error) {
+	mp := r.a.efsPath(r.id, name)
+	if isMountpoint(mp) {
+		return mp, nil // mounted before an agent restart
+	}
+	fs := spec.Val(cfg.FileSystemId)
+	var grant agentapi.EFSMountResponse
+	if err := r.a.api.Post(ctx, "/berth/v1/agent/fsx-mount", &agentapi.EFSMountRequest{Cluster: r.a.cfg.Cluster, ContainerInstance: r.a.arn, Task: r.arn, Volume: name}, &grant); err != nil {
+		return "", volumeError("FSx file system %s for volume '%s': %v", fs, name, err)
+	}
+	if err := r.a.startMount(fs, mp, &grant); err != nil {
+		return "", volumeError("FSx file system %s for volume '%s': %v", fs, name, err)
+	}
+	return mp, nil
+}
+
+// startMount starts `berth fs mount` of file system fs at mp with a grant,
+// in a process (and session) of its own that outlives this agent, and
+// waits for the mount's ready word.
+func (a *Agent) startMount(fs, mp string, grant *agentapi.EFSMountResponse) error {
+	if err := os.MkdirAll(mp, 0o755); err != nil {
+		return err
+	}
+	bin := a.cfg.MountBinary
 	if bin == "" {
 		var err error
 		if bin, err = os.Executable(); err != nil {
-			return fail("%v", err)
+			return err
 		}
 	}
-	args := []string{"fs", "mount", fs, mp, "--endpoint", r.a.cfg.Server, "--zone", grant.Zone}
-	if strings.HasPrefix(r.a.cfg.Server, "https://") {
-		args = append(args, "--ca", r.a.caPath()) // the CA the agent pinned when it joined
+	args := []string{"fs", "mount", fs, mp, "--endpoint", a.cfg.Server, "--zone", grant.Zone}
+	if strings.HasPrefix(a.cfg.Server, "https://") {
+		args = append(args, "--ca", a.caPath()) // the CA the agent pinned when it joined
 	} else if grant.TLS {
-		ca := filepath.Join(r.a.cfg.DataDir, "efs", "ca.pem")
+		ca := filepath.Join(a.cfg.DataDir, "efs", "ca.pem")
 		if err := os.WriteFile(ca, []byte(grant.CA), 0o644); err != nil {
-			return fail("%v", err)
+			return err
 		}
 		args = append(args, "--ca", ca)
 	}
 	logPath := mp + ".log"
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fail("%v", err)
+		return err
 	}
 	defer logf.Close()
 	rd, wr, err := os.Pipe()
 	if err != nil {
-		return fail("%v", err)
+		return err
 	}
 	defer rd.Close()
 	cmd := exec.Command(bin, args...)
@@ -87,7 +117,7 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		wr.Close()
-		return fail("start the mount: %v", err)
+		return fmt.Errorf("start the mount: %v", err)
 	}
 	wr.Close()
 	type word struct {
@@ -104,17 +134,17 @@ func (r *runner) mountEFS(ctx context.Context, name string, cfg *spec.EFSVolumeC
 		if !w.ok {
 			cmd.Wait()
 			if w.why != "" {
-				return fail("%s", w.why)
+				return errors.New(w.why)
 			}
-			return fail("%s", lastLine(logPath))
+			return errors.New(lastLine(logPath))
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
-		return fail("mount timed out")
+		return errors.New("mount timed out")
 	}
 	go cmd.Wait() // reap it when it ends (at unmount); it outlives a restart of this agent
-	return mp, nil
+	return nil
 }
 
 // lastLine is the mount process's last log line: why it failed.
@@ -134,11 +164,11 @@ func lastLine(path string) string {
 	return last
 }
 
-// unmountEFS unmounts the task's EFS volumes (idempotent); the mount
+// unmountEFS unmounts the task's EFS and FSx volumes (idempotent); the mount
 // processes exit when their mounts go.
 func (r *runner) unmountEFS() {
 	for _, v := range r.def.Volumes {
-		if v.EfsVolumeConfiguration == nil {
+		if v.EfsVolumeConfiguration == nil && v.FsxWindowsFileServerVolumeConfiguration == nil {
 			continue
 		}
 		mp := r.a.efsPath(r.id, spec.Val(v.Name))

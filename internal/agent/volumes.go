@@ -76,8 +76,12 @@ func (r *runner) prepareVolumes(ctx context.Context) (map[string]mount.Mount, er
 				return nil, err
 			}
 			out[name] = mount.Mount{Type: mount.TypeBind, Source: p}
-		default: // FSx for Windows File Server
-			return nil, volumeError("volume '%s' needs a capability this instance does not have", name)
+		default: // FSx for Windows File Server, mounted directly
+			p, err := r.mountFSx(ctx, name, v.FsxWindowsFileServerVolumeConfiguration)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = mount.Mount{Type: mount.TypeBind, Source: p}
 		}
 	}
 	return out, nil

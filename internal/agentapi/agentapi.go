@@ -303,3 +303,45 @@ type StaleEpochError struct {
 func (e *StaleEpochError) Error() string {
 	return fmt.Sprintf("Attachment epoch %d of volume '%s' is stale; the current epoch is %d.", e.Epoch, e.VolumeID, e.Current)
 }
+
+// SMBRequest is an agent's poll for the SMB shares (FSx for Windows File
+// Server file systems) it should serve: it reports the endpoints it
+// serves and asks for mount grants for the shares it has not mounted.
+type SMBRequest struct {
+	Cluster           string `json:"cluster"`
+	ContainerInstance string `json:"containerInstance"`
+	// Capable says the host has Samba (smbd) and nss_wrapper: only then
+	// is the agent given shares.
+	Capable bool          `json:"capable"`
+	Serving []SMBEndpoint `json:"serving,omitempty"`
+	Mount   []string      `json:"mount,omitempty"`
+}
+
+// SMBEndpoint is one share an agent serves, at an address of its own.
+type SMBEndpoint struct {
+	FileSystemID string `json:"fileSystemId"`
+	Address      string `json:"address"`
+	Ready        bool   `json:"ready"`
+}
+
+// SMBResponse lists the shares the agent is to serve (it serves its
+// zone's endpoint of each).
+type SMBResponse struct {
+	Shares []SMBShare `json:"shares"`
+}
+
+// SMBShare is one file system's share: its domain and users, and, when
+// asked for, a grant to mount its file system.
+type SMBShare struct {
+	FileSystemID string            `json:"fileSystemId"`
+	Domain       string            `json:"domain,omitempty"`
+	Users        []SMBUser         `json:"users"`
+	CapacityGiB  int32             `json:"capacityGiB"`
+	Mount        *EFSMountResponse `json:"mount,omitempty"`
+}
+
+// SMBUser is a user of a share and its password.
+type SMBUser struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}

@@ -321,16 +321,24 @@ func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMo
 	if !found {
 		return nil, &spec.Error{Code: "AccessDeniedException", Message: "Task " + r.Task + " has no EFS volume '" + r.Volume + "'."}
 	}
+	if g.Zone, err = a.InstanceZone(ctx, cluster, inst); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// InstanceZone is a container instance's zone.
+func (a *API) InstanceZone(ctx context.Context, cluster, inst string) (string, error) {
 	ir := &state.InstanceRecord{}
 	if _, err := a.Store.Get(ctx, state.InstanceKey(cluster, inst), ir); err != nil {
-		return nil, err
+		return "", err
 	}
 	for _, at := range ir.Attributes {
 		if spec.Val(at.Name) == "ecs.availability-zone" {
-			g.Zone = spec.Val(at.Value)
+			return spec.Val(at.Value), nil
 		}
 	}
-	return g, nil
+	return "", nil
 }
 
 // Network gives the instance its block of task addresses in its zone's

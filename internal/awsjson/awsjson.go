@@ -81,6 +81,11 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := f(r.Context(), body)
 	if err != nil {
+		var fe *Error
+		if errors.As(err, &fe) {
+			writeFields(w, fe)
+			return
+		}
 		var se *spec.Error
 		if !errors.As(err, &se) {
 			if s.Log != nil {
@@ -115,6 +120,32 @@ func WriteError(w http.ResponseWriter, e *spec.Error) {
 	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"__type": e.Code, "message": e.Message})
+}
+
+// Error is an exception with members besides its message (FSx's
+// InvalidNetworkSettings names the subnet, IncompatibleParameterError the
+// parameter).
+type Error struct {
+	Code, Message string
+	Fields        map[string]string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func writeFields(w http.ResponseWriter, e *Error) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Requestid", RequestID())
+	w.Header().Set("X-Amzn-Errortype", e.Code)
+	status := http.StatusBadRequest
+	if strings.HasPrefix(e.Code, "Internal") {
+		status = http.StatusInternalServerError
+	}
+	w.WriteHeader(status)
+	body := map[string]string{"__type": e.Code, "Message": e.Message}
+	for k, v := range e.Fields {
+		body[k] = v
+	}
+	json.NewEncoder(w).Encode(body)
 }
 
 // RequestID returns a request id.

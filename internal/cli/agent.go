@@ -15,7 +15,7 @@ import (
 type agentFlags struct {
 	server, cluster, zone, dataDir, dockerHost, accessKey, token, capacity, address string
 	cpu, memory                                                                     int
-	noPrivileged                                                                    bool
+	noPrivileged, noSMB                                                             bool
 	allow                                                                           []string
 	cleanup, heartbeat                                                              time.Duration
 }
@@ -39,13 +39,14 @@ func (f *agentFlags) register(cmd *cobra.Command, withServer bool) {
 	cmd.Flags().StringSliceVar(&f.allow, "allow-host-path", nil, "limit host.sourcePath to these directories, symlinks below them refused (default: any host path, as on ECS)")
 	cmd.Flags().BoolVar(&f.noPrivileged, "disable-privileged", os.Getenv("BERTH_DISABLE_PRIVILEGED") == "true", "refuse privileged containers, as ECS_DISABLE_PRIVILEGED does (also $BERTH_DISABLE_PRIVILEGED=true)")
 	cmd.Flags().DurationVar(&f.cleanup, "task-cleanup-wait", 3*time.Hour, "how long a stopped task's containers and task volumes are kept (as ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION)")
+	cmd.Flags().BoolVar(&f.noSMB, "no-smb", false, "serve no SMB shares of FSx for Windows File Server file systems (by default an instance with Samba and nss_wrapper serves its zone's)")
 	cmd.Flags().StringVar(&f.capacity, "capacity", "EC2,FARGATE", "which tasks this instance takes: EC2, FARGATE (reserved for Fargate tasks) or both")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", time.Second, "how often the agent renews its lease (the server says how long it lasts)")
 }
 
 func (f *agentFlags) config() agent.Config {
 	cfg := agent.Config{Server: f.server, Cluster: f.cluster, Zone: f.zone, DataDir: f.dataDir, DockerHost: f.dockerHost,
-		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, Token: f.token, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Capacity: f.capacity, HostAddress: f.address, Log: logger()}
+		CPU: f.cpu, Memory: f.memory, AllowedHostPaths: f.allow, DisablePrivileged: f.noPrivileged, Token: f.token, CleanupWait: f.cleanup, HeartbeatInterval: f.heartbeat, Capacity: f.capacity, HostAddress: f.address, DisableSMB: f.noSMB, Log: logger()}
 	if id, secret, ok := strings.Cut(f.accessKey, ":"); ok {
 		cfg.Credentials = &agent.Client{Credentials: &aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}}
 	}

@@ -279,7 +279,7 @@ func (a *API) describeFileSystems(ctx context.Context, r *http.Request) (any, er
 	switch {
 	case q.Get("FileSystemId") != "":
 		f, err := a.FS.GetFS(ctx, q.Get("FileSystemId"))
-		if errors.Is(err, fsmeta.ErrNoFS) {
+		if errors.Is(err, fsmeta.ErrNoFS) || err == nil && f.FSx {
 			return nil, fsNotFound(q.Get("FileSystemId"))
 		} else if err != nil {
 			return nil, err
@@ -291,6 +291,9 @@ func (a *API) describeFileSystems(ctx context.Context, r *http.Request) (any, er
 			return nil, err
 		}
 		for _, f := range all {
+			if f.FSx {
+				continue // an FSx for Windows File Server file system
+			}
 			if tok := q.Get("CreationToken"); tok == "" || f.CreationToken == tok {
 				fss = append(fss, f)
 			}
@@ -320,7 +323,7 @@ func (a *API) describeFileSystems(ctx context.Context, r *http.Request) (any, er
 
 func (a *API) getFS(ctx context.Context, id string) (*fsmeta.FileSystem, error) {
 	f, err := a.FS.GetFS(ctx, id)
-	if errors.Is(err, fsmeta.ErrNoFS) {
+	if errors.Is(err, fsmeta.ErrNoFS) || err == nil && f.FSx {
 		return nil, fsNotFound(id)
 	}
 	return f, err

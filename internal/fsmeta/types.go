@@ -38,6 +38,10 @@ type FileSystem struct {
 	Zone            string  `json:"availabilityZoneName,omitempty"` // One Zone file systems
 	Backup          bool    `json:"backup,omitempty"`
 	Policy          string  `json:"policy,omitempty"`
+	// FSx marks the file system backing the FSx for Windows File Server
+	// file system of the same id (package fsx): the EFS API does not show
+	// it, and it is deleted through FSx.
+	FSx bool `json:"fsx,omitempty"`
 }
 
 // Tag is a resource tag.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -43,6 +44,10 @@ type mountToken struct {
 	TLS         bool   `json:"tls,omitempty"`
 	SlotDir     string `json:"slotDir,omitempty"`
 	Session     string `json:"session,omitempty"`
+	// FSx: the file system backs an FSx for Windows File Server file
+	// system, reached in Zone (checked when the token was issued) without
+	// EFS mount targets.
+	FSx bool `json:"fsx,omitempty"`
 }
 
 func tokenKey(token string) string {
@@ -77,6 +82,12 @@ func (s *Server) efsMount(ctx context.Context, r *agentapi.EFSMountRequest) (*ag
 	if tok.IAM {
 		tok.Role = g.TaskRoleArn
 	}
+	return s.issueMountToken(ctx, tok)
+}
+
+// issueMountToken stores a mount token (on a lease of mountTokenTTL until
+// a session opens with it) and returns the grant the agent mounts with.
+func (s *Server) issueMountToken(ctx context.Context, tok mountToken) (*agentapi.EFSMountResponse, error) {
 	var b [32]byte
 	rand.Read(b[:])
 	secret := hex.EncodeToString(b[:])
@@ -87,7 +98,7 @@ func (s *Server) efsMount(ctx context.Context, r *agentapi.EFSMountRequest) (*ag
 	if _, err := s.client.Put(ctx, tokenKey(secret), mustJSON(tok), clientv3.WithLease(lease.ID)); err != nil {
 		return nil, err
 	}
-	out := &agentapi.EFSMountResponse{Token: secret, FileSystemID: fs, Zone: g.Zone, TLS: tok.TLS}
+	out := &agentapi.EFSMountResponse{Token: secret, FileSystemID: tok.FS, Zone: tok.Zone, TLS: tok.TLS}
 	if tok.TLS {
 		out.CA = string(s.caPEM)
 	}
@@ -148,12 +159,19 @@ func (s *Server) openSession(r *http.Request, req *fsproto.Request) *fsproto.Res
 		if tok.TLS && r.TLS == nil {
 			return refuse(syscall.EACCES, "file system %s must be mounted with transit encryption (TLS)", tok.FS)
 		}
-		mt, err := s.client.Get(ctx, state.EFSMountTargetPrefix(tok.FS)+tok.Zone, clientv3.WithCountOnly())
-		if err != nil {
-			return refuse(syscall.EIO, "%v", err)
-		}
-		if mt.Count == 0 {
-			return refuse(syscall.ENXIO, "file system %s has no mount target in %s", tok.FS, tok.Zone)
+		if tok.FSx {
+			rec, _, err := s.fsx.Get(ctx, tok.FS)
+			if err != nil || rec.Deleting || !slices.Contains(rec.Zones(), tok.Zone) {
+				return refuse(syscall.ENXIO, "FSx file system %s is not served in %s", tok.FS, tok.Zone)
+			}
+		} else {
+			mt, err := s.client.Get(ctx, state.EFSMountTargetPrefix(tok.FS)+tok.Zone, clientv3.WithCountOnly())
+			if err != nil {
+				return refuse(syscall.EIO, "%v", err)
+			}
+			if mt.Count == 0 {
+				return refuse(syscall.ENXIO, "file system %s has no mount target in %s", tok.FS, tok.Zone)
+			}
 		}
 		f, err := s.fs.GetFS(ctx, tok.FS)
 		if err != nil {

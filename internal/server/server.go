@@ -33,6 +33,7 @@ import (
 	"github.com/berth-project/berth/internal/ecs"
 	"github.com/berth-project/berth/internal/efs"
 	"github.com/berth-project/berth/internal/fsmeta"
+	"github.com/berth-project/berth/internal/fsx"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/secrets"
 	"github.com/berth-project/berth/internal/spec"
@@ -115,6 +116,7 @@ type Server struct {
 	fs        *fsmeta.Engine
 	efs       *efs.API
 	secrets   *secrets.API
+	fsx       *fsx.API
 	caPEM     []byte
 	epoch     leaderEpoch
 	closing   chan struct{} // closed when the server begins to shut down
@@ -252,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.secrets.Keys = k
+		s.fsx = &fsx.API{Client: cli, FS: s.fs, Keys: k, Secrets: s.secrets, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 	}
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
@@ -398,6 +401,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("POST /berth/v1/agent/tasks", s.auth(jsonHandler(s.agents.AgentTasks)))
 	mux.Handle("POST /berth/v1/agent/residency", s.auth(jsonHandler(s.agents.ReportResidency)))
 	mux.Handle("POST /berth/v1/agent/secrets", s.auth(jsonHandler(s.agents.TaskSecrets)))
+	mux.Handle("POST /berth/v1/agent/smb", s.auth(jsonHandler(s.agentSMB)))
+	mux.Handle("POST /berth/v1/agent/fsx-mount", s.auth(jsonHandler(s.fsxMount)))
 	mux.Handle("POST /berth/v1/agent/network", s.auth(jsonHandler(s.agents.Network)))
 	mux.Handle("POST /berth/v1/agent/routes", s.auth(jsonHandler(s.agents.Routes)))
 	mux.Handle("POST /berth/v1/network/list", s.auth(jsonHandler(s.networkList)))
@@ -433,9 +438,9 @@ func (s *Server) secretsKeyPath() string {
 // awsJSON sends an awsJson1.1 call to its service by its X-Amz-Target:
 // ECS, Secrets Manager, SSM or FSx.
 func (s *Server) awsJSON() http.Handler {
-	var sm, ssm http.Handler = noSecretsKey{}, noSecretsKey{}
+	var sm, ssm, fx http.Handler = noSecretsKey{}, noSecretsKey{}, noSecretsKey{}
 	if s.secrets.Keys != nil {
-		sm, ssm = s.secrets.SecretsManager(), s.secrets.SSM()
+		sm, ssm, fx = s.secrets.SecretsManager(), s.secrets.SSM(), s.fsx.Service()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
@@ -444,6 +449,8 @@ func (s *Server) awsJSON() http.Handler {
 			sm.ServeHTTP(w, r)
 		case strings.HasPrefix(target, "AmazonSSM."):
 			ssm.ServeHTTP(w, r)
+		case strings.HasPrefix(target, fsx.TargetPrefix):
+			fx.ServeHTTP(w, r)
 		default:
 			s.API.ServeHTTP(w, r)
 		}

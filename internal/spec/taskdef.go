@@ -239,6 +239,9 @@ func (tc *tdCheck) volumes() *Error {
 			}
 		}
 		if f := v.FsxWindowsFileServerVolumeConfiguration; f != nil {
+			if fargate {
+				return ClientErr("Fargate compatible task definitions do not support fsxWindowsFileServerVolumeConfiguration")
+			}
 			if Val(f.FileSystemId) == "" {
 				return ClientErr("fsxWindowsFileServerVolumeConfiguration.fileSystemId is required for volume '%s'.", name)
 			}

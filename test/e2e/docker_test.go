@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,6 +120,7 @@ func (c *cluster) addAgent(zone, dataDir string, mod ...func(*agent.Config)) *ru
 	ra.arn = a.ContainerInstanceArn()
 	c.agents = append(c.agents, ra)
 	c.t.Cleanup(func() { unmountAll(dataDir) })
+	c.t.Cleanup(func() { stopSMB(dataDir, ra.arn) })
 	c.t.Cleanup(func() { c.stopAgent(ra) })
 	c.t.Cleanup(func() { removeTaskContainers(ra.arn) })
 	return ra
@@ -242,6 +246,8 @@ func testLogger() *slog.Logger {
 // instance's, in tests that lose one).
 func unmountAll(dataDir string) {
 	efsMounts, _ := filepath.Glob(filepath.Join(dataDir, "efs", "*", "*"))
+	smbMounts, _ := filepath.Glob(filepath.Join(dataDir, "smb", "*", "share"))
+	efsMounts = append(efsMounts, smbMounts...)
 	binds, _ := filepath.Glob(filepath.Join(dataDir, "hostpaths", "*", "*"))
 	for _, m := range append(efsMounts, binds...) {
 		exec.Command("umount", "-l", m).Run()
@@ -256,5 +262,25 @@ func unmountAll(dataDir string) {
 		for _, dev := range strings.Fields(string(out)) {
 			exec.Command("losetup", "-d", dev).Run()
 		}
+	}
+}
+
+// stopSMB ends what an agent's SMB shares left running (they outlive the
+// agent, as on a host whose agent restarts): smbd and the endpoints'
+// network namespaces.
+func stopSMB(dataDir, instanceARN string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte("smbd")) && bytes.Contains(b, []byte(filepath.Join(dataDir, "smb")+"/")) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	id := instanceARN[strings.LastIndex(instanceARN, "/")+1:]
+	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.berth.smb-instance="+id).Output()
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
 	}
 }

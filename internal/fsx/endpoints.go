@@ -1,0 +1,203 @@
+package fsx
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/state"
+)
+
+// Endpoint is one zone's SMB endpoint of a file system: the instance
+// serving it (its claim lives on that instance's connection lease) and the
+// address it serves at.
+type Endpoint struct {
+	Cluster  string `json:"cluster"`
+	Instance string `json:"instance"`
+	Address  string `json:"address,omitempty"`
+	Ready    bool   `json:"ready,omitempty"`
+}
+
+// Endpoints returns a file system's endpoints by zone.
+func (a *API) Endpoints(ctx context.Context, id string) (map[string]Endpoint, error) {
+	resp, err := a.Client.Get(ctx, state.FSxEndpointPrefix(id), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Endpoint{}
+	for _, kv := range resp.Kvs {
+		var e Endpoint
+		if json.Unmarshal(kv.Value, &e) == nil {
+			out[strings.TrimPrefix(string(kv.Key), state.FSxEndpointPrefix(id))] = e
+		}
+	}
+	return out, nil
+}
+
+// Serve is an agent's poll: the agent of instance inst (cluster), in
+// zone, whose connection lives on lease, serves its zone's endpoint of
+// every file system there whose endpoint no other connected agent holds.
+// It records the addresses the agent reports and returns the file systems
+// it is to serve. An agent that cannot serve SMB gives its claims up.
+func (a *API) Serve(ctx context.Context, cluster, inst, zone string, lease clientv3.LeaseID, capable bool, serving []agentapi.SMBEndpoint) ([]*Record, error) {
+	all, err := a.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.finishDeletes(ctx, all)
+	reported := map[string]agentapi.SMBEndpoint{}
+	for _, e := range serving {
+		reported[e.FileSystemID] = e
+	}
+	var mine []*Record
+	for _, rec := range all {
+		if rec.Deleting || !slices.Contains(rec.Zones(), zone) {
+			continue
+		}
+		key := state.FSxEndpointKey(rec.ID, zone)
+		resp, err := a.Client.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		want := Endpoint{Cluster: cluster, Instance: inst}
+		if r, ok := reported[rec.ID]; ok {
+			want.Address, want.Ready = r.Address, r.Ready
+		}
+		b, _ := json.Marshal(want)
+		var cmp clientv3.Cmp
+		switch {
+		case len(resp.Kvs) == 0:
+			if !capable {
+				continue
+			}
+			cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		default:
+			var cur Endpoint
+			json.Unmarshal(resp.Kvs[0].Value, &cur)
+			if cur.Cluster != cluster || cur.Instance != inst {
+				continue // another agent of the zone serves it
+			}
+			if !capable {
+				a.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).Then(clientv3.OpDelete(key)).Commit()
+				continue
+			}
+			if cur == want && clientv3.LeaseID(resp.Kvs[0].Lease) == lease {
+				mine = append(mine, rec)
+				a.markAvailable(ctx, rec, want)
+				continue
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
+		}
+		tr, err := a.Client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(lease))).Commit()
+		if err != nil {
+			return nil, err
+		}
+		if tr.Succeeded {
+			mine = append(mine, rec)
+			a.markAvailable(ctx, rec, want)
+		}
+	}
+	return mine, nil
+}
+
+// markAvailable turns a file system AVAILABLE the first time one of its
+// endpoints serves.
+func (a *API) markAvailable(ctx context.Context, rec *Record, e Endpoint) {
+	if rec.Available || !e.Ready {
+		return
+	}
+	if _, err := a.update(ctx, rec.ID, func(r *Record) error {
+		r.Available = true
+		return nil
+	}); err != nil {
+		a.Log.Warn("marking an FSx file system available", "fs", rec.ID, "err", err)
+	}
+}
+
+// Users returns the share's users and their passwords: the self-managed
+// directory's service account (given directly, or in the secret
+// DomainJoinServiceAccountSecret names).
+func (a *API) Users(ctx context.Context, rec *Record) ([]agentapi.SMBUser, error) {
+	var out []agentapi.SMBUser
+	for _, u := range rec.Users {
+		pw, err := a.Keys.Open(userContext(rec.ID, u.Name), u.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("file system %s: user %s: the password does not open with this cluster's secrets key", rec.ID, u.Name)
+		}
+		out = append(out, agentapi.SMBUser{Name: u.Name, Password: string(pw)})
+	}
+	if sm := rec.SelfManaged; sm != nil && sm.DomainJoinServiceAccountSecret != "" {
+		if a.Secrets == nil {
+			return nil, errors.New("this server has no secrets key")
+		}
+		v, err := a.Secrets.Resolve(ctx, sm.DomainJoinServiceAccountSecret)
+		if err != nil {
+			return nil, err
+		}
+		var c map[string]string
+		if json.Unmarshal([]byte(v), &c) != nil || c["CUSTOMER_MANAGED_ACTIVE_DIRECTORY_USERNAME"] == "" {
+			return nil, fmt.Errorf("secret %s does not hold CUSTOMER_MANAGED_ACTIVE_DIRECTORY_USERNAME and CUSTOMER_MANAGED_ACTIVE_DIRECTORY_PASSWORD", sm.DomainJoinServiceAccountSecret)
+		}
+		out = append(out, agentapi.SMBUser{Name: c["CUSTOMER_MANAGED_ACTIVE_DIRECTORY_USERNAME"], Password: c["CUSTOMER_MANAGED_ACTIVE_DIRECTORY_PASSWORD"]})
+	}
+	return out, nil
+}
+
+// CheckCredentials checks a task's credentials for a share as the SMB
+// server would: a user of the share with its password, in the share's
+// domain (its DNS name or NetBIOS name, any case).
+func (a *API) CheckCredentials(ctx context.Context, rec *Record, domain, user, password string) error {
+	if d := rec.Domain(); d != "" && !strings.EqualFold(domain, d) && !strings.EqualFold(domain, NetBIOSDomain(d)) {
+		return fmt.Errorf("domain %s is not the domain of file system %s (%s)", domain, rec.ID, d)
+	}
+	if i := strings.IndexAny(user, `\@`); i >= 0 { // DOMAIN\user or user@domain
+		if user[i] == '\\' {
+			user = user[i+1:]
+		} else {
+			user = user[:i]
+		}
+	}
+	users, err := a.Users(ctx, rec)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if strings.EqualFold(u.Name, user) && subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("logon failure: unknown user name or bad password for file system %s", rec.ID)
+}
+
+// NetBIOSDomain is a domain's NetBIOS name: its first label, upper case,
+// at most 15 characters.
+func NetBIOSDomain(domain string) string {
+	first, _, _ := strings.Cut(domain, ".")
+	first = strings.ToUpper(first)
+	if len(first) > 15 {
+		first = first[:15]
+	}
+	return first
+}
+
+// Zones returns the zones a file system serves (for placement), or a
+// not-found error.
+func Zones(ctx context.Context, cli *clientv3.Client, id string) (map[string]bool, error) {
+	a := &API{Client: cli}
+	rec, _, err := a.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, z := range rec.Zones() {
+		out[z] = true
+	}
+	return out, nil
+}

@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	efssdk "github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/fsx"
+	fsxtypes "github.com/aws/aws-sdk-go-v2/service/fsx/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/berth-project/berth/internal/cli"
+	"github.com/berth-project/berth/internal/state"
+)
+
+func fsxClient(endpoint string) *fsx.Client {
+	return fsx.New(fsx.Options{HTTPClient: cli.NewHTTPClient(), BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), RetryMaxAttempts: 1})
+}
+
+func selfManagedAD(user, password string) *fsxtypes.SelfManagedActiveDirectoryConfiguration {
+	return &fsxtypes.SelfManagedActiveDirectoryConfiguration{DomainName: aws.String("corp.example.com"), DnsIps: []string{"10.0.0.10"},
+		UserName: aws.String(user), Password: aws.String(password)}
+}
+
+// TestFSxAPI: FSx's CreateFileSystem checks and errors through the AWS
+// CLI, and the file system's life through the SDK: describe, update,
+// tags, delete. Nothing is written when a request is refused.
+func TestFSxAPI(t *testing.T) {
+	s := start(t)
+	ep := s.Endpoint()
+	ctx := context.Background()
+	win := func(extra string) string {
+		return `{"ThroughputCapacity":32,"SelfManagedActiveDirectoryConfiguration":{"DomainName":"corp.example.com","UserName":"Admin","Password":"pw","DnsIps":["10.0.0.10"]}` + extra + `}`
+	}
+	cases := []struct {
+		name, want string
+		args       []string
+	}{
+		{"capacity below 32 GiB", "BadRequest", []string{"--storage-capacity", "16", "--subnet-ids", "subnet-us-east-1a", "--windows-configuration", win("")}},
+		{"capacity above 65,536 GiB", "BadRequest", []string{"--storage-capacity", "70000", "--subnet-ids", "subnet-us-east-1a", "--windows-configuration", win("")}},
+		{"a third subnet", "InvalidNetworkSettings", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "subnet-us-east-1b", "subnet-us-east-1c",
+			"--windows-configuration", win(`,"DeploymentType":"MULTI_AZ_1","PreferredSubnetId":"subnet-us-east-1a"`)}},
+		{"two subnets for a single-AZ file system", "InvalidNetworkSettings", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "subnet-us-east-1b", "--windows-configuration", win(`,"DeploymentType":"SINGLE_AZ_2"`)}},
+		{"multi-AZ without a preferred subnet", "BadRequest", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "subnet-us-east-1b", "--windows-configuration", win(`,"DeploymentType":"MULTI_AZ_1"`)}},
+		{"an unknown subnet", "InvalidNetworkSettings", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-Not_A_Zone", "--windows-configuration", win("")}},
+		{"no Active Directory", "BadRequest", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "--windows-configuration", `{"ThroughputCapacity":32}`}},
+		{"both directories", "IncompatibleParameterError", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "--windows-configuration", win(`,"ActiveDirectoryId":"d-1234567890"`)}},
+		{"no Windows configuration", "MissingFileSystemConfiguration", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a"}},
+		{"a throughput FSx does not offer", "BadRequest", []string{"--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "--windows-configuration",
+			`{"ThroughputCapacity":33,"ActiveDirectoryId":"d-1234567890"}`}},
+	}
+	for _, c := range cases {
+		args := append([]string{"fsx", "create-file-system", "--file-system-type", "WINDOWS"}, c.args...)
+		if _, e := runAWS(t, ep, args...); !strings.Contains(e, "("+c.want+")") {
+			t.Errorf("%s: want %s, got %q", c.name, c.want, e)
+		}
+	}
+	fc := fsxClient(ep)
+	if d, err := fc.DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{}); err != nil || len(d.FileSystems) != 0 {
+		t.Fatalf("refused requests left file systems: %v %+v", err, d)
+	}
+
+	out, e := runAWS(t, ep, "fsx", "create-file-system", "--file-system-type", "WINDOWS", "--storage-capacity", "32", "--subnet-ids", "subnet-us-east-1a", "subnet-us-east-1b",
+		"--windows-configuration", win(`,"DeploymentType":"MULTI_AZ_1","PreferredSubnetId":"subnet-us-east-1b"`), "--tags", "Key=Name,Value=shared")
+	if e != "" {
+		t.Fatal(e)
+	}
+	created := out["FileSystem"].(map[string]any)
+	id := created["FileSystemId"].(string)
+	wc := created["WindowsConfiguration"].(map[string]any)
+	if created["Lifecycle"] != "CREATING" || created["FileSystemType"] != "WINDOWS" || wc["DeploymentType"] != "MULTI_AZ_1" || wc["PreferredSubnetId"] != "subnet-us-east-1b" ||
+		!strings.HasPrefix(id, "fs-") || len(id) != 20 || created["ResourceARN"] != "arn:aws:fsx:us-east-1:000000000000:file-system/"+id {
+		t.Fatalf("created: %v", created)
+	}
+	if sm := wc["SelfManagedActiveDirectoryConfiguration"].(map[string]any); sm["DomainName"] != "corp.example.com" || sm["UserName"] != "Admin" || sm["Password"] != nil {
+		t.Fatalf("self-managed AD attributes: %v", sm)
+	}
+	raw, _ := json.Marshal(out)
+	if bytes.Contains(raw, []byte(`"pw"`)) {
+		t.Fatalf("the directory password is shown: %s", raw)
+	}
+
+	// The SDK: describe, update, tags.
+	d, err := fc.DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{FileSystemIds: []string{id}})
+	if err != nil || len(d.FileSystems) != 1 || aws.ToInt32(d.FileSystems[0].StorageCapacity) != 32 || d.FileSystems[0].StorageType != fsxtypes.StorageTypeSsd {
+		t.Fatalf("describe: %v %+v", err, d)
+	}
+	_, err = fc.DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{FileSystemIds: []string{"fs-0123456789abcdef0"}})
+	wantCode(t, "describe a missing file system", err, "FileSystemNotFound")
+	_, err = fc.UpdateFileSystem(ctx, &fsx.UpdateFileSystemInput{FileSystemId: aws.String(id), StorageCapacity: aws.Int32(33)})
+	wantCode(t, "grow by less than 10 percent", err, "BadRequest")
+	up, err := fc.UpdateFileSystem(ctx, &fsx.UpdateFileSystemInput{FileSystemId: aws.String(id), StorageCapacity: aws.Int32(64),
+		WindowsConfiguration: &fsxtypes.UpdateFileSystemWindowsConfiguration{ThroughputCapacity: aws.Int32(64)}})
+	if err != nil || aws.ToInt32(up.FileSystem.StorageCapacity) != 64 || aws.ToInt32(up.FileSystem.WindowsConfiguration.ThroughputCapacity) != 64 {
+		t.Fatalf("update: %v %+v", err, up)
+	}
+	arn := aws.ToString(up.FileSystem.ResourceARN)
+	if _, err := fc.TagResource(ctx, &fsx.TagResourceInput{ResourceARN: aws.String(arn), Tags: []fsxtypes.Tag{{Key: aws.String("team"), Value: aws.String("win")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.UntagResource(ctx, &fsx.UntagResourceInput{ResourceARN: aws.String(arn), TagKeys: []string{"Name"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := fc.ListTagsForResource(ctx, &fsx.ListTagsForResourceInput{ResourceARN: aws.String(arn)})
+	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" {
+		t.Fatalf("tags: %v %+v", err, tags)
+	}
+	_, err = fc.ListTagsForResource(ctx, &fsx.ListTagsForResourceInput{ResourceARN: aws.String("arn:aws:fsx:us-east-1:000000000000:file-system/fs-0123456789abcdef0")})
+	wantCode(t, "tags of a missing file system", err, "ResourceNotFound")
+
+	// EFS does not show it.
+	efsd, err := efsClient(ep).DescribeFileSystems(ctx, &efssdk.DescribeFileSystemsInput{})
+	if err != nil || len(efsd.FileSystems) != 0 {
+		t.Fatalf("EFS lists the FSx file system: %v %+v", err, efsd)
+	}
+
+	del, err := fc.DeleteFileSystem(ctx, &fsx.DeleteFileSystemInput{FileSystemId: aws.String(id)})
+	if err != nil || del.Lifecycle != fsxtypes.FileSystemLifecycleDeleting {
+		t.Fatalf("delete: %v %+v", err, del)
+	}
+	eventually(t, "the file system gone", func() bool {
+		_, err := fc.DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{FileSystemIds: []string{id}})
+		return err != nil && strings.Contains(err.Error(), "FileSystemNotFound")
+	})
+	left, _ := s.Client().Get(ctx, state.FSMetaPrefix(id), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if left.Count != 0 {
+		t.Fatalf("the deleted file system's metadata is left: %d keys", left.Count)
+	}
+}
+
+// smbclient runs Debian's smbclient against a share; it returns the
+// output and whether it succeeded.
+func smbclient(t *testing.T, addr, user, password, command string) (string, bool) {
+	t.Helper()
+	if _, err := exec.LookPath("smbclient"); err != nil {
+		t.Fatal("smbclient is required (Debian package smbclient)")
+	}
+	cmd := exec.Command("smbclient", "//"+addr+"/share", "-U", user+"%"+password, "-W", "CORP", "-m", "SMB3", "-c", command)
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+// endpointAddr is a zone's SMB endpoint address of a file system once it
+// serves (from its record).
+func endpointAddr(t *testing.T, c *cluster, id, zone string) string {
+	t.Helper()
+	var addr string
+	deadline := time.Now().Add(60 * time.Second)
+	for addr == "" {
+		resp, err := c.srv.Client().Get(c.ctx, state.FSxEndpointKey(id, zone))
+		if err == nil && len(resp.Kvs) > 0 {
+			var e struct {
+				Address string `json:"address"`
+				Ready   bool   `json:"ready"`
+			}
+			if json.Unmarshal(resp.Kvs[0].Value, &e) == nil && e.Ready {
+				addr = e.Address
+			}
+		}
+		if addr == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no SMB endpoint of %s serves in %s", id, zone)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return addr
+}
+
+// TestFSxSMBShares: a MULTI_AZ_1 file system served by Samba in two zones.
+// A file put over SMB in one zone is read by a task with an FSx volume in
+// the other; what the task writes is listed and fetched over SMB with the
+// same content; a wrong password and an unknown user are refused, and so
+// is a task with wrong credentials; with one zone's agent and its Samba
+// gone, the other zone's endpoint still serves.
+func TestFSxSMBShares(t *testing.T) {
+	c := newCluster(t)
+	a := c.addAgent("us-east-1a", "")
+	c.addAgent("us-east-1b", "")
+	ctx := c.ctx
+	fc := fsxClient(c.srv.Endpoint())
+	created, err := fc.CreateFileSystem(ctx, &fsx.CreateFileSystemInput{FileSystemType: fsxtypes.FileSystemTypeWindows, StorageCapacity: aws.Int32(32),
+		SubnetIds: []string{"subnet-us-east-1a", "subnet-us-east-1b"},
+		WindowsConfiguration: &fsxtypes.CreateFileSystemWindowsConfiguration{ThroughputCapacity: aws.Int32(32), DeploymentType: fsxtypes.WindowsDeploymentTypeMultiAz1,
+			PreferredSubnetId: aws.String("subnet-us-east-1a"), SelfManagedActiveDirectoryConfiguration: selfManagedAD("Admin", "Pa55-smb-word")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(created.FileSystem.FileSystemId)
+	addrA, addrB := endpointAddr(t, c, id, "us-east-1a"), endpointAddr(t, c, id, "us-east-1b")
+	t.Logf("endpoints: %s %s", addrA, addrB)
+	eventually(t, "the file system AVAILABLE", func() bool {
+		d, err := fc.DescribeFileSystems(ctx, &fsx.DescribeFileSystemsInput{FileSystemIds: []string{id}})
+		return err == nil && d.FileSystems[0].Lifecycle == fsxtypes.FileSystemLifecycleAvailable &&
+			aws.ToString(d.FileSystems[0].WindowsConfiguration.PreferredFileServerIp) == addrA && aws.ToString(d.FileSystems[0].DNSName) == addrA
+	})
+
+	dir := t.TempDir()
+	hello := make([]byte, 3<<20)
+	rand.Read(hello)
+	os.WriteFile(filepath.Join(dir, "hello.bin"), hello, 0o644)
+	if out, ok := smbclient(t, addrA, "Admin", "Pa55-smb-word", "mkdir app; put "+filepath.Join(dir, "hello.bin")+` app\hello.bin`); !ok {
+		t.Fatalf("put over SMB in us-east-1a: %s", out)
+	}
+	for _, bad := range [][2]string{{"Admin", "wrong"}, {"nobody-here", "Pa55-smb-word"}} {
+		if out, ok := smbclient(t, addrA, bad[0], bad[1], "ls"); ok || !strings.Contains(out, "NT_STATUS_LOGON_FAILURE") {
+			t.Fatalf("user %s with password %s: want NT_STATUS_LOGON_FAILURE, got %v %s", bad[0], bad[1], ok, out)
+		}
+	}
+
+	// A task in the other zone, with the FSx volume rooted at share\app.
+	sm := smClient(c.srv.Endpoint())
+	good, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("fsx-creds"), SecretString: aws.String(`{"username":"Admin","password":"Pa55-smb-word"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("fsx-wrong"), SecretString: aws.String(`{"username":"Admin","password":"nope"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	register := func(family, secretARN string) string {
+		return c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String(family),
+			Volumes: []types.Volume{{Name: aws.String("win"), FsxWindowsFileServerVolumeConfiguration: &types.FSxWindowsFileServerVolumeConfiguration{
+				FileSystemId: aws.String(id), RootDirectory: aws.String(`share\app`),
+				AuthorizationConfig: &types.FSxWindowsFileServerAuthorizationConfig{CredentialsParameter: aws.String(secretARN), Domain: aws.String("corp.example.com")}}}},
+			ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"),
+				MountPoints: []types.MountPoint{{SourceVolume: aws.String("win"), ContainerPath: aws.String("/data")}},
+				EntryPoint:  []string{"sh", "-c"},
+				Command:     []string{`test "$(wc -c < /data/hello.bin)" -eq 3145728 && cat /data/hello.bin /data/hello.bin > /data/from-task.bin && ls / > /data/listing.txt`}}}})
+	}
+	runIn := func(td, zone string) types.Task {
+		out, err := c.ecs.RunTask(ctx, &ecs.RunTaskInput{TaskDefinition: aws.String(td),
+			PlacementConstraints: []types.PlacementConstraint{{Type: types.PlacementConstraintTypeMemberOf, Expression: aws.String("attribute:ecs.availability-zone == " + zone)}}})
+		if err != nil || len(out.Tasks) != 1 {
+			t.Fatalf("run: %v %+v", err, out)
+		}
+		return c.wait(out.Tasks[0].TaskArn, "STOPPED")
+	}
+	done := runIn(register("fsx-reader", aws.ToString(good.ARN)), "us-east-1b")
+	if code := exitCode(done, "app"); code != 0 {
+		t.Fatalf("the task in us-east-1b did not read the file put over SMB: exit %d, %s %s", code, aws.ToString(done.StoppedReason), describeContainers(done))
+	}
+	out, ok := smbclient(t, addrB, "admin", "Pa55-smb-word", `ls app\*`)
+	if !ok || !strings.Contains(out, "from-task.bin") || !strings.Contains(out, "listing.txt") {
+		t.Fatalf("ls over SMB in us-east-1b: %v %s", ok, out)
+	}
+	got := filepath.Join(dir, "from-task.bin")
+	if out, ok := smbclient(t, addrB, "Admin", "Pa55-smb-word", `get app\from-task.bin `+got); !ok {
+		t.Fatalf("get over SMB: %s", out)
+	}
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, append(append([]byte{}, hello...), hello...)) {
+		t.Fatalf("the file the task wrote came back over SMB with %d bytes, not the task's", len(b))
+	}
+
+	// Wrong credentials: the task stops before its container starts.
+	refused := runIn(register("fsx-wrong", aws.ToString(wrong.ARN)), "us-east-1b")
+	if r := aws.ToString(refused.StoppedReason); !strings.Contains(r, "logon failure") {
+		t.Fatalf("a task with the wrong password: %q %s", r, describeContainers(refused))
+	}
+
+	// One zone's agent and Samba gone: the other endpoint still serves.
+	c.stopAgent(a)
+	stopSMB(a.dir, a.arn)
+	if out, ok := smbclient(t, addrA, "Admin", "Pa55-smb-word", "ls"); ok {
+		t.Fatalf("the stopped zone's endpoint still answers: %s", out)
+	}
+	got2 := filepath.Join(dir, "again.bin")
+	if out, ok := smbclient(t, addrB, "Admin", "Pa55-smb-word", `get app\hello.bin `+got2); !ok {
+		diag, _ := exec.Command("sh", "-c", "ip route; ip -br addr; docker ps -a --format '{{.Names}} {{.Status}}'; docker network ls").CombinedOutput()
+		t.Fatalf("the other zone's endpoint (%s; the lost zone's was %s) after losing us-east-1a: %s\n%s", addrB, addrA, out, diag)
+	}
+	if b, _ := os.ReadFile(got2); !bytes.Equal(b, hello) {
+		t.Fatal("the other zone's endpoint returned other bytes")
+	}
+}
