@@ -266,8 +266,8 @@ func unmountAll(dataDir string) {
 }
 
 // stopSMB ends what an agent's SMB shares left running (they outlive the
-// agent, as on a host whose agent restarts): smbd and the endpoints'
-// network namespaces.
+// agent, as on a host whose agent restarts): smbd and, given the
+// instance, the endpoints' network namespaces.
 func stopSMB(dataDir, instanceARN string) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -277,6 +277,9 @@ func stopSMB(dataDir, instanceARN string) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
+	}
+	if instanceARN == "" {
+		return // Samba only
 	}
 	id := instanceARN[strings.LastIndex(instanceARN, "/")+1:]
 	out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.berth.smb-instance="+id).Output()

@@ -26,6 +26,9 @@ import (
 	"github.com/berth-project/berth/internal/state"
 )
 
+// smbPollForTests is the agent's SMB poll interval (agent.smbPoll).
+const smbPollForTests = 2 * time.Second
+
 func fsxClient(endpoint string) *fsx.Client {
 	return fsx.New(fsx.Options{HTTPClient: cli.NewHTTPClient(), BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), RetryMaxAttempts: 1})
@@ -190,7 +193,7 @@ func endpointAddr(t *testing.T, c *cluster, id, zone string) string {
 func TestFSxSMBShares(t *testing.T) {
 	c := newCluster(t)
 	a := c.addAgent("us-east-1a", "")
-	c.addAgent("us-east-1b", "")
+	b := c.addAgent("us-east-1b", "")
 	ctx := c.ctx
 	fc := fsxClient(c.srv.Endpoint())
 	created, err := fc.CreateFileSystem(ctx, &fsx.CreateFileSystemInput{FileSystemType: fsxtypes.FileSystemTypeWindows, StorageCapacity: aws.Int32(32),
@@ -270,6 +273,31 @@ func TestFSxSMBShares(t *testing.T) {
 	refused := runIn(register("fsx-wrong", aws.ToString(wrong.ARN)), "us-east-1b")
 	if r := aws.ToString(refused.StoppedReason); !strings.Contains(r, "logon failure") {
 		t.Fatalf("a task with the wrong password: %q %s", r, describeContainers(refused))
+	}
+
+	// Samba killed: the agent starts it again, and the data is there.
+	stopSMB(a.dir, "")
+	eventually(t, "smbd in us-east-1a again", func() bool {
+		_, ok := smbclient(t, addrA, "Admin", "Pa55-smb-word", "ls")
+		return ok
+	})
+	// The agent restarted: Samba and the mount outlive it, and the new
+	// agent keeps serving.
+	c.stopAgent(b)
+	if out, ok := smbclient(t, addrB, "Admin", "Pa55-smb-word", `ls app\hello.bin`); !ok {
+		t.Fatalf("the endpoint of a stopped agent (its Samba still runs): %s", out)
+	}
+	c.addAgent("us-east-1b", b.dir)
+	time.Sleep(3 * smbPollForTests)
+	if addr := endpointAddr(t, c, id, "us-east-1b"); addr != addrB {
+		t.Fatalf("the restarted agent serves at %s, not %s", addr, addrB)
+	}
+	got3 := filepath.Join(dir, "after-restarts.bin")
+	if out, ok := smbclient(t, addrB, "Admin", "Pa55-smb-word", `get app\from-task.bin `+got3); !ok {
+		t.Fatalf("get after the restarts: %s", out)
+	}
+	if b, _ := os.ReadFile(got3); len(b) != 2*len(hello) {
+		t.Fatalf("after the restarts: %d bytes", len(b))
 	}
 
 	// One zone's agent and Samba gone: the other endpoint still serves.
