@@ -159,7 +159,7 @@ func smbclient(t *testing.T, addr, user, password, command string) (string, bool
 
 // endpointAddr is a zone's SMB endpoint address of a file system once it
 // serves (from its record).
-func endpointAddr(t *testing.T, c *cluster, id, zone string) string {
+func endpointAddr(t testing.TB, c *cluster, id, zone string) string {
 	t.Helper()
 	var addr string
 	deadline := time.Now().Add(60 * time.Second)
