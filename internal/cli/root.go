@@ -22,7 +22,7 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), upCmd(), agentCmd(), runCmd(), psCmd(), stopCmd(), logsCmd(), instancesCmd(), volumeCmd(), snapshotCmd(), serviceCmd(), fsCmd(), tokenCmd(), blobCmd(), networkCmd(), downCmd())
+	root.AddCommand(serverCmd(), upCmd(), agentCmd(), runCmd(), psCmd(), stopCmd(), logsCmd(), instancesCmd(), volumeCmd(), snapshotCmd(), serviceCmd(), fsCmd(), tokenCmd(), blobCmd(), networkCmd(), fsxCmd(), downCmd())
 	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

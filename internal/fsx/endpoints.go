@@ -201,3 +201,79 @@ func Zones(ctx context.Context, cli *clientv3.Client, id string) (map[string]boo
 	}
 	return out, nil
 }
+
+// SetUser adds a user of the share, or gives one a new password: how an
+// operator gives users to a file system joined to an AWS Managed AD, whose
+// directory Berth cannot read.
+func (a *API) SetUser(ctx context.Context, id, name, password string) error {
+	if !userNameRE.MatchString(name) || strings.ContainsAny(name, " :") {
+		return badRequest("%q is not a user name a share can have.", name)
+	}
+	if password == "" {
+		return badRequest("A user needs a password.")
+	}
+	_, err := a.update(ctx, id, func(r *Record) error {
+		if r.Deleting {
+			return badRequest("File system %s is being deleted.", id)
+		}
+		r.Users = slices.DeleteFunc(r.Users, func(u User) bool { return strings.EqualFold(u.Name, name) })
+		r.Users = append(r.Users, User{Name: name, Sealed: a.Keys.Seal(userContext(id, name), []byte(password))})
+		return nil
+	})
+	return err
+}
+
+// DeleteUser removes a user of the share.
+func (a *API) DeleteUser(ctx context.Context, id, name string) error {
+	_, err := a.update(ctx, id, func(r *Record) error {
+		n := len(r.Users)
+		r.Users = slices.DeleteFunc(r.Users, func(u User) bool { return strings.EqualFold(u.Name, name) })
+		if len(r.Users) == n {
+			return badRequest("File system %s has no user %s.", id, name)
+		}
+		if r.SelfManaged != nil && strings.EqualFold(r.SelfManaged.UserName, name) {
+			r.SelfManaged.UserName = ""
+		}
+		return nil
+	})
+	return err
+}
+
+// Summary is what `berth fsx ls` shows of a file system.
+type Summary struct {
+	ID         string              `json:"fileSystemId"`
+	Lifecycle  string              `json:"lifecycle"`
+	Deployment string              `json:"deploymentType"`
+	Domain     string              `json:"domain,omitempty"`
+	Zones      []string            `json:"zones"`
+	Endpoints  map[string]Endpoint `json:"endpoints"`
+	Users      []string            `json:"users"`
+}
+
+// Summaries lists file systems with their endpoints and user names.
+func (a *API) Summaries(ctx context.Context) ([]Summary, error) {
+	all, err := a.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Summary{}
+	for _, r := range all {
+		d, err := a.describe(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		eps, err := a.Endpoints(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		s := Summary{ID: r.ID, Lifecycle: d.Lifecycle, Deployment: r.DeploymentType, Domain: r.Domain(), Zones: r.Zones(), Endpoints: eps, Users: []string{}}
+		for _, u := range r.Users {
+			s.Users = append(s.Users, u.Name)
+		}
+		if sm := r.SelfManaged; sm != nil && sm.DomainJoinServiceAccountSecret != "" {
+			s.Users = append(s.Users, "(the user in "+sm.DomainJoinServiceAccountSecret+")")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/awsjson"
 	"github.com/berth-project/berth/internal/fsx"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -117,4 +119,61 @@ func ShareRoot(rootDirectory string) (string, error) {
 		}
 	}
 	return "/" + strings.Join(parts[1:], "/"), nil
+}
+
+// FSxUserRequest adds, changes or removes a share's user.
+type FSxUserRequest struct {
+	FileSystemID string `json:"fileSystemId"`
+	UserName     string `json:"userName"`
+	Password     string `json:"password,omitempty"`
+}
+
+// FSxList is `berth fsx ls`.
+type FSxList struct {
+	FileSystems []fsx.Summary `json:"fileSystems"`
+}
+
+func (s *Server) fsxOrRefuse() (*fsx.API, error) {
+	if s.fsx == nil {
+		return nil, &spec.Error{Code: "ClientException", Message: "This server has no secrets key, so it serves no FSx file systems."}
+	}
+	return s.fsx, nil
+}
+
+func (s *Server) fsxList(ctx context.Context, _ *struct{}) (*FSxList, error) {
+	f, err := s.fsxOrRefuse()
+	if err != nil {
+		return nil, err
+	}
+	l, err := f.Summaries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &FSxList{FileSystems: l}, nil
+}
+
+func (s *Server) fsxUserPut(ctx context.Context, r *FSxUserRequest) (*struct{}, error) {
+	f, err := s.fsxOrRefuse()
+	if err != nil {
+		return nil, err
+	}
+	return &struct{}{}, fsxErr(f.SetUser(ctx, r.FileSystemID, r.UserName, r.Password))
+}
+
+func (s *Server) fsxUserDelete(ctx context.Context, r *FSxUserRequest) (*struct{}, error) {
+	f, err := s.fsxOrRefuse()
+	if err != nil {
+		return nil, err
+	}
+	return &struct{}{}, fsxErr(f.DeleteUser(ctx, r.FileSystemID, r.UserName))
+}
+
+// fsxErr turns an FSx exception into the error Berth's own endpoints
+// write.
+func fsxErr(err error) error {
+	var ae *awsjson.Error
+	if errors.As(err, &ae) {
+		return &spec.Error{Code: ae.Code, Message: ae.Message}
+	}
+	return err
 }

@@ -275,6 +275,36 @@ func TestFSxSMBShares(t *testing.T) {
 		t.Fatalf("a task with the wrong password: %q %s", r, describeContainers(refused))
 	}
 
+	// An AWS Managed AD file system: Berth cannot read the directory, so
+	// the operator gives the share its users (berth fsx user add).
+	managed, err := fc.CreateFileSystem(ctx, &fsx.CreateFileSystemInput{FileSystemType: fsxtypes.FileSystemTypeWindows, StorageCapacity: aws.Int32(32),
+		SubnetIds: []string{"subnet-us-east-1b"}, WindowsConfiguration: &fsxtypes.CreateFileSystemWindowsConfiguration{ThroughputCapacity: aws.Int32(8),
+			DeploymentType: fsxtypes.WindowsDeploymentTypeSingleAz2, ActiveDirectoryId: aws.String("d-0123456789")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := aws.ToString(managed.FileSystem.FileSystemId)
+	bin := buildBerth(t)
+	add := exec.Command(bin, "fsx", "user", "add", mid, "ops", "--password-stdin", "--endpoint", c.srv.Endpoint())
+	add.Stdin = strings.NewReader("ops-Pa55\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("berth fsx user add: %v %s", err, out)
+	}
+	maddr := endpointAddr(t, c, mid, "us-east-1b")
+	if maddr == addrB {
+		t.Fatalf("two file systems share the address %s", maddr)
+	}
+	if out, ok := smbclient(t, maddr, "ops", "ops-Pa55", "mkdir ops-was-here; ls"); !ok || !strings.Contains(out, "ops-was-here") {
+		t.Fatalf("the operator's user on the managed-AD share: %s", out)
+	}
+	if out, ok := smbclient(t, maddr, "Admin", "Pa55-smb-word", "ls"); ok {
+		t.Fatalf("another file system's user reached this share: %s", out)
+	}
+	ls, err := exec.Command(bin, "fsx", "ls", "--endpoint", c.srv.Endpoint()).CombinedOutput()
+	if err != nil || !strings.Contains(string(ls), mid) || !strings.Contains(string(ls), maddr) || !strings.Contains(string(ls), "ops") {
+		t.Fatalf("berth fsx ls: %v %s", err, ls)
+	}
+
 	// Samba killed: the agent starts it again, and the data is there.
 	stopSMB(a.dir, "")
 	eventually(t, "smbd in us-east-1a again", func() bool {
