@@ -105,6 +105,9 @@ func (a *Agent) runSMB(ctx context.Context) {
 			if len(needMount) > 0 {
 				continue // ask for their grants at once
 			}
+			if terr != nil {
+				return // it said it serves nothing, and stopped what it served
+			}
 		}
 		select {
 		case <-ctx.Done():
