@@ -5,7 +5,6 @@
 package ecs
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/internal/awsjson"
 	"github.com/berth-project/berth/internal/placement"
 	"github.com/berth-project/berth/internal/spec"
 	"github.com/berth-project/berth/internal/state"
@@ -45,33 +45,15 @@ type API struct {
 	ops map[string]opFunc
 }
 
-type opFunc func(ctx context.Context, body []byte) (any, error)
+type opFunc = awsjson.Op
 
-func op[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) opFunc {
-	return func(ctx context.Context, body []byte) (any, error) {
-		req := new(Req)
-		if err := Decode(body, req); err != nil {
-			return nil, err
-		}
-		return f(ctx, req)
-	}
-}
+// op turns a typed operation into an entry of the table.
+func op[Req, Resp any](f func(context.Context, *Req) (*Resp, error)) opFunc { return awsjson.Handle(f) }
 
-// Decode parses an awsJson1.1 request body. An empty body is an empty
-// object; malformed JSON or a wrongly typed field is a SerializationException.
-func Decode(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return &spec.Error{Code: "SerializationException", Message: "Unable to parse request body: " + err.Error()}
-	}
-	if dec.More() {
-		return &spec.Error{Code: "SerializationException", Message: "Unable to parse request body: trailing data after the JSON object"}
-	}
-	return nil
-}
+// Decode parses an awsJson1.1 request body (awsjson.Decode): an empty
+// body is an empty object; malformed JSON or a wrongly typed field is a
+// SerializationException.
+func Decode(body []byte, v any) error { return awsjson.Decode(body, v) }
 
 // New wires the operation table.
 func New(a *API) *API {
@@ -167,13 +149,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // WriteError writes an awsJson1.1 error.
-func WriteError(w http.ResponseWriter, e *spec.Error) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-Requestid", newID())
-	w.Header().Set("X-Amzn-Errortype", e.Code)
-	w.WriteHeader(e.Status())
-	json.NewEncoder(w).Encode(map[string]string{"__type": e.Code, "message": e.Message})
-}
+func WriteError(w http.ResponseWriter, e *spec.Error) { awsjson.WriteError(w, e) }
 
 // newID returns 32 random hex digits, the form of ECS task and instance ids.
 func newID() string {

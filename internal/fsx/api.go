@@ -483,37 +483,17 @@ func checkTags(tags []Tag) error {
 }
 
 func (a *API) put(ctx context.Context, rec *Record, rev int64) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	key := state.FSxKey(rec.ID)
-	resp, err := a.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-	if err != nil {
-		return err
-	}
-	if !resp.Succeeded {
-		return errConflict
-	}
-	return nil
+	return state.New(a.Client).Put(ctx, state.FSxKey(rec.ID), rec, rev)
 }
-
-var errConflict = errors.New("the file system's record changed while it was being updated")
 
 // Get reads a file system's record and revision.
 func (a *API) Get(ctx context.Context, id string) (*Record, int64, error) {
-	resp, err := a.Client.Get(ctx, state.FSxKey(id))
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(resp.Kvs) == 0 {
+	rec := &Record{}
+	rev, err := state.New(a.Client).Get(ctx, state.FSxKey(id), rec)
+	if errors.Is(err, state.ErrNotFound) {
 		return nil, 0, notFound(id)
 	}
-	rec := &Record{}
-	if err := json.Unmarshal(resp.Kvs[0].Value, rec); err != nil {
-		return nil, 0, err
-	}
-	return rec, resp.Kvs[0].ModRevision, nil
+	return rec, rev, err
 }
 
 func (a *API) list(ctx context.Context) ([]*Record, error) {
@@ -533,22 +513,11 @@ func (a *API) list(ctx context.Context) ([]*Record, error) {
 
 // update applies fn to a record until it is written without a race.
 func (a *API) update(ctx context.Context, id string, fn func(*Record) error) (*Record, error) {
-	for range 16 {
-		rec, rev, err := a.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if err := fn(rec); err != nil {
-			return nil, err
-		}
-		if err := a.put(ctx, rec, rev); errors.Is(err, errConflict) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		return rec, nil
+	rec, err := state.Update(ctx, state.New(a.Client), state.FSxKey(id), fn)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, notFound(id)
 	}
-	return nil, &awsjson.Error{Code: "InternalServerError", Message: "Too many concurrent updates; try again."}
+	return rec, err
 }
 
 // FileSystem is FSx's FileSystem shape (the WINDOWS members).

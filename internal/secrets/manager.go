@@ -172,33 +172,27 @@ func (a *API) loadSecret(ctx context.Context, id string) (*secretRecord, int64, 
 	return nil, 0, errNoSecret
 }
 
-// saveSecret writes rec if its key is still at rev (0: absent).
-func (a *API) saveSecret(ctx context.Context, rec *secretRecord, rev int64) error {
-	b, err := json.Marshal(rec)
+// modify changes a secret (found by any of its ids) with fn and writes it
+// back, retrying on a lost race. A secret marked for deletion is refused
+// unless marked is set.
+func (a *API) modify(ctx context.Context, id string, marked bool, fn func(*secretRecord) error) (*secretRecord, error) {
+	rec, _, err := a.loadSecret(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	key := state.SecretKey(rec.Name)
-	resp, err := a.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-	if err != nil {
-		return err
-	}
-	if !resp.Succeeded {
-		return errConflict
-	}
-	return nil
-}
-
-var errConflict = errors.New("the record changed while it was being updated")
-
-// retry runs f until it does not lose a race.
-func retry(f func() error) error {
-	for range 16 {
-		if err := f(); !errors.Is(err, errConflict) {
-			return err
+	out, err := state.Update(ctx, state.New(a.Client), state.SecretKey(rec.Name), func(r *secretRecord) error {
+		if r.ARN != rec.ARN {
+			return errNoSecret // deleted and made again meanwhile
 		}
+		if r.DeletionDate != nil && !marked {
+			return errMarkedDelete
+		}
+		return fn(r)
+	})
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, errNoSecret
 	}
-	return smErr("InternalServiceError", "Too many concurrent updates; try again.")
+	return out, err
 }
 
 func (a *API) sealVersion(name, id string, v secretValue) []byte {
@@ -375,12 +369,22 @@ func (a *API) CreateSecret(ctx context.Context, in *CreateSecretInput) (*CreateS
 			}
 			out.VersionId = v.ID
 		}
-		return a.saveSecret(ctx, rec, rev)
+		return state.New(a.Client).Put(ctx, state.SecretKey(rec.Name), rec, rev)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// retry runs f until it does not lose a race.
+func retry(f func() error) error {
+	for range 16 {
+		if err := f(); !errors.Is(err, state.ErrConflict) {
+			return err
+		}
+	}
+	return smErr("InternalServiceError", "Too many concurrent updates; try again.")
 }
 
 func checkTags(tags []Tag) error {
@@ -484,20 +488,13 @@ func (a *API) PutSecretValue(ctx context.Context, in *PutSecretValueInput) (*Put
 		return nil, err
 	}
 	var out *PutSecretValueOutput
-	err := retry(func() error {
-		rec, rev, err := a.loadSecret(ctx, in.SecretId)
-		if err != nil {
-			return err
-		}
-		if rec.DeletionDate != nil {
-			return errMarkedDelete
-		}
+	_, err := a.modify(ctx, in.SecretId, false, func(rec *secretRecord) error {
 		v, err := a.addVersion(rec, in.ClientRequestToken, secretValue{String: in.SecretString, Binary: in.SecretBinary}, in.VersionStages)
 		if err != nil {
 			return err
 		}
 		out = &PutSecretValueOutput{ARN: rec.ARN, Name: rec.Name, VersionId: v.ID, VersionStages: nonNil(v.Stages)}
-		return a.saveSecret(ctx, rec, rev)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -530,14 +527,7 @@ func (a *API) UpdateSecret(ctx context.Context, in *UpdateSecretInput) (*UpdateS
 		return nil, err
 	}
 	var out *UpdateSecretOutput
-	err := retry(func() error {
-		rec, rev, err := a.loadSecret(ctx, in.SecretId)
-		if err != nil {
-			return err
-		}
-		if rec.DeletionDate != nil {
-			return errMarkedDelete
-		}
+	_, err := a.modify(ctx, in.SecretId, false, func(rec *secretRecord) error {
 		out = &UpdateSecretOutput{ARN: rec.ARN, Name: rec.Name}
 		if in.Description != nil {
 			rec.Description = *in.Description
@@ -553,7 +543,7 @@ func (a *API) UpdateSecret(ctx context.Context, in *UpdateSecretInput) (*UpdateS
 			}
 			out.VersionId = v.ID
 		}
-		return a.saveSecret(ctx, rec, rev)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -628,37 +618,30 @@ func (a *API) DeleteSecret(ctx context.Context, in *DeleteSecretInput) (*DeleteS
 			return nil, smErr("InvalidParameterException", "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
 		}
 	}
-	var out *DeleteSecretOutput
-	err := retry(func() error {
+	if in.ForceDeleteWithoutRecovery {
 		rec, rev, err := a.loadSecret(ctx, in.SecretId)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		now := a.now()
-		if in.ForceDeleteWithoutRecovery {
-			key := state.SecretKey(rec.Name)
-			resp, err := a.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpDelete(key)).Commit()
-			if err != nil {
-				return err
-			}
-			if !resp.Succeeded {
-				return errConflict
-			}
-			out = &DeleteSecretOutput{ARN: rec.ARN, Name: rec.Name, DeletionDate: spec.Timestamp{Time: now}}
-			return nil
+		key := state.SecretKey(rec.Name)
+		resp, err := a.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpDelete(key)).Commit()
+		if err != nil {
+			return nil, err
 		}
-		if rec.DeletionDate != nil {
-			return errMarkedDelete
+		if !resp.Succeeded {
+			return nil, smErr("InternalServiceError", "The secret changed while it was being deleted; try again.")
 		}
-		when := now.Add(time.Duration(days) * 24 * time.Hour)
+		return &DeleteSecretOutput{ARN: rec.ARN, Name: rec.Name, DeletionDate: spec.Timestamp{Time: a.now()}}, nil
+	}
+	when := a.now().Add(time.Duration(days) * 24 * time.Hour)
+	rec, err := a.modify(ctx, in.SecretId, false, func(rec *secretRecord) error {
 		rec.DeletionDate = &when
-		out = &DeleteSecretOutput{ARN: rec.ARN, Name: rec.Name, DeletionDate: spec.Timestamp{Time: when}}
-		return a.saveSecret(ctx, rec, rev)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &DeleteSecretOutput{ARN: rec.ARN, Name: rec.Name, DeletionDate: spec.Timestamp{Time: when}}, nil
 }
 
 // RestoreSecretOutput is RestoreSecret's response.
@@ -668,23 +651,14 @@ type RestoreSecretOutput struct {
 }
 
 func (a *API) RestoreSecret(ctx context.Context, in *DescribeSecretInput) (*RestoreSecretOutput, error) {
-	var out *RestoreSecretOutput
-	err := retry(func() error {
-		rec, rev, err := a.loadSecret(ctx, in.SecretId)
-		if err != nil {
-			return err
-		}
-		out = &RestoreSecretOutput{ARN: rec.ARN, Name: rec.Name}
-		if rec.DeletionDate == nil {
-			return nil
-		}
+	rec, err := a.modify(ctx, in.SecretId, true, func(rec *secretRecord) error {
 		rec.DeletionDate = nil
-		return a.saveSecret(ctx, rec, rev)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &RestoreSecretOutput{ARN: rec.ARN, Name: rec.Name}, nil
 }
 
 // ListSecretsInput is ListSecrets' request.
@@ -829,11 +803,7 @@ func (a *API) TagResource(ctx context.Context, in *TagResourceInput) (*Empty, er
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
-	return &Empty{}, retry(func() error {
-		rec, rev, err := a.loadSecret(ctx, in.SecretId)
-		if err != nil {
-			return err
-		}
+	_, err := a.modify(ctx, in.SecretId, true, func(rec *secretRecord) error {
 		for _, t := range in.Tags {
 			i := slices.IndexFunc(rec.Tags, func(o Tag) bool { return o.Key == t.Key })
 			if i >= 0 {
@@ -842,20 +812,21 @@ func (a *API) TagResource(ctx context.Context, in *TagResourceInput) (*Empty, er
 				rec.Tags = append(rec.Tags, t)
 			}
 		}
-		if err := checkTags(rec.Tags); err != nil {
-			return err
-		}
-		return a.saveSecret(ctx, rec, rev)
+		return checkTags(rec.Tags)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &Empty{}, nil
 }
 
 func (a *API) UntagResource(ctx context.Context, in *UntagResourceInput) (*Empty, error) {
-	return &Empty{}, retry(func() error {
-		rec, rev, err := a.loadSecret(ctx, in.SecretId)
-		if err != nil {
-			return err
-		}
+	_, err := a.modify(ctx, in.SecretId, true, func(rec *secretRecord) error {
 		rec.Tags = slices.DeleteFunc(rec.Tags, func(t Tag) bool { return slices.Contains(in.TagKeys, t.Key) })
-		return a.saveSecret(ctx, rec, rev)
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &Empty{}, nil
 }

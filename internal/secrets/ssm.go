@@ -230,17 +230,8 @@ func (a *API) PutParameter(ctx context.Context, in *PutParameterInput) (*PutPara
 		if len(rec.Versions) > maxParamVersions {
 			rec.Versions = rec.Versions[len(rec.Versions)-maxParamVersions:]
 		}
-		b, err := json.Marshal(rec)
-		if err != nil {
+		if err := state.New(a.Client).Put(ctx, state.ParameterKey(name), rec, rev); err != nil {
 			return err
-		}
-		key := state.ParameterKey(name)
-		resp, err := a.Client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
-		if err != nil {
-			return err
-		}
-		if !resp.Succeeded {
-			return errConflict
 		}
 		out = &PutParameterOutput{Version: version, Tier: rec.Tier}
 		return nil
