@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/fsx"
 	fsxtypes "github.com/aws/aws-sdk-go-v2/service/fsx/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/berth-project/berth/internal/cli"
@@ -299,6 +301,24 @@ func TestFSxSMBShares(t *testing.T) {
 	}
 	if out, ok := smbclient(t, maddr, "Admin", "Pa55-smb-word", "ls"); ok {
 		t.Fatalf("another file system's user reached this share: %s", out)
+	}
+	// Placement follows the file system's zones: with no constraint, a
+	// task with a volume of the us-east-1b file system runs there.
+	placed := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("fsx-managed"),
+		Volumes: []types.Volume{{Name: aws.String("win"), FsxWindowsFileServerVolumeConfiguration: &types.FSxWindowsFileServerVolumeConfiguration{
+			FileSystemId: aws.String(mid), RootDirectory: aws.String("share"),
+			AuthorizationConfig: &types.FSxWindowsFileServerAuthorizationConfig{CredentialsParameter: aws.String("/fsx/ops"), Domain: aws.String("anything.example")}}}},
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), EntryPoint: []string{"sh", "-c"}, Command: []string{"test -d /data/ops-was-here"},
+			MountPoints: []types.MountPoint{{SourceVolume: aws.String("win"), ContainerPath: aws.String("/data")}}}}})
+	if _, err := ssmClient(c.srv.Endpoint()).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/fsx/ops"), Type: ssmtypes.ParameterTypeSecureString,
+		Value: aws.String(`{"username":"ops","password":"ops-Pa55"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		task := c.wait(c.run(placed).TaskArn, "STOPPED")
+		if code := exitCode(task, "app"); code != 0 || aws.ToString(task.AvailabilityZone) != "us-east-1b" {
+			t.Fatalf("a task of the us-east-1b file system: zone %q, exit %d, %s %s", aws.ToString(task.AvailabilityZone), code, aws.ToString(task.StoppedReason), describeContainers(task))
+		}
 	}
 	ls, err := exec.Command(bin, "fsx", "ls", "--endpoint", c.srv.Endpoint()).CombinedOutput()
 	if err != nil || !strings.Contains(string(ls), mid) || !strings.Contains(string(ls), maddr) || !strings.Contains(string(ls), "ops") {
