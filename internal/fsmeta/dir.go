@@ -9,7 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-project/berth/internal/fsproto"
 	"github.com/berth-project/berth/internal/state"
@@ -335,15 +337,19 @@ func (e *Engine) link(ctx context.Context, r *fsproto.Request) (*fsproto.Respons
 	return nil, errContention
 }
 
+// maxReaddir is the most entries one readdir reply holds.
+const maxReaddir = 8192
+
 func (e *Engine) readdir(ctx context.Context, r *fsproto.Request) (*fsproto.Response, error) {
 	n, err := e.dir(ctx, r.FS, r.Ino)
 	if err != nil {
 		return nil, err
 	}
 	limit := r.Limit
-	if limit <= 0 || limit > 1000 {
+	if limit <= 0 {
 		limit = 1000
 	}
+	limit = min(limit, maxReaddir)
 	pfx := state.DentryPrefix(r.FS, r.Ino)
 	start := pfx
 	if r.After != "" {
@@ -377,34 +383,54 @@ const plusBatch = 100
 // revision its entries were read at (readdirplus: the client then needs
 // no lookup per entry). An entry whose inode is gone by then (a removal
 // racing the read) has none.
+//
+// The inodes are read in transactions of plusBatch gets, several at once,
+// each serializable: a read at a revision this member has applied (the
+// entries were read from it) needs no round of the consensus. A member
+// behind that revision (another member, behind a client that balances)
+// refuses with ErrFutureRev, and the batch is read linearizably.
 func (e *Engine) entryAttrs(ctx context.Context, fs string, out *fsproto.Response, rev int64) error {
 	out.Attrs = make([]*fsproto.Attr, len(out.Entries))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for from := 0; from < len(out.Entries); from += plusBatch {
 		batch := out.Entries[from:min(from+plusBatch, len(out.Entries))]
-		gets := make([]clientv3.Op, len(batch))
-		for i, d := range batch {
-			// A directory's times are kept under its inode's key; a
-			// file's inode is the one key.
-			opts := []clientv3.OpOption{clientv3.WithRev(rev)}
-			if d.Mode == syscall.S_IFDIR {
-				opts = append(opts, clientv3.WithPrefix())
+		g.Go(func() error {
+			read := func(serializable bool) (*clientv3.TxnResponse, error) {
+				gets := make([]clientv3.Op, len(batch))
+				for i, d := range batch {
+					// A directory's times are kept under its inode's
+					// key; a file's inode is the one key.
+					opts := []clientv3.OpOption{clientv3.WithRev(rev)}
+					if d.Mode == syscall.S_IFDIR {
+						opts = append(opts, clientv3.WithPrefix())
+					}
+					if serializable {
+						opts = append(opts, clientv3.WithSerializable())
+					}
+					gets[i] = clientv3.OpGet(state.InodeKey(fs, d.Ino), opts...)
+				}
+				return e.Client.Txn(gctx).Then(gets...).Commit()
 			}
-			gets[i] = clientv3.OpGet(state.InodeKey(fs, d.Ino), opts...)
-		}
-		resp, err := e.Client.Txn(ctx).Then(gets...).Commit()
-		if err != nil {
-			return err
-		}
-		for i, d := range batch {
-			n, err := nodeFrom(fs, d.Ino, resp.Responses[i].GetResponseRange().Kvs)
-			var fe *Error
-			if errors.As(err, &fe) && fe.Errno == syscall.ENOENT {
-				continue
-			} else if err != nil {
+			resp, err := read(true)
+			if errors.Is(err, rpctypes.ErrFutureRev) || errors.Is(err, rpctypes.ErrGRPCFutureRev) {
+				resp, err = read(false)
+			}
+			if err != nil {
 				return err
 			}
-			out.Attrs[from+i] = n.a
-		}
+			for i, d := range batch {
+				n, err := nodeFrom(fs, d.Ino, resp.Responses[i].GetResponseRange().Kvs)
+				var fe *Error
+				if errors.As(err, &fe) && fe.Errno == syscall.ENOENT {
+					continue
+				} else if err != nil {
+					return err
+				}
+				out.Attrs[from+i] = n.a
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }

@@ -43,6 +43,10 @@ func must(t *testing.T, e *Engine, r *fsproto.Request) *fsproto.Response {
 	return resp
 }
 
+func mustLookup(t *testing.T, e *Engine, fs string, parent uint64, name string) uint64 {
+	return must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: parent, Name: name}).Attr.Ino
+}
+
 func mkdir(t *testing.T, e *Engine, fs string, parent uint64, name string) uint64 {
 	return must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: parent, Name: name, Mode: syscall.S_IFDIR | 0o755, Excl: true}).Attr.Ino
 }
@@ -389,6 +393,32 @@ func TestReaddirPlus(t *testing.T) {
 		want := must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: fsproto.RootIno, Name: d.Name}).Attr
 		if a := resp.Attrs[i]; a == nil || a.Ino != d.Ino || a.Mode != want.Mode || a.Size != want.Size || a.Rev != want.Rev || a.Nlink != want.Nlink {
 			t.Fatalf("%s: %+v, lookup says %+v", d.Name, a, want)
+		}
+	}
+	// Directories (whose times are a key of their own, here after a
+	// child was made in them) among many entries, read in several
+	// batches at once.
+	var spread [3]uint64
+	for j := range spread {
+		spread[j] = mkdir(t, e, fs, fsproto.RootIno, fmt.Sprint("spread", j))
+	}
+	for i := 0; i < 2*plusBatch+1; i++ {
+		for j := range spread {
+			mode := uint32(syscall.S_IFREG | 0o644)
+			if i%50 == 0 {
+				mode = syscall.S_IFDIR | 0o755
+			}
+			must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: spread[j], Name: fmt.Sprintf("e%03d", i), Mode: mode})
+		}
+	}
+	must(t, e, &fsproto.Request{Op: fsproto.OpMknod, FS: fs, Parent: mustLookup(t, e, fs, spread[1], "e050"), Name: "child", Mode: syscall.S_IFREG | 0o644})
+	for _, dir := range []uint64{fsproto.RootIno, spread[0], spread[1]} {
+		resp := must(t, e, &fsproto.Request{Op: fsproto.OpReaddir, FS: fs, Ino: dir, Plus: true})
+		for i, d := range resp.Entries {
+			want := must(t, e, &fsproto.Request{Op: fsproto.OpLookup, FS: fs, Parent: dir, Name: d.Name}).Attr
+			if a := resp.Attrs[i]; a == nil || a.Ino != d.Ino || a.Mode != want.Mode || a.Rev != want.Rev || a.Nlink != want.Nlink || a.Mtime != want.Mtime || a.Ctime != want.Ctime {
+				t.Fatalf("directory %d, %s: %+v, lookup says %+v", dir, d.Name, a, want)
+			}
 		}
 	}
 	if plain := must(t, e, &fsproto.Request{Op: fsproto.OpReaddir, FS: fs, Ino: fsproto.RootIno}); plain.Attrs != nil {

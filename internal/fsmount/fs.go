@@ -735,7 +735,7 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	// such as ls -l needs no lookup per entry. A session that may list
 	// the directory but not search it gets the names only.
 	h := &handle{ino: in.NodeId, gen: f.attrGen.Load(), at: time.Now()}
-	r := &fsproto.Request{Op: fsproto.OpReaddir, Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid, Plus: true}
+	r := &fsproto.Request{Op: fsproto.OpReaddir, Ino: in.NodeId, Uid: in.Uid, Gid: in.Gid, Plus: true, Limit: 8192}
 	var parent uint64
 	for {
 		resp, e := f.c.Op(ctx, r)
@@ -867,7 +867,20 @@ func (f *FS) hasNoXattrs(cancel <-chan struct{}, h *fuse.InHeader) bool {
 	return s.Ok() && !resp.Attr.Xattrs
 }
 
+// unsupportedXattr names the extended attributes a Berth file system does
+// not have, as EFS does not: POSIX ACLs (Berth's permissions are the mode
+// bits, enforced by the server) and SELinux labels. Saying so
+// (EOPNOTSUPP), rather than "no such attribute", lets tools such as `ls
+// -l` remember it for the whole file system instead of asking again for
+// every file, each time a round trip the kernel does not cache.
+func unsupportedXattr(name string) bool {
+	return name == "security.selinux" || strings.HasPrefix(name, "system.posix_acl_")
+}
+
 func (f *FS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	if unsupportedXattr(attr) {
+		return 0, fuse.Status(syscall.EOPNOTSUPP)
+	}
 	if f.hasNoXattrs(cancel, h) {
 		return 0, fuse.ENOATTR
 	}
@@ -901,11 +914,17 @@ func (f *FS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (u
 }
 
 func (f *FS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	if unsupportedXattr(attr) {
+		return fuse.Status(syscall.EOPNOTSUPP)
+	}
 	_, s := f.op(cancel, &in.InHeader, &fsproto.Request{Op: fsproto.OpSetxattr, Ino: in.NodeId, Key: attr, Value: data, Flags: in.Flags})
 	return s
 }
 
 func (f *FS) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
+	if unsupportedXattr(attr) {
+		return fuse.Status(syscall.EOPNOTSUPP)
+	}
 	_, s := f.op(cancel, h, &fsproto.Request{Op: fsproto.OpRemovexattr, Ino: h.NodeId, Key: attr})
 	return s
 }

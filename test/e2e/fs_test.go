@@ -382,6 +382,30 @@ func TestFSTwoMounts(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("B saw A's xattr changes after %v: the push did not reach its xattr knowledge", took)
 	}
+	// POSIX ACLs and SELinux labels are not supported (as on EFS): said
+	// as EOPNOTSUPP, which ls -l remembers for the whole file system
+	// instead of asking for every file; other namespaces still work.
+	// An ACL of user::rw-, group::r--, other::r-- in the kernel's form.
+	acl := []byte{2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+	os.Mkdir(a.path("acldir"), 0o755)
+	for name, target := range map[string]string{"system.posix_acl_access": "x", "system.posix_acl_default": "acldir", "security.selinux": "x"} {
+		if _, err := unix.Getxattr(a.path(target), name, buf); err != unix.EOPNOTSUPP {
+			t.Fatalf("getxattr %s: %v, want EOPNOTSUPP", name, err)
+		}
+		value := acl
+		if name == "security.selinux" {
+			value = []byte("system_u:object_r:tmp_t:s0")
+		}
+		if err := unix.Setxattr(a.path(target), name, value, 0); err != unix.EOPNOTSUPP {
+			t.Fatalf("setxattr %s: %v, want EOPNOTSUPP", name, err)
+		}
+	}
+	if err := unix.Setxattr(a.path("x"), "security.other", []byte("kept"), 0); err != nil {
+		t.Fatalf("setxattr security.other: %v", err)
+	}
+	if n, err := unix.Getxattr(a.path("x"), "security.other", buf); err != nil || string(buf[:n]) != "kept" {
+		t.Fatalf("getxattr security.other: %q %v", buf[:n], err)
+	}
 
 	// A directory's attributes after creates in it: the creating mount
 	// answers from what its create returned; both mounts agree with the
