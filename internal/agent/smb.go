@@ -179,22 +179,41 @@ func (a *Agent) serveShare(ctx context.Context, tools smbTools, cur *smbShare, s
 		return false, err
 	}
 	conf := filepath.Join(dir, "smb.conf")
-	if err := writeIfChanged(conf, []byte(smbConf(dir, mp, sh))); err != nil {
+	confChanged, err := writeIfChanged(conf, []byte(smbConf(dir, mp, sh)))
+	if err != nil {
 		return false, err
+	}
+	restart := ""
+	if cur.users == "" {
+		b, _ := os.ReadFile(filepath.Join(dir, "users.sum")) // written by an earlier agent process
+		cur.users = string(b)
 	}
 	if h := usersHash(sh.Users); h != cur.users {
 		if err := a.writeUsers(tools, dir, conf, sh.Users); err != nil {
 			return false, fmt.Errorf("users: %w", err)
 		}
+		if err := os.WriteFile(filepath.Join(dir, "users.sum"), []byte(h), 0o600); err != nil {
+			return false, err
+		}
 		cur.users = h
+		// smbd keeps the passdb it opened: a new one takes a new smbd.
+		restart = "the share's users changed"
 	}
 	if spid := smbdPID(dir); spid > 0 {
-		if sameNetNS(spid, pid) {
+		if !sameNetNS(spid, pid) {
+			restart = "its network namespace changed"
+		}
+		if restart == "" {
+			if confChanged {
+				syscall.Kill(spid, syscall.SIGHUP) // smbd rereads its configuration
+			}
 			return false, nil
 		}
-		a.log.Info("restarting smbd: its network namespace changed", "fs", sh.FileSystemID)
+		a.log.Info("restarting smbd", "fs", sh.FileSystemID, "why", restart)
 		syscall.Kill(-spid, syscall.SIGTERM)
-		time.Sleep(200 * time.Millisecond)
+		for i := 0; i < 50 && smbdPID(dir) > 0; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	return false, a.startSMBD(tools, dir, conf, pid)
 }
@@ -254,6 +273,7 @@ func smbConf(dir, mp string, sh *agentapi.SMBShare) string {
 	return fmt.Sprintf(`# Written by the Berth agent for FSx file system %[1]s; rewritten at each poll.
 [global]
 	server role = standalone server
+	server string = Berth FSx file server
 	workgroup = %[2]s
 	netbios name = %[3]s
 	disable netbios = yes
@@ -461,9 +481,11 @@ func (a *Agent) stopShare(ctx context.Context, sh *smbShare) {
 	a.log.Info("stopped serving SMB share", "fs", sh.fs)
 }
 
-func writeIfChanged(path string, b []byte) error {
+// writeIfChanged writes b to path unless it holds b already, and says
+// whether it wrote.
+func writeIfChanged(path string, b []byte) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
-		return nil
+		return false, nil
 	}
-	return os.WriteFile(path, b, 0o600)
+	return true, os.WriteFile(path, b, 0o600)
 }

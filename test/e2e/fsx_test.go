@@ -302,6 +302,17 @@ func TestFSxSMBShares(t *testing.T) {
 	if out, ok := smbclient(t, maddr, "Admin", "Pa55-smb-word", "ls"); ok {
 		t.Fatalf("another file system's user reached this share: %s", out)
 	}
+	// A new password: the old one stops working, the new one works.
+	add = exec.Command(bin, "fsx", "user", "add", mid, "ops", "--password-stdin", "--endpoint", c.srv.Endpoint())
+	add.Stdin = strings.NewReader("ops-N3w\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("berth fsx user add (new password): %v %s", err, out)
+	}
+	eventually(t, "the new password in force", func() bool {
+		_, newOK := smbclient(t, maddr, "ops", "ops-N3w", "ls")
+		_, oldOK := smbclient(t, maddr, "ops", "ops-Pa55", "ls")
+		return newOK && !oldOK
+	})
 	// Placement follows the file system's zones: with no constraint, a
 	// task with a volume of the us-east-1b file system runs there.
 	placed := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("fsx-managed"),
@@ -311,7 +322,7 @@ func TestFSxSMBShares(t *testing.T) {
 		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), EntryPoint: []string{"sh", "-c"}, Command: []string{"test -d /data/ops-was-here"},
 			MountPoints: []types.MountPoint{{SourceVolume: aws.String("win"), ContainerPath: aws.String("/data")}}}}})
 	if _, err := ssmClient(c.srv.Endpoint()).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/fsx/ops"), Type: ssmtypes.ParameterTypeSecureString,
-		Value: aws.String(`{"username":"ops","password":"ops-Pa55"}`)}); err != nil {
+		Value: aws.String(`{"username":"ops","password":"ops-N3w"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
