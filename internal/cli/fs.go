@@ -98,13 +98,14 @@ func fsCmd() *cobra.Command {
 	var detach, debug, useTLS bool
 	var logFile, accessPoint, caFile, zone, cacheDir string
 	var cacheSize int64
+	var maxInodes int
 	mount := &cobra.Command{Use: "mount FS_ID MOUNTPOINT", Short: "Mount a shared file system (in the foreground, or --detach)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if detach {
 				return mountDetached(cmd, a, logFile)
 			}
 			o := fsmount.Options{Endpoint: mf.endpoint, FS: a[0], Mountpoint: a[1], Log: logger(), Debug: debug || os.Getenv("BERTH_FUSE_DEBUG") != "",
-				AccessPoint: accessPoint, Zone: zone, Token: os.Getenv("BERTH_MOUNT_TOKEN"), CacheDir: cacheDir, CacheSize: cacheSize}
+				AccessPoint: accessPoint, Zone: zone, Token: os.Getenv("BERTH_MOUNT_TOKEN"), CacheDir: cacheDir, CacheSize: cacheSize, MaxInodes: maxInodes}
 			if o.CacheDir != "" && o.CacheSize <= 0 {
 				o.CacheSize = fsmount.DefaultCacheSize(o.CacheDir)
 			}
@@ -164,6 +165,7 @@ func fsCmd() *cobra.Command {
 	mount.Flags().StringVar(&caFile, "ca", "", "PEM file of the server's CA (implies --tls)")
 	mount.Flags().StringVar(&zone, "zone", "", "the zone this host is in (a task's mount: from its token)")
 	mount.Flags().StringVar(&cacheDir, "cache-dir", fsmount.DefaultCacheDir(), "keep fetched chunks here, shared by every mount on this host (empty: memory only)")
+	mount.Flags().IntVar(&maxInodes, "max-inodes", fsmount.DefaultMaxInodes, "files and directories the mount keeps for the kernel (about 250 bytes each); past it the kernel is asked to forget idle ones (-1: no bound)")
 	mount.Flags().Int64Var(&cacheSize, "cache-size", 0, "bytes the chunk cache on disk may hold (default: a tenth of the free space there, at most 10 GiB)")
 
 	umount := &cobra.Command{Use: "umount MOUNTPOINT", Short: "Unmount a shared file system (its process then exits)", Args: cobra.ExactArgs(1),

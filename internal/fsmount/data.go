@@ -18,6 +18,11 @@ const bs = fsproto.BlockSize
 type inode struct {
 	ino     uint64
 	lookups uint64
+	// parent and name are where the kernel last looked the inode up (a
+	// lookup or a directory listing), so the mount can ask the kernel to
+	// forget it (FS.evict); zero when not known.
+	parent uint64
+	name   string
 
 	mu       sync.Mutex
 	cond     *sync.Cond

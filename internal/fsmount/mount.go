@@ -40,7 +40,15 @@ type Options struct {
 	CacheDir  string
 	CacheSize int64
 	Debug     bool
+	// MaxInodes bounds the inodes (cached entries) the mount keeps for
+	// the kernel, about 250 bytes each: past it, it asks the kernel to
+	// forget idle ones. 0: DefaultMaxInodes; negative: no bound.
+	MaxInodes int
 }
+
+// DefaultMaxInodes is a mount's default bound on cached inodes: about
+// 120 MiB of the mount's memory.
+const DefaultMaxInodes = 500_000
 
 // Mount is a served mount.
 type Mount struct {
@@ -113,6 +121,12 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 		}
 	}
 	f := newFS(rctx, c, o.Log, o.CacheBytes, get)
+	if o.MaxInodes == 0 {
+		o.MaxInodes = DefaultMaxInodes
+	}
+	if o.MaxInodes > 0 {
+		go f.evict(rctx, o.MaxInodes, 500*time.Millisecond)
+	}
 	srv, err := fuse.NewServer(f, o.Mountpoint, &fuse.MountOptions{
 		FsName: "berth:" + o.FS, Name: "berth", AllowOther: os.Geteuid() == 0, EnableLocks: true,
 		MaxWrite: 1 << 20, MaxReadAhead: 4 << 20, DirectMount: true,
