@@ -871,9 +871,10 @@ func (a *API) finishDeletes(ctx context.Context, recs []*Record) {
 		if n, err := a.FS.Sessions(ctx, r.ID); err != nil || n > 0 {
 			continue
 		}
-		err := a.FS.DeleteFS(ctx, r.ID, "", nil, []clientv3.Op{clientv3.OpDelete(state.FSxKey(r.ID)), clientv3.OpDelete(state.FSxEndpointPrefix(r.ID), clientv3.WithPrefix())})
+		err := a.FS.DeleteFS(ctx, r.ID, "", nil, []clientv3.Op{clientv3.OpDelete(state.FSxKey(r.ID)), clientv3.OpDelete(state.FSxEndpointPrefix(r.ID), clientv3.WithPrefix()),
+			clientv3.OpDelete(state.FSxHolderPrefix(r.ID), clientv3.WithPrefix())})
 		if errors.Is(err, fsmeta.ErrNoFS) {
-			a.Client.Delete(ctx, state.FSxKey(r.ID))
+			a.Client.Txn(ctx).Then(clientv3.OpDelete(state.FSxKey(r.ID)), clientv3.OpDelete(state.FSxHolderPrefix(r.ID), clientv3.WithPrefix())).Commit()
 		} else if err != nil {
 			a.Log.Debug("FSx file system not deleted yet", "fs", r.ID, "err", err)
 		}

@@ -41,16 +41,28 @@ func (a *API) Endpoints(ctx context.Context, id string) (map[string]Endpoint, er
 	return out, nil
 }
 
+// SessionTask names the Berth mount of a zone's SMB endpoint as served by
+// one instance: its mount session is registered under it, so the session
+// can be ended (fsmeta.Engine.RevokeTaskSessions) when another instance
+// takes the zone over.
+func SessionTask(id, zone, cluster, inst string) string {
+	return "fsx-smb/" + id + "-" + zone + "-" + cluster + "-" + inst
+}
+
 // Serve is an agent's poll: the agent of instance inst (cluster), in
 // zone, whose connection lives on lease, serves its zone's endpoint of
 // every file system there whose endpoint no other connected agent holds.
 // It records the addresses the agent reports and returns the file systems
-// it is to serve. An agent that cannot serve SMB gives its claims up.
-func (a *API) Serve(ctx context.Context, cluster, inst, zone string, lease clientv3.LeaseID, capable bool, serving []agentapi.SMBEndpoint) ([]*Record, error) {
+// it is to serve, and the mounts of the instances it took endpoints over
+// from (SessionTask), to end: an agent gone for good may have left its
+// Samba running, with the users it had. An agent that cannot serve SMB
+// gives its claims up.
+func (a *API) Serve(ctx context.Context, cluster, inst, zone string, lease clientv3.LeaseID, capable bool, serving []agentapi.SMBEndpoint) ([]*Record, []string, error) {
 	all, err := a.list(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var revoke []string
 	a.finishDeletes(ctx, all)
 	reported := map[string]agentapi.SMBEndpoint{}
 	for _, e := range serving {
@@ -64,7 +76,7 @@ func (a *API) Serve(ctx context.Context, cluster, inst, zone string, lease clien
 		key := state.FSxEndpointKey(rec.ID, zone)
 		resp, err := a.Client.Get(ctx, key)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		want := Endpoint{Cluster: cluster, Instance: inst}
 		if r, ok := reported[rec.ID]; ok {
@@ -95,16 +107,24 @@ func (a *API) Serve(ctx context.Context, cluster, inst, zone string, lease clien
 			}
 			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
 		}
-		tr, err := a.Client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(lease))).Commit()
+		holder := state.FSxHolderKey(rec.ID, zone)
+		tr, err := a.Client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(lease)), clientv3.OpGet(holder),
+			clientv3.OpPut(holder, string(b))).Commit()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if tr.Succeeded {
 			mine = append(mine, rec)
 			a.markAvailable(ctx, rec, want)
+			if kvs := tr.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+				var prev Endpoint
+				if json.Unmarshal(kvs[0].Value, &prev) == nil && (prev.Cluster != cluster || prev.Instance != inst) {
+					revoke = append(revoke, SessionTask(rec.ID, zone, prev.Cluster, prev.Instance))
+				}
+			}
 		}
 	}
-	return mine, nil
+	return mine, revoke, nil
 }
 
 // markAvailable turns a file system AVAILABLE the first time one of its

@@ -36,9 +36,16 @@ func (s *Server) agentSMB(ctx context.Context, r *agentapi.SMBRequest) (*agentap
 	if len(conn.Kvs) == 0 || conn.Kvs[0].Lease == 0 || s.fsx == nil {
 		return out, nil // not connected (yet): it serves nothing
 	}
-	recs, err := s.fsx.Serve(ctx, cluster, inst, zone, clientv3.LeaseID(conn.Kvs[0].Lease), r.Capable, r.Serving)
+	recs, revoke, err := s.fsx.Serve(ctx, cluster, inst, zone, clientv3.LeaseID(conn.Kvs[0].Lease), r.Capable, r.Serving)
 	if err != nil {
 		return nil, err
+	}
+	for _, task := range revoke {
+		// The previous holder's Samba, if it still runs, loses its
+		// file system: it serves nothing, with its users or any other.
+		if err := s.fs.RevokeTaskSessions(ctx, task); err != nil {
+			return nil, err
+		}
 	}
 	for _, rec := range recs {
 		users, err := s.fsx.Users(ctx, rec)
@@ -48,7 +55,7 @@ func (s *Server) agentSMB(ctx context.Context, r *agentapi.SMBRequest) (*agentap
 		}
 		sh := agentapi.SMBShare{FileSystemID: rec.ID, Domain: rec.Domain(), Users: users, CapacityGiB: rec.StorageCapacity}
 		if slices.Contains(r.Mount, rec.ID) {
-			if sh.Mount, err = s.issueMountToken(ctx, mountToken{FS: rec.ID, Zone: zone, FSx: true}); err != nil {
+			if sh.Mount, err = s.issueMountToken(ctx, mountToken{FS: rec.ID, Zone: zone, FSx: true, Task: fsx.SessionTask(rec.ID, zone, cluster, inst)}); err != nil {
 				return nil, err
 			}
 		}

@@ -155,3 +155,9 @@ func FSxKey(id string) string               { return FSxPrefix() + id }
 func FSxEndpointPrefix(id string) string    { return Prefix + "fsx/endpoints/" + id + "/" }
 func FSxEndpointKey(id, zone string) string { return FSxEndpointPrefix(id) + zone }
 func FSxEndpointsPrefix() string            { return Prefix + "fsx/endpoints/" }
+
+// FSxHolderKey remembers (without a lease) which instance last served a
+// zone's endpoint, so the next one can end its predecessor's mount.
+// Owner: internal/fsx.
+func FSxHolderPrefix(id string) string    { return Prefix + "fsx/holders/" + id + "/" }
+func FSxHolderKey(id, zone string) string { return FSxHolderPrefix(id) + zone }

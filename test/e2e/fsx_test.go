@@ -361,12 +361,12 @@ func TestFSxSMBShares(t *testing.T) {
 		t.Fatalf("after the restarts: %d bytes", len(b))
 	}
 
-	// One zone's agent and Samba gone: the other endpoint still serves.
+	// One zone's agent gone, its Samba left running (an agent stopped for
+	// good on a host that stays up): the other zone's endpoint serves on;
+	// another agent of the lost zone takes its endpoint over once the
+	// lease expired, at an address of its own, and the one left behind
+	// can no longer change the file system.
 	c.stopAgent(a)
-	stopSMB(a.dir, a.arn)
-	if out, ok := smbclient(t, addrA, "Admin", "Pa55-smb-word", "ls"); ok {
-		t.Fatalf("the stopped zone's endpoint still answers: %s", out)
-	}
 	got2 := filepath.Join(dir, "again.bin")
 	if out, ok := smbclient(t, addrB, "Admin", "Pa55-smb-word", `get app\hello.bin `+got2); !ok {
 		diag, _ := exec.Command("sh", "-c", "ip route; ip -br addr; docker ps -a --format '{{.Names}} {{.Status}}'; docker network ls").CombinedOutput()
@@ -374,5 +374,22 @@ func TestFSxSMBShares(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(got2); !bytes.Equal(b, hello) {
 		t.Fatal("the other zone's endpoint returned other bytes")
+	}
+	c.addAgent("us-east-1a", "")
+	var addrC string
+	deadline := time.Now().Add(60 * time.Second)
+	for addrC == "" || addrC == addrA {
+		if time.Now().After(deadline) {
+			t.Fatal("no agent took the us-east-1a endpoint over")
+		}
+		time.Sleep(500 * time.Millisecond)
+		addrC = endpointAddr(t, c, id, "us-east-1a")
+	}
+	os.WriteFile(filepath.Join(dir, "late.txt"), []byte("late"), 0o644)
+	if out, ok := smbclient(t, addrA, "Admin", "Pa55-smb-word", "put "+filepath.Join(dir, "late.txt")+" orphan.txt"); ok {
+		t.Fatalf("the Samba of the agent taken over from still writes: %s", out)
+	}
+	if out, ok := smbclient(t, addrC, "Admin", "Pa55-smb-word", "put "+filepath.Join(dir, "late.txt")+` app\late.txt; ls app\*`); !ok || !strings.Contains(out, "hello.bin") {
+		t.Fatalf("the new us-east-1a endpoint at %s: %s", addrC, out)
 	}
 }
