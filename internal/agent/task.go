@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,7 +305,7 @@ func (r *runner) start(ctx context.Context) error {
 func (r *runner) fetchSecrets(ctx context.Context) error {
 	need := false
 	for _, c := range r.def.ContainerDefinitions {
-		need = need || len(c.Secrets) > 0 || c.RepositoryCredentials != nil
+		need = need || len(c.Secrets) > 0 || c.RepositoryCredentials != nil || c.LogConfiguration != nil && len(c.LogConfiguration.SecretOptions) > 0
 	}
 	if !need {
 		return nil
@@ -808,7 +809,13 @@ func (r *runner) containerConfig(c *spec.ContainerDefinition, mounts map[string]
 		host.VolumesFrom = append(host.VolumesFrom, src)
 	}
 	if lc := c.LogConfiguration; lc != nil && dockerLogDrivers[spec.Val(lc.LogDriver)] {
-		host.LogConfig = container.LogConfig{Type: spec.Val(lc.LogDriver), Config: lc.Options}
+		host.LogConfig = container.LogConfig{Type: spec.Val(lc.LogDriver), Config: maps.Clone(lc.Options)}
+		for k, v := range r.secrets[name].LogOptions { // secretOptions, resolved at start
+			if host.LogConfig.Config == nil {
+				host.LogConfig.Config = map[string]string{}
+			}
+			host.LogConfig.Config[k] = v
+		}
 	} else {
 		host.LogConfig = container.LogConfig{Type: "json-file"}
 	}

@@ -184,6 +184,7 @@ type TaskSecretsResponse struct {
 // and credentials for pulling its image.
 type ContainerSecrets struct {
 	Env          map[string]string `json:"env,omitempty"`
+	LogOptions   map[string]string `json:"logOptions,omitempty"` // logConfiguration.secretOptions
 	RegistryUser string            `json:"registryUser,omitempty"`
 	RegistryPass string            `json:"registryPassword,omitempty"`
 }

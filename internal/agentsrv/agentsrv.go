@@ -285,6 +285,21 @@ func (a *API) TaskSecrets(ctx context.Context, r *agentapi.TaskSecretsRequest) (
 			}
 			cs.Env[spec.Val(sec.Name)] = v
 		}
+		if lc := c.LogConfiguration; lc != nil {
+			for _, sec := range lc.SecretOptions {
+				if a.Secrets == nil {
+					return nil, &spec.Error{Code: "ClientException", Message: "This server has no secrets key."}
+				}
+				v, err := a.Secrets.Resolve(ctx, spec.Val(sec.ValueFrom))
+				if err != nil {
+					return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: log option %s: %v", spec.Val(c.Name), spec.Val(sec.Name), err)}
+				}
+				if cs.LogOptions == nil {
+					cs.LogOptions = map[string]string{}
+				}
+				cs.LogOptions[spec.Val(sec.Name)] = v
+			}
+		}
 		if rc := c.RepositoryCredentials; rc != nil && a.Secrets != nil {
 			u, p, err := a.Secrets.Credentials(ctx, spec.Val(rc.CredentialsParameter))
 			if err != nil {
@@ -292,7 +307,7 @@ func (a *API) TaskSecrets(ctx context.Context, r *agentapi.TaskSecretsRequest) (
 			}
 			cs.RegistryUser, cs.RegistryPass = u, p
 		}
-		if cs.Env != nil || cs.RegistryUser != "" {
+		if cs.Env != nil || cs.LogOptions != nil || cs.RegistryUser != "" {
 			out.Containers[spec.Val(c.Name)] = cs
 		}
 	}

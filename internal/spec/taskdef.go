@@ -528,6 +528,13 @@ func (v *tdCheck) environmentAndLogs(c *ContainerDefinition) *Error {
 	if rc := c.RepositoryCredentials; rc != nil && Val(rc.CredentialsParameter) == "" {
 		return ClientErr("Invalid repositoryCredentials for container '%s'. credentialsParameter is required.", name)
 	}
+	if lc := c.LogConfiguration; lc != nil {
+		for _, so := range lc.SecretOptions {
+			if Val(so.Name) == "" || Val(so.ValueFrom) == "" {
+				return ClientErr("Invalid logConfiguration.secretOptions for container '%s'. name and valueFrom are required.", name)
+			}
+		}
+	}
 	if lc := c.LogConfiguration; lc != nil && Val(lc.LogDriver) == "" {
 		return ClientErr("Invalid logConfiguration for container '%s'. logDriver is required.", name)
 	} else if lc != nil && !logDrivers[Val(lc.LogDriver)] {

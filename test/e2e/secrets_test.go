@@ -292,6 +292,8 @@ func TestContainerSecrets(t *testing.T) {
 	}
 	td := c.register(&ecs.RegisterTaskDefinitionInput{Family: aws.String("with-secrets"), ContainerDefinitions: []types.ContainerDefinition{{
 		Name: aws.String("app"), Command: []string{"sleep", "3600"},
+		LogConfiguration: &types.LogConfiguration{LogDriver: types.LogDriverJsonFile,
+			SecretOptions: []types.Secret{{Name: aws.String("max-size"), ValueFrom: aws.String("/svc/log-max")}}},
 		Environment: []types.KeyValuePair{{Name: aws.String("PLAIN"), Value: aws.String("visible")}},
 		Secrets: []types.Secret{
 			{Name: aws.String("API_KEY"), ValueFrom: whole.ARN},
@@ -300,9 +302,15 @@ func TestContainerSecrets(t *testing.T) {
 			{Name: aws.String("TOKEN2"), ValueFrom: aws.String("arn:aws:ssm:us-east-1:000000000000:parameter/svc/token")},
 		},
 	}}})
+	if _, err := p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/svc/log-max"), Value: aws.String("7m"), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		t.Fatal(err)
+	}
 	task := c.run(td)
 	running := c.wait(task.TaskArn, "RUNNING")
 	id := aws.ToString(running.Containers[0].RuntimeId)
+	if out, _ := exec.Command("docker", "inspect", "-f", `{{index .HostConfig.LogConfig.Config "max-size"}}`, id).Output(); strings.TrimSpace(string(out)) != "7m" {
+		t.Fatalf("logConfiguration.secretOptions: max-size %q", out)
+	}
 	env, err := exec.Command("docker", "exec", id, "sh", "-c", `echo "$API_KEY|$DB_PASSWORD|$TOKEN|$TOKEN2|$PLAIN"`).CombinedOutput()
 	if got := strings.TrimSpace(string(env)); err != nil || got != "k-00secret-whole|pw-00secret-json|tok-00secret-param|tok-00secret-param|visible" {
 		t.Fatalf("the container's environment: %v %q", err, got)
