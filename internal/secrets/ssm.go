@@ -57,6 +57,7 @@ func (a *API) SSM() *awsjson.Service {
 			"GetParametersByPath": awsjson.Handle(a.GetParametersByPath),
 			"DeleteParameter":     awsjson.Handle(a.DeleteParameter),
 			"DeleteParameters":    awsjson.Handle(a.DeleteParameters),
+			"DescribeParameters":  awsjson.Handle(a.DescribeParameters),
 		}}
 }
 
@@ -447,6 +448,123 @@ func (a *API) DeleteParameters(ctx context.Context, in *DeleteParametersInput) (
 			continue
 		}
 		out.DeletedParameters = append(out.DeletedParameters, n)
+	}
+	return out, nil
+}
+
+// ParameterMetadata is what DescribeParameters says of a parameter (no
+// value).
+type ParameterMetadata struct {
+	Name             string
+	ARN              string
+	Type             string
+	KeyId            string `json:",omitempty"`
+	LastModifiedDate spec.Timestamp
+	Description      string `json:",omitempty"`
+	AllowedPattern   string `json:",omitempty"`
+	Version          int64
+	Tier             string
+	Policies         []string
+	DataType         string
+}
+
+// DescribeParametersInput is DescribeParameters' request.
+type DescribeParametersInput struct {
+	Filters []struct {
+		Key    string
+		Values []string
+	}
+	ParameterFilters []struct {
+		Key    string
+		Option string
+		Values []string
+	}
+	MaxResults *int32
+	NextToken  string
+}
+
+// DescribeParametersOutput is DescribeParameters' response.
+type DescribeParametersOutput struct {
+	Parameters []*ParameterMetadata
+	NextToken  string `json:",omitempty"`
+}
+
+// DescribeParameters lists parameters' metadata, filtered by name (Equals
+// or BeginsWith), type, key id, tier, data type or path.
+func (a *API) DescribeParameters(ctx context.Context, in *DescribeParametersInput) (*DescribeParametersOutput, error) {
+	limit := 50
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 50 {
+			return nil, validation("1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50")
+		}
+		limit = int(*in.MaxResults)
+	}
+	type filter struct {
+		key, option string
+		values      []string
+	}
+	var filters []filter
+	for _, f := range in.Filters {
+		filters = append(filters, filter{f.Key, "Equals", f.Values})
+	}
+	for _, f := range in.ParameterFilters {
+		opt := f.Option
+		if opt == "" {
+			opt = "Equals"
+		}
+		switch f.Key {
+		case "Name", "Type", "KeyId", "Tier", "DataType", "Path":
+		default:
+			return nil, &spec.Error{Code: "InvalidFilterKey", Message: "The specified filter key is not valid: " + f.Key}
+		}
+		switch opt {
+		case "Equals", "BeginsWith", "Recursive", "OneLevel":
+		default:
+			return nil, &spec.Error{Code: "InvalidFilterOption", Message: "The specified filter option is not valid: " + opt}
+		}
+		filters = append(filters, filter{f.Key, opt, f.Values})
+	}
+	resp, err := a.Client.Get(ctx, state.ParametersPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := &DescribeParametersOutput{Parameters: []*ParameterMetadata{}}
+	for _, kv := range resp.Kvs {
+		rec := &paramRecord{}
+		if json.Unmarshal(kv.Value, rec) != nil || len(rec.Versions) == 0 {
+			continue
+		}
+		if in.NextToken != "" && rec.Name <= in.NextToken {
+			continue
+		}
+		fields := map[string]string{"Name": rec.Name, "Type": rec.Type, "KeyId": rec.KeyID, "Tier": rec.Tier, "DataType": rec.DataType}
+		ok := true
+		for _, f := range filters {
+			match := false
+			for _, v := range f.values {
+				switch {
+				case f.key == "Path":
+					rest, in := strings.CutPrefix(rec.Name, strings.TrimSuffix(v, "/")+"/")
+					match = match || in && (f.option == "Recursive" || !strings.Contains(rest, "/"))
+				case f.option == "BeginsWith":
+					match = match || strings.HasPrefix(fields[f.key], v)
+				default:
+					match = match || fields[f.key] == v
+				}
+			}
+			ok = ok && match
+		}
+		if !ok {
+			continue
+		}
+		if len(out.Parameters) == limit {
+			out.NextToken = out.Parameters[limit-1].Name
+			break
+		}
+		v := rec.Versions[len(rec.Versions)-1]
+		out.Parameters = append(out.Parameters, &ParameterMetadata{Name: rec.Name, ARN: a.paramARN(rec.Name), Type: rec.Type, KeyId: rec.KeyID,
+			LastModifiedDate: v.Modified, Description: rec.Description, AllowedPattern: rec.AllowedPattern, Version: v.Version, Tier: rec.Tier,
+			Policies: []string{}, DataType: rec.DataType})
 	}
 	return out, nil
 }

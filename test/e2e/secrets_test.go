@@ -230,6 +230,17 @@ func TestParameterStore(t *testing.T) {
 		t.Fatalf("by path, not recursive: %v %+v", err, shallow)
 	}
 
+	// Metadata only, by filter.
+	desc, derr := runAWSRaw(t, s.Endpoint(), "ssm", "describe-parameters", "--parameter-filters", "Key=Name,Option=BeginsWith,Values=/app/")
+	if derr != nil || !strings.Contains(desc, `"/app/db/password"`) || !strings.Contains(desc, `"/app/region"`) || strings.Contains(desc, `"plain"`) ||
+		strings.Contains(desc, "rotated-param-1") || !strings.Contains(desc, `"SecureString"`) {
+		t.Fatalf("describe-parameters: %v %s", derr, desc)
+	}
+	byType, err := p.DescribeParameters(ctx, &ssm.DescribeParametersInput{ParameterFilters: []ssmtypes.ParameterStringFilter{{Key: aws.String("Type"), Values: []string{"String"}}}})
+	if err != nil || len(byType.Parameters) != 2 {
+		t.Fatalf("describe parameters of type String: %v %+v", err, byType)
+	}
+
 	// Parameter Store's checks.
 	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/aws/x"), Value: aws.String("v"), Type: ssmtypes.ParameterTypeString})
 	wantCode(t, "reserved name", err, "ValidationException")
