@@ -44,7 +44,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.peerListen, "etcd-peer-listen", "", "HOST:PORT this server's etcd member listens on for the other members, over TLS (the address they reach it at); without it the member is alone, on loopback")
 	cmd.Flags().StringSliceVar(&f.join, "join", nil, "the first time: join the cluster of these servers (URL1,URL2,…) with --token, a member token from `berth server members add`")
 	cmd.Flags().StringVar(&f.token, "token", os.Getenv("BERTH_MEMBER_TOKEN"), "member token for --join (also $BERTH_MEMBER_TOKEN)")
-	cmd.Flags().StringVar(&f.secretsKey, "secrets-key-file", "", "the cluster's key for Secrets Manager and SSM values (default DATA_DIR/secrets.key, made by the first server; servers joining with --join receive it; with --etcd-endpoints copy it to every server)")
+	cmd.Flags().StringVar(&f.secretsKey, "secrets-key-file", "", "the cluster's key for Secrets Manager and SSM values (default DATA_DIR/secrets.key, made by the first server; servers joining with --join receive it; with --etcd-endpoints copy it to every server: one without it runs with Secrets Manager, SSM and FSx off)")
 	cmd.Flags().StringVar(&f.blobStore, "blob-store", os.Getenv("BERTH_BLOB_STORE"), "where block-volume snapshots live: file:///PATH (default DATA_DIR/blobs: one copy on this disk) or s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=REGION&path-style=true, credentials from the AWS SDK's standard chain (also $BERTH_BLOB_STORE)")
 }
 

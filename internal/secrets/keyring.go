@@ -77,6 +77,15 @@ func (k *Keyring) Open(context string, sealed []byte) ([]byte, error) {
 	return k.aead.Open(nil, sealed[:n], sealed[n:], []byte(context))
 }
 
+// MissingKeyError: the cluster has a secrets key and this server has none
+// (a server of an external etcd whose key file was not copied). Such a
+// server runs without Secrets Manager, SSM and FSx, and says why.
+type MissingKeyError struct{ Path, ID string }
+
+func (e *MissingKeyError) Error() string {
+	return fmt.Sprintf("this cluster's secrets are sealed with key %s, and this server has no key at %s: copy %s from another server of the cluster there and restart it", e.ID, e.Path, KeyFile)
+}
+
 // ReadKeyFile reads a key file: 64 hex digits.
 func ReadKeyFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
@@ -123,7 +132,7 @@ func LoadKeyring(ctx context.Context, cli *clientv3.Client, path string) (*Keyri
 	key, err := ReadKeyFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && len(got.Kvs) > 0:
-		return nil, fmt.Errorf("this cluster's secrets are sealed with key %s, and this server has no key at %s: copy %s from another server of the cluster", got.Kvs[0].Value, path, KeyFile)
+		return nil, &MissingKeyError{Path: path, ID: string(got.Kvs[0].Value)}
 	case errors.Is(err, os.ErrNotExist):
 		key = make([]byte, 32)
 		rand.Read(key)

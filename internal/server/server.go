@@ -117,6 +117,7 @@ type Server struct {
 	efs       *efs.API
 	secrets   *secrets.API
 	fsx       *fsx.API
+	noKey     string // why this server has no secrets key, when it has none
 	caPEM     []byte
 	epoch     leaderEpoch
 	closing   chan struct{} // closed when the server begins to shut down
@@ -249,12 +250,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.secrets = &secrets.API{Client: cli, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 	if path := s.secretsKeyPath(); path != "" {
 		k, err := secrets.LoadKeyring(sctx, cli, path)
-		if err != nil {
+		var missing *secrets.MissingKeyError
+		switch {
+		case errors.As(err, &missing):
+			// Everything else works without it; these calls say why not.
+			cfg.Log.Error("Secrets Manager, SSM and FSx are off on this server", "err", err)
+			s.noKey = err.Error()
+		case err != nil:
 			s.Close()
 			return nil, err
+		default:
+			s.secrets.Keys = k
+			s.fsx = &fsx.API{Client: cli, FS: s.fs, Keys: k, Secrets: s.secrets, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 		}
-		s.secrets.Keys = k
-		s.fsx = &fsx.API{Client: cli, FS: s.fs, Keys: k, Secrets: s.secrets, Region: cfg.Region, Account: cfg.Account, Log: cfg.Log}
 	}
 	s.API = ecs.New(&ecs.API{Store: store, Cache: cache, Applier: placement.New(store, cache, time.Now().UnixNano()),
 		Region: cfg.Region, Account: cfg.Account, LeaseTTL: int64(cfg.LeaseTTL / time.Second), Log: cfg.Log})
@@ -441,7 +449,7 @@ func (s *Server) secretsKeyPath() string {
 // awsJSON sends an awsJson1.1 call to its service by its X-Amz-Target:
 // ECS, Secrets Manager, SSM or FSx.
 func (s *Server) awsJSON() http.Handler {
-	var sm, ssm, fx http.Handler = noSecretsKey{}, noSecretsKey{}, noSecretsKey{}
+	var sm, ssm, fx http.Handler = noSecretsKey{"InternalServiceError", s.noKey}, noSecretsKey{"InternalServerError", s.noKey}, noSecretsKey{"InternalServerError", s.noKey}
 	if s.secrets.Keys != nil {
 		sm, ssm, fx = s.secrets.SecretsManager(), s.secrets.SSM(), s.fsx.Service()
 	}
@@ -460,10 +468,16 @@ func (s *Server) awsJSON() http.Handler {
 	})
 }
 
-type noSecretsKey struct{}
+// noSecretsKey answers Secrets Manager, SSM and FSx calls on a server
+// without the cluster's secrets key.
+type noSecretsKey struct{ code, why string }
 
-func (noSecretsKey) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	awsjson.WriteError(w, &spec.Error{Code: "InternalServiceError", Message: "This server has no secrets key: start it with --data-dir or --secrets-key-file."})
+func (n noSecretsKey) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	msg := "This server has no secrets key: start it with --data-dir or --secrets-key-file."
+	if n.why != "" {
+		msg = "This server cannot open secrets: " + n.why + "."
+	}
+	awsjson.WriteError(w, &spec.Error{Code: n.code, Message: msg})
 }
 
 // hostCheck keeps a server that takes unsigned requests (open on

@@ -396,3 +396,35 @@ func runAWSRaw(t *testing.T, endpoint string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestSecretsKeyAcrossServers: two servers of one external etcd, each with
+// a data directory of its own. The second, without the cluster's key,
+// starts anyway and says why it cannot open secrets; given a copy of the
+// key, it reads what the first sealed.
+func TestSecretsKeyAcrossServers(t *testing.T) {
+	etcdURL := externalEtcd(t)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	s1 := serverOn(t, etcdURL, func(c *server.Config) { c.DataDir = dir1 })
+	t.Cleanup(func() { s1.Close() })
+	ctx := context.Background()
+	if _, err := smClient(s1.Endpoint()).CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("shared"), SecretString: aws.String("from-s1")}); err != nil {
+		t.Fatal(err)
+	}
+	s2 := serverOn(t, etcdURL, func(c *server.Config) { c.DataDir = dir2 })
+	_, err := smClient(s2.Endpoint()).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("shared")})
+	if err == nil || !strings.Contains(err.Error(), "copy secrets.key") {
+		t.Fatalf("a server without the key: %v", err)
+	}
+	if _, err := client(s2.Endpoint(), "test", "test").ListClusters(ctx, &ecs.ListClustersInput{}); err != nil {
+		t.Fatalf("ECS on a server without the secrets key: %v", err)
+	}
+	s2.Close()
+	key, _ := os.ReadFile(filepath.Join(dir1, "secrets.key"))
+	os.WriteFile(filepath.Join(dir2, "secrets.key"), key, 0o600)
+	s2 = serverOn(t, etcdURL, func(c *server.Config) { c.DataDir = dir2 })
+	t.Cleanup(func() { s2.Close() })
+	got, err := smClient(s2.Endpoint()).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("shared")})
+	if err != nil || aws.ToString(got.SecretString) != "from-s1" {
+		t.Fatalf("with the key copied: %v", err)
+	}
+}
