@@ -122,7 +122,7 @@ func ShareRoot(rootDirectory string) (string, error) {
 	}
 	for _, p := range parts[1:] {
 		if p == "." || p == ".." {
-			return "", fmt.Errorf("rootDirectory %q may not contain . or ..", rootDirectory)
+			return "", fmt.Errorf("rootDirectory %q may not contain the names . and .. (it stays within the share)", rootDirectory)
 		}
 	}
 	return "/" + strings.Join(parts[1:], "/"), nil

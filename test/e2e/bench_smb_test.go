@@ -102,4 +102,3 @@ func BenchmarkSMBSequential(b *testing.B) {
 	b.ReportMetric(mW/n, "mount-write-MB/s")
 	b.ReportMetric(mR/n, "mount-read-MB/s")
 }
-
