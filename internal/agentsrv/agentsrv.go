@@ -227,8 +227,6 @@ type EFSMountGrant struct {
 	SlotDir string
 }
 
-// EFSMount checks that the task runs on the asking instance and uses the
-// volume, so an instance can mount only file systems its tasks need.
 // TaskOnInstance finds a task the calling agent's instance runs (not
 // stopped), with its definition: what an agent may ask about one of its
 // tasks' volumes and secrets.
@@ -270,37 +268,39 @@ func (a *API) TaskSecrets(ctx context.Context, r *agentapi.TaskSecretsRequest) (
 		return nil, err
 	}
 	out := &agentapi.TaskSecretsResponse{Containers: map[string]agentapi.ContainerSecrets{}}
+	// resolve reads secrets into a map by name: the environment's, or the
+	// log driver's options.
+	resolve := func(container, what string, secrets []spec.Secret) (map[string]string, error) {
+		if len(secrets) == 0 {
+			return nil, nil
+		}
+		if a.Secrets == nil {
+			return nil, &spec.Error{Code: "ClientException", Message: "This server has no secrets key."}
+		}
+		m := map[string]string{}
+		for _, sec := range secrets {
+			v, err := a.Secrets.Resolve(ctx, spec.Val(sec.ValueFrom))
+			if err != nil {
+				return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: %s %s: %v", container, what, spec.Val(sec.Name), err)}
+			}
+			m[spec.Val(sec.Name)] = v
+		}
+		return m, nil
+	}
 	for _, c := range td.TaskDefinition.ContainerDefinitions {
 		var cs agentapi.ContainerSecrets
-		for _, sec := range c.Secrets {
+		if cs.Env, err = resolve(spec.Val(c.Name), "secret", c.Secrets); err != nil {
+			return nil, err
+		}
+		if lc := c.LogConfiguration; lc != nil {
+			if cs.LogOptions, err = resolve(spec.Val(c.Name), "log option", lc.SecretOptions); err != nil {
+				return nil, err
+			}
+		}
+		if rc := c.RepositoryCredentials; rc != nil {
 			if a.Secrets == nil {
 				return nil, &spec.Error{Code: "ClientException", Message: "This server has no secrets key."}
 			}
-			v, err := a.Secrets.Resolve(ctx, spec.Val(sec.ValueFrom))
-			if err != nil {
-				return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: secret %s: %v", spec.Val(c.Name), spec.Val(sec.Name), err)}
-			}
-			if cs.Env == nil {
-				cs.Env = map[string]string{}
-			}
-			cs.Env[spec.Val(sec.Name)] = v
-		}
-		if lc := c.LogConfiguration; lc != nil {
-			for _, sec := range lc.SecretOptions {
-				if a.Secrets == nil {
-					return nil, &spec.Error{Code: "ClientException", Message: "This server has no secrets key."}
-				}
-				v, err := a.Secrets.Resolve(ctx, spec.Val(sec.ValueFrom))
-				if err != nil {
-					return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: log option %s: %v", spec.Val(c.Name), spec.Val(sec.Name), err)}
-				}
-				if cs.LogOptions == nil {
-					cs.LogOptions = map[string]string{}
-				}
-				cs.LogOptions[spec.Val(sec.Name)] = v
-			}
-		}
-		if rc := c.RepositoryCredentials; rc != nil && a.Secrets != nil {
 			u, p, err := a.Secrets.Credentials(ctx, spec.Val(rc.CredentialsParameter))
 			if err != nil {
 				return nil, &spec.Error{Code: "ClientException", Message: fmt.Sprintf("container %s: repositoryCredentials: %v", spec.Val(c.Name), err)}
@@ -314,6 +314,8 @@ func (a *API) TaskSecrets(ctx context.Context, r *agentapi.TaskSecretsRequest) (
 	return out, nil
 }
 
+// EFSMount checks that the task runs on the asking instance and uses the
+// volume, so an instance can mount only file systems its tasks need.
 func (a *API) EFSMount(ctx context.Context, r *agentapi.EFSMountRequest) (*EFSMountGrant, error) {
 	cluster, inst, t, td, err := a.TaskOnInstance(ctx, r.Cluster, r.ContainerInstance, r.Task)
 	if err != nil {

@@ -160,6 +160,9 @@ func (s *Server) openSession(r *http.Request, req *fsproto.Request) *fsproto.Res
 			return refuse(syscall.EACCES, "file system %s must be mounted with transit encryption (TLS)", tok.FS)
 		}
 		if tok.FSx {
+			if s.fsx == nil {
+				return refuse(syscall.ENXIO, "this server has no secrets key, so it serves no FSx file systems")
+			}
 			rec, _, err := s.fsx.Get(ctx, tok.FS)
 			if err != nil || rec.Deleting || !slices.Contains(rec.Zones(), tok.Zone) {
 				return refuse(syscall.ENXIO, "FSx file system %s is not served in %s", tok.FS, tok.Zone)
