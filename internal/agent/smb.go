@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/agentapi"
+	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // SMB shares (FSx for Windows File Server). The agent serves its zone's
@@ -124,6 +125,9 @@ func (a *Agent) reconcileSMB(ctx context.Context, tools smbTools, shares map[str
 	var needMount []string
 	for i := range want {
 		sh := &want[i]
+		if !fsproto.ValidFSID(sh.FileSystemID) {
+			continue // names a directory here: only a file system id may
+		}
 		wanted[sh.FileSystemID] = true
 		cur := shares[sh.FileSystemID]
 		if cur == nil {
@@ -268,7 +272,7 @@ func smbConf(dir, mp string, sh *agentapi.SMBShare) string {
 	}
 	var users []string
 	for _, u := range sh.Users {
-		users = append(users, strings.ToLower(u.Name))
+		users = append(users, `"`+strings.ToLower(u.Name)+`"`)
 	}
 	return fmt.Sprintf(`# Written by the Berth agent for FSx file system %[1]s; rewritten at each poll.
 [global]

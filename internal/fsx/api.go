@@ -424,7 +424,7 @@ func (a *API) validateCreate(in *CreateFileSystemInput) (*Record, *string, error
 		case sm.UserName == "" || sm.Password == nil || *sm.Password == "":
 			return nil, nil, badRequest("SelfManagedActiveDirectoryConfiguration needs UserName and Password, or DomainJoinServiceAccountSecret.")
 		}
-		if sm.UserName != "" && !userNameRE.MatchString(sm.UserName) {
+		if sm.UserName != "" && (!userNameRE.MatchString(sm.UserName) || strings.Contains(sm.UserName, " ")) {
 			return nil, nil, badRequest("UserName %q is not a valid Active Directory user name.", sm.UserName)
 		}
 		rec.SelfManaged = &SelfManagedAD{DomainName: sm.DomainName, UserName: sm.UserName, DnsIps: sm.DnsIps,
@@ -799,6 +799,9 @@ func (a *API) UpdateFileSystem(ctx context.Context, in *UpdateFileSystemInput) (
 			if sm.UserName != "" || sm.Password != nil {
 				if sm.UserName == "" || sm.Password == nil || *sm.Password == "" {
 					return badRequest("UserName and Password are updated together.")
+				}
+				if !userNameRE.MatchString(sm.UserName) || strings.Contains(sm.UserName, " ") {
+					return badRequest("UserName %q is not a valid Active Directory user name.", sm.UserName)
 				}
 				old := rec.SelfManaged.UserName
 				rec.Users = slices.DeleteFunc(rec.Users, func(u User) bool { return strings.EqualFold(u.Name, old) || strings.EqualFold(u.Name, sm.UserName) })
