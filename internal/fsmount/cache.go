@@ -18,14 +18,28 @@ type chunkCache struct {
 	lru      *list.List // of *cacheEntry, most recent first
 	entries  map[string]*list.Element
 	inflight map[string]*fetch
-	get      func(ctx context.Context, id string) ([]byte, error)
+	get      func(ctx context.Context, id string) (fetched, error)
+	// fill, when set, is offered each fresh chunk (the host's disk cache):
+	// it may keep the bytes until it calls done, or decline at once.
+	fill func(id string, data []byte, crc uint32, done func()) bool
 }
 
 type cacheEntry struct {
 	id      string
 	data    []byte
+	pooled  bool // data is a block buffer, to give back when done
 	refs    int
 	evicted bool
+}
+
+// fetched is a chunk as the cache's get returns it.
+type fetched struct {
+	data []byte
+	// pooled: data is a block buffer (getBlockBuf), the cache's to give
+	// back; fresh: it came from the store, so fill may borrow it.
+	pooled, fresh bool
+	crc           uint32 // data's CRC-32C, when pooled
+
 }
 
 type fetch struct {
@@ -34,7 +48,7 @@ type fetch struct {
 	err  error
 }
 
-func newChunkCache(budget int, get func(ctx context.Context, id string) ([]byte, error)) *chunkCache {
+func newChunkCache(budget int, get func(ctx context.Context, id string) (fetched, error)) *chunkCache {
 	return &chunkCache{budget: budget, lru: list.New(), entries: map[string]*list.Element{}, inflight: map[string]*fetch{}, get: get}
 }
 
@@ -50,7 +64,7 @@ func (c *chunkCache) insert(e *cacheEntry) {
 		delete(c.entries, old.id)
 		c.used -= len(old.data)
 		old.evicted = true
-		if old.refs == 0 {
+		if old.refs == 0 && old.pooled {
 			putBlockBuf(old.data)
 		}
 	}
@@ -60,7 +74,7 @@ func (c *chunkCache) insert(e *cacheEntry) {
 func (c *chunkCache) release(e *cacheEntry) {
 	c.mu.Lock()
 	e.refs--
-	if e.refs == 0 && e.evicted {
+	if e.refs == 0 && e.evicted && e.pooled {
 		putBlockBuf(e.data)
 	}
 	c.mu.Unlock()
@@ -95,7 +109,8 @@ func (c *chunkCache) load(ctx context.Context, id string) ([]byte, func(), error
 	f := &fetch{done: make(chan struct{}), e: &cacheEntry{id: id, refs: 1}}
 	c.inflight[id] = f
 	c.mu.Unlock()
-	data, err := c.get(context.WithoutCancel(ctx), id)
+	got, err := c.get(context.WithoutCancel(ctx), id)
+	data := got.data
 	c.mu.Lock()
 	delete(c.inflight, id)
 	if err != nil {
@@ -104,8 +119,16 @@ func (c *chunkCache) load(ctx context.Context, id string) ([]byte, func(), error
 		close(f.done)
 		return nil, nil, err
 	}
-	f.e.data = data
+	f.e.data, f.e.pooled = data, got.pooled
 	c.insert(f.e)
+	if got.fresh && got.pooled && c.fill != nil {
+		// The fill holds a reference of its own until its write is done,
+		// so the buffer is not recycled under it.
+		f.e.refs++
+		if !c.fill(id, data, got.crc, func() { c.release(f.e) }) {
+			f.e.refs--
+		}
+	}
 	c.mu.Unlock()
 	close(f.done)
 	return data, func() { c.release(f.e) }, nil

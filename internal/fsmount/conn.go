@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -230,11 +231,17 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) (string, er
 // GetChunk downloads a chunk, waiting for a restarting server as long as
 // an operation does.
 func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
+	got, err := c.fetch(ctx, id)
+	return got.data, err
+}
+
+// fetch is GetChunk for the chunk cache: a chunk of known length comes in
+// a block buffer (getBlockBuf), with its CRC-32C taken as it arrived.
+func (c *Conn) fetch(ctx context.Context, id string) (got fetched, err error) {
 	start := time.Now()
 	url, haveURL := c.takeGet(id)
 	for attempt := 0; ; attempt++ {
 		var resp *http.Response
-		var err error
 		if haveURL {
 			// A URL from the block list: straight to the store. Should it
 			// fail, the next attempt asks the server.
@@ -257,38 +264,57 @@ func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
 			resp, err = c.direct(ctx, http.MethodGet, resp.Header.Get("Location"), nil)
 		}
 		if err == nil {
-			var b []byte
+			got = fetched{}
 			var rerr error
 			if resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength <= fsproto.BlockSize {
 				// A pool buffer: the cache gives it back when it evicts
 				// the chunk.
-				b = getBlockBuf()[:resp.ContentLength]
-				if _, rerr = io.ReadFull(resp.Body, b); rerr != nil {
-					putBlockBuf(b)
+				got.data, got.pooled = getBlockBuf()[:resp.ContentLength], true
+				if got.crc, rerr = readSummed(resp.Body, got.data); rerr != nil {
+					putBlockBuf(got.data)
 				}
 			} else {
-				b, rerr = io.ReadAll(resp.Body)
+				got.data, rerr = io.ReadAll(resp.Body)
 			}
 			resp.Body.Close()
 			switch {
 			case resp.StatusCode == http.StatusOK && rerr == nil:
-				return b, nil
+				got.fresh = c.Remote()
+				return got, nil
 			case rerr != nil:
 				err = fmt.Errorf("get chunk %s: %w", id, rerr)
 			default:
 				err = fmt.Errorf("get chunk %s: HTTP %d", id, resp.StatusCode)
 			}
 			if resp.StatusCode == http.StatusNotFound {
-				return nil, err
+				return fetched{}, err
 			}
 		}
 		if !c.backoff(ctx, start, attempt) {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return fetched{}, ctx.Err()
 			}
-			return nil, err
+			return fetched{}, err
 		}
 	}
+}
+
+// readSummed fills b from r and returns b's CRC-32C, taken a piece at a
+// time as the bytes arrive (while they are still in the CPU's cache).
+func readSummed(r io.Reader, b []byte) (uint32, error) {
+	var sum uint32
+	for n := 0; n < len(b); {
+		m, err := r.Read(b[n:min(n+256<<10, len(b))])
+		sum = crc32.Update(sum, castagnoli, b[n:n+m])
+		n += m
+		if err == io.EOF && n < len(b) {
+			return 0, io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+	}
+	return sum, nil
 }
 
 // Events follows the server's change stream, calling fn for each event,

@@ -6,7 +6,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
+	"github.com/berth-project/berth/internal/blob/fschunk"
 	"github.com/berth-project/berth/internal/fsproto"
 )
 
@@ -76,8 +78,17 @@ func getBlockBuf() []byte {
 	case b := <-blockBufs:
 		return b
 	default:
-		return make([]byte, bs)
+		// Page aligned, with room for the host cache's header before it:
+		// a fetched chunk goes to the disk cache (header, data, padding)
+		// in one direct write from the buffer it was fetched into.
+		return fschunk.AlignedBuffer(diskHeader + bs)[diskHeader:]
 	}
+}
+
+// withHeader returns a block buffer from getBlockBuf with the header room
+// before it: diskHeader bytes, then the whole block.
+func withHeader(b []byte) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), -diskHeader)), diskHeader+bs)
 }
 
 // putBlockBuf takes back a buffer from getBlockBuf (any length of it).

@@ -83,7 +83,7 @@ func testFS(t *testing.T, cfg server.Config) (func(tr *flaky) *FS, string) {
 		c.session = r.Session
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		return newFS(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)), 64<<20, c.GetChunk)
+		return newFS(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)), 64<<20, c.fetch)
 	}, id
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,9 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-project/berth/internal/blob/fschunk"
-	"github.com/berth-project/berth/internal/fsproto"
 )
 
 // diskCache keeps fetched chunks on the host's disk, shared by every mount
@@ -25,11 +23,14 @@ import (
 // change once written, so a cached chunk needs no coherence. Each file is
 // a 4 KiB header (magic, length, CRC-32C) and the bytes, padded to 4 KiB;
 // a file that does not match its header (torn by a crash, cut short,
-// changed) is never served and is removed. Chunks are written in the
-// background with direct I/O (a cold read that fills the cache then costs
-// no second copy through the page cache), so a read never waits on the
-// cache's disk. The cache is bounded by bytes: past the
-// bound, the chunks read least recently go (a hit makes a chunk recent).
+// changed) is never served and is removed. A chunk fetched from the store
+// is written in the background, with direct I/O, from the very buffer it
+// was fetched into (block buffers have room for the header before them),
+// with the checksum the fetch took as the bytes arrived: filling the
+// cache costs a cold read no copy, no second pass over the data and no
+// second copy in the page cache, and a read never waits on the cache's
+// disk. The cache is bounded by bytes: past the bound, the
+// chunks read least recently go (a hit makes a chunk recent).
 type diskCache struct {
 	dir string
 	max int64
@@ -42,20 +43,15 @@ type diskCache struct {
 
 type cacheWrite struct {
 	fsid, id string
-	buf      *[]byte // header block and data, padded: from cacheBufs
-	n        int     // the data's length
+	data     []byte // a block buffer, borrowed
+	crc      uint32 // data's CRC-32C
+	done     func() // gives it back
 }
 
 var diskMagic = [8]byte{'b', 'e', 'r', 't', 'h', 'c', 'c', '3'}
 
 // diskHeader is the header block: magic, length, CRC-32C, zeros.
 const diskHeader = 4096
-
-// cacheBufs are aligned buffers for direct writes of one chunk.
-var cacheBufs = sync.Pool{New: func() any {
-	b := fschunk.AlignedBuffer(diskHeader + fsproto.BlockSize)
-	return &b
-}}
 
 func padded(n int) int { return (n + 4095) &^ 4095 }
 
@@ -85,75 +81,99 @@ func openDiskCache(dir string, max int64) (*diskCache, error) {
 
 func (d *diskCache) path(fsid, id string) string { return filepath.Join(d.dir, fsid, id[:2], id) }
 
-// get returns a cached chunk, checked against its header.
+// get returns a cached chunk, checked against its header, in a block
+// buffer (the caller gives it back with putBlockBuf). It reads with direct
+// I/O where it can: the chunk is kept in memory by the mount, not twice.
 func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 	p := d.path(fsid, id)
-	b, err := os.ReadFile(p)
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err == unix.EINVAL { // no direct I/O here (tmpfs)
+		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, false
 	}
-	if len(b) < diskHeader || !bytes.Equal(b[:8], diskMagic[:]) || binary.BigEndian.Uint64(b[8:16]) > fsproto.BlockSize ||
-		len(b) != diskHeader+padded(int(binary.BigEndian.Uint64(b[8:16]))) {
+	defer unix.Close(fd)
+	bad := func() ([]byte, bool) {
 		os.Remove(p)
 		return nil, false
 	}
-	n := binary.BigEndian.Uint64(b[8:16])
-	data := b[diskHeader : diskHeader+n]
-	if crc32.Checksum(data, castagnoli) != binary.BigEndian.Uint32(b[16:20]) {
-		os.Remove(p)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
 		return nil, false
+	}
+	if st.Size < diskHeader || st.Size > diskHeader+bs || st.Size%4096 != 0 {
+		return bad()
+	}
+	buf := getBlockBuf()
+	b := withHeader(buf)[:st.Size]
+	if err := readFull(fd, b); err != nil {
+		putBlockBuf(buf)
+		if err == io.ErrUnexpectedEOF {
+			return bad()
+		}
+		return nil, false
+	}
+	size := binary.BigEndian.Uint64(b[8:16])
+	if !bytes.Equal(b[:8], diskMagic[:]) || size > bs || int(st.Size) != diskHeader+padded(int(size)) ||
+		crc32.Checksum(buf[:size], castagnoli) != binary.BigEndian.Uint32(b[16:20]) {
+		putBlockBuf(buf)
+		return bad()
 	}
 	now := time.Now()
 	os.Chtimes(p, now, now) // recently read
-	return data, true
+	return buf[:size], true
 }
 
-// put queues a copy of a chunk for the cache; when the queue is full the
-// chunk is not cached (a read never waits for the cache).
-func (d *diskCache) put(fsid, id string, data []byte) {
-	if len(d.queue) == cap(d.queue) {
-		return // behind: not worth the copy and the checksum
+// readFull fills b from fd; a file that ends first is io.ErrUnexpectedEOF.
+func readFull(fd int, b []byte) error {
+	for n := 0; n < len(b); {
+		m, err := unix.Read(fd, b[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return err
+		case m == 0:
+			return io.ErrUnexpectedEOF
+		}
+		n += m
 	}
-	w, ok := d.prepare(fsid, id, data)
-	if !ok {
-		return
+	return nil
+}
+
+// offer queues a chunk fetched into a block buffer, with its CRC-32C, for
+// the cache, which uses the buffer as it is and calls done once it has
+// written it. When the queue is full it declines (false), and done is not
+// called: a read never waits for the cache.
+func (d *diskCache) offer(fsid, id string, data []byte, crc uint32, done func()) bool {
+	if len(data) > bs || cap(data) != bs {
+		return false
 	}
 	select {
-	case d.queue <- w:
+	case d.queue <- cacheWrite{fsid, id, data, crc, done}:
+		return true
 	default:
-		cacheBufs.Put(w.buf)
+		return false
 	}
 }
 
-// write caches a chunk now (whole or not at all: a temp file renamed into
-// place) and trims the cache past its bound.
+// write caches a copy of a chunk now (whole or not at all: a temp file
+// renamed into place) and trims the cache past its bound.
 func (d *diskCache) write(fsid, id string, data []byte) {
-	if w, ok := d.prepare(fsid, id, data); ok {
-		d.store(w)
+	if len(data) > bs {
+		return
 	}
+	buf := getBlockBuf()[:len(data)]
+	copy(buf, data)
+	d.store(cacheWrite{fsid, id, buf, crc32.Checksum(buf, castagnoli), func() { putBlockBuf(buf) }})
 }
 
-// prepare lays a chunk out as its file: the header block, the data and
-// zeros to the next 4 KiB, in an aligned buffer.
-func (d *diskCache) prepare(fsid, id string, data []byte) (cacheWrite, bool) {
-	if len(data) > fsproto.BlockSize {
-		return cacheWrite{}, false
-	}
-	bp := cacheBufs.Get().(*[]byte)
-	b := (*bp)[:diskHeader+padded(len(data))]
-	clear(b[:diskHeader])
-	copy(b[:8], diskMagic[:])
-	binary.BigEndian.PutUint64(b[8:16], uint64(len(data)))
-	binary.BigEndian.PutUint32(b[16:20], crc32.Checksum(data, castagnoli))
-	copy(b[diskHeader:], data)
-	clear(b[diskHeader+len(data):])
-	return cacheWrite{fsid, id, bp, len(data)}, true
-}
-
-// store writes one queued chunk, with direct I/O where the file system
-// allows it, and gives its buffer back.
+// store writes one chunk, with direct I/O where the file system allows
+// it: the header goes into the room before the buffer, zeros after the
+// data to the next 4 KiB. It gives the buffer back when done.
 func (d *diskCache) store(w cacheWrite) {
-	defer cacheBufs.Put(w.buf)
+	defer w.done()
 	p := d.path(w.fsid, w.id)
 	if _, err := os.Stat(p); err == nil {
 		return
@@ -162,7 +182,13 @@ func (d *diskCache) store(w cacheWrite) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return
 	}
-	b := (*w.buf)[:diskHeader+padded(w.n)]
+	n := len(w.data)
+	b := withHeader(w.data)[:diskHeader+padded(n)]
+	clear(b[:diskHeader])
+	copy(b[:8], diskMagic[:])
+	binary.BigEndian.PutUint64(b[8:16], uint64(n))
+	binary.BigEndian.PutUint32(b[16:20], w.crc)
+	clear(b[diskHeader+n:])
 	tmp := filepath.Join(dir, fmt.Sprintf(".tmp-%d-%d", os.Getpid(), tmpSeq.Add(1)))
 	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
 	if err == unix.EINVAL { // no direct I/O here (tmpfs)

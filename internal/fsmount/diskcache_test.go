@@ -3,9 +3,12 @@ package fsmount
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -67,25 +70,75 @@ func TestDiskCache(t *testing.T) {
 	}
 }
 
-// TestDiskCachePutIsInTheBackground: a put returns at once; the chunk is
-// in the cache soon after, from a copy (the caller may reuse its buffer).
-func TestDiskCachePutIsInTheBackground(t *testing.T) {
+// TestDiskCacheOffer: an offered chunk is written from the caller's own
+// block buffer in the background and the buffer is handed back (done)
+// only once it is; a full queue declines at once and keeps nothing.
+func TestDiskCacheOffer(t *testing.T) {
 	d, err := openDiskCache(t.TempDir(), 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := bytes.Repeat([]byte{7}, 1<<20)
-	d.put("fs-0123456789", "00"+strings.Repeat("a", 30), buf)
-	buf[0] = 9 // the caller's buffer goes back to its pool
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if got, ok := d.get("fs-0123456789", "00"+strings.Repeat("a", 30)); ok {
-			if got[0] != 7 {
-				t.Fatal("the cache wrote the caller's reused buffer")
-			}
-			return
+	buf := getBlockBuf()[:1<<20+5] // not a multiple of 4 KiB: padded on disk
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	want := bytes.Clone(buf)
+	id := "00" + strings.Repeat("a", 30)
+	done := make(chan struct{})
+	if !d.offer("fs-0123456789", id, buf, crc32.Checksum(buf, castagnoli), func() { close(done) }) {
+		t.Fatal("an empty queue declined a chunk")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an offered chunk was never written")
+	}
+	if !bytes.Equal(buf, want) {
+		t.Fatal("writing the chunk changed the caller's bytes")
+	}
+	got, ok := d.get("fs-0123456789", id)
+	if !ok || !bytes.Equal(got, want) {
+		t.Fatalf("cached chunk: %d bytes, %v", len(got), ok)
+	}
+	if cap(got) != bs {
+		t.Fatalf("a cache hit is not in a block buffer (cap %d)", cap(got))
+	}
+
+	// A queue that is full declines without calling done.
+	blocked := &diskCache{dir: t.TempDir(), max: 1 << 30, queue: make(chan cacheWrite, 1)}
+	called := false
+	if !blocked.offer("fs-0123456789", id, getBlockBuf()[:10], 0, func() {}) {
+		t.Fatal("the first chunk was declined")
+	}
+	if blocked.offer("fs-0123456789", id, getBlockBuf()[:10], 0, func() { called = true }) || called {
+		t.Fatal("a full queue took a chunk, or handed back one it declined")
+	}
+	// Only block buffers are taken: others have no room for the header.
+	if d.offer("fs-0123456789", id, make([]byte, 10), 0, func() {}) {
+		t.Fatal("a buffer that is not a block buffer was taken")
+	}
+}
+
+// TestReadSummed: the checksum taken while reading is the chunk's, however
+// the bytes arrive, and a body cut short is an error, not a chunk.
+func TestReadSummed(t *testing.T) {
+	data := make([]byte, 1<<20+77)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	want := crc32.Checksum(data, castagnoli)
+	for name, r := range map[string]io.Reader{
+		"whole":    bytes.NewReader(data),
+		"halves":   iotest.HalfReader(bytes.NewReader(data)),
+		"data+EOF": iotest.DataErrReader(bytes.NewReader(data)),
+	} {
+		b := make([]byte, len(data))
+		sum, err := readSummed(r, b)
+		if err != nil || sum != want || !bytes.Equal(b, data) {
+			t.Fatalf("%s: sum %08x want %08x, err %v", name, sum, want, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("a put chunk never reached the cache")
-		}
+	}
+	if _, err := readSummed(bytes.NewReader(data[:100]), make([]byte, len(data))); err != io.ErrUnexpectedEOF {
+		t.Fatalf("a short body: %v", err)
 	}
 }

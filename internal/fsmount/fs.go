@@ -84,7 +84,7 @@ type handle struct {
 	at    time.Time
 }
 
-func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int, get func(context.Context, string) ([]byte, error)) *FS {
+func newFS(ctx context.Context, c *Conn, log *slog.Logger, cacheBytes int, get func(context.Context, string) (fetched, error)) *FS {
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), c: c, log: log, ttl: cacheTTL, ctx: ctx,
 		upSem: make(chan struct{}, 8), nodes: map[uint64]*inode{}, handles: map[uint64]*handle{},
 		dirs: map[uint64]cachedDir{}, dirGen: map[uint64]*dirWatch{}, whole: map[uint64]*wholeDir{}}

@@ -99,28 +99,29 @@ func Start(ctx context.Context, o Options) (*Mount, error) {
 	}
 	c.session = resp.Session
 	rctx, rcancel := context.WithCancel(context.Background())
-	get := c.GetChunk
+	get := c.fetch
+	var dc *diskCache
 	if o.CacheDir != "" {
-		dc, err := openDiskCache(o.CacheDir, o.CacheSize)
-		if err != nil {
+		var err error
+		if dc, err = openDiskCache(o.CacheDir, o.CacheSize); err != nil {
 			rcancel()
 			c.Op(context.Background(), &fsproto.Request{Op: fsproto.OpSessionClose})
 			return nil, fmt.Errorf("chunk cache %s: %w", o.CacheDir, err)
 		}
-		get = func(ctx context.Context, id string) ([]byte, error) {
+		get = func(ctx context.Context, id string) (fetched, error) {
 			if b, ok := dc.get(c.FS, id); ok {
-				return b, nil
+				return fetched{data: b, pooled: true}, nil
 			}
-			b, err := c.GetChunk(ctx, id)
-			if err == nil && c.Remote() {
-				// A chunk the server keeps on its own disk is not worth a
-				// second copy on this one.
-				dc.put(c.FS, id, b)
-			}
-			return b, err
+			// Fresh from the store, it is offered to the disk cache; a
+			// chunk the server keeps on its own disk is not worth a
+			// second copy on this one.
+			return c.fetch(ctx, id)
 		}
 	}
 	f := newFS(rctx, c, o.Log, o.CacheBytes, get)
+	if dc != nil {
+		f.cache.fill = func(id string, data []byte, crc uint32, done func()) bool { return dc.offer(c.FS, id, data, crc, done) }
+	}
 	if o.MaxInodes == 0 {
 		o.MaxInodes = DefaultMaxInodes
 	}
