@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,6 +95,9 @@ func (a *API) SecretsManager() *awsjson.Service {
 			"ListSecrets":    awsjson.Handle(a.ListSecrets),
 			"TagResource":    awsjson.Handle(a.TagResource),
 			"UntagResource":  awsjson.Handle(a.UntagResource),
+
+			"ListSecretVersionIds": awsjson.Handle(a.ListSecretVersionIds),
+			"GetRandomPassword":    awsjson.Handle(a.GetRandomPassword),
 		}}
 }
 
@@ -591,6 +595,159 @@ func (a *API) DescribeSecret(ctx context.Context, in *DescribeSecretInput) (*Des
 		return nil, err
 	}
 	return a.describe(rec), nil
+}
+
+// ListSecretVersionIdsInput is ListSecretVersionIds' request.
+type ListSecretVersionIdsInput struct {
+	SecretId          string
+	MaxResults        *int64
+	NextToken         string
+	IncludeDeprecated bool
+}
+
+// SecretVersionsListEntry is one version in ListSecretVersionIds.
+type SecretVersionsListEntry struct {
+	VersionId     string
+	VersionStages []string
+	CreatedDate   spec.Timestamp
+}
+
+// ListSecretVersionIdsOutput is ListSecretVersionIds' response.
+type ListSecretVersionIdsOutput struct {
+	ARN       string
+	Name      string
+	Versions  []SecretVersionsListEntry
+	NextToken string `json:",omitempty"`
+}
+
+// ListSecretVersionIds lists a secret's versions, newest first; versions
+// without a staging label (deprecated) only when asked for. It works on a
+// secret marked for deletion, as DescribeSecret does.
+func (a *API) ListSecretVersionIds(ctx context.Context, in *ListSecretVersionIdsInput) (*ListSecretVersionIdsOutput, error) {
+	limit := 100
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return nil, smErr("InvalidParameterException", "MaxResults must be between 1 and 100.")
+		}
+		limit = int(*in.MaxResults)
+	}
+	rec, _, err := a.loadSecret(ctx, in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	var vs []secretVersion
+	for _, v := range rec.Versions {
+		if len(v.Stages) > 0 || in.IncludeDeprecated {
+			vs = append(vs, v)
+		}
+	}
+	sort.SliceStable(vs, func(i, j int) bool { return vs[i].Created.After(vs[j].Created) })
+	start := 0
+	if in.NextToken != "" {
+		start = slices.IndexFunc(vs, func(v secretVersion) bool { return v.ID == in.NextToken })
+		if start < 0 {
+			return nil, smErr("InvalidNextTokenException", "The NextToken value is invalid.")
+		}
+	}
+	out := &ListSecretVersionIdsOutput{ARN: rec.ARN, Name: rec.Name, Versions: []SecretVersionsListEntry{}}
+	for _, v := range vs[start:] {
+		if len(out.Versions) == limit {
+			out.NextToken = v.ID
+			break
+		}
+		out.Versions = append(out.Versions, SecretVersionsListEntry{VersionId: v.ID, VersionStages: nonNil(v.Stages), CreatedDate: spec.Timestamp{Time: v.Created}})
+	}
+	return out, nil
+}
+
+// GetRandomPasswordInput is GetRandomPassword's request.
+type GetRandomPasswordInput struct {
+	PasswordLength          *int64
+	ExcludeCharacters       string
+	ExcludeNumbers          bool
+	ExcludePunctuation      bool
+	ExcludeUppercase        bool
+	ExcludeLowercase        bool
+	IncludeSpace            bool
+	RequireEachIncludedType *bool
+}
+
+// GetRandomPasswordOutput is GetRandomPassword's response.
+type GetRandomPasswordOutput struct {
+	RandomPassword string
+}
+
+// GetRandomPassword makes a password from a cryptographic source (ChaCha8
+// keyed from crypto/rand): 32
+// characters by default, with at least one of each included kind unless
+// told otherwise, as Secrets Manager does.
+func (a *API) GetRandomPassword(ctx context.Context, in *GetRandomPasswordInput) (*GetRandomPasswordOutput, error) {
+	n := int64(32)
+	if in.PasswordLength != nil {
+		n = *in.PasswordLength
+	}
+	if n < 1 || n > 4096 {
+		return nil, smErr("InvalidParameterException", "PasswordLength must be between 1 and 4096.")
+	}
+	if len(in.ExcludeCharacters) > 4096 {
+		return nil, smErr("InvalidParameterException", "ExcludeCharacters must be at most 4096 characters.")
+	}
+	keep := func(set string) string {
+		return strings.Map(func(r rune) rune {
+			if strings.ContainsRune(in.ExcludeCharacters, r) {
+				return -1
+			}
+			return r
+		}, set)
+	}
+	var kinds []string
+	for _, k := range []struct {
+		exclude bool
+		set     string
+	}{
+		{in.ExcludeLowercase, "abcdefghijklmnopqrstuvwxyz"},
+		{in.ExcludeUppercase, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+		{in.ExcludeNumbers, "0123456789"},
+		{in.ExcludePunctuation, "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"},
+		{!in.IncludeSpace, " "},
+	} {
+		if !k.exclude {
+			if set := keep(k.set); set != "" {
+				kinds = append(kinds, set)
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		return nil, smErr("InvalidParameterException", "The password must contain at least one character: every kind of character is excluded.")
+	}
+	requireEach := in.RequireEachIncludedType == nil || *in.RequireEachIncludedType
+	if requireEach && int64(len(kinds)) > n {
+		return nil, smErr("InvalidParameterException", "PasswordLength %d is too short to include one character of each of the %d kinds included.", n, len(kinds))
+	}
+	all := strings.Join(kinds, "")
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails (crypto/rand)
+	rng := rand.New(rand.NewChaCha8(seed))
+	pick := func(set string) byte { return set[rng.IntN(len(set))] }
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = pick(all)
+	}
+	if requireEach {
+		// One of each kind at distinct random places.
+		places := make([]int, n)
+		for i := range places {
+			places[i] = i
+		}
+		for i := len(places) - 1; i > 0; i-- {
+			j := rng.IntN(i + 1)
+			places[i], places[j] = places[j], places[i]
+		}
+		for k, set := range kinds {
+			out[places[k]] = pick(set)
+		}
+	}
+	return &GetRandomPasswordOutput{RandomPassword: string(out)}, nil
 }
 
 // DeleteSecretInput is DeleteSecret's request.

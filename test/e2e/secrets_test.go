@@ -116,6 +116,32 @@ func TestSecretsManager(t *testing.T) {
 		t.Fatalf("list: %v %+v", err, list)
 	}
 
+	// Versions: labelled ones, newest first, a page at a time.
+	vers, err := sm.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("prod/db"), MaxResults: aws.Int32(1)})
+	if err != nil || len(vers.Versions) != 1 || aws.ToString(vers.Versions[0].VersionId) != aws.ToString(put.VersionId) ||
+		vers.Versions[0].VersionStages[0] != "AWSCURRENT" || vers.NextToken == nil || aws.ToString(vers.ARN) != arn {
+		t.Fatalf("list versions: %v %+v", err, vers)
+	}
+	vers, err = sm.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("prod/db"), NextToken: vers.NextToken})
+	if err != nil || len(vers.Versions) != 1 || vers.Versions[0].VersionStages[0] != "AWSPREVIOUS" || vers.NextToken != nil {
+		t.Fatalf("list versions, page 2: %v %+v", err, vers)
+	}
+	_, err = sm.ListSecretVersionIds(ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("prod/db"), NextToken: aws.String("bogus")})
+	wantCode(t, "a bogus version page token", err, "InvalidNextTokenException")
+
+	// Random passwords: the length asked for, each kind included, the
+	// characters excluded left out.
+	pw, err := sm.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(40), ExcludeCharacters: aws.String("aeiouAEIOU01"), ExcludePunctuation: aws.Bool(true)})
+	if err != nil || len(aws.ToString(pw.RandomPassword)) != 40 || strings.ContainsAny(aws.ToString(pw.RandomPassword), "aeiouAEIOU01!#%-_") ||
+		!strings.ContainsAny(aws.ToString(pw.RandomPassword), "0123456789") || !strings.ContainsAny(aws.ToString(pw.RandomPassword), "BCDFGHJKLMNPQRSTVWXYZ") {
+		t.Fatalf("random password: %v %+v", err, pw)
+	}
+	if pw2, _ := sm.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{}); len(aws.ToString(pw2.RandomPassword)) != 32 || aws.ToString(pw2.RandomPassword) == aws.ToString(pw.RandomPassword) {
+		t.Fatalf("default random password: %+v", pw2)
+	}
+	_, err = sm.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(2)})
+	wantCode(t, "a password too short for one of each kind", err, "InvalidParameterException")
+
 	// Deletion with a recovery window can be undone; forced deletion not.
 	if _, err := sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(arn), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
 		t.Fatal(err)
