@@ -58,6 +58,13 @@ func (a *API) SSM() *awsjson.Service {
 			"DeleteParameter":     awsjson.Handle(a.DeleteParameter),
 			"DeleteParameters":    awsjson.Handle(a.DeleteParameters),
 			"DescribeParameters":  awsjson.Handle(a.DescribeParameters),
+
+			"GetParameterHistory":     awsjson.Handle(a.GetParameterHistory),
+			"LabelParameterVersion":   awsjson.Handle(a.LabelParameterVersion),
+			"UnlabelParameterVersion": awsjson.Handle(a.UnlabelParameterVersion),
+			"AddTagsToResource":       awsjson.Handle(a.AddTagsToResource),
+			"RemoveTagsFromResource":  awsjson.Handle(a.RemoveTagsFromResource),
+			"ListTagsForResource":     awsjson.Handle(a.ListTagsForResource),
 		}}
 }
 

@@ -267,6 +267,52 @@ func TestParameterStore(t *testing.T) {
 		t.Fatalf("describe parameters of type String: %v %+v", err, byType)
 	}
 
+	// History, oldest first, a page at a time; labels name one version.
+	hist, err := p.GetParameterHistory(ctx, &ssm.GetParameterHistoryInput{Name: aws.String("/app/db/password"), WithDecryption: aws.Bool(true), MaxResults: aws.Int32(1)})
+	if err != nil || len(hist.Parameters) != 1 || aws.ToString(hist.Parameters[0].Value) != "s3cure-param-7781" || hist.Parameters[0].Version != 1 || hist.NextToken == nil {
+		t.Fatalf("history: %v %+v", err, hist)
+	}
+	hist, err = p.GetParameterHistory(ctx, &ssm.GetParameterHistoryInput{Name: aws.String("/app/db/password"), NextToken: hist.NextToken})
+	if err != nil || len(hist.Parameters) != 1 || hist.Parameters[0].Version != 2 || aws.ToString(hist.Parameters[0].Value) == "rotated-param-1" {
+		t.Fatalf("history, page 2 (not decrypted): %v %+v", err, hist)
+	}
+	lab, err := p.LabelParameterVersion(ctx, &ssm.LabelParameterVersionInput{Name: aws.String("/app/db/password"), ParameterVersion: aws.Int64(1), Labels: []string{"stable", "1bad"}})
+	if err != nil || lab.ParameterVersion != 1 || len(lab.InvalidLabels) != 1 || lab.InvalidLabels[0] != "1bad" {
+		t.Fatalf("label version 1: %v %+v", err, lab)
+	}
+	byLabel, err := p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/app/db/password:stable"), WithDecryption: aws.Bool(true)})
+	if err != nil || aws.ToString(byLabel.Parameter.Value) != "s3cure-param-7781" {
+		t.Fatalf("get by label: %v %+v", err, byLabel)
+	}
+	if _, err := p.LabelParameterVersion(ctx, &ssm.LabelParameterVersionInput{Name: aws.String("/app/db/password"), Labels: []string{"stable"}}); err != nil {
+		t.Fatal(err)
+	}
+	byLabel, err = p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/app/db/password:stable"), WithDecryption: aws.Bool(true)})
+	if err != nil || aws.ToString(byLabel.Parameter.Value) != "rotated-param-1" {
+		t.Fatalf("a label moved to the latest version: %v %+v", err, byLabel)
+	}
+	unl, err := p.UnlabelParameterVersion(ctx, &ssm.UnlabelParameterVersionInput{Name: aws.String("/app/db/password"), ParameterVersion: aws.Int64(2), Labels: []string{"stable", "other"}})
+	if err != nil || len(unl.RemovedLabels) != 1 || len(unl.InvalidLabels) != 1 {
+		t.Fatalf("unlabel: %v %+v", err, unl)
+	}
+	_, err = p.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/app/db/password:stable")})
+	wantCode(t, "a removed label", err, "ParameterVersionNotFound")
+
+	// Tags.
+	if _, err := p.AddTagsToResource(ctx, &ssm.AddTagsToResourceInput{ResourceType: ssmtypes.ResourceTypeForTaggingParameter, ResourceId: aws.String("/app/region"),
+		Tags: []ssmtypes.Tag{{Key: aws.String("team"), Value: aws.String("a")}, {Key: aws.String("tier"), Value: aws.String("1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.RemoveTagsFromResource(ctx, &ssm.RemoveTagsFromResourceInput{ResourceType: ssmtypes.ResourceTypeForTaggingParameter, ResourceId: aws.String("/app/region"), TagKeys: []string{"tier"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := p.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{ResourceType: ssmtypes.ResourceTypeForTaggingParameter, ResourceId: aws.String("/app/region")})
+	if err != nil || len(tags.TagList) != 1 || aws.ToString(tags.TagList[0].Key) != "team" {
+		t.Fatalf("tags: %v %+v", err, tags)
+	}
+	_, err = p.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{ResourceType: ssmtypes.ResourceTypeForTaggingParameter, ResourceId: aws.String("/nope")})
+	wantCode(t, "tags of a missing parameter", err, "InvalidResourceId")
+
 	// Parameter Store's checks.
 	_, err = p.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/aws/x"), Value: aws.String("v"), Type: ssmtypes.ParameterTypeString})
 	wantCode(t, "reserved name", err, "ValidationException")
