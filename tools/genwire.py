@@ -20,7 +20,10 @@ TagResourceRequest TagResourceResponse UntagResourceRequest UntagResourceRespons
 SubmitTaskStateChangeRequest SubmitTaskStateChangeResponse SubmitContainerStateChangeRequest SubmitContainerStateChangeResponse
 CreateServiceRequest CreateServiceResponse UpdateServiceRequest UpdateServiceResponse DeleteServiceRequest DeleteServiceResponse
 DescribeServicesRequest DescribeServicesResponse ListServicesRequest ListServicesResponse
-PutClusterCapacityProvidersRequest PutClusterCapacityProvidersResponse DescribeCapacityProvidersRequest DescribeCapacityProvidersResponse""".split()
+PutClusterCapacityProvidersRequest PutClusterCapacityProvidersResponse DescribeCapacityProvidersRequest DescribeCapacityProvidersResponse
+UpdateClusterSettingsRequest UpdateClusterSettingsResponse
+PutAccountSettingRequest PutAccountSettingResponse PutAccountSettingDefaultRequest PutAccountSettingDefaultResponse
+ListAccountSettingsRequest ListAccountSettingsResponse DeleteAccountSettingRequest DeleteAccountSettingResponse""".split()
 
 path = sys.argv[1] if len(sys.argv) > 1 else sorted(glob.glob(os.path.expanduser(
     "~/go/pkg/mod/github.com/aws/aws-sdk-go-v2/service/ecs@*/schemas/schemas.go")))[-1]

@@ -96,6 +96,11 @@ func New(a *API) *API {
 		"TagResource":                   op(a.TagResource),
 		"UntagResource":                 op(a.UntagResource),
 		"ListTagsForResource":           op(a.ListTagsForResource),
+		"UpdateClusterSettings":         op(a.UpdateClusterSettings),
+		"PutAccountSetting":             op(a.PutAccountSetting),
+		"PutAccountSettingDefault":      op(a.PutAccountSettingDefault),
+		"DeleteAccountSetting":          op(a.DeleteAccountSetting),
+		"ListAccountSettings":           op(a.ListAccountSettings),
 	}
 	return a
 }

@@ -145,6 +145,12 @@ func (a *API) CreateCluster(ctx context.Context, r *spec.CreateClusterRequest) (
 	rec.Tags = r.Tags
 	if r.Settings != nil {
 		rec.Settings = r.Settings
+	} else {
+		settings, err := a.defaultClusterSettings(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rec.Settings = settings
 	}
 	rec.Configuration = r.Configuration
 	rec.CapacityProviders = r.CapacityProviders

@@ -305,6 +305,15 @@ type CreateServiceResponse struct {
 	Service *Service `json:"service,omitempty"`
 }
 
+type DeleteAccountSettingRequest struct {
+	Name         *string `json:"name,omitempty"`
+	PrincipalArn *string `json:"principalArn,omitempty"`
+}
+
+type DeleteAccountSettingResponse struct {
+	Setting *Setting `json:"setting,omitempty"`
+}
+
 type DeleteAttributesRequest struct {
 	Cluster    *string     `json:"cluster,omitempty"`
 	Attributes []Attribute `json:"attributes,omitzero"`
@@ -721,6 +730,20 @@ type LinuxParameters struct {
 	Swappiness         *int32              `json:"swappiness,omitempty"`
 }
 
+type ListAccountSettingsRequest struct {
+	Name              *string `json:"name,omitempty"`
+	Value             *string `json:"value,omitempty"`
+	PrincipalArn      *string `json:"principalArn,omitempty"`
+	EffectiveSettings *bool   `json:"effectiveSettings,omitempty"`
+	NextToken         *string `json:"nextToken,omitempty"`
+	MaxResults        *int32  `json:"maxResults,omitempty"`
+}
+
+type ListAccountSettingsResponse struct {
+	Settings  []Setting `json:"settings,omitzero"`
+	NextToken *string   `json:"nextToken,omitempty"`
+}
+
 type ListAttributesRequest struct {
 	Cluster        *string `json:"cluster,omitempty"`
 	TargetType     *string `json:"targetType,omitempty"`
@@ -972,6 +995,25 @@ type ProxyConfiguration struct {
 	Type          *string        `json:"type,omitempty"`
 	ContainerName *string        `json:"containerName,omitempty"`
 	Properties    []KeyValuePair `json:"properties,omitzero"`
+}
+
+type PutAccountSettingDefaultRequest struct {
+	Name  *string `json:"name,omitempty"`
+	Value *string `json:"value,omitempty"`
+}
+
+type PutAccountSettingDefaultResponse struct {
+	Setting *Setting `json:"setting,omitempty"`
+}
+
+type PutAccountSettingRequest struct {
+	Name         *string `json:"name,omitempty"`
+	Value        *string `json:"value,omitempty"`
+	PrincipalArn *string `json:"principalArn,omitempty"`
+}
+
+type PutAccountSettingResponse struct {
+	Setting *Setting `json:"setting,omitempty"`
 }
 
 type PutAttributesRequest struct {
@@ -1240,6 +1282,13 @@ type ServiceRegistry struct {
 type ServiceVolumeConfiguration struct {
 	Name             *string                               `json:"name,omitempty"`
 	ManagedEBSVolume *ServiceManagedEBSVolumeConfiguration `json:"managedEBSVolume,omitempty"`
+}
+
+type Setting struct {
+	Name         *string `json:"name,omitempty"`
+	Value        *string `json:"value,omitempty"`
+	PrincipalArn *string `json:"principalArn,omitempty"`
+	Type         *string `json:"type,omitempty"`
 }
 
 type SharingStrategy struct {
@@ -1523,6 +1572,15 @@ type UpdateClusterRequest struct {
 }
 
 type UpdateClusterResponse struct {
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+type UpdateClusterSettingsRequest struct {
+	Cluster  *string          `json:"cluster,omitempty"`
+	Settings []ClusterSetting `json:"settings,omitzero"`
+}
+
+type UpdateClusterSettingsResponse struct {
 	Cluster *Cluster `json:"cluster,omitempty"`
 }
 

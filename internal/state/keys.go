@@ -138,6 +138,10 @@ func VPCInstanceKey(cluster, id string) string { return VPCInstancesPrefix() + c
 // SHA-256), on a lease of the session's life. Owner: internal/console.
 func ConsoleSessionKey(sum string) string { return Prefix + "console/sessions/" + sum }
 
+// AccountSettingsKey holds the ECS account settings, every principal's
+// and the account's defaults, in one record. Owner: internal/ecs.
+func AccountSettingsKey() string { return Prefix + "account-settings" }
+
 // Secrets Manager secrets and SSM parameters, sealed with the cluster's
 // secrets key (kept outside etcd; SecretsKeyIDKey holds only its id, so a
 // server with another key refuses to start). Owner: internal/secrets.
