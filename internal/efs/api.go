@@ -126,6 +126,12 @@ func (a *API) Routes(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	h("POST "+v+"/resource-tags/{id}", 200, a.tagResource)
 	h("DELETE "+v+"/resource-tags/{id}", 200, a.untagResource)
 	h("GET "+v+"/resource-tags/{id}", 200, a.listTags)
+	h("GET "+v+"/file-systems/{id}/lifecycle-configuration", 200, a.describeLifecycle)
+	h("PUT "+v+"/file-systems/{id}/lifecycle-configuration", 200, a.putLifecycle)
+	h("GET "+v+"/file-systems/{id}/backup-policy", 200, a.describeBackupPolicy)
+	h("PUT "+v+"/file-systems/{id}/backup-policy", 200, a.putBackupPolicy)
+	h("GET "+v+"/account-preferences", 200, a.describeAccountPreferences)
+	h("PUT "+v+"/account-preferences", 200, a.putAccountPreferences)
 	// Anything else under the API's root is an unknown operation, in
 	// EFS's error shape rather than the mux's plain 404 or 405.
 	mux.Handle(PathPrefix, auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -330,7 +336,12 @@ func (a *API) getFS(ctx context.Context, id string) (*fsmeta.FileSystem, error) 
 }
 
 func (a *API) update(ctx context.Context, id string, fn func(*fsmeta.FileSystem) error) (*fsmeta.FileSystem, error) {
-	f, err := a.FS.UpdateFS(ctx, id, fn)
+	f, err := a.FS.UpdateFS(ctx, id, func(f *fsmeta.FileSystem) error {
+		if f.FSx {
+			return fsmeta.ErrNoFS // FSx's own, not an EFS file system
+		}
+		return fn(f)
+	})
 	if errors.Is(err, fsmeta.ErrNoFS) {
 		return nil, fsNotFound(id)
 	}

@@ -343,3 +343,65 @@ func TestAgentKeysAreScoped(t *testing.T) {
 		t.Fatalf("a mount with an agent key and no token: %v %v", err, out)
 	}
 }
+
+// TestEFSFileSystemSettings: lifecycle configuration, backup policy and
+// account preferences read as Berth has them, with refusals that change
+// nothing for what it cannot do.
+func TestEFSFileSystemSettings(t *testing.T) {
+	s := start(t)
+	c := efsClient(s.Endpoint())
+	ctx := context.Background()
+	fs, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("settings"), Backup: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fs.FileSystemId
+
+	lc, err := c.DescribeLifecycleConfiguration(ctx, &efs.DescribeLifecycleConfigurationInput{FileSystemId: id})
+	if err != nil || len(lc.LifecyclePolicies) != 0 {
+		t.Fatalf("lifecycle: %v %+v", err, lc)
+	}
+	if _, err := c.PutLifecycleConfiguration(ctx, &efs.PutLifecycleConfigurationInput{FileSystemId: id, LifecyclePolicies: []types.LifecyclePolicy{}}); err != nil {
+		t.Fatalf("lifecycle management off: %v", err)
+	}
+	_, err = c.PutLifecycleConfiguration(ctx, &efs.PutLifecycleConfigurationInput{FileSystemId: id,
+		LifecyclePolicies: []types.LifecyclePolicy{{TransitionToIA: types.TransitionToIARulesAfter30Days}}})
+	var bad *types.BadRequest
+	if !errors.As(err, &bad) {
+		t.Fatalf("a transition to IA: %v", err)
+	}
+	_, err = c.DescribeLifecycleConfiguration(ctx, &efs.DescribeLifecycleConfigurationInput{FileSystemId: aws.String("fs-0123456789abcdef0")})
+	var missing *types.FileSystemNotFound
+	if !errors.As(err, &missing) {
+		t.Fatalf("lifecycle of a missing file system: %v", err)
+	}
+
+	bp, err := c.DescribeBackupPolicy(ctx, &efs.DescribeBackupPolicyInput{FileSystemId: id})
+	if err != nil || bp.BackupPolicy.Status != types.StatusEnabled {
+		t.Fatalf("backup policy from creation: %v %+v", err, bp)
+	}
+	put, err := c.PutBackupPolicy(ctx, &efs.PutBackupPolicyInput{FileSystemId: id, BackupPolicy: &types.BackupPolicy{Status: types.StatusDisabled}})
+	if err != nil || put.BackupPolicy.Status != types.StatusDisabled {
+		t.Fatalf("put backup policy: %v %+v", err, put)
+	}
+	if _, err := c.PutBackupPolicy(ctx, &efs.PutBackupPolicyInput{FileSystemId: id, BackupPolicy: &types.BackupPolicy{Status: types.StatusEnabling}}); !errors.As(err, &bad) {
+		t.Fatalf("ENABLING requested: %v", err)
+	}
+	if bp, err := c.DescribeBackupPolicy(ctx, &efs.DescribeBackupPolicyInput{FileSystemId: id}); err != nil || bp.BackupPolicy.Status != types.StatusDisabled {
+		t.Fatalf("a refused put changed the policy: %v %+v", err, bp)
+	}
+
+	pref, err := c.DescribeAccountPreferences(ctx, &efs.DescribeAccountPreferencesInput{})
+	if err != nil || pref.ResourceIdPreference.ResourceIdType != types.ResourceIdTypeLongId {
+		t.Fatalf("account preferences: %v %+v", err, pref)
+	}
+	if _, err := c.PutAccountPreferences(ctx, &efs.PutAccountPreferencesInput{ResourceIdType: types.ResourceIdTypeShortId}); !errors.As(err, &bad) {
+		t.Fatalf("short ids: %v", err)
+	}
+
+	// The AWS CLI, unchanged.
+	out, msg := runAWS(t, s.Endpoint(), "efs", "describe-lifecycle-configuration", "--file-system-id", aws.ToString(id))
+	if msg != "" || out["LifecyclePolicies"] == nil {
+		t.Fatalf("cli describe-lifecycle-configuration: %s %v", msg, out)
+	}
+}

@@ -132,6 +132,10 @@ func TestFSxAPI(t *testing.T) {
 	if err != nil || len(efsd.FileSystems) != 0 {
 		t.Fatalf("EFS lists the FSx file system: %v %+v", err, efsd)
 	}
+	// Nor does it change it.
+	_, err = efsClient(ep).PutFileSystemPolicy(ctx, &efssdk.PutFileSystemPolicyInput{FileSystemId: aws.String(id),
+		Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"elasticfilesystem:ClientMount"}]}`)})
+	wantCode(t, "an EFS policy on an FSx file system", err, "FileSystemNotFound")
 
 	del, err := fc.DeleteFileSystem(ctx, &fsx.DeleteFileSystemInput{FileSystemId: aws.String(id)})
 	if err != nil || del.Lifecycle != fsxtypes.FileSystemLifecycleDeleting {
