@@ -320,7 +320,7 @@ func (a *API) AddTagsToResource(ctx context.Context, in *AddTagsToResourceInput)
 			return nil, validation("Tag keys beginning with aws: are reserved.")
 		}
 	}
-	err := a.modifyParam(ctx, in.ResourceId, func(_ string, rec *paramRecord) error {
+	return a.changeTags(ctx, in.ResourceType, in.ResourceId, func(rec *paramRecord) error {
 		for _, t := range in.Tags {
 			if k := slices.IndexFunc(rec.Tags, func(o ssmTag) bool { return o.Key == t.Key }); k >= 0 {
 				rec.Tags[k].Value = t.Value
@@ -333,22 +333,22 @@ func (a *API) AddTagsToResource(ctx context.Context, in *AddTagsToResourceInput)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, invalidResource(err)
-	}
-	return &Empty{}, nil
 }
 
 // RemoveTagsFromResource removes tags from a parameter by key.
 func (a *API) RemoveTagsFromResource(ctx context.Context, in *RemoveTagsFromResourceInput) (*Empty, error) {
-	if err := tagTarget(in.ResourceType, in.ResourceId); err != nil {
-		return nil, err
-	}
-	err := a.modifyParam(ctx, in.ResourceId, func(_ string, rec *paramRecord) error {
+	return a.changeTags(ctx, in.ResourceType, in.ResourceId, func(rec *paramRecord) error {
 		rec.Tags = slices.DeleteFunc(rec.Tags, func(t ssmTag) bool { return slices.Contains(in.TagKeys, t.Key) })
 		return nil
 	})
-	if err != nil {
+}
+
+// changeTags applies fn to the tags of the parameter a tag request names.
+func (a *API) changeTags(ctx context.Context, typ, id string, fn func(*paramRecord) error) (*Empty, error) {
+	if err := tagTarget(typ, id); err != nil {
+		return nil, err
+	}
+	if err := a.modifyParam(ctx, id, func(_ string, rec *paramRecord) error { return fn(rec) }); err != nil {
 		return nil, invalidResource(err)
 	}
 	return &Empty{}, nil
