@@ -300,6 +300,12 @@ func TestFSxSMBShares(t *testing.T) {
 	if maddr == addrB {
 		t.Fatalf("two file systems share the address %s", maddr)
 	}
+	// The agent applies a change of users at its next poll, restarting
+	// the share's smbd (README): wait for the user to be let in.
+	eventually(t, "the operator's user let in", func() bool {
+		_, ok := smbclient(t, maddr, "ops", "ops-Pa55", "ls")
+		return ok
+	})
 	if out, ok := smbclient(t, maddr, "ops", "ops-Pa55", "mkdir ops-was-here; ls"); !ok || !strings.Contains(out, "ops-was-here") {
 		t.Fatalf("the operator's user on the managed-AD share: %s", out)
 	}
