@@ -39,7 +39,6 @@ type fetched struct {
 	// back; fresh: it came from the store, so fill may borrow it.
 	pooled, fresh bool
 	crc           uint32 // data's CRC-32C, when pooled
-
 }
 
 type fetch struct {

@@ -228,15 +228,9 @@ func (c *Conn) PutChunk(ctx context.Context, id string, data []byte) (string, er
 	}
 }
 
-// GetChunk downloads a chunk, waiting for a restarting server as long as
-// an operation does.
-func (c *Conn) GetChunk(ctx context.Context, id string) ([]byte, error) {
-	got, err := c.fetch(ctx, id)
-	return got.data, err
-}
-
-// fetch is GetChunk for the chunk cache: a chunk of known length comes in
-// a block buffer (getBlockBuf), with its CRC-32C taken as it arrived.
+// fetch downloads a chunk for the chunk cache, waiting for a restarting
+// server as long as an operation does: a chunk of known length comes in a
+// block buffer (getBlockBuf), with its CRC-32C taken as it arrived.
 func (c *Conn) fetch(ctx context.Context, id string) (got fetched, err error) {
 	start := time.Now()
 	url, haveURL := c.takeGet(id)
