@@ -56,16 +56,9 @@ func (a *API) GetParameterHistory(ctx context.Context, in *GetParameterHistoryIn
 		}
 		limit = int(*in.MaxResults)
 	}
-	name, err := a.paramName(in.Name)
+	name, rec, err := a.findParam(ctx, in.Name)
 	if err != nil {
 		return nil, err
-	}
-	rec, _, err := a.loadParam(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if rec == nil {
-		return nil, paramNotFound(in.Name)
 	}
 	start := 0
 	if in.NextToken != "" {
@@ -137,6 +130,20 @@ func checkLabels(labels []string) error {
 		return validation("1 validation error detected: Value at 'labels' failed to satisfy constraint: Member must have length between 1 and 10")
 	}
 	return nil
+}
+
+// findParam reads the parameter a name or ARN names; a missing one is
+// ParameterNotFound.
+func (a *API) findParam(ctx context.Context, ref string) (string, *paramRecord, error) {
+	name, err := a.paramName(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	rec, _, err := a.loadParam(ctx, name)
+	if err == nil && rec == nil {
+		err = paramNotFound(ref)
+	}
+	return name, rec, err
 }
 
 // modifyParam changes a parameter with fn and writes it back, retrying on
@@ -359,16 +366,9 @@ func (a *API) ListTagsForResource(ctx context.Context, in *ListTagsForResourceIn
 	if err := tagTarget(in.ResourceType, in.ResourceId); err != nil {
 		return nil, err
 	}
-	name, err := a.paramName(in.ResourceId)
+	_, rec, err := a.findParam(ctx, in.ResourceId)
 	if err != nil {
-		return nil, err
-	}
-	rec, _, err := a.loadParam(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if rec == nil {
-		return nil, invalidResource(paramNotFound(in.ResourceId))
+		return nil, invalidResource(err)
 	}
 	out := &ListTagsForResourceOutput{TagList: []ssmTag{}}
 	out.TagList = append(out.TagList, rec.Tags...)
