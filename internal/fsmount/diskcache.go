@@ -107,7 +107,16 @@ func (d *diskCache) get(fsid, id string) ([]byte, bool) {
 	}
 	buf := getBlockBuf()
 	b := withHeader(buf)[:st.Size]
-	if err := readFull(fd, b); err != nil {
+	err = readFull(fd, b)
+	if err == unix.EINVAL { // the flag was taken, direct reads are not
+		if fl, ferr := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); ferr == nil {
+			if _, ferr := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_DIRECT); ferr == nil {
+				unix.Seek(fd, 0, io.SeekStart)
+				err = readFull(fd, b)
+			}
+		}
+	}
+	if err != nil {
 		putBlockBuf(buf)
 		if err == io.ErrUnexpectedEOF {
 			return bad()
