@@ -76,12 +76,20 @@ func (a *API) principal(p *string) (string, error) {
 	return *p, nil
 }
 
-// checkSetting validates a name and a value for a put.
-func checkSetting(name, value string, asDefault bool) error {
-	rule, ok := settingRules[name]
-	if !ok {
+// knownSetting checks that a setting name is one of ECS's.
+func knownSetting(name string) error {
+	if _, ok := settingRules[name]; !ok {
 		return spec.InvalidParam("Invalid setting name '%s'. Valid names: %v.", name, settingNames())
 	}
+	return nil
+}
+
+// checkSetting validates a name and a value for a put.
+func checkSetting(name, value string, asDefault bool) error {
+	if err := knownSetting(name); err != nil {
+		return err
+	}
+	rule := settingRules[name]
 	switch {
 	case rule.readOnly:
 		return spec.InvalidParam("The %s setting is read-only.", name)
@@ -201,8 +209,8 @@ func (a *API) DeleteAccountSetting(ctx context.Context, r *spec.DeleteAccountSet
 		return nil, err
 	}
 	name := spec.Val(r.Name)
-	if _, ok := settingRules[name]; !ok {
-		return nil, spec.InvalidParam("Invalid setting name '%s'. Valid names: %v.", name, settingNames())
+	if err := knownSetting(name); err != nil {
+		return nil, err
 	}
 	var was *spec.Setting
 	err = a.changeAccountSettings(ctx, func(s *accountSettings) error {
@@ -229,8 +237,8 @@ func (a *API) ListAccountSettings(ctx context.Context, r *spec.ListAccountSettin
 		return nil, err
 	}
 	if n := spec.Val(r.Name); n != "" {
-		if _, ok := settingRules[n]; !ok {
-			return nil, spec.InvalidParam("Invalid setting name '%s'. Valid names: %v.", n, settingNames())
+		if err := knownSetting(n); err != nil {
+			return nil, err
 		}
 	}
 	if spec.Val(r.Value) != "" && spec.Val(r.Name) == "" {
