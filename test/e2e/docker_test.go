@@ -119,10 +119,13 @@ func (c *cluster) addAgent(zone, dataDir string, mod ...func(*agent.Config)) *ru
 	}
 	ra.arn = a.ContainerInstanceArn()
 	c.agents = append(c.agents, ra)
+	// Cleanups run last first: the agent stops before its containers go
+	// (a running agent could start a task it was given in the meantime),
+	// then Samba, then the mounts.
 	c.t.Cleanup(func() { unmountAll(dataDir) })
 	c.t.Cleanup(func() { stopSMB(dataDir, ra.arn) })
-	c.t.Cleanup(func() { c.stopAgent(ra) })
 	c.t.Cleanup(func() { removeTaskContainers(ra.arn) })
+	c.t.Cleanup(func() { c.stopAgent(ra) })
 	return ra
 }
 
